@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""Port packet rates of a running DPDK process, read through its telemetry socket.
+
+  telemetry.py rate FILE_PREFIX [--port 0] [--warmup 2] [--seconds 5]
+      waits for the socket, lets the forwarder warm up, samples /ethdev/stats at t0 and
+      t1 and prints one JSON object: {"opps": ..., "ipps": ..., "seconds": ...}
+  telemetry.py query FILE_PREFIX COMMAND     prints the raw JSON answer
+"""
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+
+RUNTIME_DIR = "/var/run/dpdk"
+
+
+class Telemetry:
+    def __init__(self, prefix, wait=30.0):
+        path = os.path.join(RUNTIME_DIR, prefix, "dpdk_telemetry.v2")
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                self.sock.connect(path)
+                break
+            except OSError as e:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"telemetry.py: cannot connect to {path}: {e}")
+                time.sleep(0.2)
+        # The server greets with its version and maximum answer length.
+        hello = json.loads(self.sock.recv(4096))
+        self.max_len = int(hello.get("max_output_len", 16384))
+
+    def query(self, command):
+        self.sock.send(command.encode())
+        answer = json.loads(self.sock.recv(self.max_len))
+        key = command.split(",", 1)[0]
+        if answer.get(key) is None:
+            raise SystemExit(f"telemetry.py: '{command}' returned {answer}")
+        return answer[key]
+
+    def port_stats(self, port):
+        return self.query(f"/ethdev/stats,{port}")
+
+
+def rate(args):
+    t = Telemetry(args.prefix)
+    time.sleep(args.warmup)
+    s0, t0 = t.port_stats(args.port), time.monotonic()
+    time.sleep(args.seconds)
+    s1, t1 = t.port_stats(args.port), time.monotonic()
+    dt = t1 - t0
+    print(json.dumps({
+        "opps": (s1["opackets"] - s0["opackets"]) / dt,
+        "ipps": (s1["ipackets"] - s0["ipackets"]) / dt,
+        "imissed": s1["imissed"] - s0["imissed"],
+        "seconds": dt,
+    }))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("rate")
+    r.add_argument("prefix", help="the process's EAL --file-prefix")
+    r.add_argument("--port", type=int, default=0)
+    r.add_argument("--warmup", type=float, default=2.0)
+    r.add_argument("--seconds", type=float, default=5.0)
+    q = sub.add_parser("query")
+    q.add_argument("prefix")
+    q.add_argument("command")
+    a = ap.parse_args()
+    if a.cmd == "rate":
+        rate(a)
+    else:
+        print(json.dumps(Telemetry(a.prefix).query(a.command)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+// JSON views of the speaker for the management socket (`show bgp ...`).
+#include "control/bgp/speaker.hpp"
+
+namespace vleaf::bgp {
+
+namespace {
+
+using nlohmann::json;
+
+int64_t seconds_since(TimePoint t) {
+    return std::chrono::duration_cast<Seconds>(Clock::now() - t).count();
+}
+
+json families_json(FamilyMask m) {
+    json a = json::array();
+    for (unsigned i = 0; i < kRouteFamilies; ++i)
+        if (m & family_bit(RouteFamily(i))) a.push_back(family_name(RouteFamily(i)));
+    return a;
+}
+
+const char *origin_name(std::optional<Origin> o) {
+    if (!o) return "";
+    switch (*o) {
+    case Origin::Igp:
+        return "igp";
+    case Origin::Egp:
+        return "egp";
+    case Origin::Incomplete:
+        return "incomplete";
+    }
+    return "";
+}
+
+json path_json(const Path &p, bool best, bool multipath, const Rib &rib) {
+    const PathAttrs &a = p.attrs->attrs;
+    json j;
+    j["from"] = p.peer == kLocalPeer ? std::string("local") : rib.peer(p.peer).address.str();
+    j["next_hop"] = p.attrs->next_hop.addr.is_unspecified() ? std::string("self")
+                                                            : p.attrs->next_hop.addr.str();
+    if (p.attrs->next_hop.link_local) j["link_local"] = p.attrs->next_hop.link_local->str();
+    j["as_path"] = a.as_path ? a.as_path->str() : "";
+    j["origin"] = origin_name(a.origin);
+    j["local_pref"] = p.attrs->local_pref();
+    if (a.med) j["med"] = *a.med;
+    json comms = json::array();
+    for (auto c : a.communities) comms.push_back(community_str(c));
+    j["communities"] = comms;
+    if (!a.large_communities.empty()) {
+        json l = json::array();
+        for (auto &c : a.large_communities)
+            l.push_back(std::to_string(c.global) + ":" + std::to_string(c.local1) + ":" +
+                        std::to_string(c.local2));
+        j["large_communities"] = l;
+    }
+    if (!a.ext_communities.empty()) {
+        json e = json::array();
+        for (auto &c : a.ext_communities) e.push_back(c.str());
+        j["ext_communities"] = e;
+    }
+    if (a.originator_id) j["originator_id"] = IpAddr::v4(*a.originator_id).str();
+    if (!a.cluster_list.empty()) {
+        json cl = json::array();
+        for (auto id : a.cluster_list) cl.push_back(IpAddr::v4(id).str());
+        j["cluster_list"] = cl;
+    }
+    if (p.path_id) j["path_id"] = p.path_id;
+    j["best"] = best;
+    j["multipath"] = multipath;
+    j["stale"] = (p.flags & Path::kStale) != 0;
+    return j;
+}
+
+} // namespace
+
+nlohmann::json Speaker::show_summary() const {
+    json j;
+    j["router_id"] = cfg_.router_id.str();
+    j["asn"] = cfg_.asn;
+    j["listen_port"] = listen_port_;
+    json rib;
+    for (unsigned i = 0; i < kRouteFamilies; ++i)
+        rib[family_name(RouteFamily(i))] = rib_.prefixes(RouteFamily(i));
+    rib["paths"] = rib_.paths();
+    rib["attribute_sets"] = rib_.attr_sets();
+    j["rib"] = rib;
+    j["connections"] = {{"accepted", counters_.accepted},
+                        {"rejected_unknown", counters_.rejected_unknown},
+                        {"rejected_collision", counters_.rejected_collision},
+                        {"dynamic_created", counters_.dynamic_created}};
+    json peers = json::array();
+    for (auto &sp : sessions_) {
+        const Session &s = *sp;
+        json p;
+        p["neighbor"] = s.remote.str();
+        p["remote_as"] = s.local.remote_as;
+        p["state"] = state_name(s.main->fsm.state());
+        p["dynamic"] = s.dynamic;
+        p["uptime_s"] = s.up ? seconds_since(s.up_since) : 0;
+        json pfx;
+        auto &acc = rib_.peer(s.rib_id).accepted;
+        for (unsigned i = 0; i < kRouteFamilies; ++i)
+            if (s.local.families & family_bit(RouteFamily(i)))
+                pfx[family_name(RouteFamily(i))] = acc[i];
+        p["prefixes_received"] = pfx;
+        p["prefixes_sent"] = s.counters.prefixes_announced_out;
+        p["msgs_received"] = s.counters.opens_in + s.counters.updates_in +
+                             s.counters.keepalives_in + s.counters.notifications_in +
+                             s.counters.refreshes_in;
+        p["msgs_sent"] = s.counters.opens_out + s.counters.updates_out + s.counters.keepalives_out +
+                         s.counters.notifications_out;
+        p["last_error"] = s.last_error;
+        peers.push_back(p);
+    }
+    j["peers"] = peers;
+    return j;
+}
+
+nlohmann::json Speaker::show_neighbors(const std::string &address) const {
+    json out = json::array();
+    for (auto &sp : sessions_) {
+        const Session &s = *sp;
+        if (!address.empty() && s.remote.str() != address) continue;
+        const Conn &c = *s.main;
+        json p;
+        p["neighbor"] = s.remote.str();
+        p["description"] = s.cfg.description;
+        p["remote_as"] = s.local.remote_as;
+        p["local_as"] = s.local.asn;
+        p["type"] = s.ibgp() ? "internal" : "external";
+        p["state"] = state_name(c.fsm.state());
+        p["dynamic"] = s.dynamic;
+        p["passive"] = s.local.passive;
+        p["rr_client"] = s.cfg.rr_client;
+        p["configured_families"] = families_json(s.local.families);
+        p["password"] = !s.cfg.password.empty();
+        p["ttl_security"] = s.cfg.ttl_security;
+        if (c.fd >= 0) {
+            p["local_address"] = c.local_addr.str();
+            p["local_port"] = c.local_port;
+            p["remote_port"] = c.remote_port;
+        }
+        if (s.up) {
+            p["uptime_s"] = seconds_since(s.up_since);
+            p["remote_id"] = IpAddr::v4(s.neg.remote_id).str();
+            p["hold_time"] = s.neg.hold;
+            p["keepalive"] = s.neg.keepalive;
+            p["families"] = families_json(s.neg.families);
+            p["four_octet_as"] = s.neg.ctx.four_octet_as;
+            p["route_refresh"] = s.neg.route_refresh;
+            p["graceful_restart"] = s.neg.peer_gr;
+            p["peer_restart_time"] = s.neg.peer_restart_time;
+            json ap = json::array();
+            for (unsigned i = 0; i < kRouteFamilies; ++i)
+                if (s.neg.ctx.add_path_rx[i]) ap.push_back(family_name(RouteFamily(i)));
+            p["add_path_receive"] = ap;
+            p["extended_nexthop"] = s.neg.ctx.extended_nexthop_ipv4;
+        }
+        p["stale_families"] = families_json(s.gr_stale);
+        p["last_error"] = s.last_error;
+        json ctr;
+        auto &k = s.counters;
+        ctr["opens_in"] = k.opens_in;
+        ctr["opens_out"] = k.opens_out;
+        ctr["updates_in"] = k.updates_in;
+        ctr["updates_out"] = k.updates_out;
+        ctr["keepalives_in"] = k.keepalives_in;
+        ctr["keepalives_out"] = k.keepalives_out;
+        ctr["notifications_in"] = k.notifications_in;
+        ctr["notifications_out"] = k.notifications_out;
+        ctr["route_refresh_in"] = k.refreshes_in;
+        ctr["prefixes_announced_in"] = k.prefixes_announced_in;
+        ctr["prefixes_withdrawn_in"] = k.prefixes_withdrawn_in;
+        ctr["prefixes_announced_out"] = k.prefixes_announced_out;
+        ctr["prefixes_withdrawn_out"] = k.prefixes_withdrawn_out;
+        ctr["treat_as_withdraw"] = k.treat_as_withdraw;
+        ctr["attribute_discard"] = k.attribute_discard;
+        ctr["import_rejected"] = k.import_rejected;
+        ctr["established"] = k.established;
+        ctr["dropped"] = k.dropped;
+        p["counters"] = ctr;
+        json pfx;
+        auto &acc = rib_.peer(s.rib_id).accepted;
+        for (unsigned i = 0; i < kRouteFamilies; ++i) pfx[family_name(RouteFamily(i))] = acc[i];
+        p["prefixes_received"] = pfx;
+        out.push_back(p);
+    }
+    return out;
+}
+
+nlohmann::json Speaker::show_routes(RouteFamily f, const std::string &prefix) const {
+    json out = json::array();
+    auto add = [&](const std::string &key, const RouteEntry &e) {
+        json r;
+        r["prefix"] = key;
+        json paths = json::array();
+        for (size_t i = 0; i < e.n; ++i)
+            paths.push_back(path_json(e.paths[i], i == 0, i < e.n_best, rib_));
+        r["paths"] = paths;
+        out.push_back(r);
+    };
+    if (!prefix.empty() && f != RouteFamily::Evpn) {
+        auto p = Prefix::parse(prefix);
+        if (!p) throw std::invalid_argument("'" + prefix + "' is not a prefix");
+        if (auto *e = rib_.find(f, *p)) add(p->str(), *e);
+        return out;
+    }
+    rib_.for_each(f, [&](const Prefix *p, const EvpnNlri *ev, const RouteEntry &e) {
+        std::string key = p ? p->str() : ev->str();
+        if (prefix.empty() || key.find(prefix) != std::string::npos) add(key, e);
+    });
+    return out;
+}
+
+} // namespace vleaf::bgp

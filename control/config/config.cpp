@@ -1,0 +1,567 @@
+#include "control/config/config.hpp"
+
+#include "config/demo_yaml.hpp"
+#include "vleaf/update.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <initializer_list>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <sys/un.h>
+#include <utility>
+
+namespace vleaf::config {
+
+namespace {
+
+constexpr unsigned kMaxLcore = 128;  // RTE_MAX_LCORE of Debian's DPDK build
+constexpr uint16_t kMaxBurst = 256;  // workers keep bursts in fixed arrays
+constexpr uint32_t kMaxVrfId = 255;  // one LPM pair per VRF: keep the table count bounded
+constexpr size_t kMaxNameLen = 32;   // names appear in CLI tables and counters
+constexpr size_t kMaxIfNameLen = 15; // IFNAMSIZ - 1, for kernel tap names
+constexpr size_t kMaxQueues = 64;
+
+std::string sub(const std::string &path, std::string_view key) {
+    return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+std::string at(const std::string &path, size_t i) {
+    return path + "[" + std::to_string(i) + "]";
+}
+
+std::string describe(const YAML::Node &n) {
+    switch (n.Type()) {
+    case YAML::NodeType::Scalar:
+        return "'" + n.Scalar() + "'";
+    case YAML::NodeType::Sequence:
+        return "a list";
+    case YAML::NodeType::Map:
+        return "a mapping";
+    default:
+        return "nothing";
+    }
+}
+
+std::string join(const std::vector<std::string> &items, std::string_view sep) {
+    std::string out;
+    for (const auto &s : items) {
+        if (!out.empty()) out += sep;
+        out += s;
+    }
+    return out;
+}
+
+class Checker {
+  public:
+    explicit Checker(std::string source) : source_(std::move(source)) {}
+
+    [[noreturn]] void fail(const std::string &path, const std::string &reason) const {
+        throw ConfigError(source_ + ": " + (path.empty() ? "(top level)" : path) + ": " + reason);
+    }
+
+    const std::string &source() const { return source_; }
+
+  private:
+    std::string source_;
+};
+
+// One YAML mapping with a fixed set of allowed keys. Unknown and repeated keys are errors so
+// that a typo ("rx_queue") never silently falls back to a default.
+class Map {
+  public:
+    Map(const Checker &c, const YAML::Node &node, std::string path,
+        std::initializer_list<std::string_view> allowed)
+        : c_(c), path_(std::move(path)) {
+        if (!node.IsMap()) c_.fail(path_, "expected a mapping, got " + describe(node));
+        for (auto it = node.begin(); it != node.end(); ++it) {
+            if (!it->first.IsScalar())
+                c_.fail(path_, "mapping keys must be plain names, got " + describe(it->first));
+            const std::string &key = it->first.Scalar();
+            if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+                std::vector<std::string> names(allowed.begin(), allowed.end());
+                c_.fail(sub(path_, key),
+                        "unknown key (expected one of: " + join(names, ", ") + ")");
+            }
+            if (entries_.count(key)) c_.fail(sub(path_, key), "key given twice");
+            entries_.emplace(key, it->second);
+        }
+    }
+
+    const std::string &path() const { return path_; }
+    std::string path(std::string_view key) const { return sub(path_, key); }
+    bool has(std::string_view key) const { return entries_.count(std::string(key)) != 0; }
+
+    const YAML::Node *get(std::string_view key) const {
+        auto it = entries_.find(std::string(key));
+        return it == entries_.end() ? nullptr : &it->second;
+    }
+
+    const YAML::Node &required(std::string_view key) const {
+        if (auto *n = get(key)) return *n;
+        c_.fail(path(key), "required field is missing");
+    }
+
+    std::string text(std::string_view key, const YAML::Node &n) const {
+        if (!n.IsScalar()) c_.fail(path(key), "expected a string, got " + describe(n));
+        return n.Scalar();
+    }
+
+    void str(std::string_view key, std::string &out) const {
+        if (auto *n = get(key)) out = text(key, *n);
+    }
+
+    std::string required_str(std::string_view key) const {
+        std::string s = text(key, required(key));
+        if (s.empty()) c_.fail(path(key), "must not be empty");
+        return s;
+    }
+
+    template <class T> void num(std::string_view key, T &out, uint64_t min, uint64_t max) const {
+        if (auto *n = get(key)) out = static_cast<T>(number(c_, *n, path(key), min, max));
+    }
+
+    void flag(std::string_view key, bool &out) const {
+        auto *n = get(key);
+        if (!n) return;
+        if (!n->IsScalar() || !YAML::convert<bool>::decode(*n, out))
+            c_.fail(path(key), "expected true or false, got " + describe(*n));
+    }
+
+    // A list under `key`: absent means empty, anything but a sequence is an error.
+    YAML::Node list(std::string_view key) const {
+        auto *n = get(key);
+        if (!n) return YAML::Node(YAML::NodeType::Sequence);
+        if (!n->IsSequence()) c_.fail(path(key), "expected a list, got " + describe(*n));
+        return *n;
+    }
+
+    static uint64_t number(const Checker &c, const YAML::Node &n, const std::string &path,
+                           uint64_t min, uint64_t max) {
+        const std::string range = std::to_string(min) + ".." + std::to_string(max);
+        if (!n.IsScalar()) c.fail(path, "expected an integer in " + range + ", got " + describe(n));
+        const std::string &s = n.Scalar();
+        uint64_t v = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (s.empty() || ec == std::errc::invalid_argument || end != s.data() + s.size())
+            c.fail(path, "expected an integer in " + range + ", got '" + s + "'");
+        if (ec == std::errc::result_out_of_range || v < min || v > max)
+            c.fail(path, s + " is out of range " + range);
+        return v;
+    }
+
+  private:
+    const Checker &c_;
+    std::string path_;
+    std::map<std::string, YAML::Node, std::less<>> entries_;
+};
+
+void check_name(const Checker &c, const std::string &path, const std::string &name,
+                size_t max_len = kMaxNameLen) {
+    if (name.size() > max_len)
+        c.fail(path, "'" + name + "' is longer than " + std::to_string(max_len) + " characters");
+    for (char ch : name) {
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
+        if (!ok) c.fail(path, "'" + name + "' may only hold letters, digits, '_', '-' and '.'");
+    }
+}
+
+std::string family_name(const IpAddr &a) {
+    return a.is_v4() ? "IPv4" : "IPv6";
+}
+
+class Parser {
+  public:
+    Parser(const Checker &c) : c_(c) {}
+
+    Config run(const YAML::Node &root) {
+        Config cfg;
+        cfg.source = c_.source();
+        if (root.IsNull()) c_.fail("ports", "at least one port is required (the file is empty)");
+        Map top(c_, root, "",
+                {"log_level", "burst", "mempool", "ports", "interfaces", "workers", "vrfs",
+                 "routes", "neighbors", "api"});
+        top.str("log_level", cfg.log_level);
+        static const std::vector<std::string> levels{"trace", "debug",    "info", "warn",
+                                                     "error", "critical", "off"};
+        if (std::find(levels.begin(), levels.end(), cfg.log_level) == levels.end())
+            c_.fail("log_level", "'" + cfg.log_level +
+                                     "' is not a log level (one of: " + join(levels, ", ") + ")");
+        top.num("burst", cfg.burst, 1, kMaxBurst);
+        if (auto *n = top.get("mempool")) cfg.mempool = mempool(*n);
+        // Order matters: later sections refer to names defined by earlier ones.
+        vrfs(cfg, top.list("vrfs"));
+        ports(cfg, top.list("ports"));
+        interfaces(cfg, top.list("interfaces"));
+        workers(cfg, top.list("workers"));
+        routes(cfg, top.list("routes"));
+        if (auto *n = top.get("neighbors")) cfg.neighbors = neighbors(*n);
+        if (auto *n = top.get("api")) cfg.api = api(*n);
+        return cfg;
+    }
+
+  private:
+    Mempool mempool(const YAML::Node &n) {
+        Map m(c_, n, "mempool", {"mbufs", "cache", "data_room"});
+        Mempool p;
+        m.num("mbufs", p.mbufs, 512, 1u << 24);
+        // rte_mempool caps the per-lcore cache at 512 and at mbufs / 1.5.
+        m.num("cache", p.cache, 0, 512);
+        if (p.cache * 3 > p.mbufs * 2)
+            c_.fail("mempool.cache", std::to_string(p.cache) + " is more than mbufs / 1.5 (" +
+                                         std::to_string(p.mbufs * 2 / 3) + ")");
+        // At least the 128-byte headroom plus a minimal Ethernet frame.
+        m.num("data_room", p.data_room, 256, UINT16_MAX);
+        return p;
+    }
+
+    void vrfs(Config &cfg, const YAML::Node &list) {
+        cfg.vrfs.push_back(Vrf{"default", 0});
+        std::map<uint32_t, std::string> ids{{0, "default"}};
+        bool default_seen = false;
+        for (size_t i = 0; i < list.size(); i++) {
+            Map m(c_, list[i], at("vrfs", i), {"name", "id", "max_routes_v4", "max_routes_v6"});
+            Vrf v;
+            v.name = m.required_str("name");
+            check_name(c_, m.path("name"), v.name);
+            if (v.name == "default") {
+                if (default_seen) c_.fail(m.path("name"), "VRF 'default' listed twice");
+                default_seen = true;
+                m.num("id", v.id, 0, 0);
+            } else {
+                if (cfg.vrf(v.name)) c_.fail(m.path("name"), "VRF '" + v.name + "' listed twice");
+                v.id = static_cast<uint32_t>(
+                    Map::number(c_, m.required("id"), m.path("id"), 1, kMaxVrfId));
+                if (auto it = ids.find(v.id); it != ids.end())
+                    c_.fail(m.path("id"),
+                            "id " + std::to_string(v.id) + " is already VRF '" + it->second + "'");
+                ids.emplace(v.id, v.name);
+            }
+            m.num("max_routes_v4", v.max_routes_v4, 1, 1u << 24);
+            m.num("max_routes_v6", v.max_routes_v6, 1, 1u << 24);
+            if (v.name == "default")
+                cfg.vrfs.front() = v;
+            else
+                cfg.vrfs.push_back(v);
+        }
+    }
+
+    void ports(Config &cfg, const YAML::Node &list) {
+        if (list.size() == 0) c_.fail("ports", "at least one port is required");
+        std::map<std::string, std::string> devices;
+        for (size_t i = 0; i < list.size(); i++) {
+            Map m(c_, list[i], at("ports", i),
+                  {"name", "device", "rx_queues", "rx_desc", "tx_desc", "rss", "promiscuous"});
+            Port p;
+            p.name = m.required_str("name");
+            check_name(c_, m.path("name"), p.name);
+            if (cfg.port(p.name)) c_.fail(m.path("name"), "port '" + p.name + "' listed twice");
+            p.device = m.required_str("device");
+            if (auto it = devices.find(p.device); it != devices.end())
+                c_.fail(m.path("device"),
+                        "'" + p.device + "' is already port '" + it->second + "'");
+            devices.emplace(p.device, p.name);
+            m.num("rx_queues", p.rx_queues, 1, kMaxQueues);
+            m.num("rx_desc", p.rx_desc, 32, 32768);
+            m.num("tx_desc", p.tx_desc, 32, 32768);
+            m.flag("rss", p.rss);
+            m.flag("promiscuous", p.promiscuous);
+            cfg.ports.push_back(p);
+        }
+    }
+
+    std::vector<Prefix> addresses(const Map &m, std::string_view key, Family family) {
+        std::vector<Prefix> out;
+        YAML::Node list = m.list(key);
+        for (size_t j = 0; j < list.size(); j++) {
+            std::string path = at(m.path(key), j);
+            if (!list[j].IsScalar()) c_.fail(path, "expected an address, got " + describe(list[j]));
+            const std::string &s = list[j].Scalar();
+            auto p = Prefix::parse(s, true);
+            if (!p) c_.fail(path, "'" + s + "' is not an address with prefix length");
+            if (s.find('/') == std::string::npos)
+                c_.fail(path, "'" + s + "' has no prefix length (write it as " + s + "/" +
+                                  std::to_string(p->addr.max_len() == 32 ? 24 : 64) +
+                                  " or similar)");
+            if (p->addr.family != family)
+                c_.fail(path, "'" + s + "' is not an " +
+                                  std::string(family == Family::V4 ? "IPv4" : "IPv6") + " address");
+            // In a v4 subnet larger than /31 the all-zeros host is the subnet itself.
+            if (p->addr.is_v4() && p->len < 31 && p->masked().addr == p->addr)
+                c_.fail(path, "'" + s + "' is the subnet address, not a host address");
+            for (const auto &q : out)
+                if (q.addr == p->addr) c_.fail(path, "'" + s + "' listed twice");
+            out.push_back(*p);
+        }
+        return out;
+    }
+
+    void interfaces(Config &cfg, const YAML::Node &list) {
+        std::map<std::string, std::string> port_owner; // port -> interface
+        std::map<std::string, std::string> taps;       // tap -> interface
+        struct Subnet {
+            std::string vrf, ifname;
+            Prefix p;
+        };
+        std::vector<Subnet> subnets;
+        for (size_t i = 0; i < list.size(); i++) {
+            Map m(c_, list[i], at("interfaces", i),
+                  {"name", "port", "vrf", "mtu", "ipv4", "ipv6", "mac", "tap"});
+            Interface itf;
+            itf.name = m.required_str("name");
+            check_name(c_, m.path("name"), itf.name);
+            for (const auto &o : cfg.interfaces)
+                if (o.name == itf.name)
+                    c_.fail(m.path("name"), "interface '" + itf.name + "' listed twice");
+            itf.port = m.required_str("port");
+            if (!cfg.port(itf.port)) c_.fail(m.path("port"), "unknown port '" + itf.port + "'");
+            if (auto it = port_owner.find(itf.port); it != port_owner.end())
+                c_.fail(m.path("port"), "port '" + itf.port + "' is already used by interface '" +
+                                            it->second + "'");
+            port_owner.emplace(itf.port, itf.name);
+            m.str("vrf", itf.vrf);
+            if (!cfg.vrf(itf.vrf)) c_.fail(m.path("vrf"), "unknown VRF '" + itf.vrf + "'");
+            m.num("mtu", itf.mtu, 68, 9216);
+            itf.ipv4 = addresses(m, "ipv4", Family::V4);
+            itf.ipv6 = addresses(m, "ipv6", Family::V6);
+            if (!itf.ipv6.empty() && itf.mtu < 1280)
+                c_.fail(m.path("mtu"),
+                        "IPv6 needs an MTU of at least 1280, got " + std::to_string(itf.mtu));
+            if (auto *n = m.get("mac")) {
+                std::string s = m.text("mac", *n);
+                auto mac = MacAddr::parse(s);
+                if (!mac) c_.fail(m.path("mac"), "'" + s + "' is not a MAC address");
+                if (mac->is_zero() || (mac->bytes[0] & 1))
+                    c_.fail(m.path("mac"), "'" + s + "' is not a unicast MAC address");
+                itf.mac = mac;
+            }
+            m.str("tap", itf.tap);
+            if (!itf.tap.empty()) {
+                check_name(c_, m.path("tap"), itf.tap, kMaxIfNameLen);
+                if (auto it = taps.find(itf.tap); it != taps.end())
+                    c_.fail(m.path("tap"), "tap '" + itf.tap + "' is already used by interface '" +
+                                               it->second + "'");
+                taps.emplace(itf.tap, itf.name);
+            }
+            // Overlapping connected subnets in one VRF would make the connected route ambiguous.
+            for (auto [key, addrs] : {std::pair{"ipv4", &itf.ipv4}, std::pair{"ipv6", &itf.ipv6}}) {
+                for (size_t j = 0; j < addrs->size(); j++) {
+                    const Prefix &p = (*addrs)[j];
+                    for (const auto &o : subnets)
+                        if (o.vrf == itf.vrf && o.p.addr.family == p.addr.family &&
+                            (o.p.masked().contains(p.addr) || p.masked().contains(o.p.addr)))
+                            c_.fail(at(m.path(key), j), p.str() + " overlaps " + o.p.str() +
+                                                            " of interface '" + o.ifname +
+                                                            "' in VRF '" + itf.vrf + "'");
+                }
+            }
+            for (const auto *addrs : {&itf.ipv4, &itf.ipv6})
+                for (const auto &p : *addrs) subnets.push_back({itf.vrf, itf.name, p});
+            cfg.interfaces.push_back(itf);
+        }
+    }
+
+    void workers(Config &cfg, const YAML::Node &list) {
+        std::map<unsigned, size_t> lcores;                        // lcore -> worker index
+        std::map<std::pair<std::string, uint16_t>, size_t> owner; // (port, queue) -> worker
+        for (size_t i = 0; i < list.size(); i++) {
+            Map m(c_, list[i], at("workers", i), {"lcore", "rx"});
+            Worker w;
+            w.lcore = static_cast<unsigned>(
+                Map::number(c_, m.required("lcore"), m.path("lcore"), 0, kMaxLcore - 1));
+            if (auto it = lcores.find(w.lcore); it != lcores.end())
+                c_.fail(m.path("lcore"), "lcore " + std::to_string(w.lcore) +
+                                             " is already used by workers[" +
+                                             std::to_string(it->second) + "]");
+            lcores.emplace(w.lcore, i);
+            m.required("rx");
+            YAML::Node rx = m.list("rx");
+            if (rx.size() == 0) c_.fail(m.path("rx"), "a worker needs at least one rx queue");
+            for (size_t j = 0; j < rx.size(); j++) {
+                Map q(c_, rx[j], at(m.path("rx"), j), {"port", "queue"});
+                RxQueue r;
+                r.port = q.required_str("port");
+                const Port *p = cfg.port(r.port);
+                if (!p) c_.fail(q.path("port"), "unknown port '" + r.port + "'");
+                q.num("queue", r.queue, 0, kMaxQueues - 1);
+                if (r.queue >= p->rx_queues)
+                    c_.fail(q.path("queue"),
+                            "queue " + std::to_string(r.queue) + " but port '" + r.port +
+                                "' has rx_queues: " + std::to_string(p->rx_queues));
+                auto key = std::make_pair(r.port, r.queue);
+                if (auto it = owner.find(key); it != owner.end())
+                    c_.fail(q.path("queue"), "port '" + r.port + "' queue " +
+                                                 std::to_string(r.queue) +
+                                                 " is already served by workers[" +
+                                                 std::to_string(it->second) + "]");
+                owner.emplace(key, i);
+                w.rx.push_back(r);
+            }
+            cfg.workers.push_back(w);
+        }
+        // An rx queue nobody polls fills up and silently drops what RSS steers to it.
+        if (cfg.workers.empty()) return;
+        for (const auto &p : cfg.ports)
+            for (uint16_t q = 0; q < p.rx_queues; q++)
+                if (!owner.count({p.name, q}))
+                    c_.fail("workers", "port '" + p.name + "' rx queue " + std::to_string(q) +
+                                           " is served by no worker");
+    }
+
+    void routes(Config &cfg, const YAML::Node &list) {
+        std::map<std::pair<std::string, Prefix>, size_t> seen;
+        for (size_t i = 0; i < list.size(); i++) {
+            Map m(c_, list[i], at("routes", i), {"prefix", "via", "dev", "blackhole", "vrf"});
+            Route r;
+            m.str("vrf", r.vrf);
+            if (!cfg.vrf(r.vrf)) c_.fail(m.path("vrf"), "unknown VRF '" + r.vrf + "'");
+            std::string s = m.required_str("prefix");
+            auto p = Prefix::parse(s, true);
+            if (!p) c_.fail(m.path("prefix"), "'" + s + "' is not an IP prefix");
+            if (s.find('/') == std::string::npos)
+                c_.fail(m.path("prefix"), "'" + s + "' has no prefix length");
+            if (p->masked() != *p)
+                c_.fail(m.path("prefix"),
+                        "'" + s + "' has host bits set (did you mean " + p->masked().str() + "?)");
+            r.prefix = *p;
+            if (auto it = seen.find({r.vrf, r.prefix}); it != seen.end())
+                c_.fail(m.path("prefix"), r.prefix.str() + " in VRF '" + r.vrf +
+                                              "' is already routes[" + std::to_string(it->second) +
+                                              "]");
+            seen.emplace(std::make_pair(r.vrf, r.prefix), i);
+
+            std::vector<std::string> kinds;
+            for (auto k : {"via", "dev", "blackhole"})
+                if (m.has(k)) kinds.push_back(k);
+            if (kinds.size() != 1)
+                c_.fail(m.path(), "a route needs exactly one of via, dev, blackhole" +
+                                      (kinds.empty() ? std::string(" (none given)")
+                                                     : " (got " + join(kinds, " and ") + ")"));
+            if (m.has("via")) gateways(m, r);
+            if (m.has("dev")) {
+                r.dev = m.required_str("dev");
+                auto itf = std::find_if(cfg.interfaces.begin(), cfg.interfaces.end(),
+                                        [&](const Interface &x) { return x.name == r.dev; });
+                if (itf == cfg.interfaces.end())
+                    c_.fail(m.path("dev"), "unknown interface '" + r.dev + "'");
+                if (itf->vrf != r.vrf)
+                    c_.fail(m.path("dev"), "interface '" + r.dev + "' is in VRF '" + itf->vrf +
+                                               "', the route in VRF '" + r.vrf + "'");
+            }
+            if (m.has("blackhole")) {
+                m.flag("blackhole", r.blackhole);
+                if (!r.blackhole)
+                    c_.fail(m.path("blackhole"),
+                            "only 'true' makes sense; give via or dev instead");
+            }
+            cfg.routes.push_back(r);
+        }
+    }
+
+    // `via` is a list of gateways (ECMP when several); a single address is accepted as well.
+    void gateways(const Map &m, Route &r) {
+        const YAML::Node &n = *m.get("via");
+        std::vector<std::pair<std::string, YAML::Node>> items;
+        if (n.IsScalar()) {
+            items.emplace_back(m.path("via"), n);
+        } else if (n.IsSequence()) {
+            for (size_t j = 0; j < n.size(); j++) items.emplace_back(at(m.path("via"), j), n[j]);
+        } else {
+            c_.fail(m.path("via"), "expected a list of gateway addresses, got " + describe(n));
+        }
+        if (items.empty()) c_.fail(m.path("via"), "needs at least one gateway");
+        if (items.size() > kMaxEcmp)
+            c_.fail(m.path("via"), std::to_string(items.size()) + " gateways, at most " +
+                                       std::to_string(kMaxEcmp) + " (the ECMP width)");
+        for (const auto &[path, g] : items) {
+            if (!g.IsScalar()) c_.fail(path, "expected an IP address, got " + describe(g));
+            auto a = IpAddr::parse(g.Scalar());
+            if (!a) c_.fail(path, "'" + g.Scalar() + "' is not an IP address");
+            if (a->family != r.prefix.addr.family)
+                c_.fail(path, family_name(*a) + " gateway " + a->str() + " for " +
+                                  family_name(r.prefix.addr) + " prefix " + r.prefix.str());
+            if (a->is_unspecified()) c_.fail(path, a->str() + " is not a usable gateway");
+            if (std::find(r.via.begin(), r.via.end(), *a) != r.via.end())
+                c_.fail(path, a->str() + " listed twice");
+            r.via.push_back(*a);
+        }
+    }
+
+    Neighbors neighbors(const YAML::Node &n) {
+        Map m(c_, n, "neighbors", {"reachable_ms", "retrans_ms", "retries", "hold_packets"});
+        Neighbors nb;
+        m.num("reachable_ms", nb.reachable_ms, 1000, 3600 * 1000);
+        m.num("retrans_ms", nb.retrans_ms, 10, 60 * 1000);
+        m.num("retries", nb.retries, 1, 100);
+        m.num("hold_packets", nb.hold_packets, 0, 256);
+        return nb;
+    }
+
+    Api api(const YAML::Node &n) {
+        Map m(c_, n, "api", {"socket"});
+        Api a;
+        m.str("socket", a.socket);
+        if (a.socket.empty() || a.socket.front() != '/')
+            c_.fail("api.socket", "'" + a.socket + "' is not an absolute path");
+        if (a.socket.size() >= sizeof(sockaddr_un::sun_path))
+            c_.fail("api.socket", "path is longer than " +
+                                      std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                                      " bytes (the Unix socket limit)");
+        return a;
+    }
+
+    const Checker &c_;
+};
+
+} // namespace
+
+const Port *Config::port(const std::string &name) const {
+    for (const auto &p : ports)
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+const Vrf *Config::vrf(const std::string &name) const {
+    for (const auto &v : vrfs)
+        if (v.name == name) return &v;
+    return nullptr;
+}
+
+Config parse(const std::string &yaml_text, const std::string &source) {
+    Checker c(source);
+    YAML::Node root;
+    try {
+        root = YAML::Load(yaml_text);
+    } catch (const YAML::ParserException &e) {
+        throw ConfigError(source + ": line " + std::to_string(e.mark.line + 1) + ", column " +
+                          std::to_string(e.mark.column + 1) + ": " + e.msg);
+    }
+    return Parser(c).run(root);
+}
+
+Config load_file(const std::string &path) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError(path + ": cannot open: " + std::strerror(errno));
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) throw ConfigError(path + ": cannot read: " + std::strerror(errno));
+    return parse(text.str(), path);
+}
+
+const char *embedded_default_text() {
+    return kDemoYaml;
+}
+
+Config embedded_default() {
+    return parse(kDemoYaml, "<embedded default>");
+}
+
+} // namespace vleaf::config

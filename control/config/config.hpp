@@ -1,0 +1,108 @@
+// vleafd configuration: the YAML file (or the embedded default) parsed and checked.
+// Every error names the file, the field path and the reason; nothing starts on error.
+#pragma once
+
+#include "vleaf/addr.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace vleaf::config {
+
+struct ConfigError : std::runtime_error {
+    // what(): "<file>: <field.path>: <reason>", e.g.
+    // "conf/demo.yaml: routes[2].via[0]: '10.0.0.300' is not an IP address"
+    using std::runtime_error::runtime_error;
+};
+
+struct Mempool {
+    uint32_t mbufs = 16383;
+    uint32_t cache = 256;
+    uint16_t data_room = 2048 + 128; // RTE_MBUF_DEFAULT_BUF_SIZE
+};
+
+struct Port {
+    std::string name;   // "p0"
+    std::string device; // PCI "0000:03:00.0" or vdev "net_af_packet0,iface=veth0"
+    uint16_t rx_queues = 1;
+    uint16_t rx_desc = 1024;
+    uint16_t tx_desc = 1024;
+    bool rss = true;
+    bool promiscuous = true;
+};
+
+struct Interface {
+    std::string name;     // also the default tap name suffix
+    std::string port;     // Port::name
+    std::string vrf = "default";
+    uint16_t mtu = 1500;
+    std::vector<Prefix> ipv4; // addresses with their subnet length, host bits set
+    std::vector<Prefix> ipv6;
+    std::optional<MacAddr> mac; // default: the port's MAC
+    std::string tap;            // kernel tap for the exception path; "" = none
+};
+
+struct RxQueue {
+    std::string port;
+    uint16_t queue = 0;
+};
+
+struct Worker {
+    unsigned lcore = 1;
+    std::vector<RxQueue> rx;
+};
+
+struct Vrf {
+    std::string name;
+    uint32_t id = 0; // dataplane table index; "default" is 0
+    uint32_t max_routes_v4 = 1 << 20;
+    uint32_t max_routes_v6 = 1 << 16;
+};
+
+struct Route {
+    std::string vrf = "default";
+    Prefix prefix;
+    std::vector<IpAddr> via;   // gateways; more than one is ECMP
+    std::string dev;           // interface for a connected-style route (no gateway)
+    bool blackhole = false;
+};
+
+struct Neighbors {
+    uint32_t reachable_ms = 30000; // re-verify a resolved neighbor after this
+    uint32_t retrans_ms = 1000;    // between ARP requests / neighbor solicitations
+    uint32_t retries = 3;          // unanswered requests before the entry fails
+    uint32_t hold_packets = 3;     // packets queued per unresolved neighbor
+};
+
+struct Api {
+    std::string socket = "/run/vleaf/vleafd.sock";
+};
+
+struct Config {
+    std::string source; // file path, or "<embedded default>"
+    std::string log_level = "info";
+    uint16_t burst = 32;
+    Mempool mempool;
+    std::vector<Port> ports;
+    std::vector<Interface> interfaces;
+    std::vector<Worker> workers; // empty: every rx queue of every port on one worker
+    std::vector<Vrf> vrfs;       // always holds "default" with id 0
+    std::vector<Route> routes;
+    Neighbors neighbors;
+    Api api;
+
+    const Port *port(const std::string &name) const;
+    const Vrf *vrf(const std::string &name) const;
+};
+
+// Parses and validates. Throws ConfigError naming source, field and reason.
+Config parse(const std::string &yaml_text, const std::string &source);
+Config load_file(const std::string &path);
+// The configuration vleafd runs when started without --config (see conf/demo.yaml).
+Config embedded_default();
+const char *embedded_default_text();
+
+} // namespace vleaf::config

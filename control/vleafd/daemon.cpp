@@ -1,0 +1,213 @@
+#include "control/vleafd/daemon.hpp"
+
+#include <rte_ether.h>
+#include <rte_ip.h>
+
+#include <spdlog/spdlog.h>
+
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+namespace vleaf {
+
+uint64_t now_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+
+namespace {
+constexpr unsigned kPuntBatch = 64;
+constexpr uint64_t kTickMs = 50;
+
+// Destination address of a punted IP packet, for resolution.
+std::optional<IpAddr> destination(rte_mbuf *m) {
+    auto *eth = rte_pktmbuf_mtod(m, const rte_ether_hdr *);
+    if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+        auto *ip = reinterpret_cast<const rte_ipv4_hdr *>(eth + 1);
+        return IpAddr::v4(rte_be_to_cpu_32(ip->dst_addr));
+    }
+    if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6))
+        return IpAddr::v6(reinterpret_cast<const rte_ipv6_hdr *>(eth + 1)->dst_addr);
+    return std::nullopt;
+}
+
+std::span<const uint8_t> frame_of(rte_mbuf *m) {
+    // Punted frames come from a single RX descriptor; chained ones are flattened first.
+    if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) return {};
+    return {rte_pktmbuf_mtod(m, const uint8_t *), m->data_len};
+}
+} // namespace
+
+Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
+    dp_ = std::make_unique<dp::Dataplane>(cfg);
+    fib_ = std::make_unique<fib::Programmer>([this](const Update &u) {
+        std::string err = dp_->apply(u);
+        if (!err.empty()) spdlog::error("fib: {}", err); // counted by the FIB
+    });
+    neigh::Callbacks cb;
+    cb.send = [this](uint16_t ifid, std::vector<uint8_t> frame) {
+        dp_->transmit(dp_->interfaces()[ifid].port, frame);
+    };
+    cb.changed = [this](uint16_t ifid, const IpAddr &ip, std::optional<MacAddr> mac) {
+        spdlog::info("neighbor {} on {}: {}", ip.str(), dp_->interfaces()[ifid].name,
+                     mac ? mac->str() : "gone");
+        fib_->neighbor(ifid, ip, mac);
+    };
+    cb.release = [this](void *held, bool resolved) {
+        auto *m = static_cast<rte_mbuf *>(held);
+        if (resolved)
+            dp_->reprocess(m);
+        else
+            rte_pktmbuf_free(m);
+    };
+    resolver_ = std::make_unique<neigh::Resolver>(cfg.neighbors, cb);
+
+    auto &ifs = dp_->interfaces();
+    for (size_t k = 0; k < ifs.size(); k++) {
+        const config::Interface &c = cfg.interfaces[k];
+        std::vector<Prefix> addrs = c.ipv4;
+        addrs.insert(addrs.end(), c.ipv6.begin(), c.ipv6.end());
+        auto id = static_cast<uint16_t>(k);
+        fib_->add_interface(id, ifs[k].name, ifs[k].port, ifs[k].vrf, addrs);
+        resolver_->add_interface(neigh::NeighIf{id, ifs[k].mac, c.ipv4, c.ipv6});
+    }
+    program_static();
+    api_ = std::make_unique<api::Server>(cfg.api.socket);
+    register_api();
+}
+
+Daemon::~Daemon() {
+    api_.reset();
+    if (dp_) dp_->stop(); // workers first: nothing may reach the resolver's held packets after
+    resolver_.reset();    // frees what it still holds
+    fib_.reset();
+    dp_.reset();
+}
+
+void Daemon::program_static() {
+    for (size_t k = 0; k < cfg_.routes.size(); k++) {
+        const config::Route &r = cfg_.routes[k];
+        std::optional<uint16_t> dev;
+        if (!r.dev.empty())
+            for (size_t i = 0; i < cfg_.interfaces.size(); i++)
+                if (cfg_.interfaces[i].name == r.dev) dev = static_cast<uint16_t>(i);
+        std::string err = fib_->add_static(cfg_.vrf(r.vrf)->id, r.prefix, r.via, dev, r.blackhole);
+        if (!err.empty())
+            throw std::runtime_error(cfg_.source + ": routes[" + std::to_string(k) + "]: " + err);
+    }
+}
+
+void Daemon::to_kernel(size_t ifid, rte_mbuf *m) {
+    auto &itf = dp_->interfaces()[ifid];
+    auto frame = frame_of(m);
+    if (itf.tap && !frame.empty() && itf.tap->write(frame))
+        exc_.to_kernel++;
+    else
+        exc_.to_kernel_drops++;
+}
+
+void Daemon::handle_punts(uint64_t now) {
+    dp::PuntMsg msg[kPuntBatch];
+    unsigned n;
+    while ((n = dp_->poll_punts(msg, kPuntBatch)) > 0) {
+        for (unsigned k = 0; k < n; k++) {
+            rte_mbuf *m = msg[k].m;
+            int ifid = dp_->interface_of_port(msg[k].port);
+            if (ifid < 0) {
+                rte_pktmbuf_free(m);
+                continue;
+            }
+            switch (static_cast<Punt>(msg[k].reason)) {
+            case Punt::local: to_kernel(ifid, m); break;
+            case Punt::arp:
+            case Punt::nd:
+                if (resolver_->on_frame(static_cast<uint16_t>(ifid), frame_of(m), now) ==
+                    neigh::Verdict::Kernel)
+                    to_kernel(ifid, m);
+                break;
+            case Punt::resolve: {
+                auto dst = destination(m);
+                auto target = dst ? fib_->resolve_target(msg[k].nh, *dst) : std::nullopt;
+                if (!target) {
+                    exc_.resolve_unknown++;
+                    break;
+                }
+                resolver_->resolve(target->ifid, target->ip, now, m);
+                continue; // the resolver owns the packet now
+            }
+            default: break;
+            }
+            rte_pktmbuf_free(m);
+        }
+        if (n < kPuntBatch) break;
+    }
+}
+
+void Daemon::handle_tap(size_t ifid) {
+    auto &itf = dp_->interfaces()[ifid];
+    uint8_t buf[RTE_ETHER_MAX_JUMBO_FRAME_LEN];
+    size_t len;
+    while ((len = itf.tap->read(buf, sizeof buf)) > 0) {
+        exc_.from_kernel++;
+        dp_->transmit(itf.port, {buf, len});
+    }
+}
+
+void Daemon::run(int signal_fd) {
+    dp_->start();
+    spdlog::info("vleafd: {} ports, {} workers, serving {}", dp_->ports().size(),
+                 dp_->workers().size(), cfg_.api.socket);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int tick = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    itimerspec its{{0, long(kTickMs) * 1000000}, {0, long(kTickMs) * 1000000}};
+    timerfd_settime(tick, 0, &its, nullptr);
+    // epoll data: -1 signals, -2 timer, -3 api, k >= 0 the tap of interface k.
+    auto watch = [ep](int fd, int64_t tag) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = static_cast<uint64_t>(tag);
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    };
+    watch(signal_fd, -1);
+    watch(tick, -2);
+    watch(api_->fd(), -3);
+    auto &ifs = dp_->interfaces();
+    for (size_t k = 0; k < ifs.size(); k++)
+        if (ifs[k].tap) watch(ifs[k].tap->fd(), static_cast<int64_t>(k));
+
+    bool running = true;
+    while (running) {
+        epoll_event evs[16];
+        // Punts have no file descriptor: a short timeout bounds their latency.
+        int n = epoll_wait(ep, evs, 16, 1);
+        uint64_t now = now_ms();
+        for (int k = 0; k < n; k++) {
+            auto tag = static_cast<int64_t>(evs[k].data.u64);
+            if (tag == -1) {
+                signalfd_siginfo si;
+                if (read(signal_fd, &si, sizeof si) == sizeof si)
+                    spdlog::info("vleafd: signal {}, stopping", si.ssi_signo);
+                running = false;
+            } else if (tag == -2) {
+                uint64_t expirations;
+                if (read(tick, &expirations, sizeof expirations) > 0) resolver_->tick(now);
+            } else if (tag == -3) {
+                api_->poll();
+            } else {
+                handle_tap(static_cast<size_t>(tag));
+            }
+        }
+        handle_punts(now);
+    }
+    close(tick);
+    close(ep);
+    dp_->stop();
+}
+
+} // namespace vleaf

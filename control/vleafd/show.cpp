@@ -1,0 +1,153 @@
+// The management API's read side: every view is built from the live objects.
+#include "control/vleafd/daemon.hpp"
+
+#include <rte_ethdev.h>
+
+namespace vleaf {
+
+using nlohmann::json;
+
+namespace {
+
+std::string mac_str(const MacAddr &m) { return m.str(); }
+
+json prefixes(const std::vector<Prefix> &ps) {
+    json a = json::array();
+    for (auto &p : ps) a.push_back(p.str());
+    return a;
+}
+
+json reasons(const uint64_t *counts, const char *const *names, size_t n) {
+    json o = json::object();
+    for (size_t k = 0; k < n; k++) o[names[k]] = counts[k];
+    return o;
+}
+
+} // namespace
+
+void Daemon::register_api() {
+    api_->add("show interfaces", [this](const json &) { return show_interfaces(); });
+    api_->add("show routes", [this](const json &a) { return show_routes(a); });
+    api_->add("show neighbors", [this](const json &) { return show_neighbors(); });
+    api_->add("show stats", [this](const json &) { return show_stats(); });
+}
+
+json Daemon::show_interfaces() const {
+    json out = json::array();
+    auto &ifs = dp_->interfaces();
+    for (size_t k = 0; k < ifs.size(); k++) {
+        const auto &c = cfg_.interfaces[k];
+        rte_eth_stats st{};
+        rte_eth_stats_get(ifs[k].port, &st);
+        rte_eth_link link{};
+        rte_eth_link_get_nowait(ifs[k].port, &link);
+        out.push_back({{"name", ifs[k].name},
+                       {"port", c.port},
+                       {"port_id", ifs[k].port},
+                       {"mac", mac_str(ifs[k].mac)},
+                       {"vrf", c.vrf},
+                       {"mtu", ifs[k].mtu},
+                       {"ipv4", prefixes(c.ipv4)},
+                       {"ipv6", prefixes(c.ipv6)},
+                       {"tap", ifs[k].tap ? ifs[k].tap->name() : ""},
+                       {"link_up", link.link_status == RTE_ETH_LINK_UP},
+                       {"rx_packets", st.ipackets},
+                       {"tx_packets", st.opackets},
+                       {"rx_bytes", st.ibytes},
+                       {"tx_bytes", st.obytes}});
+    }
+    return out;
+}
+
+json Daemon::show_routes(const json &args) const {
+    std::string vrf_filter = args.value("vrf", "");
+    json out = json::array();
+    for (auto &r : fib_->routes()) {
+        std::string vrf_name;
+        for (auto &v : cfg_.vrfs)
+            if (v.id == r.vrf) vrf_name = v.name;
+        if (!vrf_filter.empty() && vrf_filter != vrf_name) continue;
+        json hops = json::array();
+        for (auto &h : r.hops) hops.push_back({{"via", h.via}, {"interface", h.interface}, {"mac", h.mac}});
+        out.push_back({{"vrf", vrf_name}, {"prefix", r.prefix.str()}, {"type", r.type}, {"nexthops", hops}});
+    }
+    return out;
+}
+
+json Daemon::show_neighbors() const {
+    json out = json::array();
+    for (auto &e : resolver_->entries())
+        out.push_back({{"interface", dp_->interfaces()[e.ifid].name},
+                       {"ip", e.ip.str()},
+                       {"mac", e.mac ? e.mac->str() : ""},
+                       {"state", neigh::state_name(e.state)},
+                       {"age_ms", e.age_ms},
+                       {"probes", e.probes},
+                       {"held", e.held}});
+    return out;
+}
+
+json Daemon::show_stats() const {
+    constexpr size_t n_drops = static_cast<size_t>(Drop::count);
+    constexpr size_t n_punts = static_cast<size_t>(Punt::count);
+    uint64_t drops[n_drops] = {}, punts[n_punts] = {};
+    json workers = json::array();
+    for (auto &w : dp_->workers()) {
+        const dp::WorkerStats &s = w->stats;
+        for (size_t k = 0; k < n_drops; k++) drops[k] += s.drops[k];
+        for (size_t k = 0; k < n_punts; k++) punts[k] += s.punts[k];
+        double pkts = double(s.pipeline_packets);
+        json stages = json::object();
+        for (int k = 0; k < dp::StageCount; k++)
+            stages[dp::stage_names[k]] = pkts ? double(s.stage_cycles[k]) / pkts : 0.0;
+        workers.push_back({{"lcore", w->lcore},
+                           {"rx_packets", s.rx},
+                           {"tx_packets", s.tx},
+                           {"bursts", s.bursts},
+                           {"packets_per_burst", s.bursts ? pkts / double(s.bursts) : 0.0},
+                           {"cycles_per_packet", pkts ? double(s.pipeline_cycles) / pkts : 0.0},
+                           {"stage_cycles_per_packet", stages},
+                           {"injected", s.injected},
+                           {"drops", reasons(s.drops, drop_names, n_drops)},
+                           {"punts", reasons(s.punts, punt_names, n_punts)}});
+    }
+    json ports = json::array();
+    for (size_t k = 0; k < dp_->ports().size(); k++) {
+        rte_eth_stats st{};
+        rte_eth_stats_get(dp_->ports()[k], &st);
+        ports.push_back({{"name", dp_->port_names()[k]},
+                         {"rx_packets", st.ipackets},
+                         {"tx_packets", st.opackets},
+                         {"rx_missed", st.imissed},
+                         {"rx_nombuf", st.rx_nombuf},
+                         {"rx_errors", st.ierrors},
+                         {"tx_errors", st.oerrors}});
+    }
+    const auto &nc = resolver_->counters();
+    json neigh = json::object();
+#define X(name) neigh[#name] = nc.name;
+    VLEAF_NEIGH_COUNTERS(X)
+#undef X
+    neigh["bad"] = reasons(nc.bad, neigh::bad_names, std::size(neigh::bad_names));
+    const auto &fc = dp_->fib().counters();
+    return {{"ports", ports},
+            {"workers", workers},
+            {"drops", reasons(drops, drop_names, n_drops)},
+            {"punts", reasons(punts, punt_names, n_punts)},
+            {"exception",
+             {{"to_kernel", exc_.to_kernel},
+              {"to_kernel_drops", exc_.to_kernel_drops},
+              {"from_kernel", exc_.from_kernel},
+              {"resolve_unknown", exc_.resolve_unknown},
+              {"inject_drops", dp_->exception_drops()}}},
+            {"neighbors", neigh},
+            {"fib",
+             {{"updates_applied", fc.applied},
+              {"updates_failed", fc.failed},
+              {"routes_v4", fc.routes_v4},
+              {"routes_v6", fc.routes_v6},
+              {"nexthops", fc.nexthops},
+              {"ecmp_groups", fc.ecmp_groups}}}};
+}
+
+} // namespace vleaf

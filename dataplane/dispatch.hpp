@@ -1,0 +1,55 @@
+// Stage 4: every packet leaves the burst exactly once: queued for its egress port,
+// freed with its drop reason counted, or handed to the control thread.
+#pragma once
+
+#include "dataplane/worker.hpp"
+
+namespace vleaf::dp {
+
+inline void tx_queue(Worker &w, uint16_t port, rte_mbuf *m) {
+    TxBuf &t = w.tx[port];
+    if (t.n == 0) w.dirty[w.n_dirty++] = port;
+    t.m[t.n++] = m;
+}
+
+inline void tx_flush(Worker &w) {
+    for (unsigned d = 0; d < w.n_dirty; d++) {
+        uint16_t port = w.dirty[d];
+        TxBuf &t = w.tx[port];
+        uint16_t sent = rte_eth_tx_burst(port, w.txq, t.m, t.n);
+        w.stats.tx += sent;
+        if (sent < t.n) {
+            w.stats.drops[static_cast<int>(Drop::tx_full)] += t.n - sent;
+            rte_pktmbuf_free_bulk(t.m + sent, t.n - sent);
+        }
+        t.n = 0;
+    }
+    w.n_dirty = 0;
+}
+
+inline void dispatch(Burst &b, Worker &w) {
+    rte_mbuf *dropped[kMaxBurst];
+    PuntMsg punted[kMaxBurst];
+    unsigned nd = 0, np = 0;
+    for (unsigned i = 0; i < b.n; i++) {
+        switch (b.action[i]) {
+        case Action::Tx: tx_queue(w, b.out_port[i], b.m[i]); break;
+        case Action::Drop:
+            w.stats.drops[b.reason[i]]++;
+            dropped[nd++] = b.m[i];
+            break;
+        case Action::Punt: punted[np++] = PuntMsg{b.m[i], b.nh[i], b.reason[i], 0, b.port}; break;
+        }
+    }
+    if (nd) rte_pktmbuf_free_bulk(dropped, nd);
+    if (np) {
+        unsigned ok = rte_ring_enqueue_burst_elem(w.punt, punted, sizeof(PuntMsg), np, nullptr);
+        for (unsigned k = 0; k < ok; k++) w.stats.punts[punted[k].reason]++;
+        for (unsigned k = ok; k < np; k++) {
+            w.stats.drops[static_cast<int>(Drop::punt_ring_full)]++;
+            rte_pktmbuf_free(punted[k].m);
+        }
+    }
+}
+
+} // namespace vleaf::dp

@@ -1,0 +1,72 @@
+// Route and next-hop tables shared by all workers, and their single writer.
+// Readers (workers) never lock: rte_lpm reclaims tbl8 groups through an RCU defer
+// queue, next hops are replaced atomically, and anything a worker may still hold
+// (ECMP groups, deleted next hops) is recycled only after an RCU grace period.
+#pragma once
+
+#include "dataplane/nexthop.hpp"
+#include "vleaf/update.hpp"
+
+#include <rte_fib6.h>
+#include <rte_lpm.h>
+#include <rte_rcu_qsbr.h>
+
+#include <string>
+#include <vector>
+
+namespace vleaf::dp {
+
+struct VrfTables {
+    rte_lpm *v4 = nullptr;
+    rte_fib6 *v6 = nullptr;
+    // rte_lpm has no /0: the IPv4 default route lives here and a miss resolves to it.
+    uint32_t default_v4 = kNhNoRoute;
+};
+
+struct FibCounters {
+    uint64_t applied = 0;
+    uint64_t failed = 0;
+    uint64_t routes_v4 = 0;
+    uint64_t routes_v6 = 0;
+    uint64_t nexthops = 0;
+    uint64_t ecmp_groups = 0;
+};
+
+class Fib {
+  public:
+    struct VrfSpec {
+        uint32_t id;
+        uint32_t max_v4;
+        uint32_t max_v6;
+    };
+    // rcu: the QSBR variable workers report on; writer_thread: not used as a reader id.
+    Fib(const std::vector<VrfSpec> &vrfs, rte_rcu_qsbr *rcu, int socket);
+    ~Fib();
+    Fib(const Fib &) = delete;
+    Fib &operator=(const Fib &) = delete;
+
+    // Applies one update; returns an error text, empty on success.
+    std::string apply(const Update &u);
+
+    const VrfTables *vrf(uint32_t id) const { return id < vrfs_.size() ? &vrfs_[id] : nullptr; }
+    const Nh *nexthops() const { return nh_; }
+    const EcmpGroup *groups() const { return groups_; }
+    const FibCounters &counters() const { return counters_; }
+
+  private:
+    std::string set_nexthop(NhId id, const Nexthop &n);
+    std::string del_nexthop(NhId id);
+    std::string route(const Update &u, bool add);
+    uint32_t alloc_group();
+    void quiesce(); // wait until no worker can still see what was unlinked
+
+    std::vector<VrfTables> vrfs_;
+    rte_rcu_qsbr *rcu_;
+    Nh *nh_ = nullptr;
+    EcmpGroup *groups_ = nullptr;
+    std::vector<uint32_t> free_groups_;
+    std::vector<uint8_t> nh_used_;
+    FibCounters counters_;
+};
+
+} // namespace vleaf::dp

@@ -1,0 +1,117 @@
+// Stage 3: turn each route result into an action. Forwarded packets get their TTL or
+// hop limit decremented (IPv4 checksum updated incrementally, RFC 1624) and their
+// Ethernet header rewritten for the next hop; ECMP picks a member by 5-tuple hash.
+#pragma once
+
+#include "dataplane/worker.hpp"
+
+#include <rte_hash_crc.h>
+#include <rte_ip.h>
+
+namespace vleaf::dp {
+
+inline uint32_t flow_hash4(const rte_ipv4_hdr *ip) {
+    uint32_t h = rte_hash_crc_8byte((uint64_t(ip->src_addr) << 32) | ip->dst_addr, ip->next_proto_id);
+    if (ip->next_proto_id == IPPROTO_TCP || ip->next_proto_id == IPPROTO_UDP)
+        h = rte_hash_crc_4byte(*reinterpret_cast<const uint32_t *>(ip + 1), h);
+    return h;
+}
+
+inline uint32_t flow_hash6(const rte_ipv6_hdr *ip) {
+    uint32_t h = rte_hash_crc(ip->src_addr, 32, ip->proto); // source and destination
+    if (ip->proto == IPPROTO_TCP || ip->proto == IPPROTO_UDP)
+        h = rte_hash_crc_4byte(*reinterpret_cast<const uint32_t *>(ip + 1), h);
+    return h;
+}
+
+// Follows an ECMP next hop to the member chosen by `hash` and records the member's id.
+inline Nh pick_nexthop(const Worker &w, uint32_t &id, uint32_t hash_of_flow) {
+    Nh nh = nh_load(&w.fib->nexthops()[id]);
+    if (nh.kind == NhKind::Ecmp) {
+        // Multiply-shift maps the hash onto [0, n) evenly without a division.
+        unsigned k = static_cast<unsigned>((uint64_t(hash_of_flow) * nh.n_members) >> 32);
+        id = w.fib->groups()[nh.group].members[k];
+        nh = nh_load(&w.fib->nexthops()[id]);
+        if (nh.kind == NhKind::Ecmp) nh.kind = NhKind::NoRoute; // nested groups are not built
+    }
+    return nh;
+}
+
+inline void rewrite_l2(rte_mbuf *m, const Nh &nh, const Worker &w) {
+    auto *eth = rte_pktmbuf_mtod(m, rte_ether_hdr *);
+    rte_ether_addr_copy(&nh.mac, &eth->dst_addr);
+    rte_ether_addr_copy(&w.ports[nh.port].mac, &eth->src_addr);
+}
+
+// What non-Forward next hops do with a packet; shared by both families.
+inline void exception(Burst &b, unsigned i, NhKind kind, bool ttl_expired) {
+    switch (kind) {
+    case NhKind::Local: return b.punt(i, Punt::local);
+    case NhKind::Resolve:
+    case NhKind::Unresolved:
+        return ttl_expired ? b.drop(i, Drop::ttl_exceeded) : b.punt(i, Punt::resolve);
+    case NhKind::Blackhole: return b.drop(i, Drop::blackhole);
+    default: return b.drop(i, Drop::no_route);
+    }
+}
+
+inline void forward4(Burst &b, const Worker &w) {
+    for (unsigned k = 0; k < b.n4; k++) {
+        unsigned i = b.idx4[k];
+        rte_mbuf *m = b.m[i];
+        auto *ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr *, sizeof(rte_ether_hdr));
+        Nh nh = nh_load(&w.fib->nexthops()[b.nh[i]]);
+        if (nh.kind == NhKind::Ecmp) nh = pick_nexthop(w, b.nh[i], flow_hash4(ip));
+        bool expired = ip->time_to_live <= 1;
+        if (nh.kind != NhKind::Forward) {
+            exception(b, i, nh.kind, expired);
+            continue;
+        }
+        if (expired) {
+            b.drop(i, Drop::ttl_exceeded);
+            continue;
+        }
+        if (rte_be_to_cpu_16(ip->total_length) > w.ports[nh.port].mtu) {
+            b.drop(i, Drop::mtu_exceeded);
+            continue;
+        }
+        ip->time_to_live--;
+        uint32_t sum = uint32_t(ip->hdr_checksum) + rte_cpu_to_be_16(0x0100);
+        ip->hdr_checksum = static_cast<uint16_t>(sum + (sum >> 16));
+        rewrite_l2(m, nh, w);
+        b.out_port[i] = nh.port;
+    }
+}
+
+inline void forward6(Burst &b, const Worker &w) {
+    for (unsigned k = 0; k < b.n6; k++) {
+        unsigned i = b.idx6[k];
+        rte_mbuf *m = b.m[i];
+        auto *ip = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr *, sizeof(rte_ether_hdr));
+        Nh nh = nh_load(&w.fib->nexthops()[b.nh[i]]);
+        if (nh.kind == NhKind::Ecmp) nh = pick_nexthop(w, b.nh[i], flow_hash6(ip));
+        bool expired = ip->hop_limits <= 1;
+        if (nh.kind != NhKind::Forward) {
+            exception(b, i, nh.kind, expired);
+            continue;
+        }
+        if (expired) {
+            b.drop(i, Drop::ttl_exceeded);
+            continue;
+        }
+        if (rte_be_to_cpu_16(ip->payload_len) + sizeof(rte_ipv6_hdr) > w.ports[nh.port].mtu) {
+            b.drop(i, Drop::mtu_exceeded);
+            continue;
+        }
+        ip->hop_limits--;
+        rewrite_l2(m, nh, w);
+        b.out_port[i] = nh.port;
+    }
+}
+
+inline void forward(Burst &b, const Worker &w) {
+    forward4(b, w);
+    forward6(b, w);
+}
+
+} // namespace vleaf::dp

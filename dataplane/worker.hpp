@@ -1,0 +1,84 @@
+// A worker lcore: owns its RX queues and one TX queue on every port, counts per lcore,
+// never locks and never allocates.
+#pragma once
+
+#include "dataplane/burst.hpp"
+
+#include <rte_ethdev.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include <atomic>
+
+namespace vleaf::dp {
+
+enum Stage : uint8_t { StageParse, StageRoute, StageForward, StageDispatch, StageCount };
+inline constexpr const char *stage_names[] = {"parse", "route", "forward", "dispatch"};
+
+struct alignas(64) WorkerStats {
+    uint64_t rx = 0;
+    uint64_t tx = 0;
+    uint64_t bursts = 0;
+    uint64_t pipeline_packets = 0;
+    uint64_t pipeline_cycles = 0; // rx and tx bursts excluded
+    uint64_t stage_cycles[StageCount] = {};
+    uint64_t drops[static_cast<int>(Drop::count)] = {};
+    uint64_t punts[static_cast<int>(Punt::count)] = {};
+    uint64_t injected = 0;
+};
+
+// What each port looks like to a worker; written before workers start.
+struct PortInfo {
+    rte_ether_addr mac;
+    uint16_t mtu = 1500;
+    uint32_t vrf = 0;
+};
+
+// A packet handed to the control thread, with why and (for resolution) which next hop.
+struct PuntMsg {
+    rte_mbuf *m;
+    uint32_t nh;
+    uint8_t reason;
+    uint8_t unused;
+    uint16_t port; // receiving port
+};
+static_assert(sizeof(PuntMsg) == 16);
+
+struct TxBuf {
+    uint16_t n = 0;
+    rte_mbuf *m[kMaxBurst * 2];
+};
+
+struct RxQueue {
+    uint16_t port;
+    uint16_t queue;
+};
+
+struct Worker {
+    unsigned lcore = 0;
+    unsigned rcu_id = 0;
+    uint16_t txq = 0; // this worker's TX queue on every port
+    uint16_t burst = 32;
+    uint16_t n_rxq = 0;
+    RxQueue rxq[16];
+    const Fib *fib = nullptr;
+    const PortInfo *ports = nullptr;
+    rte_rcu_qsbr *rcu = nullptr;
+    rte_ring *punt = nullptr;   // to control, shared by all workers (MP/SC)
+    rte_ring *inject = nullptr; // from control: PuntMsg, reason 0 = transmit, 1 = process
+    const std::atomic<bool> *stop = nullptr;
+
+    uint16_t n_dirty = 0;
+    uint16_t dirty[RTE_MAX_ETHPORTS];
+    TxBuf tx[RTE_MAX_ETHPORTS];
+    WorkerStats stats;
+
+    int run();                            // the lcore loop
+    void process(Burst &b);               // one burst through the pipeline, then transmitted
+};
+
+enum InjectKind : uint8_t { InjectTransmit = 0, InjectProcess = 1 };
+
+int worker_main(void *worker); // rte_eal_remote_launch entry
+
+} // namespace vleaf::dp

@@ -1,0 +1,59 @@
+// Counter vocabulary shared by the dataplane (which counts) and the API (which reports).
+#pragma once
+
+#include <cstdint>
+
+namespace vleaf {
+
+// Every packet a worker does not transmit ends in exactly one of these.
+#define VLEAF_DROP_REASONS(X)                                                                      \
+    X(unknown_ethertype)                                                                           \
+    X(runt)                                                                                        \
+    X(ip_bad_version)                                                                              \
+    X(ip_bad_header_len)                                                                           \
+    X(ip_bad_total_len)                                                                            \
+    X(ip_bad_checksum)                                                                             \
+    X(ip_options)                                                                                  \
+    X(ip_fragment)                                                                                 \
+    X(ip_martian)                                                                                  \
+    X(ttl_exceeded)                                                                                \
+    X(no_route)                                                                                    \
+    X(blackhole)                                                                                   \
+    X(mtu_exceeded)                                                                                \
+    X(punt_ring_full)                                                                              \
+    X(tx_full)
+
+enum class Drop : uint8_t {
+#define X(name) name,
+    VLEAF_DROP_REASONS(X)
+#undef X
+        count
+};
+
+inline constexpr const char *drop_names[] = {
+#define X(name) #name,
+    VLEAF_DROP_REASONS(X)
+#undef X
+};
+
+// Why a packet went to the control thread instead of out of a port.
+#define VLEAF_PUNT_REASONS(X)                                                                      \
+    X(local)                                                                                       \
+    X(arp)                                                                                         \
+    X(nd)                                                                                          \
+    X(resolve)
+
+enum class Punt : uint8_t {
+#define X(name) name,
+    VLEAF_PUNT_REASONS(X)
+#undef X
+        count
+};
+
+inline constexpr const char *punt_names[] = {
+#define X(name) #name,
+    VLEAF_PUNT_REASONS(X)
+#undef X
+};
+
+} // namespace vleaf

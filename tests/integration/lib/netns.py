@@ -1,0 +1,282 @@
+"""Network namespaces, veth pairs and processes for the integration tests.
+
+A Lab owns everything it makes: namespaces, processes started in them and a temporary
+directory. Leaving the `with Lab(...)` block removes all of it, whether the test
+passed, failed or was stopped; past `deadline` seconds (or on SIGTERM/SIGINT) the test
+gets a Terminated exception so that the cleanup still runs.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+_LIB = os.path.dirname(os.path.abspath(__file__))
+
+
+class Terminated(BaseException):
+    """The test ran past its deadline or was signalled; cleanup follows."""
+
+
+def run(argv, timeout=60, check=True, **kwargs):
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: exit {r.returncode}: {r.stderr.strip()}")
+    return r
+
+
+def wait_for(fn, timeout, what, interval=0.1):
+    """Polls fn() until it returns something truthy and returns that; raises naming
+    `what` on timeout. Exceptions from fn() count as not yet, except AssertionError."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+            if last:
+                return last
+        except AssertionError:
+            raise
+        except Exception as exc:
+            last = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+def namespaces():
+    out = run(["ip", "netns", "list"]).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def free_hugepage_mb():
+    free = size_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("HugePages_Free:"):
+                free = int(line.split()[1])
+            elif line.startswith("Hugepagesize:"):
+                size_kb = int(line.split()[1])
+    return free * size_kb // 1024
+
+
+def hugepage_files(prefix, directory="/dev/hugepages"):
+    try:
+        return sorted(f for f in os.listdir(directory) if f.startswith(prefix))
+    except OSError:
+        return []
+
+
+class Proc:
+    """A process in a namespace with its output in a log file."""
+
+    def __init__(self, argv, log_path):
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.popen = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+        self.pid = self.popen.pid
+
+    def poll(self):
+        return self.popen.poll()
+
+    def wait(self, timeout=None):
+        return self.popen.wait(timeout=timeout)
+
+    def signal(self, sig):
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+
+    def log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self, timeout=5):
+        if self.popen.poll() is None:
+            try:
+                self.popen.send_signal(signal.SIGCONT)  # a test may have stopped it
+                self.popen.terminate()
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+
+
+class Netns:
+    def __init__(self, lab, name):
+        self.lab = lab
+        self.name = name
+
+    def run(self, argv, check=True, timeout=60):
+        return run(["ip", "netns", "exec", self.name] + list(argv), timeout=timeout, check=check)
+
+    def ip(self, *args, check=True):
+        return self.run(["ip"] + list(args), check=check)
+
+    def sysctl(self, key, value):
+        self.run(["sysctl", "-q", "-w", f"{key}={value}"])
+
+    def add_addr(self, dev, addr):
+        extra = ["nodad"] if ":" in addr else []  # IPv6 usable at once
+        self.ip("addr", "add", addr, "dev", dev, *extra)
+
+    def add_route(self, dst, via=None, dev=None):
+        args = ["-6"] if (via and ":" in via) or ":" in dst else []
+        args += ["route", "add", dst]
+        if via:
+            args += ["via", via]
+        if dev:
+            args += ["dev", dev]
+        self.ip(*args)
+
+    def mac(self, dev):
+        out = self.ip("-br", "link", "show", "dev", dev).stdout.split()
+        return out[2].lower()
+
+    def link_exists(self, dev):
+        return self.ip("link", "show", "dev", dev, check=False).stdout.strip() != ""
+
+    def no_offloads(self, dev):
+        """Real checksums on the wire: veth offloads would hand af_packet partial ones."""
+        self.run(["ethtool", "-K", dev, "rx", "off", "tx", "off", "tso", "off", "gso", "off",
+                  "gro", "off"], check=False)
+
+    def kernel_ignores(self, dev):
+        """The namespace's kernel keeps out of the traffic on `dev` (a DPDK af_packet port
+        also feeds the kernel): no ARP answers, no IPv6, every IPv4 packet from it dropped."""
+        self.sysctl(f"net.ipv4.conf.{dev}.arp_ignore", 8)
+        self.sysctl(f"net.ipv6.conf.{dev}.disable_ipv6", 1)
+        rules = self.ip("rule", "show").stdout
+        if "blackhole" not in rules or f"iif {dev}" not in rules:
+            self.ip("rule", "add", "pref", "10", "iif", dev, "blackhole")
+        if "0:\tfrom all lookup local" in rules:
+            self.ip("rule", "add", "pref", "100", "lookup", "local")
+            self.ip("rule", "del", "pref", "0", "lookup", "local")
+
+    def popen(self, argv, name):
+        p = Proc(["ip", "netns", "exec", self.name] + list(argv), self.lab.path(f"{name}.log"))
+        self.lab.procs.append(p)
+        return p
+
+    def ping(self, dst, count=3, deadline=None, ttl=None, interval=0.2):
+        """Returns (sent, received)."""
+        argv = ["ping", "-n", "-q", "-c", str(count), "-i", str(interval)]
+        argv += ["-w", str(deadline if deadline else count + 5)]
+        if ttl is not None:
+            argv += ["-t", str(ttl)]
+        out = self.run(argv + [dst], check=False, timeout=(deadline or count + 5) + 10).stdout
+        for line in out.splitlines():
+            if "packets transmitted" in line:
+                parts = line.split(",")
+                sent = int(parts[0].split()[0])
+                received = int(parts[1].split()[0])
+                return sent, received
+        return 0, 0
+
+
+class Lab:
+    def __init__(self, name, deadline=300):
+        self.tag = f"{name}{os.getpid() % 100000}"
+        self.namespaces = []
+        self.procs = []
+        self.dir = tempfile.mkdtemp(prefix=f"vleaf-{name}-")
+        os.chmod(self.dir, 0o755)
+        self.deadline = deadline
+        self._veths = 0
+
+    def __enter__(self):
+        def stop(signum, _frame):
+            raise Terminated(f"signal {signum}" if signum != signal.SIGALRM
+                             else f"deadline of {self.deadline}s passed")
+        self._old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT,
+                                                          signal.SIGALRM)}
+        signal.alarm(self.deadline)
+        return self
+
+    def __exit__(self, *exc):
+        signal.alarm(0)
+        try:
+            self.cleanup()
+        finally:
+            for s, h in self._old.items():
+                signal.signal(s, h)
+        return False
+
+    def cleanup(self):
+        for p in reversed(self.procs):
+            p.stop()
+        for ns in self.namespaces:
+            # Whatever a test started in the namespace without telling us (daemons that
+            # fork) goes with it.
+            out = run(["ip", "netns", "pids", ns.name], check=False).stdout
+            for pid in out.split():
+                try:
+                    os.kill(int(pid), signal.SIGCONT)
+                    os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
+            run(["ip", "netns", "del", ns.name], check=False)
+        if os.environ.get("VLEAF_KEEP_LOGS"):
+            print(f"logs kept in {self.dir}", flush=True)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def netns(self, short):
+        ns = Netns(self, f"{self.tag}-{short}")
+        run(["ip", "netns", "add", ns.name])
+        self.namespaces.append(ns)
+        ns.ip("link", "set", "lo", "up")
+        return ns
+
+    def veth(self, ns_a, name_a, ns_b, name_b):
+        """A veth pair, `name_a` in ns_a and `name_b` in ns_b, both up."""
+        self._veths += 1
+        tmp_a, tmp_b = f"vt{os.getpid() % 10000}a{self._veths}", f"vt{os.getpid() % 10000}b{self._veths}"
+        run(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b])
+        for tmp, ns, name in ((tmp_a, ns_a, name_a), (tmp_b, ns_b, name_b)):
+            run(["ip", "link", "set", tmp, "netns", ns.name])
+            ns.ip("link", "set", tmp, "name", name)
+            ns.ip("link", "set", name, "up")
+
+    def path(self, name):
+        p = os.path.join(self.dir, name)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    def write(self, name, text, mode=0o644):
+        p = self.path(name)
+        with open(p, "w") as f:
+            f.write(text)
+        os.chmod(p, mode)
+        return p
+
+    def dpdk_prefix(self, name):
+        return f"{self.tag}{name}"
+
+
+def tcp_transfer(src, dst, addr, port, nbytes):
+    """Sends nbytes from namespace src to a sink in dst at addr:port; returns
+    ((sent, sha256), (received, sha256))."""
+    script = os.path.join(_LIB, "tcp_transfer.py")
+    sink = subprocess.Popen(["ip", "netns", "exec", dst.name, sys.executable, script, "sink",
+                             addr, str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = sink.stdout.readline().strip()
+        if line != "listening":
+            raise RuntimeError(f"tcp sink did not start: {line!r}")
+        out = src.run([sys.executable, script, "source", addr, str(port), str(nbytes)],
+                      timeout=60).stdout.split()
+        got = sink.stdout.readline().split()
+        sink.wait(timeout=30)
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+            sink.wait()
+    return (int(out[0]), out[1]), (int(got[0]), got[1]) if got else (0, "")

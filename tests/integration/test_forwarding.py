@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+"""The real vleafd forwarding between two hosts on different subnets.
+
+  h1 (10.0.1.2, fd00:1::2) ── veth ── [ns vl: vleafd, af_packet ports p0/p1] ── veth ── h2 (10.0.2.2, fd00:2::2,
+                                                                                      lo 10.100.0.1, fd00:100::1)
+vleafd routes between the two connected subnets and to a static route behind h2,
+resolves its neighbors itself and hands traffic for its own addresses to the kernel
+of ns vl through a tap per interface. The checks use kernel ping and TCP from the
+hosts and read vleafd's state through `vleafctl -j`.
+
+usage: test_forwarding.py VLEAFD VLEAFCTL
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from netns import (Lab, Terminated, free_hugepage_mb, hugepage_files, namespaces,  # noqa: E402
+                   run, tcp_transfer, wait_for)
+
+CONFIG = """\
+log_level: info
+mempool: {{mbufs: 8191, cache: 256, data_room: 2176}}
+ports:
+  - {{name: p0, device: "net_af_packet0,iface=vl-h1,qpairs=1,blocksz=4096,framesz=2048,framecnt=512",
+     rx_queues: 1, rss: false, promiscuous: true}}
+  - {{name: p1, device: "net_af_packet1,iface=vl-h2,qpairs=1,blocksz=4096,framesz=2048,framecnt=512",
+     rx_queues: 1, rss: false, promiscuous: true}}
+interfaces:
+  - {{name: h1, port: p0, mtu: 1500, ipv4: [10.0.1.1/24], ipv6: ["fd00:1::1/64"], tap: vl-tap-h1}}
+  - {{name: h2, port: p1, mtu: 1500, ipv4: [10.0.2.1/24], ipv6: ["fd00:2::1/64"], tap: vl-tap-h2}}
+workers:
+  - lcore: 1
+    rx: [{{port: p0, queue: 0}}, {{port: p1, queue: 0}}]
+routes:
+  - {{prefix: 10.100.0.0/16, via: [10.0.2.2]}}
+  - {{prefix: "fd00:100::/48", via: ["fd00:2::2"]}}
+api:
+  socket: {socket}
+"""
+
+
+class Checks:
+    """Runs every check even after one fails, so one run shows all that is broken."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = []
+
+    def __call__(self, name, fn, *args):
+        try:
+            fn(*args)
+        except Exception as exc:  # Terminated is a BaseException and ends the test
+            self.failed.append(name)
+            print(f"FAIL {name}: {exc}", flush=True)
+        else:
+            self.passed += 1
+            print(f"ok   {name}", flush=True)
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+class Topology:
+    def __init__(self, lab):
+        self.lab = lab
+        self.vl = lab.netns("vl")
+        self.h1 = lab.netns("h1")
+        self.h2 = lab.netns("h2")
+        lab.veth(self.vl, "vl-h1", self.h1, "eth0")
+        lab.veth(self.vl, "vl-h2", self.h2, "eth0")
+        for port in ("vl-h1", "vl-h2"):
+            self.vl.kernel_ignores(port)
+        for host, n in ((self.h1, 1), (self.h2, 2)):
+            host.no_offloads("eth0")
+            host.add_addr("eth0", f"10.0.{n}.2/24")
+            host.add_addr("eth0", f"fd00:{n}::2/64")
+            host.add_route("default", via=f"10.0.{n}.1")
+            host.ip("-6", "route", "add", "default", "via", f"fd00:{n}::1")
+        self.h2.add_addr("lo", "10.100.0.1/32")
+        self.h2.add_addr("lo", "fd00:100::1/128")
+        self.mac = {"h1": self.h1.mac("eth0"), "h2": self.h2.mac("eth0"),
+                    "vl-h1": self.vl.mac("vl-h1"), "vl-h2": self.vl.mac("vl-h2")}
+
+
+class Vleafd:
+    def __init__(self, lab, topo, vleafd, vleafctl):
+        self.lab = lab
+        self.topo = topo
+        self.binary = vleafd
+        self.ctl_binary = vleafctl
+        self.socket = lab.path("vleafd.sock")
+        self.config = lab.path("vleafd.yaml")
+        with open(self.config, "w") as f:
+            f.write(CONFIG.format(socket=self.socket))
+        self.prefix = lab.dpdk_prefix("vleafd")
+        # Hugepages when the machine has them, so that their removal at exit is checked.
+        self.hugepages = free_hugepage_mb() >= 512
+        mem = ["-m", "256"] if self.hugepages else ["--no-huge", "-m", "512"]
+        self.argv = [vleafd, "-l", "0,1", *mem, "--no-pci", "--file-prefix", self.prefix,
+                     "--log-level=*:warning", "--", "--config", self.config]
+        self.proc = None
+
+    def start(self):
+        print(f"vleafd: {' '.join(self.argv)} ({'hugepages' if self.hugepages else 'no hugepages'})",
+              flush=True)
+        self.proc = self.topo.vl.popen(self.argv, name="vleafd")
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"vleafd exited with {self.proc.poll()}:\n{self.proc.log()}")
+            return (os.path.exists(self.socket) and self.topo.vl.link_exists("vl-tap-h1")
+                    and self.topo.vl.link_exists("vl-tap-h2") and self.show("interfaces"))
+        try:
+            wait_for(ready, 30, "vleafd to answer on its API socket with both taps up")
+        except Exception:
+            print(self.proc.log(), flush=True)
+            raise
+
+    def show(self, what):
+        out = run([self.ctl_binary, "-s", self.socket, "-j", "show", what], timeout=10).stdout
+        return json.loads(out)
+
+    def counters(self):
+        stats = self.show("stats")
+        tx = sum(w["tx_packets"] for w in stats["workers"])
+        return stats, tx
+
+
+def check_ping(ns, dst, count=5):
+    ns.ping(dst, count=1, deadline=5)  # the first may wait for neighbor resolution
+    sent, received = ns.ping(dst, count=count)
+    expect(received == sent == count, f"{ns.name} -> {dst}: {received}/{sent} replies")
+
+
+def check_tcp(topo, addr, nbytes, port):
+    (sent, sent_hash), (got, got_hash) = tcp_transfer(topo.h1, topo.h2, addr, port, nbytes)
+    expect(sent == nbytes, f"sent {sent} of {nbytes} bytes")
+    expect((got, got_hash) == (sent, sent_hash),
+           f"received {got} bytes sha256 {got_hash}, sent {sent} bytes sha256 {sent_hash}")
+
+
+def check_interfaces(d, topo):
+    by_name = {i["name"]: i for i in d.show("interfaces")}
+    expect(set(by_name) == {"h1", "h2"}, f"interfaces {sorted(by_name)}")
+    for name, n in (("h1", 1), ("h2", 2)):
+        i = by_name[name]
+        expect(i["port"] == f"p{n - 1}", f"{name}: port {i['port']}")
+        expect(i["mac"].lower() == topo.mac[f"vl-{name}"], f"{name}: mac {i['mac']}, veth has {topo.mac[f'vl-{name}']}")
+        expect(i["ipv4"] == [f"10.0.{n}.1/24"], f"{name}: ipv4 {i['ipv4']}")
+        expect(i["ipv6"] == [f"fd00:{n}::1/64"], f"{name}: ipv6 {i['ipv6']}")
+        expect(i["tap"] == f"vl-tap-{name}", f"{name}: tap {i['tap']}")
+        expect(i["mtu"] == 1500, f"{name}: mtu {i['mtu']}")
+        expect(i["rx_packets"] > 0 and i["tx_packets"] > 0,
+               f"{name}: rx {i['rx_packets']} tx {i['tx_packets']} after traffic")
+        tap_mac = topo.vl.mac(f"vl-tap-{name}")
+        expect(tap_mac == topo.mac[f"vl-{name}"], f"tap vl-tap-{name} has mac {tap_mac}, port has {topo.mac[f'vl-{name}']}")
+        addrs = topo.vl.ip("-br", "addr", "show", "dev", f"vl-tap-{name}").stdout
+        for a in (f"10.0.{n}.1/24", f"fd00:{n}::1/64"):
+            expect(a in addrs.split(), f"tap vl-tap-{name} lacks {a}: {addrs.strip()}")
+
+
+def check_routes(d):
+    routes = {(r["prefix"], r["type"]): r for r in d.show("routes")}
+    want = [("10.0.1.0/24", "connected"), ("10.0.2.0/24", "connected"),
+            ("fd00:1::/64", "connected"), ("fd00:2::/64", "connected"),
+            ("10.0.1.1/32", "local"), ("10.0.2.1/32", "local"),
+            ("fd00:1::1/128", "local"), ("fd00:2::1/128", "local"),
+            ("10.100.0.0/16", "static"), ("fd00:100::/48", "static")]
+    missing = [w for w in want if w not in routes]
+    expect(not missing, f"routes missing {missing}; have {sorted(routes)}")
+    for prefix, via in (("10.100.0.0/16", "10.0.2.2"), ("fd00:100::/48", "fd00:2::2")):
+        hops = routes[(prefix, "static")]["nexthops"]
+        expect([h["via"] for h in hops] == [via] and hops[0]["interface"] == "h2",
+               f"{prefix}: next hops {hops}")
+    for (prefix, kind), r in routes.items():
+        expect(r["vrf"] == "default", f"{prefix} ({kind}) in vrf {r['vrf']}")
+
+
+def check_neighbors(d, topo):
+    neigh = {(n["interface"], n["ip"]): n for n in d.show("neighbors")}
+    for iface, ip, host in (("h1", "10.0.1.2", "h1"), ("h1", "fd00:1::2", "h1"),
+                            ("h2", "10.0.2.2", "h2"), ("h2", "fd00:2::2", "h2")):
+        n = neigh.get((iface, ip))
+        expect(n is not None, f"no neighbor {ip} on {iface}; have {sorted(neigh)}")
+        expect(n["mac"].lower() == topo.mac[host], f"neighbor {ip}: mac {n['mac']}, host has {topo.mac[host]}")
+        expect(n["state"].lower() == "reachable", f"neighbor {ip}: state {n['state']}")
+
+
+def check_worker_tx(d, topo):
+    _, before = d.counters()
+    check_ping(topo.h1, "10.0.2.2", count=20)
+    _, after = d.counters()
+    # 20 requests and 20 replies, plus the first ping's pair.
+    expect(after - before >= 42, f"worker tx_packets grew by {after - before}, expected >= 42")
+
+
+def check_drop(d, topo, reason, dst, **ping_args):
+    stats, _ = d.counters()
+    expect(reason in stats["drops"], f"no drop reason {reason} in {sorted(stats['drops'])}")
+    before = stats["drops"][reason]
+    sent, received = topo.h1.ping(dst, count=3, deadline=3, **ping_args)
+    expect(sent > 0 and received == 0, f"{dst} answered {received} of {sent} pings")
+    # ping stops early when an ICMP error comes back, so expect what it sent.
+    wait_for(lambda: d.counters()[0]["drops"][reason] - before >= sent, 3,
+             f"drops.{reason} to grow by {sent} from {before}")
+
+
+def check_second_instance(d, topo):
+    argv = [a if a != d.socket else d.socket + ".2" for a in d.argv]
+    second = topo.vl.run(argv, check=False, timeout=30)
+    out = second.stdout + second.stderr
+    expect(second.returncode != 0, f"second vleafd exited 0:\n{out}")
+    expect(d.prefix in out, f"second vleafd's message does not name the file prefix {d.prefix}:\n{out}")
+    expect(d.proc.poll() is None, "the first vleafd died when the second one started")
+    check_ping(topo.h1, "10.0.2.2", count=3)
+
+
+def check_sigterm(d, topo):
+    d.proc.signal(signal.SIGTERM)
+    start = time.monotonic()
+    try:
+        rc = d.proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("vleafd still runs 5 s after SIGTERM")
+    print(f"     vleafd exited {rc} after {time.monotonic() - start:.2f}s", flush=True)
+    expect(rc == 0, f"vleafd exited {rc} on SIGTERM:\n{d.proc.log()[-2000:]}")
+    left = hugepage_files(d.prefix)
+    expect(not left, f"hugepage files left: {left}")
+    for tap in ("vl-tap-h1", "vl-tap-h2"):
+        expect(not topo.vl.link_exists(tap), f"{tap} still exists")
+
+
+def main(argv):
+    if len(argv) != 3:
+        sys.exit(__doc__)
+    vleafd, vleafctl = (os.path.abspath(a) for a in argv[1:])
+    check = Checks()
+    lab_names = []
+    try:
+        with Lab("fwd", deadline=240) as lab:
+            topo = Topology(lab)
+            lab_names = [ns.name for ns in lab.namespaces]
+            d = Vleafd(lab, topo, vleafd, vleafctl)
+            d.start()
+            check("ping h1 -> h2 IPv4", check_ping, topo.h1, "10.0.2.2")
+            check("ping h1 -> h2 IPv6", check_ping, topo.h1, "fd00:2::2")
+            check("ping static route target IPv4", check_ping, topo.h1, "10.100.0.1")
+            check("ping static route target IPv6", check_ping, topo.h1, "fd00:100::1")
+            check("ping vleafd's own IPv4 (kernel via tap)", check_ping, topo.h1, "10.0.1.1")
+            check("ping vleafd's own IPv6 (kernel via tap)", check_ping, topo.h1, "fd00:1::1")
+            check("TCP 4 MB h1 -> h2 IPv4, sha256 equal", check_tcp, topo, "10.0.2.2", 4 << 20, 5001)
+            check("TCP 2 MB h1 -> h2 IPv6, sha256 equal", check_tcp, topo, "fd00:2::2", 2 << 20, 5002)
+            check("vleafctl show interfaces", check_interfaces, d, topo)
+            check("vleafctl show routes", check_routes, d)
+            check("vleafctl show neighbors", check_neighbors, d, topo)
+            check("per-worker tx counters grow with traffic", check_worker_tx, d, topo)
+            check("TTL 1 dropped as ttl_exceeded", check_drop, d, topo, "ttl_exceeded", "10.0.2.2", ttl=1)
+            check("unrouted IPv4 dropped as no_route", check_drop, d, topo, "no_route", "192.0.2.1")
+            check("unrouted IPv6 dropped as no_route", check_drop, d, topo, "no_route", "2001:db8::1")
+            check("second vleafd with the same --file-prefix refuses to start", check_second_instance, d, topo)
+            check("SIGTERM: exit 0 within 5 s, no hugepage files, taps gone", check_sigterm, d, topo)
+            if check.failed:
+                print(f"vleafd log:\n{d.proc.log()[-6000:]}", flush=True)
+    except (Terminated, Exception) as exc:  # set-up failed or the test was stopped
+        check.failed.append(f"{type(exc).__name__}: {exc}")
+        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
+
+    def cleaned():
+        left = [n for n in lab_names if n in namespaces()]
+        expect(not left, f"namespaces left: {left}")
+    check("no namespaces left behind", cleaned)
+    print(f"{check.passed} passed, {len(check.failed)} failed", flush=True)
+    return 1 if check.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
