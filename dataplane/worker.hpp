@@ -12,6 +12,12 @@
 
 namespace vleaf::dp {
 
+#ifdef VLEAF_STAGE_CYCLES
+inline constexpr bool kStageCycles = true; // meson -Dstage_cycles=true
+#else
+inline constexpr bool kStageCycles = false;
+#endif
+
 enum Stage : uint8_t { StageParse, StageRoute, StageForward, StageDispatch, StageCount };
 inline constexpr const char *stage_names[] = {"parse", "route", "forward", "dispatch"};
 

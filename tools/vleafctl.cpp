@@ -53,26 +53,50 @@ json arg_value(const std::string &v) {
     return v;
 }
 
-std::string scalar_text(const json &v) {
+bool all_scalars(const json &v) {
+    return std::all_of(v.begin(), v.end(), [](const json &e) { return !e.is_structured(); });
+}
+
+// Fits one "key: value" line: a scalar or a list of scalars.
+bool fits_line(const json &v) {
+    return !v.is_structured() || (v.is_array() && all_scalars(v));
+}
+
+// Fits one table cell: also a list of objects holding only scalars (a route's next hops).
+bool fits_cell(const json &v) {
+    return fits_line(v) || (v.is_array() && std::all_of(v.begin(), v.end(), [](const json &e) {
+                                return e.is_object() && all_scalars(e);
+                            }));
+}
+
+// Empty strings print as "-" so that a blank never looks like a missing column; inside
+// "k=v" lists, empty members are left out.
+std::string inline_text(const json &v) {
+    if (v.is_null() || (v.is_string() && v.get_ref<const std::string &>().empty())) return "-";
     if (v.is_string()) return v.get<std::string>();
-    if (v.is_null()) return "-";
-    if (v.is_array()) {
+    if (v.is_object()) {
         std::string out;
-        for (const auto &e : v) out += (out.empty() ? "" : ",") + scalar_text(e);
+        for (const auto &[k, x] : v.items()) {
+            if (x.is_null() || (x.is_string() && x.get_ref<const std::string &>().empty()))
+                continue;
+            out += (out.empty() ? "" : " ") + k + "=" + inline_text(x);
+        }
+        return out.empty() ? "-" : out;
+    }
+    if (v.is_array()) {
+        const char *sep = all_scalars(v) ? "," : ", ";
+        std::string out;
+        for (const auto &e : v) out += (out.empty() ? "" : sep) + inline_text(e);
         return out.empty() ? "-" : out;
     }
     return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-bool is_scalar_or_flat_list(const json &v) {
-    if (!v.is_structured()) return true;
-    if (v.is_object()) return false;
-    return std::all_of(v.begin(), v.end(), [](const json &e) { return !e.is_structured(); });
-}
-
 bool is_table(const json &v) {
-    return v.is_array() && !v.empty() &&
-           std::all_of(v.begin(), v.end(), [](const json &e) { return e.is_object(); });
+    return v.is_array() && !v.empty() && std::all_of(v.begin(), v.end(), [](const json &e) {
+               return e.is_object() &&
+                      std::all_of(e.begin(), e.end(), [](const json &x) { return fits_cell(x); });
+           });
 }
 
 void render(const json &v, const std::string &indent);
@@ -94,7 +118,8 @@ void render_table(const json &rows, const std::string &indent) {
     cells.push_back(cols);
     for (const auto &row : rows) {
         std::vector<std::string> line;
-        for (const auto &c : cols) line.push_back(row.contains(c) ? scalar_text(row[c]) : "-");
+        line.reserve(cols.size());
+        for (const auto &c : cols) line.push_back(row.contains(c) ? inline_text(row[c]) : "-");
         cells.push_back(std::move(line));
     }
     std::vector<size_t> width(cols.size(), 0);
@@ -110,22 +135,35 @@ void render_table(const json &rows, const std::string &indent) {
     }
 }
 
-// Scalars first as "key: value" lines, then every nested value as its own titled section.
+// A list of nested objects gets one section per element, titled title[i].
+void render_section(const std::string &title, const json &v, const std::string &indent) {
+    if (v.is_array() && !is_table(v) && !all_scalars(v)) {
+        for (size_t i = 0; i < v.size(); i++) {
+            if (i) std::cout << "\n";
+            std::cout << indent << title << "[" << i << "]:\n";
+            render(v[i], indent + "  ");
+        }
+        return;
+    }
+    std::cout << indent << title << ":\n";
+    render(v, indent + "  ");
+}
+
+// Inline values first as aligned "key: value" lines, then each nested value as a section.
 void render_object(const json &obj, const std::string &indent) {
     size_t key_width = 0;
     for (const auto &[k, v] : obj.items())
-        if (is_scalar_or_flat_list(v)) key_width = std::max(key_width, k.size());
+        if (fits_line(v)) key_width = std::max(key_width, k.size());
     for (const auto &[k, v] : obj.items())
-        if (is_scalar_or_flat_list(v))
+        if (fits_line(v))
             std::cout << indent << k << ": " << std::string(key_width - k.size(), ' ')
-                      << scalar_text(v) << "\n";
+                      << inline_text(v) << "\n";
     bool first = key_width == 0;
     for (const auto &[k, v] : obj.items()) {
-        if (is_scalar_or_flat_list(v)) continue;
+        if (fits_line(v)) continue;
         if (!first) std::cout << "\n";
         first = false;
-        std::cout << indent << k << ":\n";
-        render(v, indent + "  ");
+        render_section(k, v, indent);
     }
 }
 
@@ -139,15 +177,12 @@ void render(const json &v, const std::string &indent) {
             render_object(v, indent);
     } else if (v.is_array()) {
         if (v.empty()) std::cout << indent << "(none)\n";
-        for (const auto &e : v) {
-            if (e.is_structured()) {
-                render(e, indent + "  ");
-            } else {
-                std::cout << indent << scalar_text(e) << "\n";
-            }
-        }
+        if (all_scalars(v))
+            for (const auto &e : v) std::cout << indent << inline_text(e) << "\n";
+        else
+            render_section("", v, indent);
     } else if (!v.is_null()) {
-        std::cout << indent << scalar_text(v) << "\n";
+        std::cout << indent << inline_text(v) << "\n";
     }
 }
 
@@ -190,9 +225,7 @@ std::string read_line(int fd, const std::string &path, int timeout_ms) {
     }
 }
 
-} // namespace
-
-int main(int argc, char **argv) {
+int run(int argc, char **argv) {
     std::string path = "/run/vleaf/vleafd.sock";
     if (const char *env = std::getenv("VLEAF_SOCKET"); env && *env) path = env;
     bool as_json = false;
@@ -262,4 +295,14 @@ int main(int argc, char **argv) {
     else
         render(result, "");
     return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception &e) {
+        die(kExitTransport, e.what());
+    }
 }

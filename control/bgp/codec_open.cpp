@@ -115,10 +115,13 @@ Bytes encode_capabilities(const Capabilities &c) {
     if (c.route_refresh) put_cap(o, cap::kRouteRefresh, {});
     if (c.enhanced_route_refresh) put_cap(o, cap::kEnhancedRouteRefresh, {});
     if (c.extended_message) put_cap(o, cap::kExtendedMessage, {});
-    if (!c.extended_nexthop.empty()) {
+    // A capability value holds at most 255 octets: long lists go in several capabilities.
+    for (size_t i = 0; i < c.extended_nexthop.size(); i += 42) {
         v.clear();
-        for (auto &e : c.extended_nexthop)
+        for (size_t j = i; j < std::min(i + 42, c.extended_nexthop.size()); j++) {
+            auto &e = c.extended_nexthop[j];
             put16(v, e.nlri_afi), put16(v, e.nlri_safi), put16(v, e.nexthop_afi);
+        }
         put_cap(o, cap::kExtendedNextHop, v);
     }
     if (c.graceful_restart) {
@@ -126,9 +129,12 @@ Bytes encode_capabilities(const Capabilities &c) {
         v.clear();
         put16(v, uint16_t((gr.restarting ? 0x8000 : 0) | (gr.notification ? 0x4000 : 0) |
                           (gr.restart_time & 0x0fff)));
-        for (auto &f : gr.families)
-            put16(v, f.family.afi), put8(v, f.family.safi),
-                put8(v, f.forwarding_preserved ? 0x80 : 0);
+        // One capability (a second would replace the first) of at most 63 families.
+        for (size_t i = 0; i < std::min<size_t>(63, gr.families.size()); i++) {
+            auto &f = gr.families[i];
+            put16(v, f.family.afi), put8(v, f.family.safi);
+            put8(v, f.forwarding_preserved ? 0x80 : 0);
+        }
         put_cap(o, cap::kGracefulRestart, v);
     }
     if (c.four_octet_as) {
@@ -136,9 +142,12 @@ Bytes encode_capabilities(const Capabilities &c) {
         put32(v, *c.four_octet_as);
         put_cap(o, cap::kFourOctetAs, v);
     }
-    if (!c.add_path.empty()) {
+    for (size_t i = 0; i < c.add_path.size(); i += 63) {
         v.clear();
-        for (auto &a : c.add_path) put16(v, a.family.afi), put8(v, a.family.safi), put8(v, a.mode);
+        for (size_t j = i; j < std::min(i + 63, c.add_path.size()); j++) {
+            auto &a = c.add_path[j];
+            put16(v, a.family.afi), put8(v, a.family.safi), put8(v, a.mode);
+        }
         put_cap(o, cap::kAddPath, v);
     }
     for (auto &u : c.unknown) put_cap(o, u.code, u.value);
@@ -219,7 +228,7 @@ void encode_open(const Open &open, Bytes &out) {
     put16(out, open.hold_time);
     put32(out, open.bgp_id);
     Bytes caps = encode_capabilities(open.caps);
-    if (caps.empty()) {
+    if (caps.empty() && !open.extended_params) {
         put8(out, 0);
     } else if (!open.extended_params && caps.size() + 2 <= 255) {
         put8(out, uint8_t(caps.size() + 2));

@@ -30,10 +30,7 @@ template <class Map, class Key> void put(Map &m, const Key &k, const AttrData *a
 bool Speaker::exportable(const Session &s, const Path &p, const Prefix *prefix) const {
     if (p.peer == s.rib_id) return false; // never back to where it came from
     const RibPeer &from = rib_.peer(p.peer);
-    // RFC 4456 6: iBGP routes go to other iBGP peers only through a reflector, i.e.
-    // when the source or the target is a client.
-    if (p.peer != kLocalPeer && from.ibgp && s.ibgp() && !from.rr_client && !s.cfg.rr_client)
-        return false;
+    if (s.ibgp() && !ibgp_may_advertise(p.peer, from, s.cfg.rr_client)) return false;
     const PathAttrs &a = p.attrs->attrs;
     // The peer would drop it as an AS loop: save the bytes.
     if (!s.ibgp() && a.as_path && a.as_path->contains(s.local.remote_as)) return false;
@@ -88,11 +85,7 @@ const AttrData *Speaker::export_attrs(Session &s, const Path &p) {
         self = true;
     } else {
         a.local_pref = a.local_pref.value_or(100);
-        if (!local && from.ibgp) {
-            // Reflection (RFC 4456 8).
-            if (!a.originator_id) a.originator_id = from.router_id;
-            a.cluster_list.insert(a.cluster_list.begin(), rib_.options().cluster_id);
-        }
+        if (!local && from.ibgp) reflect_attrs(a, from.router_id, rib_.options().cluster_id);
     }
     if (self) nh = self_next_hop(s, f);
     policy_rewrite(s.cfg.export_policy, a);

@@ -20,11 +20,14 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void on_signal(int) { g_stop = true; }
+void on_signal(int) {
+    g_stop = true;
+}
 
 std::string str_arg(const nlohmann::json &args, const char *key) {
     if (!args.is_object() || !args.contains(key)) return "";
-    if (!args[key].is_string()) throw std::invalid_argument(std::string(key) + ": expected a string");
+    if (!args[key].is_string())
+        throw std::invalid_argument(std::string(key) + ": expected a string");
     return args[key].get<std::string>();
 }
 
@@ -72,9 +75,8 @@ int main(int argc, char **argv) {
         vleaf::api::Server api(socket_path);
         using nlohmann::json;
         api.add("show bgp summary", [&](const json &) { return speaker.show_summary(); });
-        api.add("show bgp neighbors", [&](const json &a) {
-            return speaker.show_neighbors(str_arg(a, "address"));
-        });
+        api.add("show bgp neighbors",
+                [&](const json &a) { return speaker.show_neighbors(str_arg(a, "address")); });
         const std::pair<const char *, vleaf::bgp::RouteFamily> families[] = {
             {"ipv4", vleaf::bgp::RouteFamily::Ipv4Unicast},
             {"ipv6", vleaf::bgp::RouteFamily::Ipv6Unicast},
@@ -88,6 +90,7 @@ int main(int argc, char **argv) {
         spdlog::info("vleaf-bgpd: AS {} router id {}, {} configured peers, socket {}", cfg.asn,
                      cfg.router_id.str(), cfg.peers.size(), socket_path);
         speaker.run(g_stop);
+        speaker.shutdown();
     } catch (const std::exception &e) {
         std::fprintf(stderr, "vleaf-bgpd: %s\n", e.what());
         return 1;

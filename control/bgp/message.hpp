@@ -142,7 +142,7 @@ struct ExtendedNextHopCap { // RFC 8950: NLRI of `family` may carry a next hop o
     auto operator<=>(const ExtendedNextHopCap &) const = default;
 };
 
-struct RawCapability { // kept as received so that it can be logged and shown
+struct RawCapability { // kept as received (value ≤ 255 octets) to be logged and shown
     uint8_t code = 0;
     Bytes value;
     auto operator<=>(const RawCapability &) const = default;

@@ -77,6 +77,11 @@ const char *verdict_name(ImportVerdict v) {
     return "?";
 }
 
+void reflect_attrs(PathAttrs &a, uint32_t from_router_id, uint32_t cluster_id) {
+    if (!a.originator_id) a.originator_id = from_router_id;
+    a.cluster_list.insert(a.cluster_list.begin(), cluster_id);
+}
+
 size_t Rib::KeyHash::operator()(const V4Key &k) const {
     return size_t(k.v * 0x9e3779b97f4a7c15ull >> 16);
 }

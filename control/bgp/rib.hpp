@@ -215,4 +215,13 @@ class Rib {
 
 const char *verdict_name(ImportVerdict v);
 
+// RFC 4456 6: whether a path learned from `from` may be advertised to an internal peer.
+// iBGP-learned paths go to other internal peers only through a reflector: when the
+// source or the target is a route reflector client.
+inline bool ibgp_may_advertise(PeerId from_id, const RibPeer &from, bool to_rr_client) {
+    return from_id == kLocalPeer || !from.ibgp || from.rr_client || to_rr_client;
+}
+// RFC 4456 8: what a reflector adds to a reflected path.
+void reflect_attrs(PathAttrs &a, uint32_t from_router_id, uint32_t cluster_id);
+
 } // namespace vleaf::bgp

@@ -93,6 +93,9 @@ struct Session {
     TimePoint up_since{};
     TimePoint down_since{};
     std::string last_error;
+    // A NOTIFICATION was sent or received since Established: RFC 4724 graceful restart
+    // does not apply (we do not negotiate the RFC 8538 N bit).
+    bool notified = false;
     IpAddr local_addr; // of the Established connection: our next hop to this peer
     bool ibgp() const { return local.asn == local.remote_as; }
     // Graceful restart helper: the peer's routes are stale until this deadline.

@@ -100,6 +100,11 @@ void Speaker::add_fd(int fd, std::function<void()> on_readable) {
 }
 
 void Speaker::start() {
+    listen();
+    start_peers();
+}
+
+void Speaker::listen() {
     if (!cfg_.listen_address.empty()) {
         auto addr = *IpAddr::parse(cfg_.listen_address);
         listen_fd_ = open_listen_socket(addr, cfg_.listen_port);
@@ -122,6 +127,9 @@ void Speaker::start() {
         watch(listen_fd_, &listen_watch_, EPOLLIN);
         spdlog::info("bgp: listening on [{}]:{}", cfg_.listen_address, listen_port_);
     }
+}
+
+void Speaker::start_peers() {
     originate();
     auto now = Clock::now();
     for (auto &s : sessions_)
@@ -413,6 +421,7 @@ void Speaker::run_actions(Conn &c, const FsmActions &actions) {
             break;
         case FsmAction::SendNotification:
             s.last_error = "sent " + a.error.str();
+            s.notified = true;
             spdlog::warn("bgp {}: sending NOTIFICATION {}", s.remote.str(), a.error.str());
             encode_notification(a.error, b);
             ++s.counters.notifications_out;
@@ -471,6 +480,7 @@ void Speaker::on_message(Conn &c, MsgType type, ByteView body) {
         ++s.counters.notifications_in;
         auto n = decode_notification(body);
         s.last_error = "received " + (n ? n->str() : std::string("a truncated NOTIFICATION"));
+        s.notified = true;
         spdlog::warn("bgp {}: {}", s.remote.str(), s.last_error);
         run_actions(c, c.fsm.handle(FsmEvent::NotificationReceived, now));
         break;
@@ -650,6 +660,7 @@ void Speaker::session_up(Session &s, Conn &c) {
     s.local_addr = c.local_addr;
     s.up_since = now;
     s.last_error.clear();
+    s.notified = false;
     ++s.counters.established;
     RibPeer &rp = rib_.peer(s.rib_id);
     rp.router_id = s.neg.remote_id;
@@ -676,7 +687,7 @@ void Speaker::session_down(Session &s) {
     s.down_since = now;
     ++s.counters.dropped;
     clear_out(s);
-    FamilyMask keep = s.neg.peer_gr ? s.neg.peer_gr_families : 0;
+    FamilyMask keep = s.neg.peer_gr && !s.notified ? s.neg.peer_gr_families : 0;
     spdlog::warn("bgp {}: session down ({}){}", s.remote.str(),
                  s.last_error.empty() ? "no reason" : s.last_error,
                  keep ? ": keeping its routes as stale (graceful restart)" : "");
@@ -741,6 +752,14 @@ void Speaker::poll(int max_wait_ms) {
     for (auto &s : sessions_)
         if (s->up && (s->out.size() || s->out.eor)) flush_out(*s);
     reap_dynamic();
+}
+
+void Speaker::shutdown() {
+    auto now = Clock::now();
+    for (auto &s : sessions_) {
+        if (s->other) run_actions(*s->other, s->other->fsm.handle(FsmEvent::ManualStop, now));
+        run_actions(*s->main, s->main->fsm.handle(FsmEvent::ManualStop, now));
+    }
 }
 
 void Speaker::run(const std::atomic<bool> &stop) {

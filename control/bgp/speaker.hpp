@@ -32,14 +32,20 @@ class Speaker {
     Speaker(const Speaker &) = delete;
     Speaker &operator=(const Speaker &) = delete;
 
-    // Opens the listening socket, installs the configured announcements and starts
-    // every configured peer. Throws std::runtime_error if listening fails.
+    // listen() then start_peers().
     void start();
+    // Opens the listening socket. Throws std::runtime_error if that fails.
+    void listen();
+    // Installs the configured announcements and starts every configured peer.
+    void start_peers();
     // Runs the loop until `stop` becomes true (checked at least every 100 ms).
     void run(const std::atomic<bool> &stop);
     // One loop iteration: waits at most `max_wait_ms` for events, handles them, fires
     // due timers and flushes output.
     void poll(int max_wait_ms);
+    // Stops every session with a Cease/Administrative Shutdown NOTIFICATION (so that
+    // peers flush our routes at once instead of waiting for their hold timer).
+    void shutdown();
     // Serves another fd from this loop (e.g. the management socket).
     void add_fd(int fd, std::function<void()> on_readable);
 

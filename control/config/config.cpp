@@ -12,7 +12,6 @@
 #include <fstream>
 #include <initializer_list>
 #include <map>
-#include <set>
 #include <sstream>
 #include <string_view>
 #include <sys/un.h>
@@ -23,11 +22,10 @@ namespace vleaf::config {
 namespace {
 
 constexpr unsigned kMaxLcore = 128;  // RTE_MAX_LCORE of Debian's DPDK build
-constexpr uint16_t kMaxBurst = 256;  // workers keep bursts in fixed arrays
 constexpr uint32_t kMaxVrfId = 255;  // one LPM pair per VRF: keep the table count bounded
 constexpr size_t kMaxNameLen = 32;   // names appear in CLI tables and counters
 constexpr size_t kMaxIfNameLen = 15; // IFNAMSIZ - 1, for kernel tap names
-constexpr size_t kMaxQueues = 64;
+constexpr size_t kMaxQueues = 64;    // per port; more than any NIC we target exposes
 
 std::string sub(const std::string &path, std::string_view key) {
     return path.empty() ? std::string(key) : path + "." + std::string(key);
@@ -288,9 +286,8 @@ class Parser {
             auto p = Prefix::parse(s, true);
             if (!p) c_.fail(path, "'" + s + "' is not an address with prefix length");
             if (s.find('/') == std::string::npos)
-                c_.fail(path, "'" + s + "' has no prefix length (write it as " + s + "/" +
-                                  std::to_string(p->addr.max_len() == 32 ? 24 : 64) +
-                                  " or similar)");
+                c_.fail(path, "'" + s + "' has no prefix length (as in " + s +
+                                  (p->addr.is_v4() ? "/24)" : "/64)"));
             if (p->addr.family != family)
                 c_.fail(path, "'" + s + "' is not an " +
                                   std::string(family == Family::V4 ? "IPv4" : "IPv6") + " address");
@@ -440,7 +437,7 @@ class Parser {
 
             std::vector<std::string> kinds;
             for (auto k : {"via", "dev", "blackhole"})
-                if (m.has(k)) kinds.push_back(k);
+                if (m.has(k)) kinds.emplace_back(k);
             if (kinds.size() != 1)
                 c_.fail(m.path(), "a route needs exactly one of via, dev, blackhole" +
                                       (kinds.empty() ? std::string(" (none given)")
@@ -498,8 +495,8 @@ class Parser {
     Neighbors neighbors(const YAML::Node &n) {
         Map m(c_, n, "neighbors", {"reachable_ms", "retrans_ms", "retries", "hold_packets"});
         Neighbors nb;
-        m.num("reachable_ms", nb.reachable_ms, 1000, 3600 * 1000);
-        m.num("retrans_ms", nb.retrans_ms, 10, 60 * 1000);
+        m.num("reachable_ms", nb.reachable_ms, 1000, 3600u * 1000);
+        m.num("retrans_ms", nb.retrans_ms, 10, 60u * 1000);
         m.num("retries", nb.retries, 1, 100);
         m.num("hold_packets", nb.hold_packets, 0, 256);
         return nb;

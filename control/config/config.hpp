@@ -12,6 +12,10 @@
 
 namespace vleaf::config {
 
+// The largest `burst` a config may ask for: dataplane/burst.hpp sizes its per-packet arrays
+// for this many packets (keep the two equal).
+inline constexpr uint16_t kMaxBurst = 64;
+
 struct ConfigError : std::runtime_error {
     // what(): "<file>: <field.path>: <reason>", e.g.
     // "conf/demo.yaml: routes[2].via[0]: '10.0.0.300' is not an IP address"
@@ -35,8 +39,8 @@ struct Port {
 };
 
 struct Interface {
-    std::string name;     // also the default tap name suffix
-    std::string port;     // Port::name
+    std::string name; // also the default tap name suffix
+    std::string port; // Port::name
     std::string vrf = "default";
     uint16_t mtu = 1500;
     std::vector<Prefix> ipv4; // addresses with their subnet length, host bits set
@@ -65,8 +69,8 @@ struct Vrf {
 struct Route {
     std::string vrf = "default";
     Prefix prefix;
-    std::vector<IpAddr> via;   // gateways; more than one is ECMP
-    std::string dev;           // interface for a connected-style route (no gateway)
+    std::vector<IpAddr> via; // gateways; more than one is ECMP
+    std::string dev;         // interface for a connected-style route (no gateway)
     bool blackhole = false;
 };
 

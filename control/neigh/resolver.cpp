@@ -246,7 +246,8 @@ void Resolver::resolve(uint16_t ifid, const IpAddr &target, uint64_t now_ms, voi
     const Iface *itf = iface(ifid);
     if (!itf) {
         counters_.unknown_interface++;
-    } else if (is_multicast(target) || target.is_unspecified() || is_ours(*itf, target)) {
+    } else if (is_multicast(target) || target.is_unspecified() || is_ours(*itf, target) ||
+               is_subnet_broadcast(*itf, target)) {
         counters_.resolve_invalid_target++;
     } else if (!on_subnet(*itf, target)) {
         counters_.resolve_off_subnet++;
@@ -381,6 +382,17 @@ bool Resolver::is_ours(const Iface &itf, const IpAddr &ip) const {
     if (!ip.is_v4() && ip == itf.ll) return true;
     for (const auto &p : ip.is_v4() ? itf.cfg.ipv4 : itf.cfg.ipv6)
         if (p.addr == ip) return true;
+    return false;
+}
+
+bool Resolver::is_subnet_broadcast(const Iface &itf, const IpAddr &ip) const {
+    if (!ip.is_v4()) return false;
+    for (const auto &p : itf.cfg.ipv4) {
+        // /31 and /32 have no broadcast address (RFC 3021).
+        if (p.len >= 31 || !p.contains(ip)) continue;
+        uint32_t host_mask = ~uint32_t{0} >> p.len;
+        if ((ip.v4_host() & host_mask) == host_mask) return true;
+    }
     return false;
 }
 

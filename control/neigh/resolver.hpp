@@ -15,6 +15,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <string>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -76,7 +77,7 @@ struct Entry {
     X(not_neigh)              /* frame was neither ARP nor ND: passed to the kernel */             \
     X(unknown_interface)      /* frame or resolve() on an interface not registered */              \
     X(resolve_off_subnet)     /* resolve() target in none of the interface's subnets */            \
-    X(resolve_invalid_target) /* resolve() of a multicast, unspecified or own address */
+    X(resolve_invalid_target) /* resolve() of a multicast/broadcast/unspecified/own address */
 
 struct Counters {
 #define X(name) uint64_t name = 0;
@@ -85,17 +86,21 @@ struct Counters {
     uint64_t bad[static_cast<size_t>(Bad::count)] = {};
 };
 
-inline constexpr const char *counter_names[] = {
-#define X(name) #name,
+// Calls f(name, value) for every counter, bad frames as "bad_<reason>"; for the API.
+template <class F> void for_each_counter(const Counters &c, F &&f) {
+#define X(name) f(#name, c.name);
     VLEAF_NEIGH_COUNTERS(X)
 #undef X
-};
+    for (size_t i = 0; i < static_cast<size_t>(Bad::count); i++)
+        f(std::string("bad_") + bad_names[i], c.bad[i]);
+}
 
 struct Callbacks {
     // Transmit a complete Ethernet frame out of interface `ifid`.
     std::function<void(uint16_t ifid, std::vector<uint8_t> frame)> send;
     // Neighbor reachable or moved (mac set), or failed / gone (nullopt). Reported once
-    // per transition; probes that confirm the same MAC are silent.
+    // per transition; probes that confirm the same MAC are silent. Called before the
+    // packets held for that neighbor are released, so the next hop can be installed first.
     std::function<void(uint16_t ifid, const IpAddr &ip, std::optional<MacAddr> mac)> changed;
     // A packet given to resolve(): resolved = re-inject it into the dataplane (its next
     // hop now has a MAC); false = free it.
@@ -174,6 +179,7 @@ class Resolver {
 
     bool is_ours(const Iface &itf, const IpAddr &ip) const;
     bool on_subnet(const Iface &itf, const IpAddr &ip) const;
+    bool is_subnet_broadcast(const Iface &itf, const IpAddr &ip) const;
     // Our address to send from when talking to `target`, if it is on one of our subnets.
     std::optional<IpAddr> source_for(const Iface &itf, const IpAddr &target) const;
     const Iface *iface(uint16_t id) const;

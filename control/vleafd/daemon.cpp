@@ -85,7 +85,11 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
 Daemon::~Daemon() {
     api_.reset();
     if (dp_) dp_->stop(); // workers first: nothing may reach the resolver's held packets after
-    resolver_.reset();    // frees what it still holds
+    // Removing the interfaces hands back (and frees) the packets still waiting on neighbors.
+    if (resolver_ && dp_)
+        for (size_t k = 0; k < dp_->interfaces().size(); k++)
+            resolver_->remove_interface(static_cast<uint16_t>(k));
+    resolver_.reset();
     fib_.reset();
     dp_.reset();
 }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -138,7 +139,12 @@ int main(int argc, char **argv) {
         std::cerr << "vleafd: " << e.what() << "\n";
         rc = 1;
     }
+    // EAL leaves its runtime directory (config, fbarrays, telemetry socket) behind; it is
+    // ours alone, as the prefix lock proves.
+    std::string runtime = rte_eal_get_runtime_dir();
     rte_eal_cleanup();
+    std::error_code ec;
+    std::filesystem::remove_all(runtime, ec);
     close(sfd);
     unlink(("/run/vleaf/" + (prefix.empty() ? std::string("rte") : prefix) + ".lock").c_str());
     close(lock);

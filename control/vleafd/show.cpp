@@ -97,9 +97,13 @@ json Daemon::show_stats() const {
         for (size_t k = 0; k < n_drops; k++) drops[k] += s.drops[k];
         for (size_t k = 0; k < n_punts; k++) punts[k] += s.punts[k];
         double pkts = double(s.pipeline_packets);
-        json stages = json::object();
-        for (int k = 0; k < dp::StageCount; k++)
-            stages[dp::stage_names[k]] = pkts ? double(s.stage_cycles[k]) / pkts : 0.0;
+        // Per-stage figures exist only in a -Dstage_cycles=true build (rdtsc per stage).
+        json stages = nullptr;
+        if (dp::kStageCycles) {
+            stages = json::object();
+            for (int k = 0; k < dp::StageCount; k++)
+                stages[dp::stage_names[k]] = pkts ? double(s.stage_cycles[k]) / pkts : 0.0;
+        }
         workers.push_back({{"lcore", w->lcore},
                            {"rx_packets", s.rx},
                            {"tx_packets", s.tx},

@@ -48,20 +48,17 @@ protocol static {{ ipv6; route fd00:244:0:{n}::/122 blackhole; }}
 filter calico_export {{ if source = RTS_STATIC then accept; reject; }}
 template bgp mesh4 {{
   local 10.0.0.{n} as 64512;
-  gateway recursive;
-  add paths on;
   graceful restart;
   connect retry time 2;
   hold time 9;
-  ipv4 {{ import all; export filter calico_export; next hop self; add paths on; }};
+  ipv4 {{ import all; export filter calico_export; next hop self; gateway recursive; add paths on; }};
 }}
 template bgp mesh6 {{
   local fd00::{n} as 64512;
-  gateway recursive;
   graceful restart;
   connect retry time 2;
   hold time 9;
-  ipv6 {{ import all; export filter calico_export; next hop self; add paths on; }};
+  ipv6 {{ import all; export filter calico_export; next hop self; gateway recursive; add paths on; }};
 }}
 protocol bgp vleaf4 from mesh4 {{ neighbor 10.0.0.1 as 64512; }}
 protocol bgp vleaf6 from mesh6 {{ neighbor fd00::1 as 64512; }}

@@ -234,6 +234,34 @@ TEST_F(Api, LargeReplyIsWrittenAcrossPolls) {
     EXPECT_EQ(c.call({{"command", "big"}})["result"].get<std::string>().size(), big.size());
 }
 
+TEST_F(Api, ClientsBeyondTheLimitAreTurnedAway) {
+    std::vector<std::unique_ptr<Client>> clients;
+    for (size_t i = 0; i < Server::kMaxClients; i++) {
+        clients.push_back(std::make_unique<Client>(*server));
+        pump(1);
+    }
+    pump();
+    EXPECT_EQ(server->clients(), Server::kMaxClients);
+    Client extra(*server);
+    EXPECT_EQ(extra.reply(), json({{"ok", false}, {"error", "too many clients"}}));
+    EXPECT_EQ(clients.back()->call({{"command", "echo"}})["ok"], true);
+}
+
+TEST_F(Api, OverlongRequestIsRefusedAndDropped) {
+    Client c(*server);
+    std::string junk(Server::kMaxRequestBytes / 4, 'x');
+    json r;
+    // Feed in pieces: the socket buffer is smaller than the limit.
+    for (int i = 0; i < 5 && r.is_null(); i++) {
+        c.send_raw(junk);
+        pump();
+        if (i == 4) r = c.reply();
+    }
+    EXPECT_EQ(r["error"], "request longer than 1048576 bytes");
+    pump();
+    EXPECT_EQ(server->clients(), 0u);
+}
+
 TEST_F(Api, SocketAndDirectoryModes) {
     struct stat st;
     ASSERT_EQ(lstat(sock.c_str(), &st), 0);
@@ -361,13 +389,28 @@ class Vleafctl : public Api {
                 {{{"name", "h1"}, {"port", "p0"}, {"ipv4", {"10.0.1.1/24"}}},
                  {{"name", "uplink"}, {"port", "p1"}, {"ipv4", {"10.0.2.1/24", "10.0.3.1/24"}}}});
         });
-        server->add("show stats", [](const json &) {
-            return json{{"rx", 10}, {"tx", 9}, {"drops", {{"no_route", 1}, {"ttl", 0}}}};
+        server->add("show stats", [](const json &) { return stats(); });
+        server->add("show fib", [](const json &) {
+            return json::array({{{"prefix", "10.0.0.0/8"},
+                                 {"vrf", "default"},
+                                 {"nexthops",
+                                  {{{"via", "10.0.2.2"}, {"interface", "h2"}},
+                                   {{"via", "10.0.1.2"}, {"interface", "h1"}}}}}});
         });
         server->add("show routes", [this](const json &args) {
             last_args = args;
             return json::array();
         });
+    }
+
+    static json stats() {
+        return {
+            {"rx", 10},
+            {"tx", 9},
+            {"drops", {{"no_route", 1}, {"ttl", 0}}},
+            {"ports", {{{"name", "p0"}, {"rx", 5}, {"tap", ""}}}},
+            {"workers",
+             {{{"lcore", 1}, {"drops", {{"ttl", 2}}}}, {{"lcore", 2}, {"drops", {{"ttl", 3}}}}}}};
     }
 
     std::string socket_arg() const { return sock.string(); }
@@ -383,6 +426,13 @@ TEST_F(Vleafctl, RendersArrayOfObjectsAsTable) {
                      "uplink  10.0.2.1/24,10.0.3.1/24  p1\n");
 }
 
+TEST_F(Vleafctl, RendersNestedObjectsInCells) {
+    Result r = run({"-s", socket_arg(), "show", "fib"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "vrf      prefix      nexthops\n"
+                     "default  10.0.0.0/8  interface=h2 via=10.0.2.2, interface=h1 via=10.0.1.2\n");
+}
+
 TEST_F(Vleafctl, RendersObjectAsKeyValuesAndSections) {
     Result r = run({"-s", socket_arg(), "show", "stats"});
     EXPECT_EQ(r.status, 0) << r.err;
@@ -391,14 +441,29 @@ TEST_F(Vleafctl, RendersObjectAsKeyValuesAndSections) {
                      "\n"
                      "drops:\n"
                      "  no_route: 1\n"
-                     "  ttl:      0\n");
+                     "  ttl:      0\n"
+                     "\n"
+                     "ports:\n"
+                     "  name  rx  tap\n"
+                     "  p0    5   -\n"
+                     "\n"
+                     "workers[0]:\n"
+                     "  lcore: 1\n"
+                     "\n"
+                     "  drops:\n"
+                     "    ttl: 2\n"
+                     "\n"
+                     "workers[1]:\n"
+                     "  lcore: 2\n"
+                     "\n"
+                     "  drops:\n"
+                     "    ttl: 3\n");
 }
 
 TEST_F(Vleafctl, JsonOutputIsThePrettyResult) {
     Result r = run({"-j", "-s", socket_arg(), "show", "stats"});
     EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_EQ(json::parse(r.out),
-              json({{"rx", 10}, {"tx", 9}, {"drops", {{"no_route", 1}, {"ttl", 0}}}}));
+    EXPECT_EQ(json::parse(r.out), stats());
     EXPECT_NE(r.out.find("\n  \"drops\": {\n"), std::string::npos) << r.out;
 }
 

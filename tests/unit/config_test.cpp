@@ -200,7 +200,7 @@ TEST(ConfigReject, ListWhereMappingExpected) {
 }
 
 TEST(ConfigReject, TextWhereNumberExpected) {
-    expect_rejected(kBase + "burst: fast\n", "burst", "expected an integer in 1..256, got 'fast'");
+    expect_rejected(kBase + "burst: fast\n", "burst", "expected an integer in 1..64, got 'fast'");
 }
 
 TEST(ConfigReject, NegativeNumber) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+#include <string>
 #include <tuple>
 
 using namespace vleaf;
@@ -312,6 +314,19 @@ TEST_F(Neigh, ArpMergeUpdatesKnownNeighborsOnly) {
     EXPECT_EQ(changes[1], Change(1, ip("10.0.0.2"), kPeerMoved));
 }
 
+TEST_F(Neigh, AnswersButDoesNotLearnSendersOutsideOurSubnets) {
+    EXPECT_EQ(r.on_frame(1, arp_from_peer(kArpRequest, "10.9.9.9", "10.0.0.1"), 0),
+              Verdict::Consumed);
+    auto ns = kNsIn;
+    ns[22] = 0xfe; // src fe00::2, outside fd00::/64 and fe80::/10
+    fix_checksum(ns);
+    EXPECT_EQ(r.on_frame(1, ns, 0), Verdict::Consumed);
+    EXPECT_EQ(sent.size(), 2u);
+    EXPECT_TRUE(r.entries().empty());
+    EXPECT_TRUE(changes.empty());
+    EXPECT_EQ(r.counters().off_subnet_ignored, 2u);
+}
+
 TEST_F(Neigh, DoesNotAnswerForAddressesThatAreNotOurs) {
     auto ns = build_ns(kPeer, multicast_mac(solicited_node(ip("fd00::3"))), ip("fd00::2"),
                        solicited_node(ip("fd00::3")), ip("fd00::3"));
@@ -569,12 +584,13 @@ TEST_F(Neigh, RejectsResolveOutsideSubnetsAndOfOwnOrMulticastAddresses) {
     r.resolve(1, ip("10.0.0.1"), 0, &b);
     r.resolve(1, ip("ff02::1"), 0, &c);
     r.resolve(7, ip("10.0.0.2"), 0, &d);
+    r.resolve(1, ip("10.0.0.255"), 0); // the /24's broadcast address
     EXPECT_TRUE(sent.empty());
     EXPECT_TRUE(r.entries().empty());
     ASSERT_EQ(released.size(), 4u);
     for (auto &[h, ok] : released) EXPECT_FALSE(ok);
     EXPECT_EQ(r.counters().resolve_off_subnet, 1u);
-    EXPECT_EQ(r.counters().resolve_invalid_target, 2u);
+    EXPECT_EQ(r.counters().resolve_invalid_target, 3u);
     EXPECT_EQ(r.counters().unknown_interface, 1u);
     EXPECT_EQ(r.on_frame(7, kArpRequestIn, 0), Verdict::Invalid);
     EXPECT_EQ(r.counters().unknown_interface, 2u);
@@ -635,6 +651,17 @@ TEST_F(Neigh, ReplacingInterfaceDropsNeighborsOutsideNewSubnets) {
     ASSERT_EQ(changes.size(), 1u);
     EXPECT_EQ(changes[0], Change(1, ip("10.0.0.2"), std::nullopt));
     EXPECT_TRUE(entry(1, "fd00::2"));
+}
+
+TEST_F(Neigh, ListsEveryCounterByName) {
+    r.on_frame(1, kArpRequestIn, 0);
+    r.on_frame(1, {kNsIn.begin(), kNsIn.begin() + 20}, 0);
+    std::map<std::string, uint64_t> seen;
+    for_each_counter(r.counters(), [&](const std::string &name, uint64_t v) { seen[name] = v; });
+    EXPECT_EQ(seen.size(), 21u + static_cast<size_t>(Bad::count));
+    EXPECT_EQ(seen["arp_replies_sent"], 1u);
+    EXPECT_EQ(seen["bad_truncated"], 1u);
+    EXPECT_EQ(seen["bad_hop_limit"], 0u);
 }
 
 TEST(NeighPackets, ChecksumOfBuiltFramesVerifies) {

@@ -98,13 +98,20 @@ def bird(lab, ns, name, conf):
     """BIRD 2 in a namespace; returns a function running birdc commands."""
     cfg = lab.write(f"{name}/bird.conf", conf)
     sock = lab.path(f"{name}/bird.ctl")
-    ns.popen(["bird", "-f", "-c", cfg, "-s", sock, "-P", lab.path(f"{name}/bird.pid")],
-             f"{name}/bird")
-    wait_for(lambda: os.path.exists(sock), 10, f"{name} control socket")
+    proc = ns.popen(["bird", "-f", "-c", cfg, "-s", sock, "-P", lab.path(f"{name}/bird.pid")],
+                    f"{name}/bird")
+
+    def birdc_ready():
+        if proc.poll() is not None:
+            raise AssertionError(f"{name}: bird exited: {proc.log()}")
+        return subprocess.run(["birdc", "-s", sock, "show", "status"], capture_output=True,
+                              text=True).returncode == 0
+    wait_for(birdc_ready, 10, f"{name} control socket")
 
     def birdc(cmd):
         return subprocess.run(["birdc", "-s", sock] + cmd.split(), capture_output=True,
                               text=True, check=True).stdout
+    birdc.proc = proc
     return birdc
 
 

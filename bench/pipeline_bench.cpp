@@ -1,0 +1,181 @@
+// Cycles per packet of vleaf's worker pipeline on one core, PMD rx/tx excluded: the real
+// stages over real mbufs and tables filled by the real FIB programmer. A macswap
+// forwarder (what testpmd's macswap mode does per packet) runs in the same process as
+// the floor any forwarder pays to touch a packet.
+#include "bench/route_mix.hpp"
+#include "tests/packet/frames.hpp"
+#include "tests/packet/harness.hpp"
+
+#include <benchmark/benchmark.h>
+
+using namespace vleaf;
+using namespace vleaf::test;
+
+namespace {
+
+constexpr unsigned kPackets = 8192; // more than fits in L1/L2 with the tables
+constexpr unsigned kBurst = 32;
+constexpr unsigned kGateways = 8;
+
+struct Setup {
+    Rig rig{kPackets * 2};
+    std::vector<rte_mbuf *> pkts;
+    std::vector<uint16_t> csum; // IPv4 checksum as built, restored with the TTL each burst
+    bool v6 = false;
+
+    Setup(bool ipv6, size_t n_routes, bench::Mix mix) : v6(ipv6) {
+        auto &f = *rig.prog;
+        f.add_interface(0, "in", rig.port[0], 0, {*Prefix::parse("10.0.1.1/24", true),
+                                                  *Prefix::parse("fd00:1::1/64", true)});
+        f.add_interface(1, "out1", rig.port[1], 0, {*Prefix::parse("172.16.1.1/24", true),
+                                                    *Prefix::parse("fd00:2::1/64", true)});
+        f.add_interface(2, "out2", rig.port[2], 0, {*Prefix::parse("172.16.2.1/24", true),
+                                                    *Prefix::parse("fd00:3::1/64", true)});
+        std::vector<IpAddr> gw;
+        for (unsigned g = 0; g < kGateways; g++) {
+            unsigned ifid = 1 + g % 2;
+            auto ip = ipv6 ? *IpAddr::parse("fd00:" + std::to_string(ifid + 1) + "::" + std::to_string(g + 2))
+                           : *IpAddr::parse("172.16." + std::to_string(ifid) + "." + std::to_string(g + 2));
+            f.neighbor(uint16_t(ifid), ip, mac(uint8_t(0x40 + g)));
+            gw.push_back(ip);
+        }
+        MacAddr dmac = mac(0x10), smac = mac(0x99);
+        if (!ipv6) {
+            auto w = bench::make_workload4(mix, n_routes, kPackets, 0.0, 42);
+            for (auto &r : w.routes)
+                f.add_static(0, Prefix{IpAddr::v4(r.addr), r.depth}.masked(), {gw[r.nh % kGateways]}, {}, false);
+            for (uint32_t d : w.dsts) {
+                V4 v;
+                v.dst = IpAddr::v4(d).str();
+                Frame fr = ipv4(dmac, smac, v);
+                csum.push_back(uint16_t(fr[24] << 8 | fr[25]));
+                pkts.push_back(rig.mbuf(fr));
+            }
+        } else {
+            auto w = bench::make_workload6(mix, n_routes, kPackets, 0.0, 42);
+            for (auto &r : w.routes)
+                f.add_static(0, Prefix{IpAddr::v6(r.addr.data()), r.depth}.masked(), {gw[r.nh % kGateways]}, {}, false);
+            for (auto &d : w.dsts) {
+                V6 v;
+                v.dst = IpAddr::v6(d.data()).str();
+                pkts.push_back(rig.mbuf(test::ipv6(dmac, smac, v)));
+            }
+        }
+        if (!rig.errors.empty()) throw std::runtime_error(rig.errors.front());
+        for (rte_mbuf *m : pkts) m->port = rig.port[0];
+    }
+
+    ~Setup() {
+        for (rte_mbuf *m : pkts) rte_pktmbuf_free(m);
+    }
+
+    // Puts back what forwarding changed, so every burst does the same work.
+    void refill(dp::Burst &b, unsigned at) {
+        b.n = kBurst;
+        b.port = rig.port[0];
+        b.vrf = rig.fib->vrf(0);
+        for (unsigned k = 0; k < kBurst; k++) {
+            rte_mbuf *m = pkts[at + k];
+            auto *p = rte_pktmbuf_mtod(m, uint8_t *);
+            if (v6) {
+                p[14 + 7] = 64;
+            } else {
+                p[14 + 8] = 64;
+                p[24] = uint8_t(csum[at + k] >> 8);
+                p[25] = uint8_t(csum[at + k]);
+            }
+            b.m[k] = m;
+        }
+    }
+
+    // The packets stay ours: forget them instead of transmitting.
+    void discard_tx() {
+        auto &w = *rig.w;
+        for (unsigned d = 0; d < w.n_dirty; d++) w.tx[w.dirty[d]].n = 0;
+        w.n_dirty = 0;
+    }
+};
+
+void report(benchmark::State &st, uint64_t cycles, uint64_t pkts) {
+    st.counters["cycles/pkt"] = double(cycles) / double(pkts);
+    st.counters["Mpps@1core"] =
+        benchmark::Counter(double(pkts) / 1e6, benchmark::Counter::kIsRate);
+    st.SetItemsProcessed(int64_t(pkts));
+}
+
+void pipeline(benchmark::State &st, bool v6) {
+    Setup s(v6, size_t(st.range(0)), bench::Mix(st.range(1)));
+    dp::Burst b;
+    uint64_t cycles = 0, pkts = 0, stage[dp::StageCount] = {};
+    unsigned at = 0;
+    for (auto _ : st) {
+        s.refill(b, at);
+        at = (at + kBurst) % kPackets;
+        uint64_t t0 = rte_rdtsc();
+        dp::parse(b);
+        uint64_t t1 = rte_rdtsc();
+        dp::route(b);
+        uint64_t t2 = rte_rdtsc();
+        dp::forward(b, *s.rig.w);
+        uint64_t t3 = rte_rdtsc();
+        dp::dispatch(b, *s.rig.w);
+        uint64_t t4 = rte_rdtsc();
+        stage[0] += t1 - t0, stage[1] += t2 - t1, stage[2] += t3 - t2, stage[3] += t4 - t3;
+        cycles += t4 - t0;
+        pkts += b.n;
+        s.discard_tx();
+    }
+    if (s.rig.w->stats.drops[int(Drop::no_route)]) st.SkipWithError("packets missed their routes");
+    report(st, cycles, pkts);
+    for (int k = 0; k < dp::StageCount; k++)
+        st.counters[std::string(dp::stage_names[k]) + "/pkt"] = double(stage[k]) / double(pkts);
+}
+
+void BM_Pipeline4(benchmark::State &st) { pipeline(st, false); }
+void BM_Pipeline6(benchmark::State &st) { pipeline(st, true); }
+
+// The floor: read each packet, swap its MACs, queue it for its port.
+void BM_MacSwapReference(benchmark::State &st) {
+    Setup s(false, 1, bench::Mix::Internet);
+    dp::Burst b;
+    uint64_t cycles = 0, pkts = 0;
+    unsigned at = 0;
+    for (auto _ : st) {
+        s.refill(b, at);
+        at = (at + kBurst) % kPackets;
+        uint64_t t0 = rte_rdtsc();
+        for (unsigned i = 0; i < b.n; i++) {
+            if (i + 4 < b.n) rte_prefetch0(rte_pktmbuf_mtod(b.m[i + 4], void *));
+            auto *eth = rte_pktmbuf_mtod(b.m[i], rte_ether_hdr *);
+            rte_ether_addr tmp = eth->dst_addr;
+            eth->dst_addr = eth->src_addr;
+            eth->src_addr = tmp;
+            dp::tx_queue(*s.rig.w, s.rig.port[1], b.m[i]);
+        }
+        cycles += rte_rdtsc() - t0;
+        pkts += b.n;
+        s.discard_tx();
+    }
+    report(st, cycles, pkts);
+}
+
+void routes(benchmark::internal::Benchmark *b) {
+    for (int mix : {int(bench::Mix::Internet), int(bench::Mix::Pods)})
+        for (int n : {10000, 1000000}) b->Args({n, mix});
+    b->ArgNames({"routes", "mix"});
+}
+
+} // namespace
+
+BENCHMARK(BM_MacSwapReference);
+BENCHMARK(BM_Pipeline4)->Apply(routes);
+BENCHMARK(BM_Pipeline6)->Apply(routes);
+
+int main(int argc, char **argv) {
+    init_eal(argv[0]);
+    benchmark::Initialize(&argc, argv);
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    finish_eal();
+    return 0;
+}

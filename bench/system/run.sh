@@ -1,0 +1,221 @@
+#!/bin/bash
+# One-lcore system benchmark: dpdk-testpmd (io forwarding, the I/O ceiling), DPDK's l3fwd
+# (LPM) and vleafd forward the same 64-byte IPv4/UDP frames, replayed by net_pcap with
+# infinite_rx, back out of the same port (net_pcap without tx_pcap counts and frees them).
+# Every forwarder runs on lcore 1 in turn, ROUNDS times interleaved; the table shows the
+# median Mpps (port opackets over SECONDS, read through DPDK telemetry after WARMUP).
+#
+#   bench/system/run.sh [-r ROUNDS] [-s SECONDS] [-w WARMUP] [-n ROUTES] [-p PACKETS]
+# Environment: BUILD_DIR (meson build with vleafd and tools/vleafctl; default build),
+#   VLEAFD, VLEAFCTL (override the binaries), WORK (scratch directory, default a new one
+#   under /tmp, removed on exit unless KEEP_WORK=1), L3FWD_DIR (where l3fwd is built and
+#   cached; default $BUILD_DIR/l3fwd).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$REPO/build}
+VLEAFD=${VLEAFD:-$BUILD_DIR/vleafd}
+VLEAFCTL=${VLEAFCTL:-$BUILD_DIR/tools/vleafctl}
+L3FWD_DIR=${L3FWD_DIR:-$BUILD_DIR/l3fwd}
+PY=/usr/bin/python3 # scapy lives in Debian's python, not in another python3 on PATH
+
+ROUNDS=3 SECONDS_=5 WARMUP=2 ROUTES=512 PACKETS=1024
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+while getopts "r:s:w:n:p:h" opt; do
+    case $opt in
+    r) ROUNDS=$OPTARG ;;
+    s) SECONDS_=$OPTARG ;;
+    w) WARMUP=$OPTARG ;;
+    n) ROUTES=$OPTARG ;;
+    p) PACKETS=$OPTARG ;;
+    *) usage ;;
+    esac
+done
+
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root (DPDK runtime dir /var/run/dpdk)" >&2; exit 1; }
+command -v dpdk-testpmd >/dev/null || { echo "run.sh: dpdk-testpmd not found (package dpdk)" >&2; exit 1; }
+[ -d /usr/share/dpdk/examples/l3fwd ] || { echo "run.sh: /usr/share/dpdk/examples missing (package dpdk-doc)" >&2; exit 1; }
+
+WORK=${WORK:-$(mktemp -d /tmp/vleaf-sysbench.XXXXXX)}
+mkdir -p "$WORK"
+TAG=sb$$ # unique --file-prefix stem for this run
+PREFIXES=()
+
+cleanup() {
+    local p
+    stop
+    for p in "${PREFIXES[@]}"; do
+        rm -f /dev/hugepages/"$p"map_* 2>/dev/null || true
+        rm -rf "/var/run/dpdk/$p"
+    done
+    [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Hugepages when set up (tools/setup.sh mounts them), else plain memory.
+free_huge=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+if [ "${free_huge:-0}" -ge 512 ] && mountpoint -q /dev/hugepages; then
+    MEM=(-m 512 --huge-unlink)
+    MEM_DESC="hugepages (-m 512)"
+else
+    MEM=(--no-huge -m 1024)
+    MEM_DESC="--no-huge -m 1024"
+fi
+
+"$PY" "$HERE/make_traffic.py" "$WORK" --routes "$ROUTES" --packets "$PACKETS"
+PCAP="$WORK/traffic.pcap"
+VDEV="net_pcap0,rx_pcap=$PCAP,infinite_rx=1"
+
+# l3fwd from DPDK's examples, built once. Stock l3fwd requests RX checksum offload, which
+# net_pcap lacks; mask the request with what the port offers (port and queue config).
+build_l3fwd() {
+    local src="$L3FWD_DIR/src"
+    [ -x "$src/l3fwd/build/l3fwd" ] && return 0
+    rm -rf "$src" && mkdir -p "$src"
+    cp -r /usr/share/dpdk/examples/l3fwd /usr/share/dpdk/examples/common "$src/"
+    sed -i \
+        -e 's|^\(\t\tret = config_port_max_pkt_len(&local_port_conf, &dev_info);\)$|\t\tlocal_port_conf.rxmode.offloads \&= dev_info.rx_offload_capa;\n\1|' \
+        -e 's|^\(\t\t\trxq_conf.offloads = port_conf.rxmode.offloads\);$|\1 \& dev_info.rx_offload_capa;|' \
+        "$src/l3fwd/main.c"
+    if [ "$(grep -c 'dev_info.rx_offload_capa' "$src/l3fwd/main.c")" != 2 ]; then
+        echo "run.sh: the l3fwd offload patch no longer applies to $src/l3fwd/main.c" >&2
+        exit 1
+    fi
+    make -s -C "$src/l3fwd" >"$L3FWD_DIR/make.log" 2>&1 ||
+        { echo "run.sh: building l3fwd failed, see $L3FWD_DIR/make.log" >&2; exit 1; }
+}
+mkdir -p "$L3FWD_DIR"
+build_l3fwd
+L3FWD="$L3FWD_DIR/src/l3fwd/build/l3fwd"
+
+have_vleafd=0
+if [ -x "$VLEAFD" ]; then
+    have_vleafd=1
+    cat >"$WORK/vleafd.yaml" <<EOF
+log_level: warning
+burst: 32
+mempool: {mbufs: 16383, cache: 256, data_room: 2176}
+ports:
+  - {name: p0, device: "$VDEV", rx_queues: 1, rss: false, promiscuous: true}
+interfaces:
+  - {name: bench0, port: p0, ipv4: [10.0.0.1/24]}
+workers:
+  - lcore: 1
+    rx: [{port: p0, queue: 0}]
+api:
+  socket: $WORK/vleafd.sock
+routes:
+EOF
+    cat "$WORK/routes.yaml" >>"$WORK/vleafd.yaml"
+else
+    echo "run.sh: $VLEAFD not found: vleafd is skipped" >&2
+fi
+
+# Starts a forwarder in the background as RUNNING; its stdin stays open (testpmd exits
+# on EOF).
+RUNNING=
+start() {
+    local name=$1 prefix=$2
+    shift 2
+    PREFIXES+=("$prefix")
+    "$@" <"$WORK/stdin.fifo" >"$WORK/$name.log" 2>&1 &
+    RUNNING=$!
+}
+
+stop() {
+    local i
+    [ -n "$RUNNING" ] || return 0
+    kill -TERM "$RUNNING" 2>/dev/null || true
+    for i in $(seq 50); do
+        kill -0 "$RUNNING" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$RUNNING" 2>/dev/null || true
+    wait "$RUNNING" 2>/dev/null || true
+    RUNNING=
+}
+
+mkfifo "$WORK/stdin.fifo"
+exec 7<>"$WORK/stdin.fifo"
+
+measure() {
+    local name=$1 round=$2 prefix="${TAG}_$1_$2" out
+    case $name in
+    testpmd)
+        start "$name" "$prefix" dpdk-testpmd -l 0,1 "${MEM[@]}" --no-pci \
+            --file-prefix "$prefix" --log-level=error --vdev="$VDEV" -- \
+            --total-num-mbufs=16384 --forward-mode=io --port-topology=loop --auto-start
+        ;;
+    l3fwd)
+        start "$name" "$prefix" "$L3FWD" -l 1 "${MEM[@]}" --no-pci \
+            --file-prefix "$prefix" --log-level=error --vdev="$VDEV" -- \
+            -p 0x1 -P --config="(0,0,1)" --parse-ptype \
+            --rule_ipv4="$WORK/l3fwd_v4.cfg" --rule_ipv6="$WORK/l3fwd_v6.cfg"
+        ;;
+    vleafd)
+        start "$name" "$prefix" "$VLEAFD" -l 0,1 "${MEM[@]}" --no-pci \
+            --file-prefix "$prefix" --log-level=error -- --config "$WORK/vleafd.yaml"
+        ;;
+    esac
+    if ! out=$("$PY" "$HERE/telemetry.py" rate "$prefix" --warmup "$WARMUP" --seconds "$SECONDS_"); then
+        echo "run.sh: $name (round $round) gave no rates; its log:" >&2
+        tail -20 "$WORK/$name.log" >&2
+        stop
+        return 1
+    fi
+    if [ "$name" = vleafd ] && [ -x "$VLEAFCTL" ]; then
+        "$VLEAFCTL" -s "$WORK/vleafd.sock" -j show stats >"$WORK/vleafd_stats_$round.json" 2>&1 || true
+    fi
+    stop
+    echo "$out" >"$WORK/${name}_$round.json"
+    "$PY" -c 'import json,sys; print("%-8s round %s: %6.2f Mpps out, %6.2f Mpps in" % (sys.argv[2], sys.argv[3], json.load(open(sys.argv[1]))["opps"]/1e6, json.load(open(sys.argv[1]))["ipps"]/1e6))' \
+        "$WORK/${name}_$round.json" "$name" "$round"
+}
+
+NAMES=(testpmd l3fwd)
+[ $have_vleafd = 1 ] && NAMES+=(vleafd)
+echo "system benchmark: $(date -u +%F), $ROUTES routes, $PACKETS frames of 64 B, $MEM_DESC," \
+    "forwarding on lcore 1, $ROUNDS rounds x ${SECONDS_}s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for round in $(seq "$ROUNDS"); do
+    for name in "${NAMES[@]}"; do measure "$name" "$round" || true; done
+done
+
+"$PY" - "$WORK" "$ROUNDS" "${NAMES[@]}" <<'EOF'
+import json, os, statistics, sys
+
+work, rounds, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def median_mpps(name):
+    rates = [r["opps"] / 1e6 for k in range(1, rounds + 1)
+             if (r := load(f"{work}/{name}_{k}.json"))]
+    return statistics.median(rates) if rates else None
+
+def vleafd_cycles():
+    # cycles/packet of the worker(s), as vleafd reports them (median over rounds)
+    vals = []
+    for k in range(1, rounds + 1):
+        s = load(f"{work}/vleafd_stats_{k}.json")
+        for w in (s or {}).get("workers", []):
+            if w.get("cycles_per_packet") is not None:
+                vals.append(float(w["cycles_per_packet"]))
+    return statistics.median(vals) if vals else None
+
+base = median_mpps("testpmd")
+print(f"\n| forwarder | Mpps (median of {rounds}) | vs testpmd io | cycles/packet |")
+print("|---|---|---|---|")
+for n in names:
+    m = median_mpps(n)
+    cyc = vleafd_cycles() if n == "vleafd" else None
+    print("| {} | {} | {} | {} |".format(
+        n, f"{m:.2f}" if m else "failed", f"{m / base:.2f}" if m and base else "-",
+        f"{cyc:.1f}" if cyc else "-"))
+EOF

@@ -1,0 +1,105 @@
+// Builders for test frames, written independently of the dataplane's parsers so that a
+// test compares the pipeline against a second implementation.
+#pragma once
+
+#include "vleaf/addr.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace vleaf::test {
+
+using Frame = std::vector<uint8_t>;
+
+inline void put16(Frame &f, size_t at, uint16_t v) {
+    f[at] = uint8_t(v >> 8);
+    f[at + 1] = uint8_t(v);
+}
+
+inline uint16_t checksum(const uint8_t *p, size_t n, uint32_t sum = 0) {
+    for (size_t k = 0; k + 1 < n; k += 2) sum += uint32_t(p[k] << 8 | p[k + 1]);
+    if (n & 1) sum += uint32_t(p[n - 1] << 8);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return uint16_t(~sum);
+}
+
+inline Frame ether(const MacAddr &dst, const MacAddr &src, uint16_t type) {
+    Frame f(dst.bytes.begin(), dst.bytes.end());
+    f.insert(f.end(), src.bytes.begin(), src.bytes.end());
+    f.push_back(uint8_t(type >> 8));
+    f.push_back(uint8_t(type));
+    return f;
+}
+
+struct V4 {
+    std::string src = "10.0.1.2", dst = "10.0.2.2";
+    uint8_t ttl = 64, proto = 17;
+    uint16_t sport = 1000, dport = 2000, payload = 18, frag = 0;
+};
+
+inline Frame ipv4(const MacAddr &dst_mac, const MacAddr &src_mac, const V4 &v) {
+    Frame f = ether(dst_mac, src_mac, 0x0800);
+    size_t ip = f.size();
+    f.resize(ip + 20 + 8 + v.payload, 0xab);
+    uint16_t total = uint16_t(20 + 8 + v.payload);
+    f[ip] = 0x45;
+    f[ip + 1] = 0;
+    put16(f, ip + 2, total);
+    put16(f, ip + 4, 0x1234);
+    put16(f, ip + 6, v.frag);
+    f[ip + 8] = v.ttl;
+    f[ip + 9] = v.proto;
+    put16(f, ip + 10, 0);
+    auto s = IpAddr::parse(v.src)->bytes, d = IpAddr::parse(v.dst)->bytes;
+    std::copy(s.begin(), s.begin() + 4, f.begin() + long(ip + 12));
+    std::copy(d.begin(), d.begin() + 4, f.begin() + long(ip + 16));
+    put16(f, ip + 10, checksum(&f[ip], 20));
+    put16(f, ip + 20, v.sport);
+    put16(f, ip + 22, v.dport);
+    put16(f, ip + 24, uint16_t(8 + v.payload));
+    put16(f, ip + 26, 0); // UDP checksum optional over IPv4
+    return f;
+}
+
+struct V6 {
+    std::string src = "fd00:1::2", dst = "fd00:2::2";
+    uint8_t hops = 64, next = 17;
+    uint16_t sport = 1000, dport = 2000, payload = 18;
+};
+
+inline Frame ipv6(const MacAddr &dst_mac, const MacAddr &src_mac, const V6 &v) {
+    Frame f = ether(dst_mac, src_mac, 0x86dd);
+    size_t ip = f.size();
+    f.resize(ip + 40 + 8 + v.payload, 0xcd);
+    f[ip] = 0x60;
+    f[ip + 1] = f[ip + 2] = f[ip + 3] = 0;
+    put16(f, ip + 4, uint16_t(8 + v.payload));
+    f[ip + 6] = v.next;
+    f[ip + 7] = v.hops;
+    auto s = IpAddr::parse(v.src)->bytes, d = IpAddr::parse(v.dst)->bytes;
+    std::copy(s.begin(), s.end(), f.begin() + long(ip + 8));
+    std::copy(d.begin(), d.end(), f.begin() + long(ip + 24));
+    put16(f, ip + 40, v.sport);
+    put16(f, ip + 42, v.dport);
+    put16(f, ip + 44, uint16_t(8 + v.payload));
+    put16(f, ip + 46, 0x5555); // not verified by a router
+    if (v.next == 58) f[ip + 40] = uint8_t(v.sport); // ICMPv6 type in the first byte
+    return f;
+}
+
+// What a router must emit for `in`: new MACs, TTL/hop limit minus one, IPv4 checksum
+// recomputed from scratch (not incrementally, as the dataplane does).
+inline Frame routed(Frame in, const MacAddr &dst, const MacAddr &src) {
+    std::copy(dst.bytes.begin(), dst.bytes.end(), in.begin());
+    std::copy(src.bytes.begin(), src.bytes.end(), in.begin() + 6);
+    if (in[12] == 0x08) {
+        in[14 + 8]--;
+        put16(in, 14 + 10, 0);
+        put16(in, 14 + 10, checksum(&in[14], 20));
+    } else {
+        in[14 + 7]--;
+    }
+    return in;
+}
+
+} // namespace vleaf::test

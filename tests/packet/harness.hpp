@@ -1,0 +1,161 @@
+// Runs real mbufs through the real pipeline: the FIB programmer fills the real tables,
+// a Worker processes bursts, and ring-backed ethdevs capture what it transmits.
+// Shared by the golden-packet tests and the pipeline benchmark.
+#pragma once
+
+#include "control/fib/programmer.hpp"
+#include "dataplane/pipeline.hpp"
+
+#include <rte_eal.h>
+#include <rte_eth_ring.h>
+#include <rte_malloc.h>
+
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace vleaf::test {
+
+// EAL for one process: no hugepages, no PCI, a file prefix of its own.
+inline void init_eal(const char *prog) {
+    std::string prefix = "--file-prefix=pkt" + std::to_string(getpid());
+    std::vector<std::string> args{prog, "-l", "0", "--no-huge", "-m", "512", "--no-pci",
+                                  prefix, "--log-level=*:error", "--no-telemetry"};
+    std::vector<char *> argv;
+    for (auto &a : args) argv.push_back(a.data());
+    if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0)
+        throw std::runtime_error("rte_eal_init failed");
+}
+
+// Tears EAL down and removes its runtime directory, which rte_eal_cleanup leaves behind.
+inline void finish_eal() {
+    std::string dir = rte_eal_get_runtime_dir();
+    rte_eal_cleanup();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+}
+
+inline MacAddr mac(uint8_t last) { return MacAddr{{0x02, 0, 0, 0, 0, last}}; }
+
+struct Rig {
+    static constexpr unsigned kPorts = 3;
+    rte_mempool *pool = nullptr;
+    rte_rcu_qsbr *rcu = nullptr;
+    rte_ring *punt = nullptr;
+    rte_ring *rx[kPorts] = {}, *tx[kPorts] = {};
+    uint16_t port[kPorts] = {};
+    dp::PortInfo *info = nullptr;
+    std::unique_ptr<dp::Fib> fib;
+    std::vector<std::string> errors;
+    std::unique_ptr<fib::Programmer> prog;
+    std::atomic<bool> stop{false};
+    std::unique_ptr<dp::Worker> w;
+
+    explicit Rig(unsigned mbufs = 8192) {
+        static int instance = 0;
+        std::string tag = std::to_string(instance++);
+        pool = rte_pktmbuf_pool_create(("pool" + tag).c_str(), mbufs, 256, 0,
+                                       RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+        rcu = static_cast<rte_rcu_qsbr *>(rte_zmalloc(nullptr, rte_rcu_qsbr_get_memsize(1), 64));
+        rte_rcu_qsbr_init(rcu, 1);
+        punt = rte_ring_create_elem(("punt" + tag).c_str(), sizeof(dp::PuntMsg), 1024, 0,
+                                    RING_F_SC_DEQ);
+        info = static_cast<dp::PortInfo *>(
+            rte_zmalloc(nullptr, sizeof(dp::PortInfo) * RTE_MAX_ETHPORTS, 64));
+        for (unsigned p = 0; p < kPorts; p++) {
+            auto n = tag + "_" + std::to_string(p);
+            rx[p] = rte_ring_create(("rx" + n).c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+            tx[p] = rte_ring_create(("tx" + n).c_str(), 4096, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+            int id = rte_eth_from_rings(("ring" + n).c_str(), &rx[p], 1, &tx[p], 1, 0);
+            if (id < 0) throw std::runtime_error("rte_eth_from_rings failed");
+            port[p] = static_cast<uint16_t>(id);
+            rte_eth_conf conf{};
+            if (rte_eth_dev_configure(port[p], 1, 1, &conf) != 0 ||
+                rte_eth_rx_queue_setup(port[p], 0, 1024, 0, nullptr, pool) != 0 ||
+                rte_eth_tx_queue_setup(port[p], 0, 1024, 0, nullptr) != 0)
+                throw std::runtime_error("ring port setup failed");
+            if (int rc = rte_eth_dev_start(port[p]); rc != 0)
+                throw std::runtime_error("ring port start: " + std::to_string(rc));
+            std::memcpy(info[port[p]].mac.addr_bytes, mac(uint8_t(0x10 + p)).bytes.data(), 6);
+            info[port[p]].mtu = 1500;
+        }
+        fib = std::make_unique<dp::Fib>(std::vector<dp::Fib::VrfSpec>{{0, 1 << 20, 1 << 16}}, rcu, 0);
+        prog = std::make_unique<fib::Programmer>([this](const Update &u) {
+            auto e = fib->apply(u);
+            if (!e.empty()) errors.push_back(e);
+        });
+        w = std::make_unique<dp::Worker>();
+        w->fib = fib.get();
+        w->ports = info;
+        w->rcu = rcu;
+        w->punt = punt;
+        w->stop = &stop;
+        rte_rcu_qsbr_thread_register(rcu, 0);
+        rte_rcu_qsbr_thread_online(rcu, 0);
+    }
+
+    ~Rig() {
+        rte_rcu_qsbr_thread_offline(rcu, 0);
+        for (unsigned p = 0; p < kPorts; p++) {
+            for (rte_mbuf *m : take_tx(p)) rte_pktmbuf_free(m);
+            rte_eth_dev_stop(port[p]);
+            rte_eth_dev_close(port[p]);
+            rte_ring_free(rx[p]);
+            rte_ring_free(tx[p]);
+        }
+        for (auto &pm : take_punts()) rte_pktmbuf_free(pm.m);
+        prog.reset();
+        fib.reset();
+        rte_ring_free(punt);
+        rte_free(info);
+        rte_free(rcu);
+        rte_mempool_free(pool);
+    }
+
+    rte_mbuf *mbuf(const std::vector<uint8_t> &bytes) {
+        rte_mbuf *m = rte_pktmbuf_alloc(pool);
+        std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(bytes.size())), bytes.data(),
+                    bytes.size());
+        return m;
+    }
+
+    // One burst through the pipeline as if received on port index `in`.
+    void run(unsigned in, const std::vector<std::vector<uint8_t>> &frames) {
+        dp::Burst b;
+        b.port = port[in];
+        b.n = 0;
+        for (auto &f : frames) {
+            b.m[b.n] = mbuf(f);
+            b.m[b.n]->port = port[in];
+            b.n++;
+        }
+        w->process(b);
+    }
+
+    std::vector<rte_mbuf *> take_tx(unsigned p) {
+        std::vector<rte_mbuf *> out(rte_ring_count(tx[p]));
+        unsigned n = rte_ring_dequeue_burst(tx[p], reinterpret_cast<void **>(out.data()),
+                                            static_cast<unsigned>(out.size()), nullptr);
+        out.resize(n);
+        return out;
+    }
+
+    std::vector<dp::PuntMsg> take_punts() {
+        std::vector<dp::PuntMsg> out(1024);
+        unsigned n = rte_ring_dequeue_burst_elem(punt, out.data(), sizeof(dp::PuntMsg), 1024, nullptr);
+        out.resize(n);
+        return out;
+    }
+
+    uint64_t drops(Drop d) const { return w->stats.drops[static_cast<int>(d)]; }
+    uint64_t punts(Punt p) const { return w->stats.punts[static_cast<int>(p)]; }
+};
+
+inline std::vector<uint8_t> bytes_of(rte_mbuf *m) {
+    auto *d = rte_pktmbuf_mtod(m, const uint8_t *);
+    return {d, d + m->data_len};
+}
+
+} // namespace vleaf::test

@@ -1,0 +1,226 @@
+// Golden packets through the real pipeline: every forwarding case and drop reason.
+#include "tests/packet/frames.hpp"
+#include "tests/packet/harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+using namespace vleaf;
+using namespace vleaf::test;
+
+namespace {
+
+const MacAddr kHost1 = mac(0x12), kHost2 = mac(0x22), kHost3 = mac(0x32);
+const MacAddr kBroadcast{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+
+Prefix P(const char *s) { return *Prefix::parse(s, true); }
+IpAddr A(const char *s) { return *IpAddr::parse(s); }
+
+class Pipeline : public ::testing::Test {
+  protected:
+    Rig rig;
+    MacAddr port_mac[Rig::kPorts];
+
+    void SetUp() override {
+        for (unsigned p = 0; p < Rig::kPorts; p++) port_mac[p] = mac(uint8_t(0x10 + p));
+        auto &f = *rig.prog;
+        f.add_interface(0, "if0", rig.port[0], 0, {P("10.0.1.1/24"), P("fd00:1::1/64")});
+        f.add_interface(1, "if1", rig.port[1], 0, {P("10.0.2.1/24"), P("fd00:2::1/64")});
+        f.add_interface(2, "if2", rig.port[2], 0, {P("10.0.3.1/24")});
+        f.neighbor(1, A("10.0.2.2"), kHost2);
+        f.neighbor(2, A("10.0.3.2"), kHost3);
+        f.neighbor(1, A("fd00:2::2"), kHost2);
+        ASSERT_EQ(f.add_static(0, P("10.100.0.0/16"), {A("10.0.2.2")}, {}, false), "");
+        ASSERT_EQ(f.add_static(0, P("10.200.0.0/16"), {A("10.0.2.2"), A("10.0.3.2")}, {}, false), "");
+        ASSERT_EQ(f.add_static(0, P("10.66.0.0/16"), {}, {}, true), "");
+        ASSERT_EQ(f.add_static(0, P("10.77.0.0/16"), {A("10.0.2.9")}, {}, false), "");
+        ASSERT_EQ(f.add_static(0, P("fd00:100::/48"), {A("fd00:2::2")}, {}, false), "");
+        ASSERT_TRUE(rig.errors.empty()) << rig.errors.front();
+    }
+
+    Frame v4(V4 v = {}) { return ipv4(port_mac[0], kHost1, v); }
+    Frame v6(V6 v = {}) { return ipv6(port_mac[0], kHost1, v); }
+
+    // Sends one frame in on port 0 and expects exactly `want` out of port `out`.
+    void expect_routed(const Frame &in, unsigned out, const MacAddr &next) {
+        rig.run(0, {in});
+        auto sent = rig.take_tx(out);
+        ASSERT_EQ(sent.size(), 1u);
+        EXPECT_EQ(bytes_of(sent[0]), routed(in, next, port_mac[out]));
+        rte_pktmbuf_free(sent[0]);
+    }
+
+    void expect_drop(const Frame &in, Drop why) {
+        uint64_t before = rig.drops(why);
+        rig.run(0, {in});
+        EXPECT_EQ(rig.drops(why), before + 1) << drop_names[int(why)];
+        for (unsigned p = 0; p < Rig::kPorts; p++) EXPECT_TRUE(rig.take_tx(p).empty());
+        EXPECT_TRUE(rig.take_punts().empty());
+    }
+
+    dp::PuntMsg expect_punt(const Frame &in, Punt why) {
+        rig.run(0, {in});
+        auto p = rig.take_punts();
+        EXPECT_EQ(p.size(), 1u);
+        if (p.empty()) return {};
+        EXPECT_EQ(p[0].reason, uint8_t(why)) << punt_names[int(why)];
+        EXPECT_EQ(bytes_of(p[0].m), in); // punted untouched: the kernel sees what arrived
+        rte_pktmbuf_free(p[0].m);
+        return p[0];
+    }
+};
+
+TEST_F(Pipeline, Ipv4ToNeighbor) { expect_routed(v4(), 1, kHost2); }
+
+TEST_F(Pipeline, Ipv4ViaStaticRoute) { expect_routed(v4({.dst = "10.100.7.9"}), 1, kHost2); }
+
+TEST_F(Pipeline, Ipv6ToNeighborAndViaStaticRoute) {
+    expect_routed(v6(), 1, kHost2);
+    expect_routed(v6({.dst = "fd00:100:0:1::5"}), 1, kHost2);
+}
+
+TEST_F(Pipeline, TcpOverIpv4KeepsPayload) {
+    expect_routed(v4({.proto = 6, .payload = 1000}), 1, kHost2);
+}
+
+TEST_F(Pipeline, BurstOfMixedFamiliesKeepsOrder) {
+    std::vector<Frame> in;
+    for (int k = 0; k < 32; k++)
+        in.push_back(k % 3 ? v4({.sport = uint16_t(k)}) : v6({.sport = uint16_t(k)}));
+    rig.run(0, in);
+    auto out = rig.take_tx(1);
+    ASSERT_EQ(out.size(), in.size());
+    for (size_t k = 0; k < in.size(); k++) {
+        EXPECT_EQ(bytes_of(out[k]), routed(in[k], kHost2, port_mac[1])) << k;
+        rte_pktmbuf_free(out[k]);
+    }
+}
+
+TEST_F(Pipeline, EcmpSpreadsFlowsAndKeepsEachFlowOnOnePath) {
+    std::map<uint16_t, unsigned> path_of;
+    unsigned per_port[Rig::kPorts] = {};
+    for (int round = 0; round < 2; round++) {
+        for (uint16_t sport = 0; sport < 256; sport++) {
+            rig.run(0, {v4({.dst = "10.200.1.1", .sport = sport})});
+            for (unsigned p = 1; p <= 2; p++)
+                for (rte_mbuf *m : rig.take_tx(p)) {
+                    auto b = bytes_of(m);
+                    EXPECT_EQ(MacAddr({b[0], b[1], b[2], b[3], b[4], b[5]}), p == 1 ? kHost2 : kHost3);
+                    if (round == 0) {
+                        path_of[sport] = p;
+                        per_port[p]++;
+                    } else {
+                        EXPECT_EQ(path_of[sport], p) << "flow " << sport << " moved";
+                    }
+                    rte_pktmbuf_free(m);
+                }
+        }
+    }
+    EXPECT_EQ(per_port[1] + per_port[2], 256u);
+    EXPECT_GT(per_port[1], 96u);
+    EXPECT_GT(per_port[2], 96u);
+}
+
+TEST_F(Pipeline, DropReasons) {
+    Frame runt(10, 0);
+    expect_drop(runt, Drop::runt);
+    expect_drop(ether(port_mac[0], kHost1, 0x88cc), Drop::unknown_ethertype);
+    Frame short_ip = v4();
+    short_ip.resize(14 + 12);
+    expect_drop(short_ip, Drop::runt);
+    Frame bad_version = v4();
+    bad_version[14] = 0x65;
+    expect_drop(bad_version, Drop::ip_bad_version);
+    Frame bad_ihl = v4();
+    bad_ihl[14] = 0x44;
+    expect_drop(bad_ihl, Drop::ip_bad_header_len);
+    Frame options = v4();
+    options[14] = 0x46;
+    expect_drop(options, Drop::ip_options);
+    Frame too_long = v4();
+    put16(too_long, 16, 2000);
+    expect_drop(too_long, Drop::ip_bad_total_len);
+    expect_drop(v4({.frag = 0x2000}), Drop::ip_fragment); // more fragments
+    expect_drop(v4({.frag = 0x0010}), Drop::ip_fragment); // non-zero offset
+    expect_drop(v4({.dst = "224.0.0.5"}), Drop::ip_martian);
+    expect_drop(v4({.dst = "255.255.255.255"}), Drop::ip_martian);
+    expect_drop(v4({.ttl = 1}), Drop::ttl_exceeded);
+    expect_drop(v4({.ttl = 0}), Drop::ttl_exceeded);
+    expect_drop(v6({.hops = 1}), Drop::ttl_exceeded);
+    expect_drop(v4({.dst = "192.0.2.1"}), Drop::no_route);
+    expect_drop(v6({.dst = "2001:db8::1"}), Drop::no_route);
+    expect_drop(v4({.dst = "10.66.1.1"}), Drop::blackhole);
+    Frame v6_long = v6();
+    put16(v6_long, 14 + 4, 1400);
+    expect_drop(v6_long, Drop::ip_bad_total_len);
+    Frame v6_version = v6();
+    v6_version[14] = 0x40;
+    expect_drop(v6_version, Drop::ip_bad_version);
+}
+
+TEST_F(Pipeline, MtuOfEgressPort) {
+    rig.info[rig.port[1]].mtu = 1000;
+    expect_drop(v4({.payload = 1000}), Drop::mtu_exceeded);
+    expect_drop(v6({.payload = 1000}), Drop::mtu_exceeded);
+    expect_routed(v4({.payload = 1000 - 28}), 1, kHost2); // exactly the MTU
+}
+
+TEST_F(Pipeline, ExceptionsArePunted) {
+    Frame arp = ether(kBroadcast, kHost1, 0x0806);
+    arp.resize(42, 0);
+    expect_punt(arp, Punt::arp);
+    expect_punt(v6({.dst = "ff02::1:ff00:1", .hops = 255, .next = 58, .sport = 135}), Punt::nd);
+    expect_punt(v6({.dst = "fd00:1::1", .hops = 255, .next = 58, .sport = 136}), Punt::nd);
+    expect_punt(v4({.dst = "10.0.1.1"}), Punt::local);
+    expect_punt(v4({.dst = "10.0.2.1", .ttl = 1}), Punt::local); // TTL 1 is fine for us
+    expect_punt(v4({.dst = "10.0.1.255"}), Punt::local);
+    expect_punt(v6({.dst = "fd00:1::1"}), Punt::local);
+    expect_punt(v6({.dst = "fe80::1"}), Punt::local);
+    expect_punt(v6({.dst = "ff02::2"}), Punt::local);
+}
+
+TEST_F(Pipeline, UnresolvedDestinationsArePuntedWithTheirNextHop) {
+    auto connected = expect_punt(v4({.dst = "10.0.2.77"}), Punt::resolve);
+    auto t = rig.prog->resolve_target(connected.nh, A("10.0.2.77"));
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->ifid, 1);
+    EXPECT_EQ(t->ip, A("10.0.2.77"));
+    auto gateway = expect_punt(v4({.dst = "10.77.3.3"}), Punt::resolve);
+    t = rig.prog->resolve_target(gateway.nh, A("10.77.3.3"));
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->ip, A("10.0.2.9")); // the gateway, not the destination
+    expect_drop(v4({.dst = "10.77.3.3", .ttl = 1}), Drop::ttl_exceeded);
+}
+
+TEST_F(Pipeline, NeighborChangesApplyToEveryRouteThroughIt) {
+    const MacAddr moved = mac(0x2f);
+    rig.prog->neighbor(1, A("10.0.2.2"), moved);
+    expect_routed(v4(), 1, moved);
+    expect_routed(v4({.dst = "10.100.0.1"}), 1, moved);
+    rig.prog->neighbor(1, A("10.0.2.2"), std::nullopt);
+    expect_punt(v4({.dst = "10.100.0.1"}), Punt::resolve);
+    rig.prog->neighbor(1, A("10.0.2.9"), kHost2);
+    expect_routed(v4({.dst = "10.77.0.1"}), 1, kHost2);
+    EXPECT_TRUE(rig.errors.empty());
+}
+
+TEST_F(Pipeline, RoutesWithdrawnAndReplaced) {
+    auto &f = *rig.prog;
+    ASSERT_EQ(f.add_static(0, P("10.100.0.0/16"), {A("10.0.3.2")}, {}, false), "");
+    expect_routed(v4({.dst = "10.100.0.1"}), 2, kHost3);
+    ASSERT_EQ(f.add_static(0, P("0.0.0.0/0"), {A("10.0.3.2")}, {}, false), "");
+    expect_routed(v4({.dst = "198.51.100.1"}), 2, kHost3);
+    EXPECT_TRUE(rig.errors.empty());
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    init_eal(argv[0]);
+    int rc = RUN_ALL_TESTS();
+    finish_eal();
+    return rc;
+}

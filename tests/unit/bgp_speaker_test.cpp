@@ -1,0 +1,156 @@
+// Speakers talking to each other over loopback TCP in one thread: connection collision,
+// max-prefix, route reflection, dynamic neighbors.
+#include "control/bgp/speaker.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
+#include <functional>
+#include <unistd.h>
+
+using namespace vleaf;
+using namespace vleaf::bgp;
+using nlohmann::json;
+
+namespace {
+
+// Every speaker listens on its own 127.0.0.N with the same port.
+const uint16_t kPort = uint16_t(20000 + getpid() % 30000);
+
+std::unique_ptr<Speaker> speaker(int n, uint32_t asn, const std::string &peers,
+                                 const std::string &extra = "", bool start = true) {
+    std::string y = "asn: " + std::to_string(asn) + "\nrouter_id: 10.0.0." + std::to_string(n) +
+                    "\nlisten_address: 127.0.0." + std::to_string(n) +
+                    "\nlisten_port: " + std::to_string(kPort) + "\npeers:\n" + peers + extra;
+    auto s = std::make_unique<Speaker>(parse_config(YAML::Load(y)));
+    if (start) s->start();
+    return s;
+}
+
+// A peer entry of speaker `self` for 127.0.0.`n`.
+std::string peer(int self, int n, uint32_t asn, const std::string &more = "") {
+    return "  - {address: 127.0.0." + std::to_string(n) + ", remote_as: " + std::to_string(asn) +
+           ", port: " + std::to_string(kPort) + ", update_source: 127.0.0." +
+           std::to_string(self) + ", timers: {connect_retry: 1}" + more + "}\n";
+}
+
+bool run_until(std::initializer_list<Speaker *> all, const std::function<bool()> &done,
+               int timeout_ms = 10000) {
+    for (int t = 0; t < timeout_ms; t += 2) {
+        for (auto *s : all) s->poll(1);
+        if (done()) return true;
+    }
+    return false;
+}
+
+json neighbor(Speaker &s, int n) {
+    auto all = s.show_neighbors("127.0.0." + std::to_string(n));
+    return all.empty() ? json() : all[0];
+}
+
+bool established(Speaker &s, int n) {
+    auto j = neighbor(s, n);
+    return !j.is_null() && j["state"] == "Established";
+}
+
+json route(Speaker &s, const std::string &prefix) {
+    auto r = s.show_routes(RouteFamily::Ipv4Unicast, prefix);
+    return r.empty() ? json() : r[0]["paths"][0];
+}
+
+struct BgpSpeaker : ::testing::Test {
+    void SetUp() override { spdlog::set_level(spdlog::level::warn); }
+};
+
+} // namespace
+
+TEST_F(BgpSpeaker, CollisionLeavesOneSession) {
+    // Both sides listen, then both connect: each sees its own connection and the peer's.
+    auto a = speaker(1, 65001, peer(1, 2, 65002), "announce: [10.1.0.0/16]\n", false);
+    auto b = speaker(2, 65002, peer(2, 1, 65001), "announce: [10.2.0.0/16]\n", false);
+    a->listen();
+    b->listen();
+    a->start_peers();
+    b->start_peers();
+    ASSERT_TRUE(run_until({a.get(), b.get()},
+                          [&] { return established(*a, 2) && established(*b, 1); }));
+    ASSERT_TRUE(run_until({a.get(), b.get()}, [&] {
+        return !route(*a, "10.2.0.0/16").is_null() && !route(*b, "10.1.0.0/16").is_null();
+    }));
+    // Whatever the race, the sessions stay up and use one connection each way.
+    run_until({a.get(), b.get()}, [] { return false; }, 1500);
+    EXPECT_EQ(neighbor(*a, 2)["counters"]["established"], 1);
+    EXPECT_EQ(neighbor(*b, 1)["counters"]["established"], 1);
+    EXPECT_EQ(neighbor(*a, 2)["local_port"], neighbor(*b, 1)["remote_port"]);
+    EXPECT_EQ(route(*a, "10.2.0.0/16")["as_path"], "65002");
+    std::printf("collisions %s %s\n", a->show_summary()["connections"].dump().c_str(), b->show_summary()["connections"].dump().c_str());
+}
+
+TEST_F(BgpSpeaker, MaxPrefixSendsCease) {
+    auto a = speaker(1, 65001, peer(1, 2, 65002, ", max_prefix: 2"));
+    auto b = speaker(2, 65002, peer(2, 1, 65001),
+                     "announce: [10.1.0.0/16, 10.2.0.0/16, 10.3.0.0/16]\n");
+    ASSERT_TRUE(run_until({a.get(), b.get()}, [&] {
+        return neighbor(*b, 1)["last_error"].get<std::string>().find("Maximum Number") !=
+               std::string::npos;
+    })) << neighbor(*b, 1).dump();
+    EXPECT_EQ(neighbor(*b, 1)["last_error"], "received Cease/Maximum Number of Prefixes Reached (6/1) data 00 01 01 00 00 00 02")
+        << "RFC 4486: AFI, SAFI, limit";
+    EXPECT_NE(neighbor(*a, 2)["last_error"].get<std::string>().find("sent Cease"),
+              std::string::npos);
+    EXPECT_TRUE(route(*a, "10.1.0.0/16").is_null()) << "the peer's routes are gone";
+}
+
+TEST_F(BgpSpeaker, RouteReflection) {
+    // a reflects; b is its client, c and d are not.
+    auto a = speaker(1, 65001,
+                     peer(1, 2, 65001, ", rr_client: true") + peer(1, 3, 65001) + peer(1, 4, 65001));
+    auto b = speaker(2, 65001, peer(2, 1, 65001), "announce: [10.2.0.0/16]\n");
+    auto c = speaker(3, 65001, peer(3, 1, 65001), "announce: [10.3.0.0/16]\n");
+    auto d = speaker(4, 65001, peer(4, 1, 65001));
+    std::initializer_list<Speaker *> all = {a.get(), b.get(), c.get(), d.get()};
+    ASSERT_TRUE(run_until(all, [&] {
+        return !route(*c, "10.2.0.0/16").is_null() && !route(*d, "10.2.0.0/16").is_null() &&
+               !route(*b, "10.3.0.0/16").is_null();
+    }));
+    // The client's route reaches the non-clients, marked by the reflector.
+    auto r = route(*c, "10.2.0.0/16");
+    EXPECT_EQ(r["originator_id"], "10.0.0.2");
+    EXPECT_EQ(r["cluster_list"], json::array({"10.0.0.1"}));
+    EXPECT_EQ(r["next_hop"], "127.0.0.2") << "a reflector keeps the next hop";
+    // A non-client's route goes to clients only.
+    run_until(all, [] { return false; }, 500);
+    EXPECT_TRUE(route(*d, "10.3.0.0/16").is_null());
+    EXPECT_EQ(route(*b, "10.3.0.0/16")["originator_id"], "10.0.0.3");
+}
+
+TEST_F(BgpSpeaker, DynamicNeighborFromRange) {
+    auto a = speaker(1, 65001, "  - {range: 127.0.0.0/24, remote_as: 65002}\n");
+    auto b = speaker(2, 65002, peer(2, 1, 65001), "announce: [10.2.0.0/16]\n");
+    ASSERT_TRUE(run_until({a.get(), b.get()}, [&] { return established(*a, 2); }));
+    EXPECT_EQ(neighbor(*a, 2)["dynamic"], true);
+    ASSERT_TRUE(run_until({a.get(), b.get()}, [&] { return !route(*a, "10.2.0.0/16").is_null(); }));
+    // When the dynamic neighbor goes away, so do its session and routes.
+    b->shutdown();
+    ASSERT_TRUE(run_until({a.get(), b.get()}, [&] { return neighbor(*a, 2).is_null(); }));
+    EXPECT_TRUE(route(*a, "10.2.0.0/16").is_null());
+}
+
+TEST_F(BgpSpeaker, PeerLossWithGracefulRestartKeepsStaleRoutes) {
+    auto a = speaker(1, 65001, peer(1, 2, 65002));
+    auto b = speaker(2, 65002, peer(2, 1, 65001), "announce: [10.2.0.0/16]\n");
+    ASSERT_TRUE(run_until({a.get(), b.get()}, [&] { return !route(*a, "10.2.0.0/16").is_null(); }));
+    b.reset(); // the connection closes without a NOTIFICATION, as when a peer crashes
+    ASSERT_TRUE(run_until({a.get()}, [&] { return !established(*a, 2); }));
+    EXPECT_EQ(route(*a, "10.2.0.0/16")["stale"], true);
+    EXPECT_EQ(neighbor(*a, 2)["stale_families"], json::array({"ipv4-unicast"}));
+}
+
+TEST_F(BgpSpeaker, UnknownPeerIsRejected) {
+    auto a = speaker(1, 65001, peer(1, 3, 65003));
+    auto b = speaker(2, 65002, peer(2, 1, 65001));
+    run_until({a.get(), b.get()}, [] { return false; }, 1500);
+    EXPECT_GE(a->show_summary()["connections"]["rejected_unknown"].get<int>(), 1);
+    EXPECT_FALSE(established(*b, 1));
+}
