@@ -42,8 +42,8 @@ std::string rte_error(const char *what) {
     return std::string(what) + ": " + rte_strerror(rte_errno);
 }
 
-// The tables of one benchmark stay alive until a benchmark needs a different one: the
-// 1M-route tables take hundreds of MB each and EAL has 1 GB.
+// The tables of one benchmark stay alive until a benchmark needs a different one: a
+// 1M-route table takes from 300 MB to 3.5 GB, and two of them would not fit.
 std::string g_table_key;
 std::shared_ptr<void> g_table;
 

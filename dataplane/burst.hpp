@@ -15,16 +15,16 @@ enum class Action : uint8_t { Tx, Drop, Punt };
 
 struct Burst {
     uint16_t n = 0;
-    uint16_t port = 0;           // every packet of a burst came in on this port
+    uint16_t port = 0; // every packet of a burst came in on this port
     const VrfTables *vrf = nullptr;
     rte_mbuf *m[kMaxBurst];
 
     // parse -> route
     uint16_t n4 = 0, n6 = 0;
     uint8_t idx4[kMaxBurst], idx6[kMaxBurst];
-    uint32_t dst4[kMaxBurst]; // host byte order, as rte_lpm wants
+    uint32_t dst4[kMaxBurst]; // host byte order, as rte_fib wants
     uint8_t dst6[kMaxBurst][16];
-    uint64_t nh6[kMaxBurst];
+    uint64_t nh64[kMaxBurst]; // lookup results of one family
 
     // route -> forward -> dispatch
     uint32_t nh[kMaxBurst];

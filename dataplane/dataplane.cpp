@@ -17,9 +17,13 @@ namespace {
 constexpr unsigned kPuntRing = 4096;
 constexpr unsigned kInjectRing = 1024;
 
-[[noreturn]] void fail(const std::string &what) { throw std::runtime_error(what); }
+[[noreturn]] void fail(const std::string &what) {
+    throw std::runtime_error(what);
+}
 
-std::string dev_name(const std::string &device) { return device.substr(0, device.find(',')); }
+std::string dev_name(const std::string &device) {
+    return device.substr(0, device.find(','));
+}
 
 uint16_t probe(const config::Port &p) {
     uint16_t pid;
@@ -94,9 +98,8 @@ Dataplane::Dataplane(const config::Config &cfg) {
     for (auto &p : cfg.ports) need += p.rx_queues * p.rx_desc + n_workers * p.tx_desc;
     need += n_workers * (cfg.mempool.cache + 4u * cfg.burst);
     if (cfg.mempool.mbufs < need)
-        fail("mempool.mbufs: " + std::to_string(cfg.mempool.mbufs) +
-             " is fewer than the " + std::to_string(need) +
-             " the descriptor rings, caches and exception rings can hold");
+        fail("mempool.mbufs: " + std::to_string(cfg.mempool.mbufs) + " is fewer than the " +
+             std::to_string(need) + " the descriptor rings, caches and exception rings can hold");
     pool_ = rte_pktmbuf_pool_create("vleaf_mbufs", cfg.mempool.mbufs, cfg.mempool.cache, 0,
                                     cfg.mempool.data_room, socket);
     if (!pool_) fail(std::string("mempool: ") + rte_strerror(rte_errno));
@@ -168,6 +171,7 @@ Dataplane::Dataplane(const config::Config &cfg) {
         w->punt = punt_;
         w->inject = k == 0 ? inject_ : nullptr; // worker 0 has a TX queue on every port
         w->stop = &stop_;
+        w->resolve_gap = rte_get_tsc_hz() / 1000; // 1 ms
         workers_.push_back(std::move(w));
     }
 }

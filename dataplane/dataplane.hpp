@@ -46,7 +46,7 @@ class Dataplane {
     // Exception path, control thread only.
     unsigned poll_punts(PuntMsg *out, unsigned max);
     bool transmit(uint16_t port, std::span<const uint8_t> frame); // copy and send as is
-    bool reprocess(rte_mbuf *m);                                   // through the pipeline again
+    bool reprocess(rte_mbuf *m);                                  // through the pipeline again
     uint64_t exception_drops() const { return exception_drops_; }
 
   private:

@@ -33,12 +33,16 @@ inline void dispatch(Burst &b, Worker &w) {
     unsigned nd = 0, np = 0;
     for (unsigned i = 0; i < b.n; i++) {
         switch (b.action[i]) {
-        case Action::Tx: tx_queue(w, b.out_port[i], b.m[i]); break;
+        case Action::Tx:
+            tx_queue(w, b.out_port[i], b.m[i]);
+            break;
         case Action::Drop:
             w.stats.drops[b.reason[i]]++;
             dropped[nd++] = b.m[i];
             break;
-        case Action::Punt: punted[np++] = PuntMsg{b.m[i], b.nh[i], b.reason[i], 0, b.port}; break;
+        case Action::Punt:
+            punted[np++] = PuntMsg{b.m[i], b.nh[i], b.reason[i], 0, b.port};
+            break;
         }
     }
     if (nd) rte_pktmbuf_free_bulk(dropped, nd);

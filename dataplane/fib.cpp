@@ -1,8 +1,9 @@
 #include "dataplane/fib.hpp"
 
 #include <rte_errno.h>
-#include <rte_rib6.h>
 #include <rte_malloc.h>
+#include <rte_rib.h>
+#include <rte_rib6.h>
 
 #include <stdexcept>
 
@@ -22,29 +23,31 @@ Fib::Fib(const std::vector<VrfSpec> &specs, rte_rcu_qsbr *rcu, int socket) : rcu
     vrfs_.resize(n_vrfs);
     for (auto &s : specs) {
         auto &t = vrfs_[s.id];
-        rte_lpm_config c4{};
-        c4.max_rules = s.max_v4;
-        c4.number_tbl8s = std::max<uint32_t>(256, s.max_v4 / 8);
-        auto n4 = table_name("lpm", s.id);
-        t.v4 = rte_lpm_create(n4.c_str(), socket, &c4);
-        if (!t.v4) throw std::runtime_error("vrf " + std::to_string(s.id) + ": rte_lpm_create: " +
-                                            rte_strerror(rte_errno));
-        rte_lpm_rcu_config rc{};
-        rc.v = rcu;
-        rc.mode = RTE_LPM_QSBR_MODE_DQ;
-        if (rte_lpm_rcu_qsbr_add(t.v4, &rc) != 0)
-            throw std::runtime_error("rte_lpm_rcu_qsbr_add: " + std::string(rte_strerror(rte_errno)));
+        rte_fib_conf c4{};
+        c4.type = RTE_FIB_DIR24_8;
+        c4.default_nh = kNhNoRoute;
+        c4.max_routes = static_cast<int>(s.max_v4);
+        c4.dir24_8.nh_sz = RTE_FIB_DIR24_8_4B;
+        // A group per /24 holding longer prefixes: 1/8 of the routes covers Internet-like
+        // tables; a table of only /26 pod blocks needs 1/4 (raise max_routes_v4 for that).
+        c4.dir24_8.num_tbl8 = std::max<uint32_t>(1024, s.max_v4 / 8);
+        auto n4 = table_name("fib4_", s.id);
+        t.v4 = rte_fib_create(n4.c_str(), socket, &c4);
+        if (!t.v4)
+            throw std::runtime_error("vrf " + std::to_string(s.id) +
+                                     ": rte_fib_create: " + rte_strerror(rte_errno));
 
         rte_fib6_conf c6{};
         c6.type = RTE_FIB6_TRIE;
         c6.default_nh = kNhNoRoute;
         c6.max_routes = static_cast<int>(s.max_v6);
         c6.trie.nh_sz = RTE_FIB6_TRIE_4B;
-        c6.trie.num_tbl8 = std::max<uint32_t>(1024, s.max_v6 * 2);
+        c6.trie.num_tbl8 = std::max<uint32_t>(1024, s.max_v6);
         auto n6 = table_name("fib6_", s.id);
         t.v6 = rte_fib6_create(n6.c_str(), socket, &c6);
-        if (!t.v6) throw std::runtime_error("vrf " + std::to_string(s.id) + ": rte_fib6_create: " +
-                                            rte_strerror(rte_errno));
+        if (!t.v6)
+            throw std::runtime_error("vrf " + std::to_string(s.id) +
+                                     ": rte_fib6_create: " + rte_strerror(rte_errno));
     }
     nh_ = static_cast<Nh *>(rte_zmalloc_socket("vleaf_nh", sizeof(Nh) * kMaxNh, 64, socket));
     groups_ = static_cast<EcmpGroup *>(
@@ -61,14 +64,21 @@ Fib::Fib(const std::vector<VrfSpec> &specs, rte_rcu_qsbr *rcu, int socket) : rcu
 
 Fib::~Fib() {
     for (auto &t : vrfs_) {
-        rte_lpm_free(t.v4);
+        rte_fib_free(t.v4);
         rte_fib6_free(t.v6);
     }
     rte_free(nh_);
     rte_free(groups_);
 }
 
-void Fib::quiesce() { rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID); }
+void Fib::quiesce() {
+    rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
+    deleted_since_quiesce_ = false;
+}
+
+void Fib::before_add() {
+    if (deleted_since_quiesce_) quiesce();
+}
 
 uint32_t Fib::alloc_group() {
     if (free_groups_.empty()) return UINT32_MAX;
@@ -79,7 +89,8 @@ uint32_t Fib::alloc_group() {
 }
 
 std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
-    if (id < kFirstDynamicNh || id >= kMaxNh) return "next hop id " + std::to_string(id) + " out of range";
+    if (id < kFirstDynamicNh || id >= kMaxNh)
+        return "next hop id " + std::to_string(id) + " out of range";
     Nh next{};
     next.kind = n.kind;
     next.port = n.port;
@@ -93,8 +104,7 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
         // A new group slot, published with the next hop; workers may still read the old one.
         uint32_t g = alloc_group();
         if (g == UINT32_MAX) return "out of ECMP groups";
-        for (unsigned i = 0; i < kMaxEcmp; i++)
-            groups_[g].members[i] = n.members[i % n.n_members];
+        for (unsigned i = 0; i < kMaxEcmp; i++) groups_[g].members[i] = n.members[i % n.n_members];
         next.group = g;
         next.n_members = n.n_members;
     }
@@ -135,26 +145,20 @@ std::string Fib::route(const Update &u, bool add) {
     const auto &p = u.prefix;
     int rc;
     bool existed;
+    if (add) before_add();
     if (p.addr.is_v4()) {
-        uint32_t ignored;
-        existed = p.len == 0 ? t.default_v4 != kNhNoRoute
-                             : rte_lpm_is_rule_present(t.v4, p.addr.v4_host(), p.len, &ignored) == 1;
-        if (p.len == 0) {
-            __atomic_store_n(&t.default_v4, add ? u.nh : kNhNoRoute, __ATOMIC_RELEASE);
-            rc = existed || add ? 0 : -ENOENT;
-        } else if (add) {
-            // rte_lpm_add replaces an existing rule in place: no window without a route.
-            rc = rte_lpm_add(t.v4, p.addr.v4_host(), p.len, u.nh);
-        } else {
-            rc = rte_lpm_delete(t.v4, p.addr.v4_host(), p.len);
-        }
+        uint32_t ip = p.addr.v4_host();
+        existed = rte_rib_lookup_exact(rte_fib_get_rib(t.v4), ip, p.len) != nullptr;
+        rc = add ? rte_fib_add(t.v4, ip, p.len, u.nh) : rte_fib_delete(t.v4, ip, p.len);
         if (rc == 0 && add != existed) counters_.routes_v4 += add ? 1 : -1;
     } else {
-        existed = rte_rib6_lookup_exact(rte_fib6_get_rib(t.v6), p.addr.bytes.data(), p.len) != nullptr;
+        existed =
+            rte_rib6_lookup_exact(rte_fib6_get_rib(t.v6), p.addr.bytes.data(), p.len) != nullptr;
         rc = add ? rte_fib6_add(t.v6, p.addr.bytes.data(), p.len, u.nh)
                  : rte_fib6_delete(t.v6, p.addr.bytes.data(), p.len);
         if (rc == 0 && add != existed) counters_.routes_v6 += add ? 1 : -1;
     }
+    if (rc == 0 && !add) deleted_since_quiesce_ = true;
     if (rc < 0) return p.str() + ": " + (add ? "add" : "delete") + " failed: " + rte_strerror(-rc);
     return {};
 }
@@ -162,10 +166,18 @@ std::string Fib::route(const Update &u, bool add) {
 std::string Fib::apply(const Update &u) {
     std::string err;
     switch (u.op) {
-    case Update::Op::NexthopSet: err = set_nexthop(u.nh, u.nexthop); break;
-    case Update::Op::NexthopDel: err = del_nexthop(u.nh); break;
-    case Update::Op::RouteAdd: err = route(u, true); break;
-    case Update::Op::RouteDel: err = route(u, false); break;
+    case Update::Op::NexthopSet:
+        err = set_nexthop(u.nh, u.nexthop);
+        break;
+    case Update::Op::NexthopDel:
+        err = del_nexthop(u.nh);
+        break;
+    case Update::Op::RouteAdd:
+        err = route(u, true);
+        break;
+    case Update::Op::RouteDel:
+        err = route(u, false);
+        break;
     }
     if (err.empty())
         counters_.applied++;

@@ -1,14 +1,16 @@
 // Route and next-hop tables shared by all workers, and their single writer.
-// Readers (workers) never lock: rte_lpm reclaims tbl8 groups through an RCU defer
-// queue, next hops are replaced atomically, and anything a worker may still hold
-// (ECMP groups, deleted next hops) is recycled only after an RCU grace period.
+// rte_fib (DIR-24-8) for IPv4 and rte_fib6 (trie) for IPv6: both keep their rules in an
+// rte_rib tree, so adding 1M routes is O(n log n) where rte_lpm's per-depth rule arrays
+// are O(n^2). Readers (workers) never lock: next hops are replaced atomically, and
+// anything a worker may still hold (tbl8 groups a delete freed, ECMP groups, deleted
+// next hops) is reused only after an RCU grace period.
 #pragma once
 
 #include "dataplane/nexthop.hpp"
 #include "vleaf/update.hpp"
 
+#include <rte_fib.h>
 #include <rte_fib6.h>
-#include <rte_lpm.h>
 #include <rte_rcu_qsbr.h>
 
 #include <string>
@@ -17,10 +19,8 @@
 namespace vleaf::dp {
 
 struct VrfTables {
-    rte_lpm *v4 = nullptr;
+    rte_fib *v4 = nullptr;
     rte_fib6 *v6 = nullptr;
-    // rte_lpm has no /0: the IPv4 default route lives here and a miss resolves to it.
-    uint32_t default_v4 = kNhNoRoute;
 };
 
 struct FibCounters {
@@ -59,6 +59,11 @@ class Fib {
     std::string route(const Update &u, bool add);
     uint32_t alloc_group();
     void quiesce(); // wait until no worker can still see what was unlinked
+    // rte_fib frees a tbl8 group on delete and may hand it to the next add at once; a
+    // worker midway through a lookup could then read another prefix's next hop. So a
+    // grace period separates any deletes from the next add (one per batch of deletes).
+    void before_add();
+    bool deleted_since_quiesce_ = false;
 
     std::vector<VrfTables> vrfs_;
     rte_rcu_qsbr *rcu_;

@@ -11,7 +11,8 @@
 namespace vleaf::dp {
 
 inline uint32_t flow_hash4(const rte_ipv4_hdr *ip) {
-    uint32_t h = rte_hash_crc_8byte((uint64_t(ip->src_addr) << 32) | ip->dst_addr, ip->next_proto_id);
+    uint32_t h =
+        rte_hash_crc_8byte((uint64_t(ip->src_addr) << 32) | ip->dst_addr, ip->next_proto_id);
     if (ip->next_proto_id == IPPROTO_TCP || ip->next_proto_id == IPPROTO_UDP)
         h = rte_hash_crc_4byte(*reinterpret_cast<const uint32_t *>(ip + 1), h);
     return h;
@@ -43,19 +44,28 @@ inline void rewrite_l2(rte_mbuf *m, const Nh &nh, const Worker &w) {
     rte_ether_addr_copy(&w.ports[nh.port].mac, &eth->src_addr);
 }
 
-// What non-Forward next hops do with a packet; shared by both families.
-inline void exception(Burst &b, unsigned i, NhKind kind, bool ttl_expired) {
+// What non-Forward next hops do with a packet; shared by both families. `dst_key`
+// identifies the destination, which is the neighbor to resolve on a connected route.
+inline void exception(Burst &b, Worker &w, unsigned i, NhKind kind, bool ttl_expired,
+                      uint32_t dst_key) {
     switch (kind) {
-    case NhKind::Local: return b.punt(i, Punt::local);
+    case NhKind::Local:
+        return b.punt(i, Punt::local);
     case NhKind::Resolve:
-    case NhKind::Unresolved:
-        return ttl_expired ? b.drop(i, Drop::ttl_exceeded) : b.punt(i, Punt::resolve);
-    case NhKind::Blackhole: return b.drop(i, Drop::blackhole);
-    default: return b.drop(i, Drop::no_route);
+    case NhKind::Unresolved: {
+        if (ttl_expired) return b.drop(i, Drop::ttl_exceeded);
+        uint32_t key = kind == NhKind::Resolve ? dst_key : b.nh[i];
+        if (!w.allow_resolve(key, rte_rdtsc())) return b.drop(i, Drop::neigh_unresolved);
+        return b.punt(i, Punt::resolve);
+    }
+    case NhKind::Blackhole:
+        return b.drop(i, Drop::blackhole);
+    default:
+        return b.drop(i, Drop::no_route);
     }
 }
 
-inline void forward4(Burst &b, const Worker &w) {
+inline void forward4(Burst &b, Worker &w) {
     for (unsigned k = 0; k < b.n4; k++) {
         unsigned i = b.idx4[k];
         rte_mbuf *m = b.m[i];
@@ -64,7 +74,7 @@ inline void forward4(Burst &b, const Worker &w) {
         if (nh.kind == NhKind::Ecmp) nh = pick_nexthop(w, b.nh[i], flow_hash4(ip));
         bool expired = ip->time_to_live <= 1;
         if (nh.kind != NhKind::Forward) {
-            exception(b, i, nh.kind, expired);
+            exception(b, w, i, nh.kind, expired, b.dst4[k]);
             continue;
         }
         if (expired) {
@@ -83,7 +93,7 @@ inline void forward4(Burst &b, const Worker &w) {
     }
 }
 
-inline void forward6(Burst &b, const Worker &w) {
+inline void forward6(Burst &b, Worker &w) {
     for (unsigned k = 0; k < b.n6; k++) {
         unsigned i = b.idx6[k];
         rte_mbuf *m = b.m[i];
@@ -92,7 +102,7 @@ inline void forward6(Burst &b, const Worker &w) {
         if (nh.kind == NhKind::Ecmp) nh = pick_nexthop(w, b.nh[i], flow_hash6(ip));
         bool expired = ip->hop_limits <= 1;
         if (nh.kind != NhKind::Forward) {
-            exception(b, i, nh.kind, expired);
+            exception(b, w, i, nh.kind, expired, rte_hash_crc(b.dst6[k], 16, 0));
             continue;
         }
         if (expired) {
@@ -109,7 +119,7 @@ inline void forward6(Burst &b, const Worker &w) {
     }
 }
 
-inline void forward(Burst &b, const Worker &w) {
+inline void forward(Burst &b, Worker &w) {
     forward4(b, w);
     forward6(b, w);
 }

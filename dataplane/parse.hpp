@@ -58,7 +58,8 @@ inline void parse(Burst &b) {
     for (unsigned i = 0; i < kPrefetchAhead && i < b.n; i++)
         rte_prefetch0(rte_pktmbuf_mtod(b.m[i], void *));
     for (unsigned i = 0; i < b.n; i++) {
-        if (i + kPrefetchAhead < b.n) rte_prefetch0(rte_pktmbuf_mtod(b.m[i + kPrefetchAhead], void *));
+        if (i + kPrefetchAhead < b.n)
+            rte_prefetch0(rte_pktmbuf_mtod(b.m[i + kPrefetchAhead], void *));
         rte_mbuf *m = b.m[i];
         b.nh[i] = kNhNoRoute;
         if (m->data_len < sizeof(rte_ether_hdr)) {

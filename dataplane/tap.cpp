@@ -59,8 +59,8 @@ void add_address(const std::string &name, unsigned ifindex, const Prefix &p) {
     if (s < 0) fail(name, "netlink socket");
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
-    int rc = sendto(s, &req, req.nh.nlmsg_len, 0, reinterpret_cast<sockaddr *>(&kernel),
-                    sizeof kernel);
+    int rc =
+        sendto(s, &req, req.nh.nlmsg_len, 0, reinterpret_cast<sockaddr *>(&kernel), sizeof kernel);
     char reply[256];
     ssize_t n = rc < 0 ? -1 : recv(s, reply, sizeof reply, 0);
     close(s);

@@ -53,6 +53,8 @@ int Worker::run() {
     return 0;
 }
 
-int worker_main(void *arg) { return static_cast<Worker *>(arg)->run(); }
+int worker_main(void *arg) {
+    return static_cast<Worker *>(arg)->run();
+}
 
 } // namespace vleaf::dp

@@ -74,13 +74,26 @@ struct Worker {
     rte_ring *inject = nullptr; // from control: PuntMsg, reason 0 = transmit, 1 = process
     const std::atomic<bool> *stop = nullptr;
 
+    // Packets waiting for a neighbor reach the control thread at most once per
+    // resolve_gap cycles per destination (hashed into a small table), so that a flood
+    // towards an unresolved neighbor cannot fill the punt ring.
+    static constexpr unsigned kResolveSlots = 256;
+    uint64_t resolve_gap = 0;
+    uint64_t resolve_last[kResolveSlots] = {};
+    bool allow_resolve(uint32_t key, uint64_t now) {
+        uint64_t &last = resolve_last[(key * 0x9e3779b1u) >> 24];
+        if (now - last < resolve_gap) return false;
+        last = now;
+        return true;
+    }
+
     uint16_t n_dirty = 0;
     uint16_t dirty[RTE_MAX_ETHPORTS];
     TxBuf tx[RTE_MAX_ETHPORTS];
     WorkerStats stats;
 
-    int run();                            // the lcore loop
-    void process(Burst &b);               // one burst through the pipeline, then transmitted
+    int run();              // the lcore loop
+    void process(Burst &b); // one burst through the pipeline, then transmitted
 };
 
 enum InjectKind : uint8_t { InjectTransmit = 0, InjectProcess = 1 };

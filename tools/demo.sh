@@ -49,7 +49,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 nsx() { ip netns exec "$@"; }
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+say() { if [ -t 1 ]; then printf '\n\033[1m== %s\033[0m\n' "$*"; else printf '\n== %s\n' "$*"; fi; }
 
 # Leftovers of an interrupted earlier demo.
 for ns in $VL $H1 $H2; do ip netns del "$ns" 2>/dev/null || true; done
@@ -85,7 +85,8 @@ fi
 say "vleafd ${EAL[*]}  (embedded default config, see conf/demo.yaml)"
 mkdir -p /run/vleaf
 rm -f "$SOCK"
-nsx $VL "$VLEAFD" "${EAL[@]}" >"$LOG" 2>&1 &
+# Not through nsx: $! must be vleafd itself (ip netns exec execs it), not a subshell.
+ip netns exec $VL "$VLEAFD" "${EAL[@]}" >"$LOG" 2>&1 &
 VLEAFD_PID=$!
 for _ in $(seq 300); do
   kill -0 $VLEAFD_PID 2>/dev/null || { echo "vleafd exited:" >&2; cat "$LOG" >&2; exit 1; }

@@ -89,6 +89,11 @@ std::string inline_text(const json &v) {
         for (const auto &e : v) out += (out.empty() ? "" : sep) + inline_text(e);
         return out.empty() ? "-" : out;
     }
+    if (v.is_number_float()) {
+        char buf[32]; // six significant digits: readable, and -j gives the full value
+        std::snprintf(buf, sizeof buf, "%g", v.get<double>());
+        return buf;
+    }
     return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

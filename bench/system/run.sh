@@ -7,6 +7,7 @@
 #
 #   bench/system/run.sh [-r ROUNDS] [-s SECONDS] [-w WARMUP] [-n ROUTES] [-p PACKETS]
 # Environment: BUILD_DIR (meson build with vleafd and tools/vleafctl; default build),
+#   MEM_MODE (auto: hugepages if >= 256 are free, else --no-huge; or huge, nohuge),
 #   VLEAFD, VLEAFCTL (override the binaries), WORK (scratch directory, default a new one
 #   under /tmp, removed on exit unless KEEP_WORK=1), L3FWD_DIR (where l3fwd is built and
 #   cached; default $BUILD_DIR/l3fwd).
@@ -21,7 +22,7 @@ L3FWD_DIR=${L3FWD_DIR:-$BUILD_DIR/l3fwd}
 PY=/usr/bin/python3 # scapy lives in Debian's python, not in another python3 on PATH
 
 ROUNDS=3 SECONDS_=5 WARMUP=2 ROUTES=512 PACKETS=1024
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while getopts "r:s:w:n:p:h" opt; do
     case $opt in
     r) ROUNDS=$OPTARG ;;
@@ -42,27 +43,36 @@ mkdir -p "$WORK"
 TAG=sb$$ # unique --file-prefix stem for this run
 PREFIXES=()
 
+SAMPLER=
 cleanup() {
     local p
+    [ -z "$SAMPLER" ] || kill "$SAMPLER" 2>/dev/null || true
     stop
     for p in "${PREFIXES[@]}"; do
         rm -f /dev/hugepages/"$p"map_* 2>/dev/null || true
         rm -rf "/var/run/dpdk/$p"
+        rm -f "/run/vleaf/$p.lock" # vleafd leaves it when EAL init fails
     done
     [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Hugepages when set up (tools/setup.sh mounts them), else plain memory.
+# Hugepages when set up (tools/setup.sh mounts them) and enough are free, else plain
+# memory; MEM_MODE=huge|nohuge forces one. Every forwarder of a run uses the same mode:
+# hugepages make a large difference, and on a shared machine other processes may hold
+# them, so -m stays small.
 free_huge=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-if [ "${free_huge:-0}" -ge 512 ] && mountpoint -q /dev/hugepages; then
-    MEM=(-m 512 --huge-unlink)
-    MEM_DESC="hugepages (-m 512)"
-else
-    MEM=(--no-huge -m 1024)
-    MEM_DESC="--no-huge -m 1024"
+MEM_MODE=${MEM_MODE:-auto}
+if [ "$MEM_MODE" = auto ]; then
+    MEM_MODE=nohuge
+    if [ "${free_huge:-0}" -ge 256 ] && mountpoint -q /dev/hugepages; then MEM_MODE=huge; fi
 fi
+case $MEM_MODE in
+huge) MEM=(-m 256 --huge-unlink) MEM_DESC="hugepages -m 256" ;;
+nohuge) MEM=(--no-huge -m 1024) MEM_DESC="--no-huge -m 1024" ;;
+*) echo "run.sh: MEM_MODE must be auto, huge or nohuge, not '$MEM_MODE'" >&2; exit 2 ;;
+esac
 
 "$PY" "$HERE/make_traffic.py" "$WORK" --routes "$ROUTES" --packets "$PACKETS"
 PCAP="$WORK/traffic.pcap"
@@ -94,7 +104,7 @@ have_vleafd=0
 if [ -x "$VLEAFD" ]; then
     have_vleafd=1
     cat >"$WORK/vleafd.yaml" <<EOF
-log_level: warning
+log_level: warn
 burst: 32
 mempool: {mbufs: 16383, cache: 256, data_room: 2176}
 ports:
@@ -125,10 +135,10 @@ start() {
 }
 
 stop() {
-    local i
+    local _
     [ -n "$RUNNING" ] || return 0
     kill -TERM "$RUNNING" 2>/dev/null || true
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         kill -0 "$RUNNING" 2>/dev/null || break
         sleep 0.1
     done
@@ -141,7 +151,7 @@ mkfifo "$WORK/stdin.fifo"
 exec 7<>"$WORK/stdin.fifo"
 
 measure() {
-    local name=$1 round=$2 prefix="${TAG}_$1_$2" out
+    local name=$1 round=$2 prefix="${TAG}_$1_$2"
     case $name in
     testpmd)
         start "$name" "$prefix" dpdk-testpmd -l 0,1 "${MEM[@]}" --no-pci \
@@ -159,18 +169,25 @@ measure() {
             --file-prefix "$prefix" --log-level=error -- --config "$WORK/vleafd.yaml"
         ;;
     esac
-    if ! out=$("$PY" "$HERE/telemetry.py" rate "$prefix" --warmup "$WARMUP" --seconds "$SECONDS_"); then
+    # In the background so that a signal to this script is handled at once (bash runs
+    # traps only between foreground commands, but interrupts `wait`).
+    "$PY" "$HERE/telemetry.py" rate "$prefix" --pid "$RUNNING" --warmup "$WARMUP" \
+        --seconds "$SECONDS_" >"$WORK/$name.rate" &
+    SAMPLER=$!
+    if ! wait "$SAMPLER"; then
+        SAMPLER=
         echo "run.sh: $name (round $round) gave no rates; its log:" >&2
         tail -20 "$WORK/$name.log" >&2
         stop
         return 1
     fi
+    SAMPLER=
     if [ "$name" = vleafd ] && [ -x "$VLEAFCTL" ]; then
         "$VLEAFCTL" -s "$WORK/vleafd.sock" -j show stats >"$WORK/vleafd_stats_$round.json" 2>&1 || true
     fi
     stop
-    echo "$out" >"$WORK/${name}_$round.json"
-    "$PY" -c 'import json,sys; print("%-8s round %s: %6.2f Mpps out, %6.2f Mpps in" % (sys.argv[2], sys.argv[3], json.load(open(sys.argv[1]))["opps"]/1e6, json.load(open(sys.argv[1]))["ipps"]/1e6))' \
+    mv "$WORK/$name.rate" "$WORK/${name}_$round.json"
+    "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%-8s round %s: %6.2f Mpps out, %6.2f Mpps in" % (sys.argv[2], sys.argv[3], r["opps"]/1e6, r["ipps"]/1e6))' \
         "$WORK/${name}_$round.json" "$name" "$round"
 }
 
@@ -194,9 +211,12 @@ def load(path):
     except (OSError, ValueError):
         return None
 
+def mpps(name):
+    return [r["opps"] / 1e6 for k in range(1, rounds + 1)
+            if (r := load(f"{work}/{name}_{k}.json"))]
+
 def median_mpps(name):
-    rates = [r["opps"] / 1e6 for k in range(1, rounds + 1)
-             if (r := load(f"{work}/{name}_{k}.json"))]
+    rates = mpps(name)
     return statistics.median(rates) if rates else None
 
 def vleafd_cycles():
@@ -210,12 +230,13 @@ def vleafd_cycles():
     return statistics.median(vals) if vals else None
 
 base = median_mpps("testpmd")
-print(f"\n| forwarder | Mpps (median of {rounds}) | vs testpmd io | cycles/packet |")
-print("|---|---|---|---|")
+print("\n| forwarder | Mpps (median) | vs testpmd io | rounds ok | all rounds (Mpps) | cycles/packet |")
+print("|---|---|---|---|---|---|")
 for n in names:
     m = median_mpps(n)
     cyc = vleafd_cycles() if n == "vleafd" else None
-    print("| {} | {} | {} | {} |".format(
+    print("| {} | {} | {} | {}/{} | {} | {} |".format(
         n, f"{m:.2f}" if m else "failed", f"{m / base:.2f}" if m and base else "-",
+        len(mpps(n)), rounds, " ".join(f"{r:.2f}" for r in mpps(n)),
         f"{cyc:.1f}" if cyc else "-"))
 EOF

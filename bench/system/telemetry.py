@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Port packet rates of a running DPDK process, read through its telemetry socket.
 
-  telemetry.py rate FILE_PREFIX [--port 0] [--warmup 2] [--seconds 5]
+  telemetry.py rate FILE_PREFIX [--port 0] [--warmup 2] [--seconds 5] [--pid PID]
       waits for the socket, lets the forwarder warm up, samples /ethdev/stats at t0 and
       t1 and prints one JSON object: {"opps": ..., "ipps": ..., "seconds": ...}
   telemetry.py query FILE_PREFIX COMMAND     prints the raw JSON answer
@@ -16,8 +16,16 @@ import time
 RUNTIME_DIR = "/var/run/dpdk"
 
 
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 class Telemetry:
-    def __init__(self, prefix, wait=30.0):
+    def __init__(self, prefix, wait=30.0, pid=None):
         path = os.path.join(RUNTIME_DIR, prefix, "dpdk_telemetry.v2")
         deadline = time.monotonic() + wait
         while True:
@@ -27,6 +35,8 @@ class Telemetry:
                 break
             except OSError as e:
                 self.sock.close()
+                if pid is not None and not alive(pid):
+                    raise SystemExit(f"telemetry.py: process {pid} exited before {path} appeared")
                 if time.monotonic() > deadline:
                     raise SystemExit(f"telemetry.py: cannot connect to {path}: {e}")
                 time.sleep(0.2)
@@ -47,7 +57,7 @@ class Telemetry:
 
 
 def rate(args):
-    t = Telemetry(args.prefix)
+    t = Telemetry(args.prefix, pid=args.pid)
     time.sleep(args.warmup)
     s0, t0 = t.port_stats(args.port), time.monotonic()
     time.sleep(args.seconds)
@@ -67,6 +77,7 @@ def main():
     r = sub.add_parser("rate")
     r.add_argument("prefix", help="the process's EAL --file-prefix")
     r.add_argument("--port", type=int, default=0)
+    r.add_argument("--pid", type=int, help="stop waiting for the socket if this process exits")
     r.add_argument("--warmup", type=float, default=2.0)
     r.add_argument("--seconds", type=float, default=5.0)
     q = sub.add_parser("query")

@@ -56,18 +56,15 @@ struct MpParser {
             evpn.reserve(r.left() / 20);
             while (!r.empty()) {
                 const char *why = "";
-                EvpnNlri e;
-                auto res = read_evpn(r, id, e, why);
+                auto res = read_evpn(r, id, evpn.emplace_back(), why);
+                if (res != NlriError::None) evpn.pop_back();
                 if (res == NlriError::Truncated) {
                     disable(fam, whole, std::string(attr) + ": " + why);
                     return false;
                 }
-                if (res == NlriError::Malformed) {
+                if (res == NlriError::Malformed)
                     v.raise(UpdateAction::TreatAsWithdraw, err::kOptionalAttrError, whole,
                             std::string(attr) + ": " + why);
-                    continue;
-                }
-                evpn.push_back(std::move(e));
             }
             return true;
         }

@@ -294,7 +294,7 @@ NlriError read_evpn(Reader &outer, bool path_id, EvpnNlri &out, const char *&why
     const uint8_t *rdp = r.pos();
     switch (type) {
     case 2: {
-        EvpnMacIp m;
+        auto &m = out.route.emplace<EvpnMacIp>();
         uint8_t mac_bits = 0, ip_bits = 0;
         if (!r.skip(8) || !r.bytes(m.esi.data(), 10) || !r.u32(m.eth_tag) || !r.u8(mac_bits) ||
             mac_bits != 48 || !r.bytes(m.mac.bytes.data(), 6) || !r.u8(ip_bits)) {
@@ -323,11 +323,10 @@ NlriError read_evpn(Reader &outer, bool path_id, EvpnNlri &out, const char *&why
             why = "EVPN type-2 route: trailing bytes";
             return NlriError::Malformed;
         }
-        out.route = m;
         return NlriError::None;
     }
     case 3: {
-        EvpnImet i;
+        auto &i = out.route.emplace<EvpnImet>();
         uint8_t ip_bits = 0;
         if (!r.skip(8) || !r.u32(i.eth_tag) || !r.u8(ip_bits) ||
             !read_ip(r, ip_bits, i.originator) || !r.empty()) {
@@ -335,12 +334,11 @@ NlriError read_evpn(Reader &outer, bool path_id, EvpnNlri &out, const char *&why
             return NlriError::Malformed;
         }
         i.rd = read_rd(rdp);
-        out.route = i;
         return NlriError::None;
     }
     case 5: {
         // RFC 9136 §3.1: the family follows from the route length (34 or 58 octets).
-        EvpnIpPrefix p;
+        auto &p = out.route.emplace<EvpnIpPrefix>();
         bool v6 = len == 58;
         if (len != 34 && len != 58) {
             why = "EVPN type-5 route: length is neither 34 nor 58";
@@ -361,7 +359,6 @@ NlriError read_evpn(Reader &outer, bool path_id, EvpnNlri &out, const char *&why
         p.prefix = p.prefix.masked();
         read_ip(r, v6 ? 128 : 32, p.gateway);
         r.u24(p.label);
-        out.route = p;
         return NlriError::None;
     }
     default: {

@@ -59,8 +59,9 @@ NextHop Speaker::self_next_hop(const Session &s, RouteFamily f) const {
     return nh;
 }
 
-const AttrData *Speaker::export_attrs(Session &s, const Path &p) {
-    uint64_t key = uint64_t(reinterpret_cast<uintptr_t>(p.attrs)) ^ (uint64_t(p.peer) << 48);
+const AttrData *Speaker::export_attrs(Session &s, const Path &p, RouteFamily family) {
+    uint64_t key = uint64_t(reinterpret_cast<uintptr_t>(p.attrs)) ^ (uint64_t(p.peer) << 48) ^
+                   (uint64_t(family) << 56);
     auto it = s.export_cache.find(key);
     if (it != s.export_cache.end()) return it->second;
 
@@ -69,7 +70,6 @@ const AttrData *Speaker::export_attrs(Session &s, const Path &p) {
     PathAttrs a = p.attrs->attrs;
     NextHop nh = p.attrs->next_hop;
     nh.link_local.reset(); // only meaningful on the link it was learned on
-    RouteFamily f = nh.addr.is_v4() ? RouteFamily::Ipv4Unicast : RouteFamily::Ipv6Unicast;
     bool self = nh.addr.is_unspecified() || (s.cfg.next_hop_self && (local || !from.ibgp));
     if (!s.ibgp()) {
         if (!a.as_path) a.as_path = AsPath{};
@@ -82,12 +82,14 @@ const AttrData *Speaker::export_attrs(Session &s, const Path &p) {
         a.originator_id.reset();
         a.cluster_list.clear();
         if (!local) a.med.reset(); // RFC 4271 5.1.4: MED stays in the neighboring AS
-        self = true;
+        // An EVPN next hop is the VTEP that terminates the tunnel: kept across eBGP, as
+        // in EVPN fabrics (RFC 8365 7) and FRR's default.
+        if (family != RouteFamily::Evpn) self = true;
     } else {
         a.local_pref = a.local_pref.value_or(100);
         if (!local && from.ibgp) reflect_attrs(a, from.router_id, rib_.options().cluster_id);
     }
-    if (self) nh = self_next_hop(s, f);
+    if (self) nh = self_next_hop(s, family);
     policy_rewrite(s.cfg.export_policy, a);
     a.next_hop.reset();
     const AttrData *out = rib_.intern(std::move(a), nh);
@@ -105,7 +107,7 @@ void Speaker::on_rib_change(const RibChange &ch) {
         bool was = !ch.before.empty() && exportable(s, ch.before[0], ch.prefix);
         bool is = !ch.now.empty() && exportable(s, ch.now[0], ch.prefix);
         if (!was && !is) continue;
-        const AttrData *attrs = is ? export_attrs(s, ch.now[0]) : nullptr;
+        const AttrData *attrs = is ? export_attrs(s, ch.now[0], ch.family) : nullptr;
         if (ch.evpn)
             put(s.out.evpn, *ch.evpn, attrs, rib_);
         else
@@ -120,7 +122,7 @@ void Speaker::queue_full_table(Session &s, FamilyMask families) {
         if (!(families & family_bit(f))) continue;
         rib_.for_each(f, [&](const Prefix *p, const EvpnNlri *ev, const RouteEntry &e) {
             if (!e.n_best || !exportable(s, e.paths[0], p)) return;
-            const AttrData *attrs = export_attrs(s, e.paths[0]);
+            const AttrData *attrs = export_attrs(s, e.paths[0], f);
             if (ev)
                 put(s.out.evpn, *ev, attrs, rib_);
             else

@@ -107,7 +107,6 @@ void Fsm::enter_idle(FsmActions &out, TimePoint now, bool notify_down) {
 }
 
 void Fsm::drop(FsmActions &out, TimePoint now, Notification e) {
-    last_error_ = "sent " + e.str();
     if (state_ >= FsmState::OpenSent) out.push_back({FsmAction::SendNotification, std::move(e)});
     out.push_back({FsmAction::Disconnect, {}});
     enter_idle(out, now, true);
@@ -140,7 +139,6 @@ FsmActions Fsm::handle(FsmEvent ev, TimePoint now) {
             break;
         }
         drop(out, now, {err::kCease, err::kAdminShutdown, {}});
-        last_error_ = "administratively stopped";
         break;
     case FsmEvent::TcpConnected:
         if (state_ != FsmState::Connect && state_ != FsmState::Active) break;
@@ -154,14 +152,12 @@ FsmActions Fsm::handle(FsmEvent ev, TimePoint now) {
         out.push_back({FsmAction::Disconnect, {}});
         if (state_ == FsmState::Connect || state_ == FsmState::OpenSent) {
             // RFC 4271 8.2.2: back to Active, retry after ConnectRetry.
-            last_error_ = "connection failed";
             hold_.reset();
             state_ = FsmState::Active;
             connect_retry_ = now + Seconds(local_.connect_retry);
         } else if (state_ == FsmState::Active) {
             connect_retry_ = now + Seconds(local_.connect_retry);
         } else {
-            last_error_ = "connection closed by peer";
             enter_idle(out, now, true);
         }
         break;
@@ -178,7 +174,6 @@ FsmActions Fsm::handle(FsmEvent ev, TimePoint now) {
             }
             state_ = FsmState::Established;
             restart_hold(now);
-            last_error_.clear();
             out.push_back({FsmAction::Established, {}});
         } else if (state_ == FsmState::Established) {
             restart_hold(now);

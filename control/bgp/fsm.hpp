@@ -92,8 +92,6 @@ class Fsm {
     FsmState state() const { return state_; }
     const Negotiated &negotiated() const { return neg_; }
     const LocalParams &local() const { return local_; }
-    // Why the last session ended, for `show bgp neighbors`.
-    const std::string &last_error() const { return last_error_; }
 
     FsmActions handle(FsmEvent ev, TimePoint now);
     FsmActions open_received(const Open &open, TimePoint now);
@@ -117,7 +115,6 @@ class Fsm {
     FsmState state_ = FsmState::Idle;
     bool started_ = false; // ManualStart seen and no ManualStop since
     std::optional<TimePoint> connect_retry_, hold_, keepalive_;
-    std::string last_error_;
 };
 
 // RFC 4271 6.8: of two connections to the same peer, the one initiated by the speaker

@@ -486,7 +486,7 @@ struct UpdateResult {
     std::optional<Notification> notification;
     AfiSafi family;                 // for AfiSafiDisable
     std::vector<uint8_t> discarded; // attribute types left out (AttributeDiscard)
-    std::string reason;             // first error, naming the attribute and the fault
+    std::string reason;             // the most severe error: which attribute, what fault
 };
 
 // `body` is the UPDATE after the header. Reuses `out`'s vectors. With

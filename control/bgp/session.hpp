@@ -38,8 +38,7 @@ struct Conn {
     bool connecting = false; // non-blocking connect in progress
     IpAddr local_addr;
     uint16_t local_port = 0, remote_port = 0;
-    Bytes rbuf; // received bytes [rpos, rbuf.size())
-    size_t rpos = 0;
+    Bytes rbuf; // the start of a message still arriving
     Bytes wbuf; // bytes to send [wpos, wbuf.size())
     size_t wpos = 0;
     bool want_write = false; // EPOLLOUT registered
@@ -91,7 +90,8 @@ struct Session {
     Negotiated neg;  // of the Established connection
     bool up = false; // Established and announced to the RIB
     TimePoint up_since{};
-    TimePoint down_since{};
+    // First and last UPDATE of the current session: the benchmark's load time.
+    std::optional<TimePoint> first_update, last_update;
     std::string last_error;
     // A NOTIFICATION was sent or received since Established: RFC 4724 graceful restart
     // does not apply (we do not negotiate the RFC 8538 N bit).

@@ -155,6 +155,12 @@ nlohmann::json Speaker::show_neighbors(const std::string &address) const {
             p["add_path_receive"] = ap;
             p["extended_nexthop"] = s.neg.ctx.extended_nexthop_ipv4;
         }
+        if (s.first_update) {
+            p["update_span_ms"] =
+                std::chrono::duration<double, std::milli>(*s.last_update - *s.first_update).count();
+            p["last_update_age_ms"] =
+                std::chrono::duration<double, std::milli>(Clock::now() - *s.last_update).count();
+        }
         p["stale_families"] = families_json(s.gr_stale);
         p["last_error"] = s.last_error;
         json ctr;

@@ -123,6 +123,17 @@ void Speaker::listen() {
             if (!set_md5(listen_fd_, a, len, pc.password, !addr.is_v4()))
                 throw std::runtime_error("bgp.peers " + pc.name() + ": TCP-MD5 key: " + errstr());
         }
+        // GTSM: the SYN-ACK leaves from the listening socket, before accept(); a peer
+        // with IP_MINTTL 254 drops it unless it too has TTL 255.
+        if (std::any_of(cfg_.peers.begin(), cfg_.peers.end(),
+                        [](const PeerConfig &p) { return p.ttl_security; })) {
+            int ttl = 255;
+            bool ok = setsockopt(listen_fd_, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) == 0;
+            if (!addr.is_v4())
+                ok &=
+                    setsockopt(listen_fd_, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl) == 0;
+            if (!ok) throw std::runtime_error("bgp: TTL 255 on the listening socket: " + errstr());
+        }
         listen_watch_.on_event = [this](uint32_t) { on_accept(); };
         watch(listen_fd_, &listen_watch_, EPOLLIN);
         spdlog::info("bgp: listening on [{}]:{}", cfg_.listen_address, listen_port_);
@@ -203,16 +214,16 @@ void Speaker::on_accept() {
         Conn &m = *s->main;
         switch (m.fsm.state()) {
         case FsmState::Idle:
-        case FsmState::Connect:
         case FsmState::Active:
-            // Our own attempt (if any) gives way to the established TCP connection.
-            close_conn(m);
             adopt(*s, s->main, fd, false);
             if (m.fsm.state() == FsmState::Idle) m.fsm.set_passive_open(now);
             run_actions(m, m.fsm.handle(FsmEvent::TcpConnected, now));
             break;
+        case FsmState::Connect:
         case FsmState::OpenSent:
         case FsmState::OpenConfirm:
+            // Two connections to one peer (RFC 4271 6.8): both run until an OPEN tells
+            // us the peer's identifier, then resolve_collision() keeps one.
             if (s->other) {
                 ++counters_.rejected_collision;
                 close(fd);
@@ -254,7 +265,6 @@ void Speaker::adopt(Session &s, std::unique_ptr<Conn> &slot, int fd, bool outgoi
     c.connecting = false;
     c.want_write = false;
     c.rbuf.clear();
-    c.rpos = 0;
     c.wbuf.clear();
     c.wpos = 0;
     IpAddr remote;
@@ -291,9 +301,8 @@ void Speaker::close_conn(Conn &c) {
     c.fd = -1;
     c.connecting = false;
     c.want_write = false;
-    c.rbuf.clear();
-    c.rpos = 0;
-    c.wbuf.clear();
+    c.rbuf = Bytes();
+    c.wbuf = Bytes();
     c.wpos = 0;
 }
 
@@ -325,17 +334,12 @@ void Speaker::read_conn(Conn &c) {
     Session &s = c.session;
     size_t total = 0;
     while (total < kReadBudget) {
-        if (c.rpos && c.rpos == c.rbuf.size()) {
-            c.rbuf.clear();
-            c.rpos = 0;
-        } else if (c.rpos > kReadChunk) {
-            c.rbuf.erase(c.rbuf.begin(), c.rbuf.begin() + ptrdiff_t(c.rpos));
-            c.rpos = 0;
-        }
-        size_t old = c.rbuf.size();
-        c.rbuf.resize(old + kReadChunk);
-        ssize_t n = read(c.fd, c.rbuf.data() + old, kReadChunk);
-        c.rbuf.resize(old + size_t(std::max<ssize_t>(n, 0)));
+        // Reads land in one buffer shared by all connections; a connection keeps only
+        // the start of a message that has not fully arrived (idle sessions stay small).
+        size_t have = c.rbuf.size();
+        if (read_buf_.size() < have + kReadChunk) read_buf_.resize(have + kReadChunk);
+        std::copy(c.rbuf.begin(), c.rbuf.end(), read_buf_.begin());
+        ssize_t n = read(c.fd, read_buf_.data() + have, kReadChunk);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             s.last_error = n == 0 ? "connection closed by peer" : "read: " + errstr();
             spdlog::info("bgp {}: {}", s.remote.str(), s.last_error);
@@ -344,9 +348,10 @@ void Speaker::read_conn(Conn &c) {
         }
         if (n < 0) break;
         total += size_t(n);
+        size_t end = have + size_t(n), pos = 0;
         size_t max_len = s.up ? s.neg.ctx.max_message_len() : kMaxMessageLen;
-        while (c.rbuf.size() - c.rpos >= kHeaderLen) {
-            ByteView avail(c.rbuf.data() + c.rpos, c.rbuf.size() - c.rpos);
+        while (end - pos >= kHeaderLen) {
+            ByteView avail(read_buf_.data() + pos, end - pos);
             auto hr = decode_header(avail.first(kHeaderLen), max_len);
             if (hr.error) {
                 spdlog::warn("bgp {}: bad message header: {}", s.remote.str(), hr.error->str());
@@ -354,10 +359,11 @@ void Speaker::read_conn(Conn &c) {
                 return;
             }
             if (avail.size() < hr.header.length) break;
-            c.rpos += hr.header.length;
+            pos += hr.header.length;
             on_message(c, hr.header.type, avail.subspan(kHeaderLen, hr.header.length - kHeaderLen));
             if (c.fd < 0) return;
         }
+        c.rbuf.assign(read_buf_.begin() + ptrdiff_t(pos), read_buf_.begin() + ptrdiff_t(end));
         if (size_t(n) < kReadChunk) break;
     }
 }
@@ -375,7 +381,11 @@ bool Speaker::flush_conn(Conn &c) {
         c.wpos += size_t(n);
     }
     if (c.wpos == c.wbuf.size()) {
-        c.wbuf.clear();
+        // After a burst (a full table), give the memory back.
+        if (c.wbuf.capacity() > kReadChunk)
+            c.wbuf = Bytes();
+        else
+            c.wbuf.clear();
         c.wpos = 0;
     } else if (c.wpos > (1 << 20)) {
         c.wbuf.erase(c.wbuf.begin(), c.wbuf.begin() + ptrdiff_t(c.wpos));
@@ -440,21 +450,29 @@ void Speaker::run_actions(Conn &c, const FsmActions &actions) {
 
 void Speaker::resolve_collision(Session &s) {
     Conn *known = s.main->fsm.state() == FsmState::OpenConfirm ? s.main.get() : s.other.get();
-    if (s.main->fd < 0 || s.other->fd < 0) return;
-    uint32_t remote_id = known->fsm.negotiated().remote_id;
-    bool keep_outgoing = collision_keep_outgoing(s.local.bgp_id, remote_id);
-    // Both incoming (the peer connected twice): the newer one survives.
-    Conn *loser = s.main->outgoing == s.other->outgoing ? s.main.get()
-                  : s.main->outgoing != keep_outgoing   ? s.main.get()
-                                                        : s.other.get();
-    spdlog::info("bgp {}: connection collision: closing the connection {} (ids local {} remote {})",
-                 s.remote.str(), loser->outgoing ? "we initiated" : "the peer initiated",
-                 IpAddr::v4(s.local.bgp_id).str(), IpAddr::v4(remote_id).str());
-    ++counters_.rejected_collision;
-    auto now = Clock::now();
-    run_actions(*loser, loser->fsm.error({err::kCease, err::kCollisionResolution, {}}, now));
+    Conn *rival = known == s.main.get() ? s.other.get() : s.main.get();
+    Conn *loser;
+    if (rival->fd < 0 || rival->fsm.state() < FsmState::OpenSent) {
+        // Not yet a BGP connection (our connect still in progress): just abandon it.
+        close_conn(*rival);
+        loser = rival;
+    } else {
+        uint32_t remote_id = known->fsm.negotiated().remote_id;
+        bool keep_outgoing = collision_keep_outgoing(s.local.bgp_id, remote_id);
+        // Both incoming (the peer connected twice): the newer one survives.
+        loser = s.main->outgoing == s.other->outgoing ? s.main.get()
+                : s.main->outgoing != keep_outgoing   ? s.main.get()
+                                                      : s.other.get();
+        spdlog::info("bgp {}: connection collision: closing the connection {} (ids local {} "
+                     "remote {})",
+                     s.remote.str(), loser->outgoing ? "we initiated" : "the peer initiated",
+                     IpAddr::v4(s.local.bgp_id).str(), IpAddr::v4(remote_id).str());
+        ++counters_.rejected_collision;
+        run_actions(*loser,
+                    loser->fsm.error({err::kCease, err::kCollisionResolution, {}}, Clock::now()));
+    }
+    // The survivor becomes the session's connection; the loser is reaped after this event.
     if (loser == s.main.get()) std::swap(s.main, s.other);
-    // The surviving connection's FSM carries on; the loser is reaped after this event.
 }
 
 void Speaker::on_message(Conn &c, MsgType type, ByteView body) {
@@ -487,6 +505,8 @@ void Speaker::on_message(Conn &c, MsgType type, ByteView body) {
     }
     case MsgType::Update:
         ++s.counters.updates_in;
+        if (!s.first_update) s.first_update = now;
+        s.last_update = now;
         run_actions(c, c.fsm.handle(FsmEvent::UpdateReceived, now));
         if (c.fd >= 0 && s.up && &c == s.main.get()) on_update(s, body);
         break;
@@ -661,6 +681,8 @@ void Speaker::session_up(Session &s, Conn &c) {
     s.up_since = now;
     s.last_error.clear();
     s.notified = false;
+    s.first_update.reset();
+    s.last_update.reset();
     ++s.counters.established;
     RibPeer &rp = rib_.peer(s.rib_id);
     rp.router_id = s.neg.remote_id;
@@ -684,7 +706,6 @@ void Speaker::session_up(Session &s, Conn &c) {
 void Speaker::session_down(Session &s) {
     auto now = Clock::now();
     s.up = false;
-    s.down_since = now;
     ++s.counters.dropped;
     clear_out(s);
     FamilyMask keep = s.neg.peer_gr && !s.notified ? s.neg.peer_gr_families : 0;

@@ -49,9 +49,8 @@ class Speaker {
     // Serves another fd from this loop (e.g. the management socket).
     void add_fd(int fd, std::function<void()> on_readable);
 
+    // The FIB programmer subscribes here (Rib::on_change) to best-path changes.
     Rib &rib() { return rib_; }
-    const BgpConfig &config() const { return cfg_; }
-    uint16_t listen_port() const { return listen_port_; }
 
     nlohmann::json show_summary() const;
     nlohmann::json show_neighbors(const std::string &address) const; // "" = all
@@ -92,7 +91,7 @@ class Speaker {
     // Adj-RIB-Out (export.cpp)
     void on_rib_change(const RibChange &ch);
     bool exportable(const Session &s, const Path &p, const Prefix *prefix) const;
-    const AttrData *export_attrs(Session &s, const Path &p);
+    const AttrData *export_attrs(Session &s, const Path &p, RouteFamily family);
     void queue_full_table(Session &s, FamilyMask families);
     void flush_out(Session &s);
     void clear_out(Session &s);
@@ -114,6 +113,7 @@ class Speaker {
     std::vector<std::unique_ptr<Watch>> extra_watches_;
     SpeakerCounters counters_;
     UpdateResult scratch_; // reused by every UPDATE decode
+    Bytes read_buf_;       // every connection reads into this
 };
 
 } // namespace vleaf::bgp

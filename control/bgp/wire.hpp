@@ -40,14 +40,6 @@ class Reader {
         p_ += 4;
         return true;
     }
-    bool u64(uint64_t &v) {
-        uint32_t hi = 0, lo = 0;
-        if (left() < 8) return false;
-        u32(hi);
-        u32(lo);
-        v = uint64_t(hi) << 32 | lo;
-        return true;
-    }
     bool bytes(uint8_t *dst, size_t n) {
         if (left() < n) return false;
         std::memcpy(dst, p_, n);

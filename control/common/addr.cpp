@@ -36,7 +36,9 @@ uint32_t IpAddr::v4_net() const {
     return n;
 }
 
-uint32_t IpAddr::v4_host() const { return ntohl(v4_net()); }
+uint32_t IpAddr::v4_host() const {
+    return ntohl(v4_net());
+}
 
 bool IpAddr::is_unspecified() const {
     for (int i = 0; i < (is_v4() ? 4 : 16); i++)
@@ -87,7 +89,9 @@ bool Prefix::contains(const IpAddr &a) const {
     return p.masked().addr == masked().addr;
 }
 
-std::string Prefix::str() const { return addr.str() + "/" + std::to_string(len); }
+std::string Prefix::str() const {
+    return addr.str() + "/" + std::to_string(len);
+}
 
 std::optional<MacAddr> MacAddr::parse(std::string_view text) {
     MacAddr m;

@@ -135,8 +135,9 @@ std::optional<uint16_t> Programmer::connected_if(uint32_t vrf, const IpAddr &ip)
     return std::nullopt;
 }
 
-std::string Programmer::add_static(uint32_t vrf, const Prefix &prefix, const std::vector<IpAddr> &via,
-                                   std::optional<uint16_t> dev, bool blackhole) {
+std::string Programmer::add_static(uint32_t vrf, const Prefix &prefix,
+                                   const std::vector<IpAddr> &via, std::optional<uint16_t> dev,
+                                   bool blackhole) {
     if (blackhole) {
         set_route(vrf, prefix, "blackhole", kNhBlackhole);
         return {};
@@ -171,7 +172,8 @@ void Programmer::neighbor(uint16_t ifid, const IpAddr &ip, const std::optional<M
         bool changed = o.mac != mac;
         o.mac = mac;
         if (changed) publish(id);
-        if (!routes_.count({itf->second.vrf, host})) set_route(itf->second.vrf, host, "neighbor", id);
+        if (!routes_.count({itf->second.vrf, host}))
+            set_route(itf->second.vrf, host, "neighbor", id);
         return;
     }
     if (it == adj_.end()) return;

@@ -15,7 +15,6 @@
 #include <map>
 #include <optional>
 #include <span>
-#include <string>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -85,15 +84,6 @@ struct Counters {
 #undef X
     uint64_t bad[static_cast<size_t>(Bad::count)] = {};
 };
-
-// Calls f(name, value) for every counter, bad frames as "bad_<reason>"; for the API.
-template <class F> void for_each_counter(const Counters &c, F &&f) {
-#define X(name) f(#name, c.name);
-    VLEAF_NEIGH_COUNTERS(X)
-#undef X
-    for (size_t i = 0; i < static_cast<size_t>(Bad::count); i++)
-        f(std::string("bad_") + bad_names[i], c.bad[i]);
-}
 
 struct Callbacks {
     // Transmit a complete Ethernet frame out of interface `ifid`.

@@ -128,7 +128,9 @@ void Daemon::handle_punts(uint64_t now) {
                 continue;
             }
             switch (static_cast<Punt>(msg[k].reason)) {
-            case Punt::local: to_kernel(ifid, m); break;
+            case Punt::local:
+                to_kernel(ifid, m);
+                break;
             case Punt::arp:
             case Punt::nd:
                 if (resolver_->on_frame(static_cast<uint16_t>(ifid), frame_of(m), now) ==
@@ -145,7 +147,8 @@ void Daemon::handle_punts(uint64_t now) {
                 resolver_->resolve(target->ifid, target->ip, now, m);
                 continue; // the resolver owns the packet now
             }
-            default: break;
+            default:
+                break;
             }
             rte_pktmbuf_free(m);
         }

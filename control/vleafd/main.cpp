@@ -127,8 +127,12 @@ int main(int argc, char **argv) {
 
     std::vector<char *> eargv;
     for (auto &a : eal) eargv.push_back(a.data());
+    std::string lock_path =
+        "/run/vleaf/" + (prefix.empty() ? std::string("rte") : prefix) + ".lock";
     if (rte_eal_init(static_cast<int>(eargv.size()), eargv.data()) < 0) {
         std::cerr << "vleafd: EAL initialisation failed: " << rte_strerror(rte_errno) << "\n";
+        unlink(lock_path.c_str());
+        close(lock);
         return 1;
     }
     int rc = 0;
@@ -146,7 +150,7 @@ int main(int argc, char **argv) {
     std::error_code ec;
     std::filesystem::remove_all(runtime, ec);
     close(sfd);
-    unlink(("/run/vleaf/" + (prefix.empty() ? std::string("rte") : prefix) + ".lock").c_str());
+    unlink(lock_path.c_str());
     close(lock);
     return rc;
 }

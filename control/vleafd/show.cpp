@@ -9,7 +9,9 @@ using nlohmann::json;
 
 namespace {
 
-std::string mac_str(const MacAddr &m) { return m.str(); }
+std::string mac_str(const MacAddr &m) {
+    return m.str();
+}
 
 json prefixes(const std::vector<Prefix> &ps) {
     json a = json::array();
@@ -68,8 +70,10 @@ json Daemon::show_routes(const json &args) const {
             if (v.id == r.vrf) vrf_name = v.name;
         if (!vrf_filter.empty() && vrf_filter != vrf_name) continue;
         json hops = json::array();
-        for (auto &h : r.hops) hops.push_back({{"via", h.via}, {"interface", h.interface}, {"mac", h.mac}});
-        out.push_back({{"vrf", vrf_name}, {"prefix", r.prefix.str()}, {"type", r.type}, {"nexthops", hops}});
+        for (auto &h : r.hops)
+            hops.push_back({{"via", h.via}, {"interface", h.interface}, {"mac", h.mac}});
+        out.push_back(
+            {{"vrf", vrf_name}, {"prefix", r.prefix.str()}, {"type", r.type}, {"nexthops", hops}});
     }
     return out;
 }

@@ -19,6 +19,7 @@ namespace vleaf {
     X(ttl_exceeded)                                                                                \
     X(no_route)                                                                                    \
     X(blackhole)                                                                                   \
+    X(neigh_unresolved)                                                                            \
     X(mtu_exceeded)                                                                                \
     X(punt_ring_full)                                                                              \
     X(tx_full)

@@ -22,26 +22,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 from netns import (Lab, Terminated, free_hugepage_mb, hugepage_files, namespaces,  # noqa: E402
                    run, tcp_transfer, wait_for)
 
-CONFIG = """\
-log_level: info
-mempool: {{mbufs: 8191, cache: 256, data_room: 2176}}
-ports:
-  - {{name: p0, device: "net_af_packet0,iface=vl-h1,qpairs=1,blocksz=4096,framesz=2048,framecnt=512",
-     rx_queues: 1, rss: false, promiscuous: true}}
-  - {{name: p1, device: "net_af_packet1,iface=vl-h2,qpairs=1,blocksz=4096,framesz=2048,framecnt=512",
-     rx_queues: 1, rss: false, promiscuous: true}}
-interfaces:
-  - {{name: h1, port: p0, mtu: 1500, ipv4: [10.0.1.1/24], ipv6: ["fd00:1::1/64"], tap: vl-tap-h1}}
-  - {{name: h2, port: p1, mtu: 1500, ipv4: [10.0.2.1/24], ipv6: ["fd00:2::1/64"], tap: vl-tap-h2}}
-workers:
-  - lcore: 1
-    rx: [{{port: p0, queue: 0}}, {{port: p1, queue: 0}}]
-routes:
-  - {{prefix: 10.100.0.0/16, via: [10.0.2.2]}}
-  - {{prefix: "fd00:100::/48", via: ["fd00:2::2"]}}
-api:
-  socket: {socket}
-"""
+# The demo configuration (also vleafd's embedded default), with the API socket moved
+# into the test's directory so that the test never touches a running demo.
+DEMO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf", "demo.yaml")
+DEMO_SOCKET = "socket: /run/vleaf/demo.sock"
 
 
 class Checks:
@@ -82,7 +66,7 @@ class Topology:
             host.add_addr("eth0", f"10.0.{n}.2/24")
             host.add_addr("eth0", f"fd00:{n}::2/64")
             host.add_route("default", via=f"10.0.{n}.1")
-            host.ip("-6", "route", "add", "default", "via", f"fd00:{n}::1")
+            host.add_route("default", via=f"fd00:{n}::1")
         self.h2.add_addr("lo", "10.100.0.1/32")
         self.h2.add_addr("lo", "fd00:100::1/128")
         self.mac = {"h1": self.h1.mac("eth0"), "h2": self.h2.mac("eth0"),
@@ -91,16 +75,19 @@ class Topology:
 
 class Vleafd:
     def __init__(self, lab, topo, vleafd, vleafctl):
-        self.lab = lab
         self.topo = topo
-        self.binary = vleafd
         self.ctl_binary = vleafctl
         self.socket = lab.path("vleafd.sock")
         self.config = lab.path("vleafd.yaml")
+        with open(DEMO_CONFIG) as f:
+            text = f.read()
+        if text.count(DEMO_SOCKET) != 1:
+            raise RuntimeError(f"{DEMO_CONFIG} no longer has exactly one '{DEMO_SOCKET}'")
         with open(self.config, "w") as f:
-            f.write(CONFIG.format(socket=self.socket))
+            f.write(text.replace(DEMO_SOCKET, f"socket: {self.socket}"))
         self.prefix = lab.dpdk_prefix("vleafd")
-        # Hugepages when the machine has them, so that their removal at exit is checked.
+        # Hugepages when the machine has them: the set-up CI runs (tools/setup.sh reserves
+        # them), and the one where hugepage files must not outlive vleafd.
         self.hugepages = free_hugepage_mb() >= 512
         mem = ["-m", "256"] if self.hugepages else ["--no-huge", "-m", "512"]
         self.argv = [vleafd, "-l", "0,1", *mem, "--no-pci", "--file-prefix", self.prefix,
@@ -119,8 +106,9 @@ class Vleafd:
                     and self.topo.vl.link_exists("vl-tap-h2") and self.show("interfaces"))
         try:
             wait_for(ready, 30, "vleafd to answer on its API socket with both taps up")
-        except Exception:
-            print(self.proc.log(), flush=True)
+        except AssertionError:
+            if self.proc.poll() is None:
+                print(self.proc.log(), flush=True)
             raise
 
     def show(self, what):
@@ -201,11 +189,11 @@ def check_worker_tx(d, topo):
     expect(after - before >= 42, f"worker tx_packets grew by {after - before}, expected >= 42")
 
 
-def check_drop(d, topo, reason, dst, **ping_args):
+def check_drop(d, topo, reason, dst, ttl=None):
     stats, _ = d.counters()
     expect(reason in stats["drops"], f"no drop reason {reason} in {sorted(stats['drops'])}")
     before = stats["drops"][reason]
-    sent, received = topo.h1.ping(dst, count=3, deadline=3, **ping_args)
+    sent, received = topo.h1.ping(dst, count=3, deadline=3, ttl=ttl)
     expect(sent > 0 and received == 0, f"{dst} answered {received} of {sent} pings")
     # ping stops early when an ICMP error comes back, so expect what it sent.
     wait_for(lambda: d.counters()[0]["drops"][reason] - before >= sent, 3,
@@ -217,12 +205,17 @@ def check_second_instance(d, topo):
     second = topo.vl.run(argv, check=False, timeout=30)
     out = second.stdout + second.stderr
     expect(second.returncode != 0, f"second vleafd exited 0:\n{out}")
+    print(f"     second vleafd exited {second.returncode}: {out.strip().splitlines()[-1]}", flush=True)
     expect(d.prefix in out, f"second vleafd's message does not name the file prefix {d.prefix}:\n{out}")
     expect(d.proc.poll() is None, "the first vleafd died when the second one started")
     check_ping(topo.h1, "10.0.2.2", count=3)
 
 
 def check_sigterm(d, topo):
+    if d.hugepages:
+        with open(f"/proc/{d.proc.pid}/maps") as maps:
+            huge = [line for line in maps if f"/dev/hugepages/{d.prefix}" in line]
+        expect(huge, f"vleafd maps no /dev/hugepages/{d.prefix}* files though it runs on hugepages")
     d.proc.signal(signal.SIGTERM)
     start = time.monotonic()
     try:
@@ -233,6 +226,7 @@ def check_sigterm(d, topo):
     expect(rc == 0, f"vleafd exited {rc} on SIGTERM:\n{d.proc.log()[-2000:]}")
     left = hugepage_files(d.prefix)
     expect(not left, f"hugepage files left: {left}")
+    expect(not os.path.exists(f"/var/run/dpdk/{d.prefix}"), f"EAL runtime directory /var/run/dpdk/{d.prefix} left")
     for tap in ("vl-tap-h1", "vl-tap-h2"):
         expect(not topo.vl.link_exists(tap), f"{tap} still exists")
 
@@ -261,11 +255,11 @@ def main(argv):
             check("vleafctl show routes", check_routes, d)
             check("vleafctl show neighbors", check_neighbors, d, topo)
             check("per-worker tx counters grow with traffic", check_worker_tx, d, topo)
-            check("TTL 1 dropped as ttl_exceeded", check_drop, d, topo, "ttl_exceeded", "10.0.2.2", ttl=1)
+            check("TTL 1 dropped as ttl_exceeded", check_drop, d, topo, "ttl_exceeded", "10.0.2.2", 1)
             check("unrouted IPv4 dropped as no_route", check_drop, d, topo, "no_route", "192.0.2.1")
             check("unrouted IPv6 dropped as no_route", check_drop, d, topo, "no_route", "2001:db8::1")
             check("second vleafd with the same --file-prefix refuses to start", check_second_instance, d, topo)
-            check("SIGTERM: exit 0 within 5 s, no hugepage files, taps gone", check_sigterm, d, topo)
+            check("SIGTERM: exit 0 within 5 s, no hugepage files or EAL runtime dir, taps gone", check_sigterm, d, topo)
             if check.failed:
                 print(f"vleafd log:\n{d.proc.log()[-6000:]}", flush=True)
     except (Terminated, Exception) as exc:  # set-up failed or the test was stopped

@@ -82,7 +82,7 @@ inline Frame ipv6(const MacAddr &dst_mac, const MacAddr &src_mac, const V6 &v) {
     put16(f, ip + 40, v.sport);
     put16(f, ip + 42, v.dport);
     put16(f, ip + 44, uint16_t(8 + v.payload));
-    put16(f, ip + 46, 0x5555); // not verified by a router
+    put16(f, ip + 46, 0x5555);                       // not verified by a router
     if (v.next == 58) f[ip + 40] = uint8_t(v.sport); // ICMPv6 type in the first byte
     return f;
 }

@@ -19,10 +19,18 @@
 namespace vleaf::test {
 
 // EAL for one process: no hugepages, no PCI, a file prefix of its own.
-inline void init_eal(const char *prog) {
+inline void init_eal(const char *prog, unsigned mem_mb = 512) {
     std::string prefix = "--file-prefix=pkt" + std::to_string(getpid());
-    std::vector<std::string> args{prog, "-l", "0", "--no-huge", "-m", "512", "--no-pci",
-                                  prefix, "--log-level=*:error", "--no-telemetry"};
+    std::vector<std::string> args{prog,
+                                  "-l",
+                                  "0",
+                                  "--no-huge",
+                                  "-m",
+                                  std::to_string(mem_mb),
+                                  "--no-pci",
+                                  prefix,
+                                  "--log-level=*:error",
+                                  "--no-telemetry"};
     std::vector<char *> argv;
     for (auto &a : args) argv.push_back(a.data());
     if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0)
@@ -37,7 +45,9 @@ inline void finish_eal() {
     std::filesystem::remove_all(dir, ec);
 }
 
-inline MacAddr mac(uint8_t last) { return MacAddr{{0x02, 0, 0, 0, 0, last}}; }
+inline MacAddr mac(uint8_t last) {
+    return MacAddr{{0x02, 0, 0, 0, 0, last}};
+}
 
 struct Rig {
     static constexpr unsigned kPorts = 3;
@@ -53,7 +63,7 @@ struct Rig {
     std::atomic<bool> stop{false};
     std::unique_ptr<dp::Worker> w;
 
-    explicit Rig(unsigned mbufs = 8192) {
+    explicit Rig(unsigned mbufs = 8192, uint32_t max_routes_v4 = 1 << 16) {
         static int instance = 0;
         std::string tag = std::to_string(instance++);
         pool = rte_pktmbuf_pool_create(("pool" + tag).c_str(), mbufs, 256, 0,
@@ -81,7 +91,8 @@ struct Rig {
             std::memcpy(info[port[p]].mac.addr_bytes, mac(uint8_t(0x10 + p)).bytes.data(), 6);
             info[port[p]].mtu = 1500;
         }
-        fib = std::make_unique<dp::Fib>(std::vector<dp::Fib::VrfSpec>{{0, 1 << 20, 1 << 16}}, rcu, 0);
+        fib = std::make_unique<dp::Fib>(std::vector<dp::Fib::VrfSpec>{{0, max_routes_v4, 1 << 16}},
+                                        rcu, 0);
         prog = std::make_unique<fib::Programmer>([this](const Update &u) {
             auto e = fib->apply(u);
             if (!e.empty()) errors.push_back(e);
@@ -144,7 +155,8 @@ struct Rig {
 
     std::vector<dp::PuntMsg> take_punts() {
         std::vector<dp::PuntMsg> out(1024);
-        unsigned n = rte_ring_dequeue_burst_elem(punt, out.data(), sizeof(dp::PuntMsg), 1024, nullptr);
+        unsigned n =
+            rte_ring_dequeue_burst_elem(punt, out.data(), sizeof(dp::PuntMsg), 1024, nullptr);
         out.resize(n);
         return out;
     }

@@ -15,8 +15,12 @@ namespace {
 const MacAddr kHost1 = mac(0x12), kHost2 = mac(0x22), kHost3 = mac(0x32);
 const MacAddr kBroadcast{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
 
-Prefix P(const char *s) { return *Prefix::parse(s, true); }
-IpAddr A(const char *s) { return *IpAddr::parse(s); }
+Prefix P(const char *s) {
+    return *Prefix::parse(s, true);
+}
+IpAddr A(const char *s) {
+    return *IpAddr::parse(s);
+}
 
 class Pipeline : public ::testing::Test {
   protected:
@@ -33,7 +37,8 @@ class Pipeline : public ::testing::Test {
         f.neighbor(2, A("10.0.3.2"), kHost3);
         f.neighbor(1, A("fd00:2::2"), kHost2);
         ASSERT_EQ(f.add_static(0, P("10.100.0.0/16"), {A("10.0.2.2")}, {}, false), "");
-        ASSERT_EQ(f.add_static(0, P("10.200.0.0/16"), {A("10.0.2.2"), A("10.0.3.2")}, {}, false), "");
+        ASSERT_EQ(f.add_static(0, P("10.200.0.0/16"), {A("10.0.2.2"), A("10.0.3.2")}, {}, false),
+                  "");
         ASSERT_EQ(f.add_static(0, P("10.66.0.0/16"), {}, {}, true), "");
         ASSERT_EQ(f.add_static(0, P("10.77.0.0/16"), {A("10.0.2.9")}, {}, false), "");
         ASSERT_EQ(f.add_static(0, P("fd00:100::/48"), {A("fd00:2::2")}, {}, false), "");
@@ -72,9 +77,13 @@ class Pipeline : public ::testing::Test {
     }
 };
 
-TEST_F(Pipeline, Ipv4ToNeighbor) { expect_routed(v4(), 1, kHost2); }
+TEST_F(Pipeline, Ipv4ToNeighbor) {
+    expect_routed(v4(), 1, kHost2);
+}
 
-TEST_F(Pipeline, Ipv4ViaStaticRoute) { expect_routed(v4({.dst = "10.100.7.9"}), 1, kHost2); }
+TEST_F(Pipeline, Ipv4ViaStaticRoute) {
+    expect_routed(v4({.dst = "10.100.7.9"}), 1, kHost2);
+}
 
 TEST_F(Pipeline, Ipv6ToNeighborAndViaStaticRoute) {
     expect_routed(v6(), 1, kHost2);
@@ -107,7 +116,8 @@ TEST_F(Pipeline, EcmpSpreadsFlowsAndKeepsEachFlowOnOnePath) {
             for (unsigned p = 1; p <= 2; p++)
                 for (rte_mbuf *m : rig.take_tx(p)) {
                     auto b = bytes_of(m);
-                    EXPECT_EQ(MacAddr({b[0], b[1], b[2], b[3], b[4], b[5]}), p == 1 ? kHost2 : kHost3);
+                    EXPECT_EQ(MacAddr({b[0], b[1], b[2], b[3], b[4], b[5]}),
+                              p == 1 ? kHost2 : kHost3);
                     if (round == 0) {
                         path_of[sport] = p;
                         per_port[p]++;
@@ -192,6 +202,15 @@ TEST_F(Pipeline, UnresolvedDestinationsArePuntedWithTheirNextHop) {
     ASSERT_TRUE(t);
     EXPECT_EQ(t->ip, A("10.0.2.9")); // the gateway, not the destination
     expect_drop(v4({.dst = "10.77.3.3", .ttl = 1}), Drop::ttl_exceeded);
+}
+
+TEST_F(Pipeline, FloodTowardsAnUnresolvedNeighborIsRateLimited) {
+    rig.w->resolve_gap = UINT64_MAX / 2; // one punt per destination, ever, in this test
+    expect_punt(v4({.dst = "10.0.2.50"}), Punt::resolve);
+    expect_drop(v4({.dst = "10.0.2.50"}), Drop::neigh_unresolved);
+    expect_punt(v4({.dst = "10.0.2.51"}), Punt::resolve);          // another neighbor
+    expect_punt(v4({.dst = "10.77.0.1"}), Punt::resolve);          // an unresolved gateway
+    expect_drop(v4({.dst = "10.77.9.9"}), Drop::neigh_unresolved); // same gateway
 }
 
 TEST_F(Pipeline, NeighborChangesApplyToEveryRouteThroughIt) {

@@ -317,6 +317,13 @@ TEST(BgpOpen, Rfc9072ShapeOfCve2022_40302) {
                               "ffff00"))
                   .error,
               (Notification{2, 0, {}}));
+    // Found by fuzz_open: an empty extended parameter block survives a round trip.
+    auto empty = decode_open(hex("04fdd901ffff000502ffff0000"));
+    ASSERT_FALSE(empty.error);
+    EXPECT_TRUE(empty.open.extended_params);
+    Bytes b;
+    encode_open(empty.open, b);
+    EXPECT_EQ(decode_open_msg(b).open, empty.open);
     // A well-formed extended encoding of one route-refresh capability.
     auto ok = decode_open(hex("04fde9005a0a000001"
                               "ffff00050200020200"));
@@ -379,6 +386,50 @@ TEST(BgpOpen, CapturedFromFrr) {
     Bytes again;
     encode_open(d.open, again);
     EXPECT_EQ(decode_open_msg(again).open, d.open);
+}
+
+// The same pair with graceful restart enabled on both sides.
+TEST(BgpOpen, CapturedGracefulRestart) {
+    auto gobgp = decode_open_msg(hex(
+        "ffffffffffffffffffffffffffffffff005d0104fde9005a0a63000140023e0200490402766d00010400010001"
+        "01040002000101040019004641040000fde9400e005a000101000002010000194600050c000100010002001900"
+        "46"
+        "0002"));
+    ASSERT_FALSE(gobgp.error);
+    ASSERT_TRUE(gobgp.open.caps.graceful_restart);
+    const auto &g = *gobgp.open.caps.graceful_restart;
+    EXPECT_FALSE(g.restarting);
+    EXPECT_EQ(g.restart_time, 90);
+    ASSERT_EQ(g.families.size(), 3u);
+    EXPECT_EQ(g.families[2].family, to_afi_safi(RouteFamily::Evpn));
+    EXPECT_FALSE(g.families[2].forwarding_preserved);
+    auto frr = decode_open_msg(hex("ffffffffffffffffffffffffffffffff00950104fdea00090a6300027802060"
+                                   "10400010001020601040002000102"
+                                   "06010400190046020280000202020002024600020641040000fdea020206000"
+                                   "20e450c0001010100020101001946"
+                                   "01020b4909076672722d636170000210400ec07800010100000201000019460"
+                                   "002174715000101800000000002018"
+                                   "000000000194680000000"));
+    ASSERT_FALSE(frr.error);
+    const auto &f = *frr.open.caps.graceful_restart;
+    EXPECT_TRUE(f.restarting);
+    EXPECT_TRUE(f.notification);
+    EXPECT_EQ(f.restart_time, 120);
+    EXPECT_EQ(f.families.size(), 3u);
+}
+
+TEST(BgpEncoder, EndOfRibMatchesGobgpAndFrr) {
+    // Both peers sent exactly these End-of-RIB markers after graceful restart negotiation.
+    const std::pair<RouteFamily, const char *> captured[] = {
+        {RouteFamily::Ipv4Unicast, "ffffffffffffffffffffffffffffffff00170200000000"},
+        {RouteFamily::Ipv6Unicast, "ffffffffffffffffffffffffffffffff001d0200000006800f03000201"},
+        {RouteFamily::Evpn, "ffffffffffffffffffffffffffffffff001d0200000006800f03001946"}};
+    for (auto [family, h] : captured) {
+        Bytes b;
+        encode_end_of_rib(family, b);
+        EXPECT_EQ(b, hex(h)) << family_name(family);
+        EXPECT_EQ(end_of_rib(decode_msg(hex(h), all_families()).update), to_afi_safi(family));
+    }
 }
 
 TEST(BgpOpen, Negotiate) {
@@ -782,6 +833,27 @@ TEST(BgpRfc7606, PerAttributeOutcomes) {
     expect(with(pa(0xc0, 22, {0, 6, 0, 0, 10, 1, 2})), UpdateAction::TreatAsWithdraw,
            err::kOptionalAttrError);
     expect(with(pa(0xc0, 22, {0, 6})), UpdateAction::TreatAsWithdraw, err::kAttrLengthError);
+    // Confederation segments from an external peer; MP_REACH_NLRI marked transitive.
+    Bytes confed = pa(0x40, 2, {3, 1, 0, 0, 0xfd, 0xe9});
+    expect(decode(update_body({}, cat({kOrigin, confed, kNextHop}), kNlri), all_families(true)),
+           UpdateAction::TreatAsWithdraw, err::kMalformedAsPath);
+    EXPECT_EQ(decode(update_body({}, cat({kOrigin, confed, kNextHop}), kNlri)).action,
+              UpdateAction::Ok);
+    auto flagged = decode(update_body({},
+                                      cat({kOrigin, kAsPath,
+                                           pa(0xc0, 14,
+                                              hex("00194604"
+                                                  "0a000001"
+                                                  "00"
+                                                  "0311"
+                                                  "00010a000001000a"
+                                                  "00000000"
+                                                  "20"
+                                                  "0a000001"))}),
+                                      {}));
+    expect(flagged, UpdateAction::TreatAsWithdraw, err::kAttrFlagsError);
+    ASSERT_TRUE(flagged.update.mp_reach); // parsed anyway, so that its routes can be withdrawn
+    EXPECT_EQ(flagged.update.mp_reach->evpn.size(), 1u);
     // Unrecognized well-known attribute: the only per-attribute session reset.
     expect(with(pa(0x40, 99, {1})), UpdateAction::SessionReset, err::kUnrecognizedWellKnown);
 }

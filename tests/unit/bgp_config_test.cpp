@@ -9,7 +9,9 @@ using namespace vleaf::bgp;
 
 namespace {
 
-BgpConfig parse(const std::string &text) { return parse_config(YAML::Load(text)); }
+BgpConfig parse(const std::string &text) {
+    return parse_config(YAML::Load(text));
+}
 
 std::string error_of(const std::string &text) {
     try {
@@ -76,9 +78,11 @@ TEST(BgpConfig, ErrorsNameTheField) {
         {"asn: 1\nrouter_id: 10.0.0.1\npeers: [{address: 10.0.0.300, remote_as: 2}]",
          "bgp.peers[0].address: '10.0.0.300' is not an IP address"},
         {"asn: 1\nrouter_id: 10.0.0.1\npeers: [{remote_as: 2}]", "bgp.peers[0].address: missing"},
-        {"asn: 1\nrouter_id: 10.0.0.1\npeers: [{address: 10.0.0.2, remote_as: 2, timers: {hold: 2}}]",
+        {"asn: 1\nrouter_id: 10.0.0.1\npeers: [{address: 10.0.0.2, remote_as: 2, timers: {hold: "
+         "2}}]",
          "bgp.peers[0].timers.hold: must be 0 or at least 3"},
-        {"asn: 1\nrouter_id: 10.0.0.1\npeers: [{address: 10.0.0.2, remote_as: 2, families: [ipv4]}]",
+        {"asn: 1\nrouter_id: 10.0.0.1\npeers: [{address: 10.0.0.2, remote_as: 2, families: "
+         "[ipv4]}]",
          "bgp.peers[0].families[0]: 'ipv4' is not one of"},
         {"asn: 1\nrouter_id: 10.0.0.1\npeers: [{address: 10.0.0.2, remote_as: 2, ttl_security: "
          "true, multihop: 3}]",
@@ -88,12 +92,14 @@ TEST(BgpConfig, ErrorsNameTheField) {
          "bgp.peers[1]: duplicate neighbor 10.0.0.2"},
         {"asn: 1\nrouter_id: 10.0.0.1\nannounce: [10.0.0.1/24]",
          "bgp.announce[0]: '10.0.0.1/24' is not a prefix"},
-        {"asn: 1\nrouter_id: 10.0.0.1\nannounce: [{prefix: 10.0.0.0/24, communities: [\"1:70000\"]}]",
+        {"asn: 1\nrouter_id: 10.0.0.1\nannounce: [{prefix: 10.0.0.0/24, communities: "
+         "[\"1:70000\"]}]",
          "bgp.announce[0].communities[0]: '1:70000' is not a community"},
         {"asn: 1\nrouter_id: 10.0.0.1\npeers: [{address: 10.0.0.2, remote_as: 2, import: "
          "{prefix_list: [{prefix: 10.0.0.0/16, le: 8}]}}]",
          "bgp.peers[0].import.prefix_list[0].le: shorter than ge or the prefix length"},
     };
-    for (auto &[text, want] : cases) EXPECT_NE(error_of(text).find(want), std::string::npos)
-        << text << "\n  got: " << error_of(text) << "\n  want: " << want;
+    for (auto &[text, want] : cases)
+        EXPECT_NE(error_of(text).find(want), std::string::npos)
+            << text << "\n  got: " << error_of(text) << "\n  want: " << want;
 }

@@ -115,8 +115,8 @@ TEST(BgpFsm, HoldTimerExpiryDropsAndRestarts) {
     ASSERT_NE(sent(a), nullptr);
     EXPECT_EQ(sent(a)->code, err::kHoldTimerExpired);
     EXPECT_EQ(sent(a)->subcode, 0);
-    EXPECT_EQ(kinds(a), (std::vector{FsmAction::SendNotification, FsmAction::Disconnect,
-                                     FsmAction::Down}));
+    EXPECT_EQ(kinds(a),
+              (std::vector{FsmAction::SendNotification, FsmAction::Disconnect, FsmAction::Down}));
     EXPECT_EQ(f.state(), FsmState::Idle);
     // Automatic restart after ConnectRetry.
     EXPECT_EQ(kinds(f.expire(t0 + Seconds(55))), std::vector{FsmAction::Connect});

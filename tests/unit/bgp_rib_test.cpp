@@ -9,8 +9,12 @@ using namespace vleaf::bgp;
 
 namespace {
 
-IpAddr ip(const char *s) { return *IpAddr::parse(s); }
-Prefix pfx(const char *s) { return *Prefix::parse(s); }
+IpAddr ip(const char *s) {
+    return *IpAddr::parse(s);
+}
+Prefix pfx(const char *s) {
+    return *Prefix::parse(s);
+}
 const RouteFamily V4 = RouteFamily::Ipv4Unicast;
 
 AsPath path(std::vector<uint32_t> asns) {

@@ -31,8 +31,8 @@ std::unique_ptr<Speaker> speaker(int n, uint32_t asn, const std::string &peers,
 // A peer entry of speaker `self` for 127.0.0.`n`.
 std::string peer(int self, int n, uint32_t asn, const std::string &more = "") {
     return "  - {address: 127.0.0." + std::to_string(n) + ", remote_as: " + std::to_string(asn) +
-           ", port: " + std::to_string(kPort) + ", update_source: 127.0.0." +
-           std::to_string(self) + ", timers: {connect_retry: 1}" + more + "}\n";
+           ", port: " + std::to_string(kPort) + ", update_source: 127.0.0." + std::to_string(self) +
+           ", timers: {connect_retry: 1}" + more + "}\n";
 }
 
 bool run_until(std::initializer_list<Speaker *> all, const std::function<bool()> &done,
@@ -73,29 +73,35 @@ TEST_F(BgpSpeaker, CollisionLeavesOneSession) {
     b->listen();
     a->start_peers();
     b->start_peers();
-    ASSERT_TRUE(run_until({a.get(), b.get()},
-                          [&] { return established(*a, 2) && established(*b, 1); }));
+    ASSERT_TRUE(
+        run_until({a.get(), b.get()}, [&] { return established(*a, 2) && established(*b, 1); }));
     ASSERT_TRUE(run_until({a.get(), b.get()}, [&] {
         return !route(*a, "10.2.0.0/16").is_null() && !route(*b, "10.1.0.0/16").is_null();
     }));
     // Whatever the race, the sessions stay up and use one connection each way.
-    run_until({a.get(), b.get()}, [] { return false; }, 1500);
+    run_until(
+        {a.get(), b.get()}, [] { return false; }, 1500);
     EXPECT_EQ(neighbor(*a, 2)["counters"]["established"], 1);
     EXPECT_EQ(neighbor(*b, 1)["counters"]["established"], 1);
     EXPECT_EQ(neighbor(*a, 2)["local_port"], neighbor(*b, 1)["remote_port"]);
     EXPECT_EQ(route(*a, "10.2.0.0/16")["as_path"], "65002");
-    std::printf("collisions %s %s\n", a->show_summary()["connections"].dump().c_str(), b->show_summary()["connections"].dump().c_str());
+    // Each side saw two connections and both closed the same one (the one initiated by
+    // the lower identifier, a's).
+    EXPECT_EQ(a->show_summary()["connections"]["rejected_collision"], 1);
+    EXPECT_EQ(b->show_summary()["connections"]["rejected_collision"], 1);
+    EXPECT_EQ(neighbor(*a, 2)["local_port"], kPort) << "the survivor is b's connection to a";
 }
 
 TEST_F(BgpSpeaker, MaxPrefixSendsCease) {
     auto a = speaker(1, 65001, peer(1, 2, 65002, ", max_prefix: 2"));
-    auto b = speaker(2, 65002, peer(2, 1, 65001),
-                     "announce: [10.1.0.0/16, 10.2.0.0/16, 10.3.0.0/16]\n");
+    auto b =
+        speaker(2, 65002, peer(2, 1, 65001), "announce: [10.1.0.0/16, 10.2.0.0/16, 10.3.0.0/16]\n");
     ASSERT_TRUE(run_until({a.get(), b.get()}, [&] {
         return neighbor(*b, 1)["last_error"].get<std::string>().find("Maximum Number") !=
                std::string::npos;
     })) << neighbor(*b, 1).dump();
-    EXPECT_EQ(neighbor(*b, 1)["last_error"], "received Cease/Maximum Number of Prefixes Reached (6/1) data 00 01 01 00 00 00 02")
+    EXPECT_EQ(neighbor(*b, 1)["last_error"],
+              "received Cease/Maximum Number of Prefixes Reached (6/1) data 00 01 01 00 00 00 02")
         << "RFC 4486: AFI, SAFI, limit";
     EXPECT_NE(neighbor(*a, 2)["last_error"].get<std::string>().find("sent Cease"),
               std::string::npos);
@@ -104,8 +110,8 @@ TEST_F(BgpSpeaker, MaxPrefixSendsCease) {
 
 TEST_F(BgpSpeaker, RouteReflection) {
     // a reflects; b is its client, c and d are not.
-    auto a = speaker(1, 65001,
-                     peer(1, 2, 65001, ", rr_client: true") + peer(1, 3, 65001) + peer(1, 4, 65001));
+    auto a = speaker(
+        1, 65001, peer(1, 2, 65001, ", rr_client: true") + peer(1, 3, 65001) + peer(1, 4, 65001));
     auto b = speaker(2, 65001, peer(2, 1, 65001), "announce: [10.2.0.0/16]\n");
     auto c = speaker(3, 65001, peer(3, 1, 65001), "announce: [10.3.0.0/16]\n");
     auto d = speaker(4, 65001, peer(4, 1, 65001));
@@ -120,7 +126,8 @@ TEST_F(BgpSpeaker, RouteReflection) {
     EXPECT_EQ(r["cluster_list"], json::array({"10.0.0.1"}));
     EXPECT_EQ(r["next_hop"], "127.0.0.2") << "a reflector keeps the next hop";
     // A non-client's route goes to clients only.
-    run_until(all, [] { return false; }, 500);
+    run_until(
+        all, [] { return false; }, 500);
     EXPECT_TRUE(route(*d, "10.3.0.0/16").is_null());
     EXPECT_EQ(route(*b, "10.3.0.0/16")["originator_id"], "10.0.0.3");
 }
@@ -150,7 +157,31 @@ TEST_F(BgpSpeaker, PeerLossWithGracefulRestartKeepsStaleRoutes) {
 TEST_F(BgpSpeaker, UnknownPeerIsRejected) {
     auto a = speaker(1, 65001, peer(1, 3, 65003));
     auto b = speaker(2, 65002, peer(2, 1, 65001));
-    run_until({a.get(), b.get()}, [] { return false; }, 1500);
+    run_until(
+        {a.get(), b.get()}, [] { return false; }, 1500);
     EXPECT_GE(a->show_summary()["connections"]["rejected_unknown"].get<int>(), 1);
     EXPECT_FALSE(established(*b, 1));
+}
+
+TEST_F(BgpSpeaker, TcpMd5) {
+    auto a = speaker(1, 65001, peer(1, 2, 65002, ", password: s3cret"));
+    auto b = speaker(2, 65002, peer(2, 1, 65001, ", password: s3cret"));
+    ASSERT_TRUE(
+        run_until({a.get(), b.get()}, [&] { return established(*a, 2) && established(*b, 1); }));
+    EXPECT_EQ(neighbor(*a, 2)["password"], true);
+    // A wrong key: the kernel drops the segments, no session.
+    auto c = speaker(3, 65003, peer(3, 4, 65001, ", password: wrong"));
+    auto d = speaker(4, 65001, peer(4, 3, 65003, ", password: s3cret"));
+    run_until(
+        {c.get(), d.get()}, [] { return false; }, 2500);
+    EXPECT_FALSE(established(*c, 4));
+    EXPECT_FALSE(established(*d, 3));
+}
+
+TEST_F(BgpSpeaker, TtlSecurity) {
+    // GTSM: TTL 255 out, at least 254 in; loopback peers are one hop away.
+    auto a = speaker(1, 65001, peer(1, 2, 65002, ", ttl_security: true"));
+    auto b = speaker(2, 65002, peer(2, 1, 65001, ", ttl_security: true"));
+    ASSERT_TRUE(
+        run_until({a.get(), b.get()}, [&] { return established(*a, 2) && established(*b, 1); }));
 }

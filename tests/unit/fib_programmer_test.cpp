@@ -11,9 +11,15 @@ using Op = Update::Op;
 
 namespace {
 
-Prefix P(const char *s) { return *Prefix::parse(s, true); }
-IpAddr A(const char *s) { return *IpAddr::parse(s); }
-MacAddr M(uint8_t b) { return MacAddr{{2, 0, 0, 0, 0, b}}; }
+Prefix P(const char *s) {
+    return *Prefix::parse(s, true);
+}
+IpAddr A(const char *s) {
+    return *IpAddr::parse(s);
+}
+MacAddr M(uint8_t b) {
+    return MacAddr{{2, 0, 0, 0, 0, b}};
+}
 
 // Replays updates the way the dataplane applies them and checks that every reference
 // is to something that exists at that moment.
@@ -32,14 +38,17 @@ struct Model {
             break;
         case Op::NexthopDel:
             ASSERT_TRUE(nhs.count(u.nh));
-            for (auto &[k, v] : routes) ASSERT_NE(v, u.nh) << "deleted while " << k.second.str() << " uses it";
+            for (auto &[k, v] : routes)
+                ASSERT_NE(v, u.nh) << "deleted while " << k.second.str() << " uses it";
             nhs.erase(u.nh);
             break;
         case Op::RouteAdd:
             ASSERT_TRUE(u.nh < kFirstDynamicNh || nhs.count(u.nh)) << "route before its next hop";
             routes[{u.vrf, u.prefix}] = u.nh;
             break;
-        case Op::RouteDel: ASSERT_EQ(routes.erase({u.vrf, u.prefix}), 1u); break;
+        case Op::RouteDel:
+            ASSERT_EQ(routes.erase({u.vrf, u.prefix}), 1u);
+            break;
         }
     }
 };

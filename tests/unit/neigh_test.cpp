@@ -3,8 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <map>
-#include <string>
 #include <tuple>
 
 using namespace vleaf;
@@ -651,17 +649,6 @@ TEST_F(Neigh, ReplacingInterfaceDropsNeighborsOutsideNewSubnets) {
     ASSERT_EQ(changes.size(), 1u);
     EXPECT_EQ(changes[0], Change(1, ip("10.0.0.2"), std::nullopt));
     EXPECT_TRUE(entry(1, "fd00::2"));
-}
-
-TEST_F(Neigh, ListsEveryCounterByName) {
-    r.on_frame(1, kArpRequestIn, 0);
-    r.on_frame(1, {kNsIn.begin(), kNsIn.begin() + 20}, 0);
-    std::map<std::string, uint64_t> seen;
-    for_each_counter(r.counters(), [&](const std::string &name, uint64_t v) { seen[name] = v; });
-    EXPECT_EQ(seen.size(), 21u + static_cast<size_t>(Bad::count));
-    EXPECT_EQ(seen["arp_replies_sent"], 1u);
-    EXPECT_EQ(seen["bad_truncated"], 1u);
-    EXPECT_EQ(seen["bad_hop_limit"], 0u);
 }
 
 TEST(NeighPackets, ChecksumOfBuiltFramesVerifies) {

@@ -21,10 +21,14 @@ def require_root():
         sys.exit(SKIP)
 
 
+_links = 0
+
+
 def link(lab, ns_a, addrs_a, ns_b, addrs_b):
     """A veth pair between two namespaces with addresses like ['10.0.0.1/24']."""
-    n = len(lab.namespaces) * 100 + lab._veths
-    a, b = f"bgp{n}a", f"bgp{n}b"
+    global _links
+    _links += 1
+    a, b = f"bgp{_links}a", f"bgp{_links}b"
     lab.veth(ns_a, a, ns_b, b)
     for ns, dev, addrs in ((ns_a, a, addrs_a), (ns_b, b, addrs_b)):
         for ad in addrs:

@@ -2,11 +2,18 @@
 
 A Lab owns everything it makes: namespaces, processes started in them and a temporary
 directory. Leaving the `with Lab(...)` block removes all of it, whether the test
-passed, failed or was stopped; past `deadline` seconds (or on SIGTERM/SIGINT) the test
-gets a Terminated exception so that the cleanup still runs.
+passed, failed or was stopped; past `deadline` seconds (or on SIGTERM/SIGINT/SIGHUP)
+the test gets a Terminated exception so that the cleanup still runs. DPDK file prefixes
+taken with dpdk_prefix() lose their hugepage files and EAL runtime directory too.
+
+Names carry the creating test's pid. meson kills a test's process group with SIGKILL
+half a second after SIGTERM, which can cut the cleanup short; the next Lab of the same
+name removes what tests that are no longer alive left behind.
 """
 
+import glob
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -63,7 +70,43 @@ def free_hugepage_mb():
     return free * size_kb // 1024
 
 
-def hugepage_files(prefix, directory="/dev/hugepages"):
+HUGEPAGE_DIR = "/dev/hugepages"
+DPDK_RUN_DIR = "/var/run/dpdk"
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def delete_netns(name):
+    """Kills what still runs in the namespace (daemons that forked too), then deletes it."""
+    out = run(["ip", "netns", "pids", name], check=False).stdout
+    for pid in out.split():
+        try:
+            os.kill(int(pid), signal.SIGCONT)  # a test may have stopped it
+            os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+    run(["ip", "netns", "del", name], check=False)
+
+
+def remove_dpdk_files(prefix):
+    """The hugepage files and the EAL runtime directory of one --file-prefix."""
+    for path in glob.glob(os.path.join(HUGEPAGE_DIR, glob.escape(prefix) + "*")):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    shutil.rmtree(os.path.join(DPDK_RUN_DIR, prefix), ignore_errors=True)
+
+
+def hugepage_files(prefix, directory=HUGEPAGE_DIR):
     try:
         return sorted(f for f in os.listdir(directory) if f.startswith(prefix))
     except OSError:
@@ -150,13 +193,13 @@ class Netns:
 
     def kernel_ignores(self, dev):
         """The namespace's kernel keeps out of the traffic on `dev` (a DPDK af_packet port
-        also feeds the kernel): no ARP answers, no IPv6, every IPv4 packet from it dropped."""
+        also feeds the kernel): no ARP answers, no IPv6, every IPv4 packet from it dropped
+        (by a rule ahead of the local table, which moves from preference 0 to 100)."""
         self.sysctl(f"net.ipv4.conf.{dev}.arp_ignore", 8)
         self.sysctl(f"net.ipv6.conf.{dev}.disable_ipv6", 1)
-        rules = self.ip("rule", "show").stdout
-        if "blackhole" not in rules or f"iif {dev}" not in rules:
-            self.ip("rule", "add", "pref", "10", "iif", dev, "blackhole")
-        if "0:\tfrom all lookup local" in rules:
+        self.ip("rule", "add", "pref", "10", "iif", dev, "blackhole")
+        rules = self.ip("rule", "show").stdout.splitlines()
+        if any(r.startswith("0:") and r.endswith("lookup local") for r in rules):
             self.ip("rule", "add", "pref", "100", "lookup", "local")
             self.ip("rule", "del", "pref", "0", "lookup", "local")
 
@@ -183,9 +226,11 @@ class Netns:
 
 class Lab:
     def __init__(self, name, deadline=300):
-        self.tag = f"{name}{os.getpid() % 100000}"
+        self.name = name
+        self.tag = f"{name}{os.getpid()}"
         self.namespaces = []
         self.procs = []
+        self.dpdk_prefixes = []
         self.dir = tempfile.mkdtemp(prefix=f"vleaf-{name}-")
         os.chmod(self.dir, 0o755)
         self.deadline = deadline
@@ -196,12 +241,16 @@ class Lab:
             raise Terminated(f"signal {signum}" if signum != signal.SIGALRM
                              else f"deadline of {self.deadline}s passed")
         self._old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT,
-                                                          signal.SIGALRM)}
+                                                          signal.SIGHUP, signal.SIGALRM)}
         signal.alarm(self.deadline)
+        self.sweep_stale()
         return self
 
     def __exit__(self, *exc):
         signal.alarm(0)
+        # A second signal must not cut the cleanup short.
+        for s in self._old:
+            signal.signal(s, signal.SIG_IGN)
         try:
             self.cleanup()
         finally:
@@ -213,20 +262,31 @@ class Lab:
         for p in reversed(self.procs):
             p.stop()
         for ns in self.namespaces:
-            # Whatever a test started in the namespace without telling us (daemons that
-            # fork) goes with it.
-            out = run(["ip", "netns", "pids", ns.name], check=False).stdout
-            for pid in out.split():
-                try:
-                    os.kill(int(pid), signal.SIGCONT)
-                    os.kill(int(pid), signal.SIGKILL)
-                except OSError:
-                    pass
-            run(["ip", "netns", "del", ns.name], check=False)
+            delete_netns(ns.name)
+        for prefix in self.dpdk_prefixes:
+            remove_dpdk_files(prefix)
         if os.environ.get("VLEAF_KEEP_LOGS"):
             print(f"logs kept in {self.dir}", flush=True)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def sweep_stale(self):
+        """Removes namespaces and DPDK files of earlier Labs of this name whose test
+        process is gone (killed before its cleanup finished)."""
+        stale = re.compile(rf"^{re.escape(self.name)}(\d+)(-[\w-]+|[A-Za-z_]+)$")
+
+        def dead(name):
+            m = stale.match(name)
+            return m is not None and not pid_alive(int(m.group(1)))
+        for ns in namespaces():
+            if dead(ns):
+                delete_netns(ns)
+        for base in (HUGEPAGE_DIR, DPDK_RUN_DIR):
+            for path in glob.glob(os.path.join(base, glob.escape(self.name) + "*")):
+                # hugepage files are "<prefix>map_<n>"; run directories are "<prefix>"
+                prefix = re.sub(r"map_\d+$", "", os.path.basename(path))
+                if dead(prefix):
+                    remove_dpdk_files(prefix)
 
     def netns(self, short):
         ns = Netns(self, f"{self.tag}-{short}")
@@ -236,14 +296,13 @@ class Lab:
         return ns
 
     def veth(self, ns_a, name_a, ns_b, name_b):
-        """A veth pair, `name_a` in ns_a and `name_b` in ns_b, both up."""
+        """A veth pair, `name_a` in ns_a and `name_b` in ns_b, both up. Created inside the
+        namespaces, so the names never clash with the root namespace or other tests."""
         self._veths += 1
-        tmp_a, tmp_b = f"vt{os.getpid() % 10000}a{self._veths}", f"vt{os.getpid() % 10000}b{self._veths}"
-        run(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b])
-        for tmp, ns, name in ((tmp_a, ns_a, name_a), (tmp_b, ns_b, name_b)):
-            run(["ip", "link", "set", tmp, "netns", ns.name])
-            ns.ip("link", "set", tmp, "name", name)
-            ns.ip("link", "set", name, "up")
+        run(["ip", "link", "add", "name", name_a, "netns", ns_a.name, "type", "veth",
+             "peer", "name", name_b, "netns", ns_b.name])
+        ns_a.ip("link", "set", name_a, "up")
+        ns_b.ip("link", "set", name_b, "up")
 
     def path(self, name):
         p = os.path.join(self.dir, name)
@@ -258,7 +317,10 @@ class Lab:
         return p
 
     def dpdk_prefix(self, name):
-        return f"{self.tag}{name}"
+        """A unique EAL --file-prefix; its files are removed at the end."""
+        prefix = f"{self.tag}{name}"
+        self.dpdk_prefixes.append(prefix)
+        return prefix
 
 
 def tcp_transfer(src, dst, addr, port, nbytes):

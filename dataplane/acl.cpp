@@ -1,0 +1,281 @@
+#include "dataplane/acl.hpp"
+
+#include <rte_malloc.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <netinet/in.h>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+namespace vleaf::dp {
+
+namespace {
+
+// rte_acl reads its input from these keys, not from the packet: the L4 header sits at a
+// variable offset (IPv4 options, IPv6 extension headers) and rte_acl needs fixed offsets.
+// Layout rules of rte_acl: the first field is one byte, the rest come in 4-byte groups;
+// all in network byte order, as in the packet.
+struct Key4 {
+    uint8_t proto, pad[3];
+    uint8_t src[4], dst[4];
+    uint8_t l4[4]; // source and destination port, or ICMP type and code
+};
+struct Key6 {
+    uint8_t proto, pad[3];
+    uint8_t src[16], dst[16];
+    uint8_t l4[4];
+};
+
+enum Cat : uint32_t { kDecide = 1, kCount = 2 };
+constexpr unsigned kChunk = 64;
+
+rte_acl_field_def field(uint8_t type, uint8_t size, uint8_t index, uint8_t input, size_t off) {
+    return {type, size, index, input, static_cast<uint32_t>(off)};
+}
+
+// proto | address words | l4: the address fields are 32-bit masks, one per word.
+template <typename Key> std::vector<rte_acl_field_def> layout() {
+    constexpr unsigned words = sizeof(Key::src) / 4;
+    std::vector<rte_acl_field_def> defs{
+        field(RTE_ACL_FIELD_TYPE_BITMASK, 1, 0, 0, offsetof(Key, proto))};
+    for (unsigned w = 0; w < 2 * words; w++) {
+        size_t off = (w < words ? offsetof(Key, src) : offsetof(Key, dst)) + 4 * (w % words);
+        defs.push_back(field(RTE_ACL_FIELD_TYPE_MASK, 4, uint8_t(1 + w), uint8_t(1 + w), off));
+    }
+    uint8_t f = uint8_t(1 + 2 * words);
+    defs.push_back(field(RTE_ACL_FIELD_TYPE_RANGE, 2, f, f, offsetof(Key, l4)));
+    defs.push_back(field(RTE_ACL_FIELD_TYPE_RANGE, 2, uint8_t(f + 1), f, offsetof(Key, l4) + 2));
+    return defs;
+}
+
+bool has_ports(uint8_t proto) {
+    return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
+}
+
+void check(const AclRule &r, size_t i) {
+    auto bad = [i](const std::string &what) {
+        throw std::invalid_argument("acl rule " + std::to_string(i) + ": " + what);
+    };
+    if (r.src.addr.family != r.dst.addr.family) bad("src and dst are of different families");
+    if (r.src.len > r.src.addr.max_len() || r.dst.len > r.dst.addr.max_len())
+        bad("prefix length too long");
+    if (r.sport_lo > r.sport_hi) bad("sport range is empty");
+    if (r.dport_lo > r.dport_hi) bad("dport range is empty");
+    bool ports = r.sport_lo != 0 || r.sport_hi != 65535 || r.dport_lo != 0 || r.dport_hi != 65535;
+    if (ports && !(r.proto && has_ports(*r.proto))) bad("port ranges need proto tcp, udp or sctp");
+    uint8_t icmp = r.src.addr.is_v4() ? uint8_t(IPPROTO_ICMP) : uint8_t(IPPROTO_ICMPV6);
+    if (r.icmp_type && r.proto != icmp)
+        bad(r.src.addr.is_v4() ? "icmp_type needs proto icmp" : "icmp_type needs proto icmpv6");
+    if (r.action != AclAction::Allow && r.action != AclAction::Deny && r.action != AclAction::Count)
+        bad("unknown action");
+}
+
+// The layout RTE_ACL_RULE_DEF declares, as a template over the field count.
+template <size_t Fields> struct AclRuleN {
+    rte_acl_rule_data data;
+    rte_acl_field field[Fields];
+};
+
+template <typename Key, size_t Fields> void fill(AclRuleN<Fields> &out, const AclRule &r) {
+    out.field[0].value.u8 = r.proto.value_or(0);
+    out.field[0].mask_range.u8 = r.proto ? 0xff : 0;
+    constexpr unsigned words = sizeof(Key::src) / 4;
+    const Prefix *pfx[2] = {&r.src, &r.dst};
+    for (unsigned w = 0; w < 2 * words; w++) {
+        const Prefix &p = *pfx[w / words];
+        const uint8_t *b = p.addr.bytes.data() + 4 * (w % words);
+        int bits = std::clamp(int(p.len) - 32 * int(w % words), 0, 32);
+        // Rules are in host byte order (the input is in network order).
+        uint32_t v = uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
+        out.field[1 + w].value.u32 = bits ? v & (~0u << (32 - bits)) : 0;
+        out.field[1 + w].mask_range.u32 = static_cast<uint32_t>(bits);
+    }
+    // The first two L4 bytes are the source port, or ICMP type then code.
+    uint16_t lo = r.sport_lo, hi = r.sport_hi;
+    if (r.icmp_type) lo = uint16_t(*r.icmp_type << 8), hi = uint16_t(lo | 0xff);
+    out.field[1 + 2 * words] = {{.u16 = lo}, {.u16 = hi}};
+    out.field[2 + 2 * words] = {{.u16 = r.dport_lo}, {.u16 = r.dport_hi}};
+}
+
+// Compiles the rules of one family; `rank[i]` orders rules (0 is the best).
+template <typename Key>
+rte_acl_ctx *compile(const AclPolicy &p, Family fam, const std::vector<uint32_t> &rank,
+                     uint32_t categories, int socket) {
+    constexpr size_t kFields = 3 + 2 * (sizeof(Key::src) / 4);
+    using Rule = AclRuleN<kFields>;
+    std::vector<Rule> rules;
+    for (size_t i = 0; i < p.rules.size(); i++) {
+        const AclRule &r = p.rules[i];
+        if (r.src.addr.family != fam) continue;
+        Rule &out = rules.emplace_back();
+        std::memset(&out, 0, sizeof out);
+        out.data.category_mask = r.action == AclAction::Count ? kCount : kDecide;
+        // rte_acl prefers the highest priority and leaves ties unspecified: make all distinct.
+        out.data.priority = static_cast<int32_t>(RTE_ACL_MAX_PRIORITY - rank[i]);
+        out.data.userdata = static_cast<uint32_t>(i + 1); // 0 means "no match"
+        fill<Key, kFields>(out, r);
+    }
+    if (rules.empty()) return nullptr;
+
+    // rte_acl_create returns an existing context of the same name: names must be unique.
+    static std::atomic<unsigned> serial{0};
+    std::string name = "acl" + std::to_string(int(fam)) + "_" + std::to_string(serial++);
+    rte_acl_param param{name.c_str(), socket, RTE_ACL_RULE_SZ(kFields), uint32_t(rules.size())};
+    rte_acl_ctx *ctx = rte_acl_create(&param);
+    if (!ctx) throw std::runtime_error("rte_acl_create " + name + " failed");
+    rte_acl_config cfg{};
+    cfg.num_categories = categories;
+    auto defs = layout<Key>();
+    cfg.num_fields = static_cast<uint32_t>(defs.size());
+    std::copy(defs.begin(), defs.end(), cfg.defs);
+    int rc = rte_acl_add_rules(ctx, reinterpret_cast<const rte_acl_rule *>(rules.data()),
+                               uint32_t(rules.size()));
+    if (rc == 0) rc = rte_acl_build(ctx, &cfg);
+    if (rc != 0) {
+        rte_acl_free(ctx);
+        throw std::runtime_error("rte_acl build of " + std::to_string(rules.size()) + " IPv" +
+                                 std::to_string(int(fam)) + " rules failed: " + std::to_string(rc));
+    }
+    return ctx;
+}
+
+void set_l4(uint8_t out[4], const uint8_t *l4, const uint8_t *end) {
+    if (l4 + 4 <= end)
+        std::memcpy(out, l4, 4);
+    else
+        std::memset(out, 0, 4);
+}
+
+void key_of(const uint8_t *ip, uint16_t len, Key4 &k) {
+    if (len < 20) { // too short to classify: all-zero key, only wildcard rules match
+        std::memset(&k, 0, sizeof k);
+        return;
+    }
+    k.proto = ip[9];
+    std::memcpy(k.src, ip + 12, 4);
+    std::memcpy(k.dst, ip + 16, 4);
+    unsigned ihl = (ip[0] & 0xfu) * 4u;
+    bool later_fragment = ((ip[6] & 0x1fu) << 8 | ip[7]) != 0;
+    if (ihl < 20 || later_fragment)
+        std::memset(k.l4, 0, 4);
+    else
+        set_l4(k.l4, ip + ihl, ip + len);
+}
+
+void key_of(const uint8_t *ip, uint16_t len, Key6 &k) {
+    if (len < 40) {
+        std::memset(&k, 0, sizeof k);
+        return;
+    }
+    std::memcpy(k.src, ip + 8, 16);
+    std::memcpy(k.dst, ip + 24, 16);
+    const uint8_t *end = ip + len, *p = ip + 40;
+    uint8_t nh = ip[6];
+    // Bounded walk: a chain longer than this is classified at the header it stops at.
+    for (int hops = 0; hops < 8 && p + 8 <= end; hops++) {
+        if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS) {
+            nh = p[0];
+            p += (p[1] + 1u) * 8u;
+        } else if (nh == IPPROTO_AH) {
+            nh = p[0];
+            p += (p[1] + 2u) * 4u;
+        } else if (nh == IPPROTO_FRAGMENT) {
+            nh = p[0];
+            if (((p[2] << 8 | p[3]) & 0xfff8) != 0)
+                p = end; // later fragment: no L4 header
+            else
+                p += 8;
+        } else {
+            break;
+        }
+    }
+    k.proto = nh;
+    set_l4(k.l4, p, end);
+}
+
+} // namespace
+
+std::unique_ptr<const AclSet> AclSet::build(const AclPolicy &p, unsigned workers, int socket) {
+    if (workers == 0) throw std::invalid_argument("acl set needs at least one worker");
+    if (p.default_action == AclAction::Count)
+        throw std::invalid_argument("acl default action must be allow or deny");
+    for (size_t i = 0; i < p.rules.size(); i++) check(p.rules[i], i);
+
+    std::unique_ptr<AclSet> s(new AclSet);
+    s->default_ = p.default_action;
+    std::vector<uint32_t> order(p.rules.size()), rank(p.rules.size());
+    std::iota(order.begin(), order.end(), 0u);
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        return p.rules[a].priority < p.rules[b].priority;
+    });
+    for (uint32_t r = 0; r < order.size(); r++) rank[order[r]] = r;
+    for (const AclRule &r : p.rules) {
+        s->actions_.push_back(r.action);
+        if (r.action == AclAction::Count) s->categories_ = RTE_ACL_RESULTS_MULTIPLIER;
+    }
+    s->workers_ = workers;
+    s->stride_ = (p.rules.size() + 1 + 7) / 8 * 8; // + the default's; rows of whole lines
+    s->hits_ = static_cast<uint64_t *>(
+        rte_zmalloc_socket("acl_hits", s->stride_ * workers * sizeof(uint64_t), 64, socket));
+    if (!s->hits_) throw std::runtime_error("acl hit counters: out of memory");
+    s->ctx4_ = compile<Key4>(p, Family::V4, rank, s->categories_, socket);
+    s->ctx6_ = compile<Key6>(p, Family::V6, rank, s->categories_, socket);
+    return s;
+}
+
+AclSet::~AclSet() {
+    rte_acl_free(ctx4_);
+    rte_acl_free(ctx6_);
+    rte_free(hits_);
+}
+
+template <typename Key>
+void AclSet::classify(rte_acl_ctx *ctx, const uint8_t *const l3[], const uint16_t len[], unsigned n,
+                      AclVerdict out[], unsigned worker) const {
+    uint64_t *row = hits_ + worker * stride_;
+    const uint32_t none = static_cast<uint32_t>(actions_.size()); // the default's counter
+    for (unsigned base = 0; base < n; base += kChunk) {
+        unsigned c = std::min(kChunk, n - base);
+        Key keys[kChunk];
+        const uint8_t *data[kChunk];
+        uint32_t res[kChunk * RTE_ACL_RESULTS_MULTIPLIER] = {};
+        for (unsigned i = 0; i < c; i++) {
+            key_of(l3[base + i], len[base + i], keys[i]);
+            data[i] = &keys[i].proto;
+        }
+        if (ctx) rte_acl_classify(ctx, data, res, c, categories_);
+        for (unsigned i = 0; i < c; i++) {
+            AclVerdict &v = out[base + i];
+            uint32_t d = res[i * categories_];
+            v.rule = d ? d - 1 : kAclDefault;
+            v.action = d ? actions_[d - 1] : default_;
+            row[d ? d - 1 : none]++;
+            uint32_t cnt = categories_ > 1 ? res[i * categories_ + 1] : 0;
+            v.counted = cnt ? cnt - 1 : kAclDefault;
+            if (cnt) row[cnt - 1]++;
+        }
+    }
+}
+
+void AclSet::classify4(const uint8_t *const l3[], const uint16_t len[], unsigned n,
+                       AclVerdict out[], unsigned worker) const {
+    classify<Key4>(ctx4_, l3, len, n, out, worker);
+}
+
+void AclSet::classify6(const uint8_t *const l3[], const uint16_t len[], unsigned n,
+                       AclVerdict out[], unsigned worker) const {
+    classify<Key6>(ctx6_, l3, len, n, out, worker);
+}
+
+uint64_t AclSet::hits(uint32_t rule) const {
+    size_t col = rule == kAclDefault ? actions_.size() : rule;
+    if (col > actions_.size()) return 0;
+    uint64_t sum = 0;
+    for (unsigned w = 0; w < workers_; w++) sum += hits_[w * stride_ + col];
+    return sum;
+}
+
+} // namespace vleaf::dp

@@ -1,0 +1,450 @@
+// The rte_acl classifier against a plain reference on random rule sets and packets, plus
+// hand-written cases for every field, priorities, Count rules and header parsing.
+#include "dataplane/acl.hpp"
+#include "tests/packet/harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+using namespace vleaf;
+using namespace vleaf::dp;
+
+namespace {
+
+Prefix P(const char *s) {
+    return *Prefix::parse(s, true);
+}
+IpAddr A(const char *s) {
+    return *IpAddr::parse(s);
+}
+
+// What a packet carries, independent of how its bytes are laid out.
+struct Pkt {
+    IpAddr src, dst;
+    uint8_t proto = IPPROTO_TCP;
+    uint16_t sport = 0, dport = 0; // TCP/UDP/SCTP
+    uint8_t icmp_type = 0, icmp_code = 0;
+    unsigned extra = 0; // IPv4 option bytes (multiple of 4) or IPv6 extension headers
+};
+
+std::vector<uint8_t> bytes(const Pkt &p) {
+    std::vector<uint8_t> b;
+    auto put16 = [&b](uint16_t v) { b.push_back(uint8_t(v >> 8)), b.push_back(uint8_t(v)); };
+    if (p.src.is_v4()) {
+        b = {uint8_t(0x45 + p.extra / 4), 0, 0, 0, 0, 0, 0x40, 0, 64, p.proto, 0, 0};
+        b.insert(b.end(), p.src.bytes.begin(), p.src.bytes.begin() + 4);
+        b.insert(b.end(), p.dst.bytes.begin(), p.dst.bytes.begin() + 4);
+        b.insert(b.end(), p.extra, 1); // NOP options
+    } else {
+        uint8_t first = p.extra ? uint8_t(IPPROTO_DSTOPTS) : p.proto;
+        b = {0x60, 0, 0, 0, 0, 0, first, 64};
+        b.insert(b.end(), p.src.bytes.begin(), p.src.bytes.end());
+        b.insert(b.end(), p.dst.bytes.begin(), p.dst.bytes.end());
+        for (unsigned e = 0; e < p.extra; e++) { // destination options then hop-by-hop chains
+            uint8_t next = e + 1 < p.extra ? uint8_t(IPPROTO_DSTOPTS) : p.proto;
+            b.insert(b.end(), {next, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+        }
+    }
+    if (p.proto == IPPROTO_ICMP || p.proto == IPPROTO_ICMPV6) {
+        b.insert(b.end(), {p.icmp_type, p.icmp_code, 0xab, 0xcd});
+    } else {
+        put16(p.sport);
+        put16(p.dport);
+    }
+    b.insert(b.end(), 16, 0x5a); // rest of an L4 header
+    return b;
+}
+
+bool in(const Prefix &pf, const IpAddr &a) {
+    if (pf.addr.family != a.family) return false;
+    for (int bit = 0; bit < pf.len; bit++) {
+        int mask = 0x80 >> (bit % 8);
+        if ((pf.addr.bytes[bit / 8] & mask) != (a.bytes[bit / 8] & mask)) return false;
+    }
+    return true;
+}
+
+bool matches(const AclRule &r, const Pkt &p) {
+    if (r.proto && *r.proto != p.proto) return false;
+    if (!in(r.src, p.src) || !in(r.dst, p.dst)) return false;
+    if (r.icmp_type && *r.icmp_type != p.icmp_type) return false;
+    if (r.proto && (*r.proto == IPPROTO_TCP || *r.proto == IPPROTO_UDP || *r.proto == IPPROTO_SCTP))
+        return r.sport_lo <= p.sport && p.sport <= r.sport_hi && r.dport_lo <= p.dport &&
+               p.dport <= r.dport_hi;
+    return true;
+}
+
+// The reference: rules by priority, earlier first on ties; first Allow/Deny match decides.
+AclVerdict reference(const AclPolicy &pol, const std::vector<uint32_t> &by_prio, const Pkt &p) {
+    AclVerdict v{pol.default_action, kAclDefault, kAclDefault};
+    bool decided = false;
+    for (uint32_t i : by_prio) {
+        const AclRule &r = pol.rules[i];
+        if (!matches(r, p)) continue;
+        if (r.action == AclAction::Count) {
+            if (v.counted == kAclDefault) v.counted = i;
+        } else if (!decided) {
+            v.action = r.action, v.rule = i, decided = true;
+        }
+    }
+    return v;
+}
+
+std::vector<uint32_t> priority_order(const AclPolicy &pol) {
+    std::vector<uint32_t> o(pol.rules.size());
+    for (uint32_t i = 0; i < o.size(); i++) o[i] = i;
+    std::stable_sort(o.begin(), o.end(), [&](uint32_t a, uint32_t b) {
+        return pol.rules[a].priority < pol.rules[b].priority;
+    });
+    return o;
+}
+
+std::vector<AclVerdict> run(const AclSet &s, const std::vector<Pkt> &pkts, unsigned worker = 0) {
+    std::vector<std::vector<uint8_t>> frames;
+    std::vector<const uint8_t *> l3;
+    std::vector<uint16_t> len;
+    for (auto &p : pkts) frames.push_back(bytes(p));
+    for (auto &f : frames) l3.push_back(f.data()), len.push_back(uint16_t(f.size()));
+    std::vector<AclVerdict> out(pkts.size());
+    // Bursts of 32 as the worker sends them, one family at a time.
+    for (size_t i = 0; i < pkts.size(); i += 32) {
+        unsigned n = unsigned(std::min<size_t>(32, pkts.size() - i));
+        for (unsigned k = 0; k < n; k++) EXPECT_EQ(pkts[i + k].src.family, pkts[i].src.family);
+        if (pkts[i].src.is_v4())
+            s.classify4(&l3[i], &len[i], n, &out[i], worker);
+        else
+            s.classify6(&l3[i], &len[i], n, &out[i], worker);
+    }
+    return out;
+}
+
+AclVerdict one(const AclSet &s, const Pkt &p) {
+    return run(s, {p})[0];
+}
+
+// Random rules over a few overlapping address blocks, so that rules nest and intersect.
+struct Gen {
+    std::mt19937_64 rng;
+    bool v6;
+    std::vector<IpAddr> bases;
+
+    Gen(uint64_t seed, bool v6_) : rng(seed), v6(v6_) {
+        for (const char *s : v6 ? std::vector<const char *>{"fd00::", "fd00:0:0:1::", "fd00:1::",
+                                                            "2001:db8::", "fd00::ff00:0"}
+                                : std::vector<const char *>{"10.0.0.0", "10.1.0.0", "10.1.2.0",
+                                                            "192.168.0.0", "172.16.5.0"})
+            bases.push_back(A(s));
+    }
+    unsigned below(unsigned n) { return unsigned(rng() % n); }
+    bool chance(unsigned pct) { return below(100) < pct; }
+
+    // An address in `p` with random host bits.
+    IpAddr inside(const Prefix &p) {
+        IpAddr a = p.addr;
+        for (int bit = p.len; bit < a.max_len(); bit++)
+            if (chance(50)) a.bytes[bit / 8] ^= uint8_t(0x80 >> (bit % 8));
+        return a;
+    }
+    Prefix prefix() {
+        static const int v4len[] = {0, 8, 12, 16, 20, 24, 26, 31, 32};
+        static const int v6len[] = {0, 16, 48, 64, 72, 96, 100, 120, 128};
+        int len = v6 ? v6len[below(9)] : v4len[below(9)];
+        Prefix wide{bases[below(unsigned(bases.size()))], uint8_t(v6 ? 64 : 16)};
+        return Prefix{inside(wide), uint8_t(len)}.masked();
+    }
+    uint8_t icmp() const { return v6 ? uint8_t(IPPROTO_ICMPV6) : uint8_t(IPPROTO_ICMP); }
+    uint16_t port() {
+        static const uint16_t common[] = {22, 53, 80, 443, 8080, 0, 65535};
+        return chance(50) ? common[below(7)] : uint16_t(below(65536));
+    }
+    void range(uint16_t &lo, uint16_t &hi) {
+        if (chance(40)) return;
+        lo = port();
+        hi = chance(50) ? lo : uint16_t(std::min(65535u, lo + below(3000)));
+    }
+    AclRule rule() {
+        AclRule r;
+        r.src = prefix(), r.dst = prefix();
+        unsigned p = below(100);
+        if (p < 30)
+            r.proto = IPPROTO_TCP;
+        else if (p < 55)
+            r.proto = IPPROTO_UDP;
+        else if (p < 65)
+            r.proto = icmp();
+        else if (p < 70)
+            r.proto = uint8_t(chance(50) ? IPPROTO_SCTP : 47);
+        if (r.proto &&
+            (*r.proto == IPPROTO_TCP || *r.proto == IPPROTO_UDP || *r.proto == IPPROTO_SCTP)) {
+            range(r.sport_lo, r.sport_hi);
+            range(r.dport_lo, r.dport_hi);
+        }
+        if (r.proto == icmp() && chance(60))
+            r.icmp_type = uint8_t(chance(70) ? below(4) * 3 : below(256));
+        r.priority = int32_t(below(40)); // many ties
+        unsigned a = below(100);
+        r.action = a < 45 ? AclAction::Allow : a < 90 ? AclAction::Deny : AclAction::Count;
+        return r;
+    }
+    // Most packets are made to hit a chosen rule (they may hit better ones too).
+    Pkt packet(const std::vector<AclRule> &rules) {
+        Pkt p;
+        const AclRule *r = chance(85) ? &rules[below(unsigned(rules.size()))] : nullptr;
+        p.src = r ? inside(r->src) : inside(prefix());
+        p.dst = r ? inside(r->dst) : inside(prefix());
+        static const uint8_t protos[] = {IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, 47, 0};
+        p.proto = r && r->proto ? *r->proto : protos[below(5)];
+        if (p.proto == 0 || chance(5)) p.proto = icmp();
+        auto pick = [&](uint16_t lo, uint16_t hi) {
+            return chance(80) ? uint16_t(lo + below(hi - lo + 1u)) : port();
+        };
+        p.sport = r ? pick(r->sport_lo, r->sport_hi) : port();
+        p.dport = r ? pick(r->dport_lo, r->dport_hi) : port();
+        p.icmp_type = r && r->icmp_type && chance(80) ? *r->icmp_type : uint8_t(below(12));
+        p.icmp_code = uint8_t(below(16));
+        p.extra = chance(10) ? (v6 ? 1 + below(2) : 4 * (1 + below(3))) : 0;
+        return p;
+    }
+};
+
+struct Eal : ::testing::Environment {
+    void SetUp() override { vleaf::test::init_eal("acl_test"); }
+    void TearDown() override { vleaf::test::finish_eal(); }
+};
+
+void random_check(unsigned n_rules, bool v6, uint64_t seed) {
+    Gen g(seed, v6);
+    AclPolicy pol;
+    for (unsigned i = 0; i < n_rules; i++) pol.rules.push_back(g.rule());
+    pol.default_action = g.chance(50) ? AclAction::Allow : AclAction::Deny;
+    auto set = AclSet::build(pol, 1, 0);
+    auto order = priority_order(pol);
+    std::vector<Pkt> pkts;
+    for (int i = 0; i < 100000; i++) pkts.push_back(g.packet(pol.rules));
+    auto got = run(*set, pkts);
+    unsigned mismatches = 0, decided_by_rule = 0, counted = 0;
+    std::vector<uint64_t> want_hits(n_rules + 1);
+    for (size_t i = 0; i < pkts.size(); i++) {
+        AclVerdict want = reference(pol, order, pkts[i]);
+        decided_by_rule += want.rule != kAclDefault;
+        counted += want.counted != kAclDefault;
+        want_hits[want.rule == kAclDefault ? n_rules : want.rule]++;
+        if (want.counted != kAclDefault) want_hits[want.counted]++;
+        if (got[i].action != want.action || got[i].rule != want.rule ||
+            got[i].counted != want.counted) {
+            if (++mismatches <= 5)
+                ADD_FAILURE() << "packet " << i << " " << pkts[i].src.str() << " -> "
+                              << pkts[i].dst.str() << " proto " << int(pkts[i].proto) << " ports "
+                              << pkts[i].sport << "/" << pkts[i].dport << " icmp "
+                              << int(pkts[i].icmp_type) << ": rule " << got[i].rule << " counted "
+                              << got[i].counted << ", reference rule " << want.rule << " counted "
+                              << want.counted;
+        }
+    }
+    EXPECT_EQ(mismatches, 0u);
+    // The packets must exercise the rules, not just the default.
+    EXPECT_GT(decided_by_rule, 50000u);
+    EXPECT_GT(counted, 1000u);
+    for (uint32_t r = 0; r <= n_rules; r++)
+        ASSERT_EQ(set->hits(r == n_rules ? kAclDefault : r), want_hits[r]) << "rule " << r;
+}
+
+} // namespace
+
+TEST(AclRandom, V4_100) {
+    random_check(100, false, 1);
+}
+TEST(AclRandom, V4_1000) {
+    random_check(1000, false, 2);
+}
+TEST(AclRandom, V6_100) {
+    random_check(100, true, 3);
+}
+TEST(AclRandom, V6_1000) {
+    random_check(1000, true, 4);
+}
+
+namespace {
+
+Pkt tcp4(const char *s, const char *d, uint16_t sp, uint16_t dp) {
+    return Pkt{A(s), A(d), IPPROTO_TCP, sp, dp};
+}
+
+AclRule rule(const char *s, const char *d, AclAction a = AclAction::Deny) {
+    AclRule r;
+    r.src = P(s), r.dst = P(d), r.action = a;
+    return r;
+}
+
+} // namespace
+
+TEST(Acl, EachField) {
+    AclPolicy pol;
+    pol.rules.push_back(rule("10.1.0.0/16", "0.0.0.0/0")); // 0: src
+    pol.rules.push_back(rule("0.0.0.0/0", "10.2.3.0/24")); // 1: dst
+    pol.rules.push_back(rule("0.0.0.0/0", "0.0.0.0/0"));   // 2: proto
+    pol.rules.back().proto = 47;
+    pol.rules.push_back(rule("0.0.0.0/0", "0.0.0.0/0")); // 3: sport range
+    pol.rules.back().proto = IPPROTO_UDP;
+    pol.rules.back().sport_lo = 1000, pol.rules.back().sport_hi = 1999;
+    pol.rules.push_back(rule("0.0.0.0/0", "0.0.0.0/0")); // 4: dport
+    pol.rules.back().proto = IPPROTO_TCP;
+    pol.rules.back().dport_lo = pol.rules.back().dport_hi = 22;
+    pol.rules.push_back(rule("0.0.0.0/0", "0.0.0.0/0")); // 5: icmp type
+    pol.rules.back().proto = IPPROTO_ICMP, pol.rules.back().icmp_type = 8;
+    auto s = AclSet::build(pol, 1, 0);
+    auto rule_of = [&](Pkt p) { return one(*s, p).rule; };
+    EXPECT_EQ(rule_of(tcp4("10.1.255.255", "9.9.9.9", 1, 2)), 0u);
+    EXPECT_EQ(rule_of(tcp4("10.0.255.255", "9.9.9.9", 1, 2)), kAclDefault);
+    EXPECT_EQ(rule_of(tcp4("9.9.9.9", "10.2.3.4", 1, 2)), 1u);
+    EXPECT_EQ(rule_of(tcp4("9.9.9.9", "10.2.4.4", 1, 2)), kAclDefault);
+    EXPECT_EQ(rule_of(Pkt{A("9.9.9.9"), A("8.8.8.8"), 47}), 2u);
+    EXPECT_EQ(rule_of(Pkt{A("9.9.9.9"), A("8.8.8.8"), 50}), kAclDefault);
+    for (uint16_t sp : {999, 1000, 1999, 2000}) {
+        uint32_t want = sp >= 1000 && sp <= 1999 ? 3u : kAclDefault;
+        EXPECT_EQ(rule_of(Pkt{A("9.9.9.9"), A("8.8.8.8"), IPPROTO_UDP, sp, 7}), want) << sp;
+        EXPECT_EQ(rule_of(Pkt{A("9.9.9.9"), A("8.8.8.8"), IPPROTO_TCP, sp, 7}), kAclDefault) << sp;
+    }
+    EXPECT_EQ(rule_of(tcp4("9.9.9.9", "8.8.8.8", 5, 22)), 4u);
+    EXPECT_EQ(rule_of(tcp4("9.9.9.9", "8.8.8.8", 22, 23)), kAclDefault);
+    EXPECT_EQ(rule_of(Pkt{A("9.9.9.9"), A("8.8.8.8"), IPPROTO_ICMP, 0, 0, 8, 0}), 5u);
+    EXPECT_EQ(rule_of(Pkt{A("9.9.9.9"), A("8.8.8.8"), IPPROTO_ICMP, 0, 0, 8, 255}), 5u);
+    EXPECT_EQ(rule_of(Pkt{A("9.9.9.9"), A("8.8.8.8"), IPPROTO_ICMP, 0, 0, 0, 0}), kAclDefault);
+    // IPv4 options move the L4 header: the ports are still found.
+    Pkt opt = tcp4("9.9.9.9", "8.8.8.8", 5, 22);
+    opt.extra = 40;
+    EXPECT_EQ(rule_of(opt), 4u);
+}
+
+TEST(Acl, V6PrefixesAcrossWordsAndExtensionHeaders) {
+    AclPolicy pol;
+    pol.rules.push_back(rule("fd00:0:0:1::/64", "::/0"));
+    pol.rules.push_back(rule("::/0", "fd00::ab00:0/100"));
+    pol.rules.push_back(rule("::/0", "::/0"));
+    pol.rules.back().proto = IPPROTO_ICMPV6, pol.rules.back().icmp_type = 128;
+    pol.rules.push_back(rule("::/0", "::/0"));
+    pol.rules.back().proto = IPPROTO_TCP, pol.rules.back().dport_lo = 443;
+    pol.rules.back().dport_hi = 443;
+    auto s = AclSet::build(pol, 1, 0);
+    auto pkt = [](const char *src, const char *dst, uint8_t proto, uint16_t dport = 0,
+                  uint8_t type = 0) { return Pkt{A(src), A(dst), proto, 1, dport, type}; };
+    EXPECT_EQ(one(*s, pkt("fd00:0:0:1:ffff::1", "fd99::1", 17)).rule, 0u);
+    EXPECT_EQ(one(*s, pkt("fd00:0:0:2::1", "fd99::1", 17)).rule, kAclDefault);
+    EXPECT_EQ(one(*s, pkt("fd99::1", "fd00::abf:ffff", 17)).rule, kAclDefault);
+    EXPECT_EQ(one(*s, pkt("fd99::1", "fd00::ab0f:ffff", 17)).rule, 1u);
+    EXPECT_EQ(one(*s, pkt("fd99::1", "fd00::bc00:1", 17)).rule, kAclDefault);
+    EXPECT_EQ(one(*s, pkt("fd99::1", "fd99::2", IPPROTO_ICMPV6, 0, 128)).rule, 2u);
+    EXPECT_EQ(one(*s, pkt("fd99::1", "fd99::2", IPPROTO_ICMPV6, 0, 129)).rule, kAclDefault);
+    Pkt p = pkt("fd99::1", "fd99::2", IPPROTO_TCP, 443);
+    EXPECT_EQ(one(*s, p).rule, 3u);
+    p.extra = 2; // two destination-options headers before TCP
+    EXPECT_EQ(one(*s, p).rule, 3u);
+    // IPv4 packets never see IPv6 rules.
+    EXPECT_EQ(one(*s, tcp4("9.9.9.9", "8.8.8.8", 1, 443)).rule, kAclDefault);
+}
+
+TEST(Acl, LowerPriorityNumberWinsAndTiesGoToTheEarlierRule) {
+    AclPolicy pol;
+    pol.rules.push_back(rule("10.0.0.0/8", "0.0.0.0/0", AclAction::Allow));
+    pol.rules.back().priority = 5;
+    pol.rules.push_back(rule("10.1.0.0/16", "0.0.0.0/0", AclAction::Deny));
+    pol.rules.back().priority = 5;
+    pol.rules.push_back(rule("10.1.2.0/24", "0.0.0.0/0", AclAction::Deny));
+    pol.rules.back().priority = 1;
+    pol.default_action = AclAction::Deny;
+    auto s = AclSet::build(pol, 1, 0);
+    auto v = one(*s, tcp4("10.1.2.3", "1.1.1.1", 1, 2));
+    EXPECT_EQ(v.rule, 2u);
+    EXPECT_EQ(v.action, AclAction::Deny);
+    v = one(*s, tcp4("10.1.3.3", "1.1.1.1", 1, 2)); // rules 0 and 1 tie: 0 is earlier
+    EXPECT_EQ(v.rule, 0u);
+    EXPECT_EQ(v.action, AclAction::Allow);
+    v = one(*s, tcp4("11.1.3.3", "1.1.1.1", 1, 2));
+    EXPECT_EQ(v.rule, kAclDefault);
+    EXPECT_EQ(v.action, AclAction::Deny);
+}
+
+TEST(Acl, CountRulesDoNotDecideAndCountersArePerWorker) {
+    AclPolicy pol;
+    pol.rules.push_back(rule("10.0.0.0/8", "0.0.0.0/0", AclAction::Count));
+    pol.rules.push_back(rule("10.1.0.0/16", "0.0.0.0/0", AclAction::Deny));
+    pol.rules.back().priority = 9;
+    pol.default_action = AclAction::Allow;
+    auto s = AclSet::build(pol, 2, 0);
+    auto v = run(*s,
+                 {tcp4("10.1.0.1", "1.1.1.1", 1, 2), tcp4("10.2.0.1", "1.1.1.1", 1, 2),
+                  tcp4("11.0.0.1", "1.1.1.1", 1, 2)},
+                 1);
+    EXPECT_EQ(v[0].action, AclAction::Deny);
+    EXPECT_EQ(v[0].rule, 1u);
+    EXPECT_EQ(v[0].counted, 0u);
+    EXPECT_EQ(v[1].action, AclAction::Allow);
+    EXPECT_EQ(v[1].rule, kAclDefault);
+    EXPECT_EQ(v[1].counted, 0u);
+    EXPECT_EQ(v[2].counted, kAclDefault);
+    run(*s, {tcp4("10.1.0.1", "1.1.1.1", 1, 2)}, 0);
+    EXPECT_EQ(s->hits(0), 3u);
+    EXPECT_EQ(s->hits(1), 2u);
+    EXPECT_EQ(s->hits(kAclDefault), 2u);
+}
+
+TEST(Acl, EmptyPolicyAndNonFirstFragments) {
+    AclPolicy pol;
+    pol.default_action = AclAction::Deny;
+    auto s = AclSet::build(pol, 1, 0);
+    EXPECT_EQ(one(*s, tcp4("1.1.1.1", "2.2.2.2", 1, 2)).action, AclAction::Deny);
+    EXPECT_EQ(one(*s, Pkt{A("fd00::1"), A("fd00::2"), IPPROTO_UDP, 1, 2}).action, AclAction::Deny);
+
+    pol.rules.push_back(rule("0.0.0.0/0", "0.0.0.0/0"));
+    pol.rules.back().proto = IPPROTO_TCP, pol.rules.back().dport_lo = 22;
+    pol.rules.back().dport_hi = 22;
+    pol.default_action = AclAction::Allow;
+    s = AclSet::build(pol, 1, 0);
+    auto frag = bytes(tcp4("1.1.1.1", "2.2.2.2", 1, 22));
+    const uint8_t *l3 = frag.data();
+    uint16_t len = uint16_t(frag.size());
+    AclVerdict v;
+    s->classify4(&l3, &len, 1, &v, 0);
+    EXPECT_EQ(v.rule, 0u);
+    frag[6] = 0x00, frag[7] = 0x10; // fragment offset 128: the bytes there are not ports
+    s->classify4(&l3, &len, 1, &v, 0);
+    EXPECT_EQ(v.rule, kAclDefault);
+    len = 22; // truncated inside the TCP header
+    frag[7] = 0;
+    s->classify4(&l3, &len, 1, &v, 0);
+    EXPECT_EQ(v.rule, kAclDefault);
+}
+
+TEST(Acl, InvalidRulesAreRejectedByName) {
+    auto fails = [](AclRule r, const char *what) {
+        AclPolicy pol;
+        pol.rules = {rule("0.0.0.0/0", "0.0.0.0/0"), r};
+        try {
+            AclSet::build(pol, 1, 0);
+            ADD_FAILURE() << "accepted: " << what;
+        } catch (const std::invalid_argument &e) {
+            EXPECT_NE(std::string(e.what()).find(std::string("acl rule 1: ") + what),
+                      std::string::npos)
+                << e.what();
+        }
+    };
+    fails(rule("10.0.0.0/8", "fd00::/8"), "src and dst are of different families");
+    AclRule r = rule("0.0.0.0/0", "0.0.0.0/0");
+    r.dport_lo = 80;
+    fails(r, "port ranges need proto tcp, udp or sctp");
+    r.proto = IPPROTO_TCP, r.dport_hi = 79;
+    fails(r, "dport range is empty");
+    r = rule("0.0.0.0/0", "0.0.0.0/0");
+    r.proto = IPPROTO_ICMPV6, r.icmp_type = 128;
+    fails(r, "icmp_type needs proto icmp");
+    AclPolicy pol;
+    pol.default_action = AclAction::Count;
+    EXPECT_THROW(AclSet::build(pol, 1, 0), std::invalid_argument);
+}
+
+int main(int argc, char **argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    ::testing::AddGlobalTestEnvironment(new Eal);
+    return RUN_ALL_TESTS();
+}
