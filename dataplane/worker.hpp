@@ -82,7 +82,7 @@ struct Worker {
     uint64_t resolve_last[kResolveSlots] = {};
     bool allow_resolve(uint32_t key, uint64_t now) {
         uint64_t &last = resolve_last[(key * 0x9e3779b1u) >> 24];
-        if (now - last < resolve_gap) return false;
+        if (last != 0 && now - last < resolve_gap) return false; // 0: slot never used
         last = now;
         return true;
     }

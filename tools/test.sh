@@ -49,7 +49,8 @@ fi
 
 # libFuzzer needs clang; each fuzz test runs its target for a bounded time.
 if [ -f build-fuzz/build.ninja ] ||
-   CC=clang CXX=clang++ meson setup build-fuzz --buildtype=debugoptimized -Dwerror=true -Dfuzz=true \
+   CC=clang CXX=clang++ meson setup build-fuzz --buildtype=debugoptimized -Dwerror=true -Dfuzz=true -Ddataplane=false \
+     -Db_sanitize=address,undefined \
      -Dbench=false -Db_lundef=false >/dev/null; then
   nfuzz=$(meson introspect --tests build-fuzz |
     /usr/bin/python3 -c 'import json,sys; print(sum(any(s.split(":")[-1] == "fuzz" for s in t["suite"]) for t in json.load(sys.stdin)))')
