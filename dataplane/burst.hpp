@@ -2,6 +2,7 @@
 // parallel arrays so that each stage walks contiguous memory.
 #pragma once
 
+#include "control/config/config.hpp"
 #include "dataplane/fib.hpp"
 #include "vleaf/stats.hpp"
 
@@ -9,7 +10,7 @@
 
 namespace vleaf::dp {
 
-inline constexpr uint16_t kMaxBurst = 64;
+inline constexpr uint16_t kMaxBurst = config::kMaxBurst; // the config refuses larger bursts
 
 enum class Action : uint8_t { Tx, Drop, Punt };
 

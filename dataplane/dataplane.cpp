@@ -159,7 +159,7 @@ Dataplane::Dataplane(const config::Config &cfg) {
         w->lcore = wcfg[k].lcore;
         w->rcu_id = k;
         w->txq = k;
-        w->burst = std::min<uint16_t>(cfg.burst, kMaxBurst);
+        w->burst = cfg.burst;
         if (wcfg[k].rx.size() > std::size(w->rxq)) fail("workers: too many rx queues on one lcore");
         for (auto &rq : wcfg[k].rx) {
             auto it = std::find(port_names_.begin(), port_names_.end(), rq.port);

@@ -44,17 +44,17 @@ inline void rewrite_l2(rte_mbuf *m, const Nh &nh, const Worker &w) {
     rte_ether_addr_copy(&w.ports[nh.port].mac, &eth->src_addr);
 }
 
-// What non-Forward next hops do with a packet; shared by both families. `dst_key`
-// identifies the destination, which is the neighbor to resolve on a connected route.
+// What non-Forward next hops do with a packet; shared by both families. `dst` (`len`
+// bytes) is the destination, which is the neighbor to resolve on a connected route.
 inline void exception(Burst &b, Worker &w, unsigned i, NhKind kind, bool ttl_expired,
-                      uint32_t dst_key) {
+                      const void *dst, unsigned len) {
     switch (kind) {
     case NhKind::Local:
         return b.punt(i, Punt::local);
     case NhKind::Resolve:
     case NhKind::Unresolved: {
         if (ttl_expired) return b.drop(i, Drop::ttl_exceeded);
-        uint32_t key = kind == NhKind::Resolve ? dst_key : b.nh[i];
+        uint32_t key = kind == NhKind::Resolve ? rte_hash_crc(dst, len, 0) : b.nh[i];
         if (!w.allow_resolve(key, rte_rdtsc())) return b.drop(i, Drop::neigh_unresolved);
         return b.punt(i, Punt::resolve);
     }
@@ -74,7 +74,7 @@ inline void forward4(Burst &b, Worker &w) {
         if (nh.kind == NhKind::Ecmp) nh = pick_nexthop(w, b.nh[i], flow_hash4(ip));
         bool expired = ip->time_to_live <= 1;
         if (nh.kind != NhKind::Forward) {
-            exception(b, w, i, nh.kind, expired, b.dst4[k]);
+            exception(b, w, i, nh.kind, expired, &b.dst4[k], 4);
             continue;
         }
         if (expired) {
@@ -102,7 +102,7 @@ inline void forward6(Burst &b, Worker &w) {
         if (nh.kind == NhKind::Ecmp) nh = pick_nexthop(w, b.nh[i], flow_hash6(ip));
         bool expired = ip->hop_limits <= 1;
         if (nh.kind != NhKind::Forward) {
-            exception(b, w, i, nh.kind, expired, rte_hash_crc(b.dst6[k], 16, 0));
+            exception(b, w, i, nh.kind, expired, b.dst6[k], 16);
             continue;
         }
         if (expired) {

@@ -19,8 +19,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bgplab import (Checks, Lab, Terminated, Vleaf, bird, expect, namespaces,  # noqa: E402
-                    require_root, wait_for)
+from bgplab import run_lab, Vleaf, bird, expect, wait_for  # noqa: E402
 
 VLEAF = """\
 bgp:
@@ -122,50 +121,39 @@ def check_no_reflection(birdcs):
     # b1's block must reach b2 over their direct session only: vleaf is no reflector.
     for n, other in ((11, 12), (12, 11)):
         out = bird_route(birdcs[n], f"10.244.{other}.0/26")
-        expect(f"[node4 " in out and "vleaf4" not in out,
+        expect("[node4 " in out and "vleaf4" not in out,
                f"b{n}: 10.244.{other}.0/26 should come from node4 only:\n{out}")
 
 
+def scenario(lab, check):
+    sw = lab.netns("sw")
+    sw.ip("link", "add", "br0", "type", "bridge")
+    sw.ip("link", "set", "br0", "up")
+    nodes = {}
+    for short, n in (("vl", 1), ("b1", 11), ("b2", 12)):
+        ns = lab.netns(short)
+        lab.veth(ns, "eth0", sw, f"p{n}")
+        sw.ip("link", "set", f"p{n}", "master", "br0")
+        ns.add_addr("eth0", f"10.0.0.{n}/24")
+        ns.add_addr("eth0", f"fd00::{n}/64")
+        nodes[short] = ns
+    v = Vleaf(lab, nodes["vl"], VLEAF)
+    birdcs = {}
+    for short, n, other in (("b1", 11, 12), ("b2", 12, 11)):
+        birdcs[n] = bird(lab, nodes[short], short, BIRD.format(n=n, other=other))
+    check("sessions Established (vleaf and BIRD, IPv4 and IPv6)", check_sessions, v, birdcs)
+    check("vleaf learns exactly the BIRD pod blocks", check_vleaf_learns, v)
+    check("BIRD learns vleaf's routes with their attributes", check_bird_learns, birdcs)
+    check("vleaf does not reflect iBGP routes", check_no_reflection, birdcs)
+    check("vleaf-bgpd still running", lambda: expect(v.alive(), "vleaf-bgpd died"))
+    if check.failed:
+        print(v.log()[-8000:], flush=True)
+        for n, birdc in birdcs.items():
+            print(birdc("show protocols all"), flush=True)
+
+
 def main(argv):
-    if len(argv) != 2:
-        sys.exit(__doc__)
-    os.environ["VLEAF_BGPD"] = os.path.abspath(argv[1])
-    require_root()
-    check = Checks()
-    names = []
-    try:
-        with Lab("bird", deadline=240) as lab:
-            sw = lab.netns("sw")
-            sw.ip("link", "add", "br0", "type", "bridge")
-            sw.ip("link", "set", "br0", "up")
-            nodes = {}
-            for short, n in (("vl", 1), ("b1", 11), ("b2", 12)):
-                ns = lab.netns(short)
-                lab.veth(ns, "eth0", sw, f"p{n}")
-                sw.ip("link", "set", f"p{n}", "master", "br0")
-                ns.add_addr("eth0", f"10.0.0.{n}/24")
-                ns.add_addr("eth0", f"fd00::{n}/64")
-                nodes[short] = ns
-            names = [ns.name for ns in lab.namespaces]
-            v = Vleaf(lab, nodes["vl"], VLEAF)
-            birdcs = {}
-            for short, n, other in (("b1", 11, 12), ("b2", 12, 11)):
-                birdcs[n] = bird(lab, nodes[short], short, BIRD.format(n=n, other=other))
-            check("sessions Established (vleaf and BIRD, IPv4 and IPv6)", check_sessions, v, birdcs)
-            check("vleaf learns exactly the BIRD pod blocks", check_vleaf_learns, v)
-            check("BIRD learns vleaf's routes with their attributes", check_bird_learns, birdcs)
-            check("vleaf does not reflect iBGP routes", check_no_reflection, birdcs)
-            check("vleaf-bgpd still running", lambda: expect(v.alive(), "vleaf-bgpd died"))
-            if check.failed:
-                print(v.log()[-8000:], flush=True)
-                for n, birdc in birdcs.items():
-                    print(birdc("show protocols all"), flush=True)
-    except (Terminated, Exception) as exc:
-        check.failed.append(f"{type(exc).__name__}: {exc}")
-        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
-    check("no namespaces left behind",
-          lambda: expect(not [n for n in names if n in namespaces()], "namespaces left"))
-    return check.result()
+    return run_lab(argv, __doc__, "bird", 240, scenario)
 
 
 if __name__ == "__main__":

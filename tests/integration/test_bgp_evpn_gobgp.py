@@ -15,8 +15,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bgplab import (Checks, Lab, Terminated, Vleaf, expect, gobgpd,  # noqa: E402
-                    namespaces, require_root, wait_for)
+from bgplab import run_lab, Vleaf, expect, gobgpd, wait_for  # noqa: E402
 
 VLEAF = """\
 bgp:
@@ -107,43 +106,32 @@ def check_gobgp_learns(gb2):
     expect(pmsi, f"PMSI tunnel attribute lost: {multicast or rib}")
 
 
+def scenario(lab, check):
+    sw = lab.netns("sw")
+    sw.ip("link", "add", "br0", "type", "bridge")
+    sw.ip("link", "set", "br0", "up")
+    nodes = {}
+    for short, n in (("vl", 1), ("gb1", 2), ("gb2", 3)):
+        ns = lab.netns(short)
+        lab.veth(ns, "eth0", sw, f"p{n}")
+        sw.ip("link", "set", f"p{n}", "master", "br0")
+        ns.add_addr("eth0", f"10.9.0.{n}/24")
+        nodes[short] = ns
+    v = Vleaf(lab, nodes["vl"], VLEAF)
+    gb1 = gobgpd(lab, nodes["gb1"], "gb1", GOBGP.format(asn=65002, addr="10.9.0.2"), 50051)
+    gb2 = gobgpd(lab, nodes["gb2"], "gb2", GOBGP.format(asn=65003, addr="10.9.0.3"), 50052)
+    check("EVPN sessions Established", check_sessions, v)
+    check("vleaf learns EVPN types 2, 3 and 5 with their attributes", check_vleaf_learns,
+          v, gb1)
+    check("the other GoBGP learns them through vleaf, VTEP next hop kept",
+          check_gobgp_learns, gb2)
+    check("vleaf-bgpd still running", lambda: expect(v.alive(), "vleaf-bgpd died"))
+    if check.failed:
+        print(v.log()[-8000:], flush=True)
+
+
 def main(argv):
-    if len(argv) != 2:
-        sys.exit(__doc__)
-    os.environ["VLEAF_BGPD"] = os.path.abspath(argv[1])
-    require_root()
-    check = Checks()
-    names = []
-    try:
-        with Lab("evpn", deadline=180) as lab:
-            sw = lab.netns("sw")
-            sw.ip("link", "add", "br0", "type", "bridge")
-            sw.ip("link", "set", "br0", "up")
-            nodes = {}
-            for short, n in (("vl", 1), ("gb1", 2), ("gb2", 3)):
-                ns = lab.netns(short)
-                lab.veth(ns, "eth0", sw, f"p{n}")
-                sw.ip("link", "set", f"p{n}", "master", "br0")
-                ns.add_addr("eth0", f"10.9.0.{n}/24")
-                nodes[short] = ns
-            names = [ns.name for ns in lab.namespaces]
-            v = Vleaf(lab, nodes["vl"], VLEAF)
-            gb1 = gobgpd(lab, nodes["gb1"], "gb1", GOBGP.format(asn=65002, addr="10.9.0.2"), 50051)
-            gb2 = gobgpd(lab, nodes["gb2"], "gb2", GOBGP.format(asn=65003, addr="10.9.0.3"), 50052)
-            check("EVPN sessions Established", check_sessions, v)
-            check("vleaf learns EVPN types 2, 3 and 5 with their attributes", check_vleaf_learns,
-                  v, gb1)
-            check("the other GoBGP learns them through vleaf, VTEP next hop kept",
-                  check_gobgp_learns, gb2)
-            check("vleaf-bgpd still running", lambda: expect(v.alive(), "vleaf-bgpd died"))
-            if check.failed:
-                print(v.log()[-8000:], flush=True)
-    except (Terminated, Exception) as exc:
-        check.failed.append(f"{type(exc).__name__}: {exc}")
-        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
-    check("no namespaces left behind",
-          lambda: expect(not [n for n in names if n in namespaces()], "namespaces left"))
-    return check.result()
+    return run_lab(argv, __doc__, "evpn", 180, scenario)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bgplab import (Checks, Lab, Terminated, Vleaf, expect, frr_bgpd, link,  # noqa: E402
-                    namespaces, require_root, wait_for)
+from bgplab import run_lab, Vleaf, expect, frr_bgpd, link, wait_for  # noqa: E402
 
 VLEAF = """\
 bgp:
@@ -111,33 +110,22 @@ def check_frr_learns(vtysh):
            f"FRR ipv4 table {sorted(routes4)}")
 
 
+def scenario(lab, check):
+    vl, fr = lab.netns("vl"), lab.netns("fr")
+    link(lab, vl, ["10.3.0.1/24", "fd00:3::1/64"], fr, ["10.3.0.2/24", "fd00:3::2/64"])
+    v = Vleaf(lab, vl, VLEAF)
+    vtysh = frr_bgpd(lab, fr, "fr", FRR)
+    check("sessions Established (IPv4 and IPv6)", check_sessions, v, vtysh)
+    check("vleaf learns FRR's routes", check_vleaf_learns, v)
+    check("FRR learns vleaf's routes", check_frr_learns, vtysh)
+    check("vleaf-bgpd still running", lambda: expect(v.alive(), "vleaf-bgpd died"))
+    if check.failed:
+        print(v.log()[-8000:], flush=True)
+        print(vtysh.proc.log()[-4000:], flush=True)
+
+
 def main(argv):
-    if len(argv) != 2:
-        sys.exit(__doc__)
-    os.environ["VLEAF_BGPD"] = os.path.abspath(argv[1])
-    require_root()
-    check = Checks()
-    names = []
-    try:
-        with Lab("frr", deadline=180) as lab:
-            vl, fr = lab.netns("vl"), lab.netns("fr")
-            link(lab, vl, ["10.3.0.1/24", "fd00:3::1/64"], fr, ["10.3.0.2/24", "fd00:3::2/64"])
-            names = [ns.name for ns in lab.namespaces]
-            v = Vleaf(lab, vl, VLEAF)
-            vtysh = frr_bgpd(lab, fr, "fr", FRR)
-            check("sessions Established (IPv4 and IPv6)", check_sessions, v, vtysh)
-            check("vleaf learns FRR's routes", check_vleaf_learns, v)
-            check("FRR learns vleaf's routes", check_frr_learns, vtysh)
-            check("vleaf-bgpd still running", lambda: expect(v.alive(), "vleaf-bgpd died"))
-            if check.failed:
-                print(v.log()[-8000:], flush=True)
-                print(vtysh.proc.log()[-4000:], flush=True)
-    except (Terminated, Exception) as exc:
-        check.failed.append(f"{type(exc).__name__}: {exc}")
-        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
-    check("no namespaces left behind",
-          lambda: expect(not [n for n in names if n in namespaces()], "namespaces left"))
-    return check.result()
+    return run_lab(argv, __doc__, "frr", 180, scenario)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bgplab import (Checks, Lab, Terminated, Vleaf, expect, gobgpd, link,  # noqa: E402
-                    namespaces, require_root, wait_for)
+from bgplab import run_lab, Vleaf, expect, gobgpd, link, wait_for  # noqa: E402
 
 VLEAF = """\
 bgp:
@@ -102,35 +101,24 @@ def check_withdraw(v, gobgp):
     expect("198.51.100.0/24" in v.routes(), "198.51.100.0/24 went too")
 
 
+def scenario(lab, check):
+    vl, gb = lab.netns("vl"), lab.netns("gb")
+    link(lab, vl, ["10.1.0.1/24"], gb, ["10.1.0.2/24"])
+    v = Vleaf(lab, vl, VLEAF)
+    gobgp = gobgpd(lab, gb, "gb", GOBGP, 50051)
+    check("session Established", check_session, v, gobgp)
+    check("vleaf learns GoBGP's routes (eBGP attributes)", check_vleaf_learns, v, gobgp)
+    check("GoBGP learns vleaf's routes (AS 65001, next hop self)", check_gobgp_learns,
+          gobgp)
+    check("GoBGP withdraw reaches vleaf", check_withdraw, v, gobgp)
+    check("vleaf-bgpd still running", lambda: expect(v.alive(), "vleaf-bgpd died"))
+    if check.failed:
+        print(v.log()[-8000:], flush=True)
+        print(gobgp.proc.log()[-4000:], flush=True)
+
+
 def main(argv):
-    if len(argv) != 2:
-        sys.exit(__doc__)
-    os.environ["VLEAF_BGPD"] = os.path.abspath(argv[1])
-    require_root()
-    check = Checks()
-    names = []
-    try:
-        with Lab("gobgp", deadline=180) as lab:
-            vl, gb = lab.netns("vl"), lab.netns("gb")
-            link(lab, vl, ["10.1.0.1/24"], gb, ["10.1.0.2/24"])
-            names = [ns.name for ns in lab.namespaces]
-            v = Vleaf(lab, vl, VLEAF)
-            gobgp = gobgpd(lab, gb, "gb", GOBGP, 50051)
-            check("session Established", check_session, v, gobgp)
-            check("vleaf learns GoBGP's routes (eBGP attributes)", check_vleaf_learns, v, gobgp)
-            check("GoBGP learns vleaf's routes (AS 65001, next hop self)", check_gobgp_learns,
-                  gobgp)
-            check("GoBGP withdraw reaches vleaf", check_withdraw, v, gobgp)
-            check("vleaf-bgpd still running", lambda: expect(v.alive(), "vleaf-bgpd died"))
-            if check.failed:
-                print(v.log()[-8000:], flush=True)
-                print(gobgp.proc.log()[-4000:], flush=True)
-    except (Terminated, Exception) as exc:
-        check.failed.append(f"{type(exc).__name__}: {exc}")
-        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
-    check("no namespaces left behind",
-          lambda: expect(not [n for n in names if n in namespaces()], "namespaces left"))
-    return check.result()
+    return run_lab(argv, __doc__, "gobgp", 180, scenario)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,7 @@ import sys
 
 LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
 sys.path.insert(0, LIB)
-from bgplab import (Checks, Lab, Terminated, Vleaf, expect, gobgpd, link,  # noqa: E402
-                    namespaces, require_root, wait_for)
+from bgplab import run_lab, Vleaf, expect, gobgpd, link, wait_for  # noqa: E402
 
 VLEAF = """\
 bgp:
@@ -112,44 +111,34 @@ def check_gobgp_untouched(v):
     expect("203.0.113.0/24" in v.routes(), "GoBGP's route lost")
 
 
-def main(argv):
-    if len(argv) != 2:
-        sys.exit(__doc__)
-    os.environ["VLEAF_BGPD"] = os.path.abspath(argv[1])
-    require_root()
-    check = Checks()
-    names = []
+def scenario(lab, check):
     raw = None
     try:
-        with Lab("bad", deadline=180) as lab:
-            vl, gb, rw = lab.netns("vl"), lab.netns("gb"), lab.netns("raw")
-            link(lab, vl, ["10.6.1.1/24"], gb, ["10.6.1.2/24"])
-            link(lab, vl, ["10.6.2.1/24"], rw, [f"{RAW}/24"])
-            names = [ns.name for ns in lab.namespaces]
-            v = Vleaf(lab, vl, VLEAF)
-            gobgp = gobgpd(lab, gb, "gb", GOBGP, 50051)
-            wait_for(lambda: v.state("10.6.1.2") == "Established", 30, "GoBGP session")
-            gobgp("global", "rib", "add", "203.0.113.0/24", "-a", "ipv4", as_json=False)
-            wait_for(lambda: "203.0.113.0/24" in v.routes(), 10, "GoBGP's route")
-            raw = Raw(rw)
-            check("raw speaker session and a valid route", check_raw_up, v, raw)
-            check("bad ORIGIN: treat-as-withdraw, session stays", check_bad_origin, v, raw)
-            check("NLRI without NEXT_HOP: treat-as-withdraw, session stays",
-                  check_missing_next_hop, v, raw)
-            check("broken marker: NOTIFICATION 1/1 and close", check_bad_marker, v, raw)
-            check("GoBGP session untouched throughout", check_gobgp_untouched, v)
-            check("vleaf-bgpd still running", lambda: expect(v.alive(), "vleaf-bgpd died"))
-            if check.failed:
-                print(v.log()[-8000:], flush=True)
-    except (Terminated, Exception) as exc:
-        check.failed.append(f"{type(exc).__name__}: {exc}")
-        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
+        vl, gb, rw = lab.netns("vl"), lab.netns("gb"), lab.netns("raw")
+        link(lab, vl, ["10.6.1.1/24"], gb, ["10.6.1.2/24"])
+        link(lab, vl, ["10.6.2.1/24"], rw, [f"{RAW}/24"])
+        v = Vleaf(lab, vl, VLEAF)
+        gobgp = gobgpd(lab, gb, "gb", GOBGP, 50051)
+        wait_for(lambda: v.state("10.6.1.2") == "Established", 30, "GoBGP session")
+        gobgp("global", "rib", "add", "203.0.113.0/24", "-a", "ipv4", as_json=False)
+        wait_for(lambda: "203.0.113.0/24" in v.routes(), 10, "GoBGP's route")
+        raw = Raw(rw)
+        check("raw speaker session and a valid route", check_raw_up, v, raw)
+        check("bad ORIGIN: treat-as-withdraw, session stays", check_bad_origin, v, raw)
+        check("NLRI without NEXT_HOP: treat-as-withdraw, session stays",
+              check_missing_next_hop, v, raw)
+        check("broken marker: NOTIFICATION 1/1 and close", check_bad_marker, v, raw)
+        check("GoBGP session untouched throughout", check_gobgp_untouched, v)
+        check("vleaf-bgpd still running", lambda: expect(v.alive(), "vleaf-bgpd died"))
+        if check.failed:
+            print(v.log()[-8000:], flush=True)
     finally:
         if raw:
             raw.close()
-    check("no namespaces left behind",
-          lambda: expect(not [n for n in names if n in namespaces()], "namespaces left"))
-    return check.result()
+
+
+def main(argv):
+    return run_lab(argv, __doc__, "bad", 180, scenario)
 
 
 if __name__ == "__main__":

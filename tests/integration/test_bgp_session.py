@@ -21,8 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bgplab import (Checks, Lab, Terminated, Vleaf, expect, gobgpd, link,  # noqa: E402
-                    namespaces, require_root, wait_for)
+from bgplab import run_lab, Vleaf, expect, gobgpd, link, wait_for  # noqa: E402
 
 VLEAF = """\
 bgp:
@@ -131,35 +130,24 @@ def check_graceful_restart(v, peer):
     expect(neighbor(v)["stale_families"] == [], f"{neighbor(v)['stale_families']}")
 
 
+def scenario(lab, check):
+    vl, gb = lab.netns("vl"), lab.netns("gb")
+    link(lab, vl, ["10.5.0.1/24"], gb, ["10.5.0.2/24"])
+    v = Vleaf(lab, vl, VLEAF)
+    peer = Peer(lab, gb)
+    check("session up, routes learned, GR negotiated", check_initial, v, peer)
+    check("SIGSTOPped peer: hold timer expires, routes withdrawn", check_hold_expiry, v,
+          peer)
+    check("SIGCONT: session and routes come back", check_flap_recovers, v, peer)
+    check("peer restart: stale routes kept, swept after End-of-RIB",
+          check_graceful_restart, v, peer)
+    check("vleaf-bgpd still running", lambda: expect(v.alive(), "vleaf-bgpd died"))
+    if check.failed:
+        print(v.log()[-8000:], flush=True)
+
+
 def main(argv):
-    if len(argv) != 2:
-        sys.exit(__doc__)
-    os.environ["VLEAF_BGPD"] = os.path.abspath(argv[1])
-    require_root()
-    check = Checks()
-    names = []
-    try:
-        with Lab("sess", deadline=240) as lab:
-            vl, gb = lab.netns("vl"), lab.netns("gb")
-            link(lab, vl, ["10.5.0.1/24"], gb, ["10.5.0.2/24"])
-            names = [ns.name for ns in lab.namespaces]
-            v = Vleaf(lab, vl, VLEAF)
-            peer = Peer(lab, gb)
-            check("session up, routes learned, GR negotiated", check_initial, v, peer)
-            check("SIGSTOPped peer: hold timer expires, routes withdrawn", check_hold_expiry, v,
-                  peer)
-            check("SIGCONT: session and routes come back", check_flap_recovers, v, peer)
-            check("peer restart: stale routes kept, swept after End-of-RIB",
-                  check_graceful_restart, v, peer)
-            check("vleaf-bgpd still running", lambda: expect(v.alive(), "vleaf-bgpd died"))
-            if check.failed:
-                print(v.log()[-8000:], flush=True)
-    except (Terminated, Exception) as exc:
-        check.failed.append(f"{type(exc).__name__}: {exc}")
-        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
-    check("no namespaces left behind",
-          lambda: expect(not [n for n in names if n in namespaces()], "namespaces left"))
-    return check.result()
+    return run_lab(argv, __doc__, "sess", 240, scenario)
 
 
 if __name__ == "__main__":

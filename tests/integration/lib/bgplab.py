@@ -183,3 +183,28 @@ class Checks:
 def expect(cond, msg):
     if not cond:
         raise AssertionError(msg)
+
+
+def run_lab(argv, doc, name, deadline, scenario):
+    """The frame every interop test shares: `usage: test.py VLEAF_BGPD`, root, one Lab in
+    which scenario(lab, check) builds its namespaces and runs its checks, an exception
+    or a stop recorded as a failure, and a last check that no namespace outlived the Lab.
+    Returns the exit status."""
+    if len(argv) != 2:
+        sys.exit(doc)
+    os.environ["VLEAF_BGPD"] = os.path.abspath(argv[1])
+    require_root()
+    check = Checks()
+    names = []
+    try:
+        with Lab(name, deadline=deadline) as lab:
+            try:
+                scenario(lab, check)
+            finally:
+                names = [ns.name for ns in lab.namespaces]
+    except (Terminated, Exception) as exc:
+        check.failed.append(f"{type(exc).__name__}: {exc}")
+        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
+    check("no namespaces left behind",
+          lambda: expect(not [n for n in names if n in namespaces()], "namespaces left"))
+    return check.result()
