@@ -73,14 +73,16 @@ Fib::~Fib() {
 
 void Fib::quiesce() {
     rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
+    counters_.grace_periods++;
     deleted_since_quiesce_ = false;
-}
-
-void Fib::before_add() {
-    if (deleted_since_quiesce_) quiesce();
+    for (NhId id : retired_nh_) nh_used_[id] = 0;
+    retired_nh_.clear();
+    free_groups_.insert(free_groups_.end(), retired_groups_.begin(), retired_groups_.end());
+    retired_groups_.clear();
 }
 
 uint32_t Fib::alloc_group() {
+    if (free_groups_.empty() && !retired_groups_.empty()) quiesce();
     if (free_groups_.empty()) return UINT32_MAX;
     uint32_t g = free_groups_.back();
     free_groups_.pop_back();
@@ -88,18 +90,21 @@ uint32_t Fib::alloc_group() {
     return g;
 }
 
+// nh_used_: 0 free, 1 in use, 2 deleted but possibly still read by a worker.
 std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
     if (id < kFirstDynamicNh || id >= kMaxNh)
         return "next hop id " + std::to_string(id) + " out of range";
+    if (nh_used_[id] == 2) quiesce();
     Nh next{};
     next.kind = n.kind;
     next.port = n.port;
     std::memcpy(next.mac.addr_bytes, n.mac.bytes.data(), 6);
     Nh old = nh_load(&nh_[id]);
+    bool had = nh_used_[id] == 1;
     if (n.kind == NhKind::Ecmp) {
         if (n.n_members == 0 || n.n_members > kMaxEcmp) return "ECMP group needs 1..16 members";
         for (unsigned i = 0; i < n.n_members; i++)
-            if (n.members[i] >= kMaxNh || !nh_used_[n.members[i]])
+            if (n.members[i] >= kMaxNh || nh_used_[n.members[i]] != 1)
                 return "ECMP member " + std::to_string(n.members[i]) + " is not a next hop";
         // A new group slot, published with the next hop; workers may still read the old one.
         uint32_t g = alloc_group();
@@ -108,44 +113,39 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
         next.group = g;
         next.n_members = n.n_members;
     }
-    if (!nh_used_[id]) counters_.nexthops++;
+    if (!had) counters_.nexthops++;
     nh_used_[id] = 1;
     nh_store(&nh_[id], next);
-    if (old.kind == NhKind::Ecmp) {
-        quiesce();
-        free_groups_.push_back(old.group);
+    if (had && old.kind == NhKind::Ecmp) {
+        retired_groups_.push_back(old.group);
         counters_.ecmp_groups--;
     }
     return {};
 }
 
 std::string Fib::del_nexthop(NhId id) {
-    if (id < kFirstDynamicNh || id >= kMaxNh || !nh_used_[id])
+    if (id < kFirstDynamicNh || id >= kMaxNh || nh_used_[id] != 1)
         return "next hop " + std::to_string(id) + " does not exist";
     Nh old = nh_load(&nh_[id]);
-    Nh gone{};
-    gone.kind = NhKind::NoRoute;
-    nh_store(&nh_[id], gone);
-    // The id may be reused as soon as this returns: no worker may still hold it.
-    quiesce();
+    nh_used_[id] = 2;
+    retired_nh_.push_back(id);
     if (old.kind == NhKind::Ecmp) {
-        free_groups_.push_back(old.group);
+        retired_groups_.push_back(old.group);
         counters_.ecmp_groups--;
     }
-    nh_used_[id] = 0;
     counters_.nexthops--;
     return {};
 }
 
 std::string Fib::route(const Update &u, bool add) {
     if (u.vrf >= vrfs_.size() || !vrfs_[u.vrf].v4) return "no VRF " + std::to_string(u.vrf);
-    if (add && (u.nh >= kMaxNh || !nh_used_[u.nh]))
+    if (add && (u.nh >= kMaxNh || nh_used_[u.nh] != 1))
         return u.prefix.str() + ": next hop " + std::to_string(u.nh) + " does not exist";
     auto &t = vrfs_[u.vrf];
     const auto &p = u.prefix;
     int rc;
     bool existed;
-    if (add) before_add();
+    if (add && deleted_since_quiesce_) quiesce();
     if (p.addr.is_v4()) {
         uint32_t ip = p.addr.v4_host();
         existed = rte_rib_lookup_exact(rte_fib_get_rib(t.v4), ip, p.len) != nullptr;

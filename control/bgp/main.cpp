@@ -4,7 +4,7 @@
 //   vleaf-bgpd -c FILE [-s SOCKET] [-l LEVEL]
 #include "control/api/server.hpp"
 #include "control/bgp/config.hpp"
-#include "control/bgp/speaker.hpp"
+#include "control/bgp/show.hpp"
 
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
@@ -22,13 +22,6 @@ std::atomic<bool> g_stop{false};
 
 void on_signal(int) {
     g_stop = true;
-}
-
-std::string str_arg(const nlohmann::json &args, const char *key) {
-    if (!args.is_object() || !args.contains(key)) return "";
-    if (!args[key].is_string())
-        throw std::invalid_argument(std::string(key) + ": expected a string");
-    return args[key].get<std::string>();
 }
 
 } // namespace
@@ -73,18 +66,7 @@ int main(int argc, char **argv) {
     try {
         vleaf::bgp::Speaker speaker(cfg);
         vleaf::api::Server api(socket_path);
-        using nlohmann::json;
-        api.add("show bgp summary", [&](const json &) { return speaker.show_summary(); });
-        api.add("show bgp neighbors",
-                [&](const json &a) { return speaker.show_neighbors(str_arg(a, "address")); });
-        const std::pair<const char *, vleaf::bgp::RouteFamily> families[] = {
-            {"ipv4", vleaf::bgp::RouteFamily::Ipv4Unicast},
-            {"ipv6", vleaf::bgp::RouteFamily::Ipv6Unicast},
-            {"evpn", vleaf::bgp::RouteFamily::Evpn}};
-        for (auto [name, f] : families)
-            api.add(std::string("show bgp routes ") + name, [&speaker, f](const json &a) {
-                return speaker.show_routes(f, str_arg(a, "prefix"));
-            });
+        vleaf::bgp::add_show_commands(api, [&](auto &view) { return view(speaker); });
         speaker.add_fd(api.fd(), [&] { api.poll(); });
         speaker.start();
         spdlog::info("vleaf-bgpd: AS {} router id {}, {} configured peers, socket {}", cfg.asn,

@@ -1,5 +1,5 @@
 // JSON views of the speaker for the management socket (`show bgp ...`).
-#include "control/bgp/speaker.hpp"
+#include "control/bgp/show.hpp"
 
 namespace vleaf::bgp {
 
@@ -215,6 +215,34 @@ nlohmann::json Speaker::show_routes(RouteFamily f, const std::string &prefix) co
         if (prefix.empty() || key.find(prefix) != std::string::npos) add(key, e);
     });
     return out;
+}
+
+namespace {
+std::string str_arg(const nlohmann::json &args, const char *key) {
+    if (!args.is_object() || !args.contains(key)) return "";
+    if (!args[key].is_string())
+        throw std::invalid_argument(std::string(key) + ": expected a string");
+    return args[key].get<std::string>();
+}
+} // namespace
+
+void add_show_commands(api::Server &api, ShowRunner run) {
+    api.add("show bgp summary", [run](const json &) {
+        return run([](const Speaker &sp) { return sp.show_summary(); });
+    });
+    api.add("show bgp neighbors", [run](const json &a) {
+        std::string address = str_arg(a, "address");
+        return run([address](const Speaker &sp) { return sp.show_neighbors(address); });
+    });
+    const std::pair<const char *, RouteFamily> families[] = {
+        {"ipv4", RouteFamily::Ipv4Unicast},
+        {"ipv6", RouteFamily::Ipv6Unicast},
+        {"evpn", RouteFamily::Evpn}};
+    for (auto [name, f] : families)
+        api.add(std::string("show bgp routes ") + name, [run, f](const json &a) {
+            std::string prefix = str_arg(a, "prefix");
+            return run([f, prefix](const Speaker &sp) { return sp.show_routes(f, prefix); });
+        });
 }
 
 } // namespace vleaf::bgp

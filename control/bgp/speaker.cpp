@@ -148,19 +148,28 @@ void Speaker::start_peers() {
 }
 
 void Speaker::originate() {
-    for (auto &a : cfg_.announce) {
-        PathAttrs at;
-        at.origin = Origin::Igp;
-        at.as_path = AsPath{};
-        at.local_pref = a.local_pref;
-        at.med = a.med;
-        at.communities = a.communities;
-        NextHop nh;
-        nh.addr.family = a.prefix.addr.family;
-        if (a.next_hop) nh.addr = *a.next_hop;
-        RouteFamily f = a.prefix.addr.is_v4() ? RouteFamily::Ipv4Unicast : RouteFamily::Ipv6Unicast;
-        rib_.update(kLocalPeer, f, a.prefix, 0, rib_.intern(std::move(at), nh));
-    }
+    for (auto &a : cfg_.announce) announce(a);
+}
+
+void Speaker::announce(const Announce &a) {
+    PathAttrs at;
+    at.origin = Origin::Igp;
+    at.as_path = AsPath{};
+    at.local_pref = a.local_pref;
+    at.med = a.med;
+    at.communities = a.communities;
+    NextHop nh;
+    nh.addr.family = a.prefix.addr.family;
+    if (a.next_hop) nh.addr = *a.next_hop;
+    RouteFamily f = a.prefix.addr.is_v4() ? RouteFamily::Ipv4Unicast : RouteFamily::Ipv6Unicast;
+    auto *attrs = rib_.intern(std::move(at), nh);
+    rib_.update(kLocalPeer, f, a.prefix, 0, attrs);
+    rib_.discard_unused(attrs);
+}
+
+void Speaker::withdraw(const Prefix &p) {
+    rib_.withdraw(kLocalPeer, p.addr.is_v4() ? RouteFamily::Ipv4Unicast : RouteFamily::Ipv6Unicast,
+                  p, 0);
 }
 
 Session *Speaker::find_session(const IpAddr &a) {

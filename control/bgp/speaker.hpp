@@ -49,6 +49,11 @@ class Speaker {
     // Serves another fd from this loop (e.g. the management socket).
     void add_fd(int fd, std::function<void()> on_readable);
 
+    // Originates (or replaces) / withdraws one of our own prefixes at run time, besides
+    // the configured `announce` list (e.g. a service VIP while it has healthy backends).
+    void announce(const Announce &a);
+    void withdraw(const Prefix &p);
+
     // The FIB programmer subscribes here (Rib::on_change) to best-path changes.
     Rib &rib() { return rib_; }
 

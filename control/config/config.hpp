@@ -2,6 +2,7 @@
 // Every error names the file, the field path and the reason; nothing starts on error.
 #pragma once
 
+#include "control/bgp/config.hpp"
 #include "vleaf/addr.hpp"
 
 #include <cstdint>
@@ -86,6 +87,14 @@ struct Api {
     std::string socket = "/run/vleaf/vleafd.sock";
 };
 
+// The rings between the BGP thread and the table writer (control/fib/ring.hpp).
+struct FibRings {
+    uint32_t ring_size = 1 << 16; // route messages in flight
+    // Prefixes waiting for ring space beyond which the producer gives up tracking them
+    // one by one and resynchronises the whole FIB from the RIB instead.
+    uint32_t backlog_limit = 1 << 18;
+};
+
 struct Config {
     std::string source; // file path, or "<embedded default>"
     std::string log_level = "info";
@@ -98,6 +107,8 @@ struct Config {
     std::vector<Route> routes;
     Neighbors neighbors;
     Api api;
+    FibRings fib;
+    std::optional<bgp::BgpConfig> bgp; // absent: no BGP speaker
 
     const Port *port(const std::string &name) const;
     const Vrf *vrf(const std::string &name) const;
