@@ -234,10 +234,9 @@ void add_show_commands(api::Server &api, ShowRunner run) {
         std::string address = str_arg(a, "address");
         return run([address](const Speaker &sp) { return sp.show_neighbors(address); });
     });
-    const std::pair<const char *, RouteFamily> families[] = {
-        {"ipv4", RouteFamily::Ipv4Unicast},
-        {"ipv6", RouteFamily::Ipv6Unicast},
-        {"evpn", RouteFamily::Evpn}};
+    const std::pair<const char *, RouteFamily> families[] = {{"ipv4", RouteFamily::Ipv4Unicast},
+                                                             {"ipv6", RouteFamily::Ipv6Unicast},
+                                                             {"evpn", RouteFamily::Evpn}};
     for (auto [name, f] : families)
         api.add(std::string("show bgp routes ") + name, [run, f](const json &a) {
             std::string prefix = str_arg(a, "prefix");

@@ -85,9 +85,10 @@ void Feed::flush() {
         if (push(begin)) {
             resync_ = Resync::Streaming;
             for (auto f : {bgp::RouteFamily::Ipv4Unicast, bgp::RouteFamily::Ipv6Unicast})
-                rib_.for_each(f, [&](const Prefix *p, const bgp::EvpnNlri *, const bgp::RouteEntry &) {
-                    remember(Key{f, 0, *p});
-                });
+                rib_.for_each(f,
+                              [&](const Prefix *p, const bgp::EvpnNlri *, const bgp::RouteEntry &) {
+                                  remember(Key{f, 0, *p});
+                              });
         }
     }
     if (resync_ != Resync::Begin) {

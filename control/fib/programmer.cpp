@@ -183,7 +183,8 @@ void Programmer::add_interface(uint16_t ifid, const std::string &name, uint16_t 
     publish(conn);
     for (const Prefix &a : addresses) {
         set_route(vrf, a.masked(), RouteType::Connected, conn);
-        set_route(vrf, Prefix{a.addr, static_cast<uint8_t>(a.addr.max_len())}, RouteType::Local, kNhLocal);
+        set_route(vrf, Prefix{a.addr, static_cast<uint8_t>(a.addr.max_len())}, RouteType::Local,
+                  kNhLocal);
         if (a.addr.is_v4() && a.len <= 30) {
             // The subnet broadcast address belongs to the host, not to a neighbor.
             uint32_t bcast = a.addr.v4_host() | (0xffffffffu >> a.len);
@@ -249,7 +250,8 @@ void Programmer::neighbor(uint16_t ifid, const IpAddr &ip, const std::optional<M
     nhs_.at(id).mac.reset();
     publish(id);
     auto r = routes_.find({itf->second.vrf, host});
-    if (r != routes_.end() && r->second.type == RouteType::Neighbor) del_route(itf->second.vrf, host);
+    if (r != routes_.end() && r->second.type == RouteType::Neighbor)
+        del_route(itf->second.vrf, host);
 }
 
 std::optional<Programmer::Target> Programmer::resolve_target(NhId nh, const IpAddr &dst) const {

@@ -53,7 +53,7 @@ uint64_t steady_ns();
 struct DrainCounters {
     uint64_t messages = 0; // route messages applied
     uint64_t batches = 0;
-    uint64_t resyncs = 0;  // completed (ResyncEnd applied)
+    uint64_t resyncs = 0; // completed (ResyncEnd applied)
     uint64_t last_lag_ns = 0;
     uint64_t max_lag_ns = 0;
 };

@@ -115,7 +115,7 @@ void Daemon::drain_routes(uint64_t now) {
 
 Daemon::~Daemon() {
     api_.reset();
-    bgp_.reset(); // its sessions end with a NOTIFICATION
+    bgp_.reset();         // its sessions end with a NOTIFICATION
     if (dp_) dp_->stop(); // workers first: nothing may reach the resolver's held packets after
     // Removing the interfaces hands back (and frees) the packets still waiting on neighbors.
     if (resolver_ && dp_)

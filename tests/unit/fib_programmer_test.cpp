@@ -222,7 +222,8 @@ TEST_F(ProgrammerTest, ResyncRemovesExactlyTheBgpRoutesNotConfirmed) {
     for (auto &r : f.routes())
         if (r.type == "bgp") bgp.insert(r.prefix);
     std::set<Prefix> want{P("192.169.0.0/24")};
-    for (int k = 0; k < 20; k += 3) want.insert(P(("192.168." + std::to_string(k) + ".0/24").c_str()));
+    for (int k = 0; k < 20; k += 3)
+        want.insert(P(("192.168." + std::to_string(k) + ".0/24").c_str()));
     EXPECT_EQ(bgp, want);
     EXPECT_EQ(f.counters().resync_removed, 20u - 7u);
     EXPECT_TRUE(model.routes.count({0, P("10.100.0.0/16")})) << "static routes are not BGP's";
