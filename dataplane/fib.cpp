@@ -137,6 +137,38 @@ std::string Fib::del_nexthop(NhId id) {
     return {};
 }
 
+uint64_t Fib::parent_nh(rte_rib *rib, uint32_t ip, uint8_t len) {
+    rte_rib_node *n = rte_rib_lookup(rib, ip);
+    uint8_t depth;
+    while (n && rte_rib_get_depth(n, &depth) == 0 && depth >= len) n = rte_rib_lookup_parent(n);
+    uint64_t nh = UINT64_MAX;
+    if (n) rte_rib_get_nh(n, &nh);
+    return nh;
+}
+
+uint64_t Fib::parent_nh(rte_rib6 *rib, const uint8_t *ip, uint8_t len) {
+    rte_rib6_node *n = rte_rib6_lookup(rib, ip);
+    uint8_t depth;
+    while (n && rte_rib6_get_depth(n, &depth) == 0 && depth >= len) n = rte_rib6_lookup_parent(n);
+    uint64_t nh = UINT64_MAX;
+    if (n) rte_rib6_get_nh(n, &nh);
+    return nh;
+}
+
+NhId Fib::alias(NhId nh) {
+    for (int pass = 0; pass < 2; pass++) {
+        while (alias_cursor_ >= kFirstDynamicNh && nh_used_[alias_cursor_] != 0) alias_cursor_--;
+        if (alias_cursor_ >= kFirstDynamicNh) break;
+        quiesce(); // releases the aliases used so far
+        alias_cursor_ = kMaxNh - 1;
+    }
+    NhId a = alias_cursor_--;
+    nh_store(&nh_[a], nh_load(&nh_[nh]));
+    nh_used_[a] = 2; // retired at once: free again after the next grace period
+    retired_nh_.push_back(a);
+    return a;
+}
+
 std::string Fib::route(const Update &u, bool add) {
     if (u.vrf >= vrfs_.size() || !vrfs_[u.vrf].v4) return "no VRF " + std::to_string(u.vrf);
     if (add && (u.nh >= kMaxNh || nh_used_[u.nh] != 1))
@@ -148,14 +180,19 @@ std::string Fib::route(const Update &u, bool add) {
     if (add && deleted_since_quiesce_) quiesce();
     if (p.addr.is_v4()) {
         uint32_t ip = p.addr.v4_host();
-        existed = rte_rib_lookup_exact(rte_fib_get_rib(t.v4), ip, p.len) != nullptr;
+        rte_rib *rib = rte_fib_get_rib(t.v4);
+        existed = rte_rib_lookup_exact(rib, ip, p.len) != nullptr;
+        if (add && !existed && p.len > 24 && parent_nh(rib, ip, p.len) == u.nh)
+            rc = rte_fib_add(t.v4, ip, p.len, alias(u.nh));
         rc = add ? rte_fib_add(t.v4, ip, p.len, u.nh) : rte_fib_delete(t.v4, ip, p.len);
         if (rc == 0 && add != existed) counters_.routes_v4 += add ? 1 : -1;
     } else {
-        existed =
-            rte_rib6_lookup_exact(rte_fib6_get_rib(t.v6), p.addr.bytes.data(), p.len) != nullptr;
-        rc = add ? rte_fib6_add(t.v6, p.addr.bytes.data(), p.len, u.nh)
-                 : rte_fib6_delete(t.v6, p.addr.bytes.data(), p.len);
+        const uint8_t *ip = p.addr.bytes.data();
+        rte_rib6 *rib = rte_fib6_get_rib(t.v6);
+        existed = rte_rib6_lookup_exact(rib, ip, p.len) != nullptr;
+        if (add && !existed && parent_nh(rib, ip, p.len) == u.nh)
+            rc = rte_fib6_add(t.v6, ip, p.len, alias(u.nh));
+        rc = add ? rte_fib6_add(t.v6, ip, p.len, u.nh) : rte_fib6_delete(t.v6, ip, p.len);
         if (rc == 0 && add != existed) counters_.routes_v6 += add ? 1 : -1;
     }
     if (rc == 0 && !add) deleted_since_quiesce_ = true;

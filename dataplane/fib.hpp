@@ -12,6 +12,8 @@
 #include <rte_fib.h>
 #include <rte_fib6.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_rib.h>
+#include <rte_rib6.h>
 
 #include <string>
 #include <vector>
@@ -69,6 +71,16 @@ class Fib {
     // the next reuse: the FIB programmer sends adds before deletes within a batch, so
     // that is at most one grace period per batch.
     bool deleted_since_quiesce_ = false;
+    // DPDK 22.11's dir24_8 and trie skip their tbl8 reservation when a new route has the
+    // same next hop as its parent route, yet release one when that route is deleted:
+    // the counter underflows and every later add of a long prefix fails with ENOSPC.
+    // Such a route is added first with an alias of its next hop (a copy in a spare slot,
+    // so packets forward the same), which takes the accounted path; the second add then
+    // only rewrites the next hop.
+    static uint64_t parent_nh(rte_rib *rib, uint32_t ip, uint8_t len);
+    static uint64_t parent_nh(rte_rib6 *rib, const uint8_t *ip, uint8_t len);
+    NhId alias(NhId nh);
+    NhId alias_cursor_ = kMaxNh - 1;
     std::vector<NhId> retired_nh_;
     std::vector<uint32_t> retired_groups_;
 
