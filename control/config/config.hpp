@@ -4,6 +4,7 @@
 
 #include "control/bgp/config.hpp"
 #include "vleaf/addr.hpp"
+#include "vleaf/service.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -109,6 +110,8 @@ struct Config {
     Api api;
     FibRings fib;
     std::optional<bgp::BgpConfig> bgp; // absent: no BGP speaker
+    LbLimits lb;
+    std::vector<Service> services; // see include/vleaf/service.hpp and conf/metallb-vip.yaml
 
     const Port *port(const std::string &name) const;
     const Vrf *vrf(const std::string &name) const;

@@ -87,9 +87,12 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
         resolver_->add_interface(neigh::NeighIf{id, ifs[k].mac, c.ipv4, c.ipv6});
     }
     program_static();
+    // Before the services: their VIPs are announced through it.
     if (cfg.bgp) bgp_ = std::make_unique<fib::BgpThread>(*cfg.bgp, cfg.fib);
+    program_services();
     api_ = std::make_unique<api::Server>(cfg.api.socket);
     register_api();
+    register_services();
 }
 
 bool Daemon::announce(const bgp::Announce &a) {
@@ -115,7 +118,9 @@ void Daemon::drain_routes(uint64_t now) {
 
 Daemon::~Daemon() {
     api_.reset();
-    bgp_.reset();         // its sessions end with a NOTIFICATION
+    bgp_.reset(); // its sessions end with a NOTIFICATION
+    health_.reset();
+    services_.reset();
     if (dp_) dp_->stop(); // workers first: nothing may reach the resolver's held packets after
     // Removing the interfaces hands back (and frees) the packets still waiting on neighbors.
     if (resolver_ && dp_)
@@ -239,7 +244,10 @@ void Daemon::run(int signal_fd) {
                 running = false;
             } else if (tag == -2) {
                 uint64_t expirations;
-                if (read(tick, &expirations, sizeof expirations) > 0) resolver_->tick(now);
+                if (read(tick, &expirations, sizeof expirations) > 0) {
+                    resolver_->tick(now);
+                    health_->poll(services_->services(), now);
+                }
             } else if (tag == -3) {
                 api_->poll();
             } else if (tag == -4) {

@@ -9,6 +9,8 @@
 #include "control/fib/programmer.hpp"
 #include "control/fib/ring.hpp"
 #include "control/neigh/resolver.hpp"
+#include "control/services/health.hpp"
+#include "control/services/services.hpp"
 #include "dataplane/dataplane.hpp"
 
 #include <memory>
@@ -37,6 +39,9 @@ class Daemon {
   private:
     void program_static();
     void register_api();
+    void register_services();
+    void program_services();
+    nlohmann::json show_lb() const;
     void handle_punts(uint64_t now);
     void handle_tap(size_t ifid);
     void to_kernel(size_t ifid, rte_mbuf *m);
@@ -55,6 +60,8 @@ class Daemon {
     std::unique_ptr<api::Server> api_;
     std::unique_ptr<fib::BgpThread> bgp_; // null without a `bgp:` section
     fib::DrainCounters drain_;
+    std::unique_ptr<svc::Registry> services_;
+    std::unique_ptr<svc::HealthChecker> health_;
     ExceptionCounters exc_;
 };
 
