@@ -4,6 +4,7 @@
 #include "dataplane/bridge.hpp"
 #include "dataplane/dispatch.hpp"
 #include "dataplane/forward.hpp"
+#include "dataplane/lb.hpp"
 #include "dataplane/parse.hpp"
 #include "dataplane/route.hpp"
 #include "dataplane/vxlan.hpp"
@@ -27,6 +28,7 @@ inline void pipeline(Burst &b, Worker &w) {
     VLEAF_STAGE(w, StageParse, parse(b, w));
     VLEAF_STAGE(w, StageDecap, vxlan_decap(b, w));
     VLEAF_STAGE(w, StageBridgeIn, bridge_in(b, w));
+    VLEAF_STAGE(w, StageLb, lb(b, w));
     VLEAF_STAGE(w, StageRoute, route(b, w));
     VLEAF_STAGE(w, StageForward, forward(b, w));
     VLEAF_STAGE(w, StageBridgeOut, bridge_out(b, w));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "dataplane/burst.hpp"
+#include "dataplane/lb_tables.hpp"
 
 #include <rte_ethdev.h>
 #include <rte_rcu_qsbr.h>
@@ -22,6 +23,7 @@ enum Stage : uint8_t {
     StageParse,
     StageDecap,
     StageBridgeIn,
+    StageLb,
     StageRoute,
     StageForward,
     StageBridgeOut,
@@ -29,8 +31,8 @@ enum Stage : uint8_t {
     StageDispatch,
     StageCount
 };
-inline constexpr const char *stage_names[] = {"parse",   "decap",      "bridge_in", "route",
-                                              "forward", "bridge_out", "encap",     "dispatch"};
+inline constexpr const char *stage_names[] = {
+    "parse", "decap", "bridge_in", "lb", "route", "forward", "bridge_out", "encap", "dispatch"};
 
 struct alignas(64) WorkerStats {
     uint64_t rx = 0;
@@ -47,6 +49,7 @@ struct alignas(64) WorkerStats {
     uint64_t flooded = 0;       // BUM frames replicated (each counted once)
     uint64_t learn_sent = 0;    // MACs reported to the control thread
     uint64_t learn_dropped = 0; // learn ring full
+    LbCounters lb;
 };
 
 // What each port looks like to a worker; written before workers start.
@@ -92,6 +95,8 @@ struct Worker {
     rte_ring *punt = nullptr;   // to control, shared by all workers (MP/SC)
     rte_ring *inject = nullptr; // from control: PuntMsg, reason 0 = transmit, 1 = process
     const std::atomic<bool> *stop = nullptr;
+    const Lb *lb = nullptr;   // services; null: the LB stage passes everything
+    LbFlows *flows = nullptr; // this worker's own flow table
 
     // Packets waiting for a neighbor reach the control thread at most once per
     // resolve_gap cycles per destination (hashed into a small table), so that a flood

@@ -77,12 +77,16 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
     program_static(false);
     program_vxlan();
     program_static(true); // remote prefixes, once the underlay toward their VTEPs is known
+    program_services();
     api_ = std::make_unique<api::Server>(cfg.api.socket);
     register_api();
+    register_services();
 }
 
 Daemon::~Daemon() {
     api_.reset();
+    health_.reset();
+    services_.reset();
     if (dp_) dp_->stop(); // workers first: nothing may reach the resolver's held packets after
     // Removing the interfaces hands back (and frees) the packets still waiting on neighbors.
     if (resolver_ && dp_)
@@ -221,6 +225,7 @@ void Daemon::run(int signal_fd) {
                 if (read(tick, &expirations, sizeof expirations) > 0) {
                     resolver_->tick(now);
                     vxlan_tick(now);
+                    health_->poll(services_->services(), now);
                 }
             } else if (tag == -3) {
                 api_->poll();

@@ -7,6 +7,8 @@
 #include "control/config/config.hpp"
 #include "control/fib/programmer.hpp"
 #include "control/neigh/resolver.hpp"
+#include "control/services/health.hpp"
+#include "control/services/services.hpp"
 #include "dataplane/dataplane.hpp"
 
 #include <map>
@@ -65,6 +67,9 @@ class Daemon {
     nlohmann::json show_vxlan_vtep() const;
     nlohmann::json show_vxlan_mac(const nlohmann::json &args) const;
     void register_api();
+    void register_services();
+    void program_services();
+    nlohmann::json show_lb() const;
     void handle_punts(uint64_t now);
     void handle_tap(size_t ifid);
     void to_kernel(size_t ifid, rte_mbuf *m);
@@ -79,6 +84,8 @@ class Daemon {
     std::unique_ptr<fib::Programmer> fib_;
     std::unique_ptr<neigh::Resolver> resolver_;
     std::unique_ptr<api::Server> api_;
+    std::unique_ptr<svc::Registry> services_;
+    std::unique_ptr<svc::HealthChecker> health_;
     ExceptionCounters exc_;
     std::vector<BdState> bds_;
     // MAC/IP bindings per bridge domain: configured and snooped from ARP/ND.

@@ -60,11 +60,13 @@ struct Rig {
     std::unique_ptr<dp::Fib> fib;
     std::vector<std::string> errors;
     std::unique_ptr<fib::Programmer> prog;
+    std::unique_ptr<dp::Lb> lb;
     std::atomic<bool> stop{false};
     std::unique_ptr<dp::Worker> w;
 
     // n_vrfs: VRFs 0..n-1 (each IPv4 table costs 64 MiB of EAL memory).
-    explicit Rig(unsigned mbufs = 8192, uint32_t max_routes_v4 = 1 << 16, unsigned n_vrfs = 1) {
+    explicit Rig(unsigned mbufs = 8192, uint32_t max_routes_v4 = 1 << 16,
+                 LbLimits lb_limits = {4096, 300}, unsigned n_vrfs = 1) {
         static int instance = 0;
         std::string tag = std::to_string(instance++);
         pool = rte_pktmbuf_pool_create(("pool" + tag).c_str(), mbufs, 256, 0,
@@ -99,7 +101,10 @@ struct Rig {
             auto e = fib->apply(u);
             if (!e.empty()) errors.push_back(e);
         });
+        lb = std::make_unique<dp::Lb>(rcu, 1, lb_limits, 0);
         w = std::make_unique<dp::Worker>();
+        w->lb = lb.get();
+        w->flows = lb->flows(0);
         w->fib = fib.get();
         w->ov = &fib->overlay();
         w->pool = pool;
@@ -122,6 +127,8 @@ struct Rig {
         }
         for (auto &pm : take_punts()) rte_pktmbuf_free(pm.m);
         prog.reset();
+        w.reset();
+        lb.reset();
         fib.reset();
         rte_ring_free(punt);
         rte_free(info);

@@ -30,7 +30,7 @@ constexpr uint16_t kIfUnderlay = 0, kGwIf10 = 10, kGwIf20 = 11;
 
 class Vxlan : public ::testing::Test {
   protected:
-    Rig rig{8192, 1 << 16, 2};
+    Rig rig{8192, 1 << 16, {4096, 300}, 2};
     MacAddr port_mac[Rig::kPorts];
     uint16_t bd10 = 0, bd20 = 0;
 
