@@ -49,8 +49,9 @@ inline void decap_one(Burst &b, Worker &w, unsigned i) {
 }
 
 inline void vxlan_decap(Burst &b, Worker &w) {
+    if (b.nd == 0) return;
     for (unsigned k = 0; k < b.nd; k++) decap_one(b, w, b.idxd[k]);
-    b.n2in = b.n2;
+    b.n2in = b.n2; // only received bursts decapsulate: their whole L2 list enters
 }
 
 // RFC 7348: the outer source port carries entropy from the inner frame for ECMP.

@@ -233,8 +233,8 @@ void Daemon::run(int signal_fd) {
                 handle_tap(static_cast<size_t>(tag));
             }
         }
+        handle_learned(); // first, so that answers to punted ARP/ND find their MACs
         handle_punts(now);
-        handle_learned();
     }
     close(tick);
     close(ep);

@@ -330,7 +330,9 @@ TEST_F(Vxlan, InjectedFramesAreBridgedOrRouted) {
     EXPECT_EQ(tunnel.size(), 2u);
     for (rte_mbuf *m : tunnel) rte_pktmbuf_free(m);
     EXPECT_TRUE(rig.take_tx(1).empty());
-    EXPECT_TRUE(rig.take_punts().empty());
+    EXPECT_TRUE(rig.take_punts().empty()); // not handed back to the control thread
+    dp::LearnMsg msg[2];
+    EXPECT_EQ(rig.fib->overlay().drain_learned(msg, 2), 0u); // nor learned from
     // A packet held for resolution comes back to be routed in its VRF.
     b.entry = dp::Entry::Routed;
     b.entry_id = 1;
