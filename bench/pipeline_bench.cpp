@@ -145,7 +145,11 @@ void pipeline(benchmark::State &st, bool v6) {
         uint64_t t3 = rte_rdtsc();
         dp::dispatch(b, *s.rig.w);
         uint64_t t4 = rte_rdtsc();
-        uint64_t d[dp::StageCount] = {t1 - t0, t2 - t1, t3 - t2, t4 - t3};
+        uint64_t d[dp::StageCount] = {};
+        d[dp::StageParse] = t1 - t0;
+        d[dp::StageRoute] = t2 - t1;
+        d[dp::StageForward] = t3 - t2;
+        d[dp::StageDispatch] = t4 - t3;
         for (int k = 0; k < dp::StageCount; k++) per_stage[k].add(d[k]);
         total.add(t4 - t0);
         cycles += t4 - t0;

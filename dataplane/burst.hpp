@@ -41,6 +41,24 @@ struct Burst {
         action[i] = Action::Punt;
         reason[i] = static_cast<uint8_t>(why);
     }
+    // A stage between parse and route that dropped packets takes them out of the family
+    // lists, so that route and forward never see (and re-decide) them.
+    void compact() {
+        unsigned n = 0;
+        for (unsigned k = 0; k < n4; k++)
+            if (action[idx4[k]] == Action::Tx) {
+                idx4[n] = idx4[k];
+                dst4[n++] = dst4[k];
+            }
+        n4 = uint16_t(n);
+        n = 0;
+        for (unsigned k = 0; k < n6; k++)
+            if (action[idx6[k]] == Action::Tx) {
+                idx6[n] = idx6[k];
+                std::memcpy(dst6[n++], dst6[k], 16);
+            }
+        n6 = uint16_t(n);
+    }
 };
 
 } // namespace vleaf::dp

@@ -115,6 +115,7 @@ Dataplane::Dataplane(const config::Config &cfg) {
     std::vector<Fib::VrfSpec> vrfs;
     for (auto &v : cfg.vrfs) vrfs.push_back({v.id, v.max_routes_v4, v.max_routes_v6});
     fib_ = std::make_unique<Fib>(vrfs, rcu_, socket);
+    lb_ = std::make_unique<Lb>(rcu_, n_workers, cfg.lb, socket);
 
     port_info_ = static_cast<PortInfo *>(
         rte_zmalloc("vleaf_ports", sizeof(PortInfo) * RTE_MAX_ETHPORTS, RTE_CACHE_LINE_SIZE));
@@ -171,6 +172,8 @@ Dataplane::Dataplane(const config::Config &cfg) {
         w->punt = punt_;
         w->inject = k == 0 ? inject_ : nullptr; // worker 0 has a TX queue on every port
         w->stop = &stop_;
+        w->lb = lb_.get();
+        w->flows = lb_->flows(k);
         w->resolve_gap = rte_get_tsc_hz() / 1000; // 1 ms
         workers_.push_back(std::move(w));
     }
@@ -209,6 +212,7 @@ Dataplane::~Dataplane() {
             for (unsigned k = 0; k < n; k++) rte_pktmbuf_free(msg[k].m);
     ifs_.clear();
     workers_.clear();
+    lb_.reset();
     fib_.reset();
     rte_ring_free(punt_);
     rte_ring_free(inject_);

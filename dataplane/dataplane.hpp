@@ -4,6 +4,7 @@
 
 #include "control/config/config.hpp"
 #include "dataplane/fib.hpp"
+#include "dataplane/lb_tables.hpp"
 #include "dataplane/tap.hpp"
 #include "dataplane/worker.hpp"
 
@@ -37,6 +38,8 @@ class Dataplane {
 
     std::string apply(const Update &u) { return fib_->apply(u); }
     const Fib &fib() const { return *fib_; }
+    Lb &lb() { return *lb_; }
+    const Lb &lb() const { return *lb_; }
     std::vector<Interface> &interfaces() { return ifs_; }
     const std::vector<std::unique_ptr<Worker>> &workers() const { return workers_; }
     const std::vector<uint16_t> &ports() const { return port_ids_; }
@@ -62,6 +65,7 @@ class Dataplane {
     rte_ring *punt_ = nullptr;
     rte_ring *inject_ = nullptr;
     std::unique_ptr<Fib> fib_;
+    std::unique_ptr<Lb> lb_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::atomic<bool> stop_{false};
     bool running_ = false;

@@ -3,6 +3,7 @@
 
 #include "dataplane/dispatch.hpp"
 #include "dataplane/forward.hpp"
+#include "dataplane/lb.hpp"
 #include "dataplane/parse.hpp"
 #include "dataplane/route.hpp"
 
@@ -23,6 +24,7 @@ namespace vleaf::dp {
 
 inline void pipeline(Burst &b, Worker &w) {
     VLEAF_STAGE(w, StageParse, parse(b));
+    VLEAF_STAGE(w, StageLb, lb(b, w));
     VLEAF_STAGE(w, StageRoute, route(b));
     VLEAF_STAGE(w, StageForward, forward(b, w));
     VLEAF_STAGE(w, StageDispatch, dispatch(b, w));

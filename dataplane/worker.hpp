@@ -3,6 +3,7 @@
 #pragma once
 
 #include "dataplane/burst.hpp"
+#include "dataplane/lb_tables.hpp"
 
 #include <rte_ethdev.h>
 #include <rte_rcu_qsbr.h>
@@ -18,8 +19,8 @@ inline constexpr bool kStageCycles = true; // meson -Dstage_cycles=true
 inline constexpr bool kStageCycles = false;
 #endif
 
-enum Stage : uint8_t { StageParse, StageRoute, StageForward, StageDispatch, StageCount };
-inline constexpr const char *stage_names[] = {"parse", "route", "forward", "dispatch"};
+enum Stage : uint8_t { StageParse, StageLb, StageRoute, StageForward, StageDispatch, StageCount };
+inline constexpr const char *stage_names[] = {"parse", "lb", "route", "forward", "dispatch"};
 
 struct alignas(64) WorkerStats {
     uint64_t rx = 0;
@@ -31,6 +32,7 @@ struct alignas(64) WorkerStats {
     uint64_t drops[static_cast<int>(Drop::count)] = {};
     uint64_t punts[static_cast<int>(Punt::count)] = {};
     uint64_t injected = 0;
+    LbCounters lb;
 };
 
 // What each port looks like to a worker; written before workers start.
@@ -73,6 +75,8 @@ struct Worker {
     rte_ring *punt = nullptr;   // to control, shared by all workers (MP/SC)
     rte_ring *inject = nullptr; // from control: PuntMsg, reason 0 = transmit, 1 = process
     const std::atomic<bool> *stop = nullptr;
+    const Lb *lb = nullptr;   // services; null: the LB stage passes everything
+    LbFlows *flows = nullptr; // this worker's own flow table
 
     // Packets waiting for a neighbor reach the control thread at most once per
     // resolve_gap cycles per destination (hashed into a small table), so that a flood

@@ -1,6 +1,7 @@
 #include "control/config/config.hpp"
 
 #include "config/demo_yaml.hpp"
+#include "control/services/services.hpp"
 #include "vleaf/update.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -186,7 +187,7 @@ class Parser {
         if (root.IsNull()) c_.fail("ports", "at least one port is required (the file is empty)");
         Map top(c_, root, "",
                 {"log_level", "burst", "mempool", "ports", "interfaces", "workers", "vrfs",
-                 "routes", "neighbors", "api"});
+                 "routes", "neighbors", "api", "lb", "services"});
         top.str("log_level", cfg.log_level);
         static const std::vector<std::string> levels{"trace", "debug",    "info", "warn",
                                                      "error", "critical", "off"};
@@ -203,6 +204,8 @@ class Parser {
         routes(cfg, top.list("routes"));
         if (auto *n = top.get("neighbors")) cfg.neighbors = neighbors(*n);
         if (auto *n = top.get("api")) cfg.api = api(*n);
+        if (auto *n = top.get("lb")) cfg.lb = lb(*n);
+        services(cfg, top.list("services"));
         return cfg;
     }
 
@@ -513,6 +516,89 @@ class Parser {
                                       std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
                                       " bytes (the Unix socket limit)");
         return a;
+    }
+
+    LbLimits lb(const YAML::Node &n) {
+        Map m(c_, n, "lb", {"flows_per_worker", "idle_timeout_s"});
+        LbLimits l;
+        m.num("flows_per_worker", l.flows_per_worker, 1024, 1u << 26);
+        m.num("idle_timeout_s", l.idle_timeout_s, 1, 86400);
+        return l;
+    }
+
+    IpAddr address(const Map &m, std::string_view key, const YAML::Node &n) {
+        std::string s = m.text(key, n);
+        auto a = IpAddr::parse(s);
+        if (!a) c_.fail(m.path(key), "'" + s + "' is not an IP address");
+        return *a;
+    }
+
+    void services(Config &cfg, const YAML::Node &list) {
+        svc::Registry dry_run({}); // the registry's own checks: conflicts between services
+        for (size_t i = 0; i < list.size(); i++) {
+            Map m(c_, list[i], at("services", i),
+                  {"name", "vrf", "vip", "proto", "port", "mode", "encap_source", "table_size",
+                   "announce", "health", "backends"});
+            Service s;
+            s.name = m.required_str("name");
+            m.str("vrf", s.vrf);
+            if (!cfg.vrf(s.vrf)) c_.fail(m.path("vrf"), "unknown VRF '" + s.vrf + "'");
+            s.vip = address(m, "vip", m.required("vip"));
+            std::string proto = "tcp";
+            m.str("proto", proto);
+            if (proto != "tcp" && proto != "udp")
+                c_.fail(m.path("proto"), "'" + proto + "' is not tcp or udp");
+            s.proto = proto == "tcp" ? 6 : 17;
+            s.port = static_cast<uint16_t>(
+                Map::number(c_, m.required("port"), m.path("port"), 1, 65535));
+            std::string mode = "dnat";
+            m.str("mode", mode);
+            if (mode != "dnat" && mode != "dsr")
+                c_.fail(m.path("mode"), "'" + mode + "' is not dnat or dsr");
+            s.mode = mode == "dnat" ? LbMode::Dnat : LbMode::DsrIpip;
+            if (auto *n = m.get("encap_source")) s.encap_source = address(m, "encap_source", *n);
+            m.num("table_size", s.table_size, 0, UINT32_MAX);
+            if (auto *n = m.get("announce")) {
+                Map a(c_, *n, m.path("announce"), {"enabled", "communities", "local_pref"});
+                a.flag("enabled", s.announce.enabled);
+                a.num("local_pref", s.announce.local_pref, 0, UINT32_MAX);
+                YAML::Node cs = a.list("communities");
+                for (size_t j = 0; j < cs.size(); j++) {
+                    auto c = cs[j].IsScalar() ? svc::parse_community(cs[j].Scalar()) : std::nullopt;
+                    if (!c)
+                        c_.fail(at(a.path("communities"), j),
+                                describe(cs[j]) + " is not AS:value (two 16-bit numbers)");
+                    s.announce.communities.push_back(*c);
+                }
+            }
+            if (auto *n = m.get("health")) {
+                Map h(c_, *n, m.path("health"),
+                      {"tcp", "interval_ms", "timeout_ms", "rise", "fall"});
+                h.flag("tcp", s.health.tcp);
+                h.num("interval_ms", s.health.interval_ms, 100, 3600000);
+                h.num("timeout_ms", s.health.timeout_ms, 10, 3600000);
+                h.num("rise", s.health.rise, 1, 100);
+                h.num("fall", s.health.fall, 1, 100);
+            }
+            YAML::Node bs = m.list("backends");
+            for (size_t j = 0; j < bs.size(); j++) {
+                Map b(c_, bs[j], at(m.path("backends"), j), {"ip", "port", "node", "weight", "up"});
+                ServiceBackend be;
+                be.addr = address(b, "ip", b.required("ip"));
+                be.port = s.port;
+                b.num("port", be.port, 1, 65535);
+                if (auto *n = b.get("node")) be.node = address(b, "node", *n);
+                b.num("weight", be.weight, 0, 65535);
+                b.flag("up", be.up);
+                s.backends.push_back(be);
+            }
+            try {
+                dry_run.add(s);
+            } catch (const svc::ServiceError &e) {
+                c_.fail(m.path(), e.what());
+            }
+            cfg.services.push_back(std::move(s));
+        }
     }
 
     const Checker &c_;

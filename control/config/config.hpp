@@ -3,6 +3,7 @@
 #pragma once
 
 #include "vleaf/addr.hpp"
+#include "vleaf/service.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -98,6 +99,8 @@ struct Config {
     std::vector<Route> routes;
     Neighbors neighbors;
     Api api;
+    LbLimits lb;
+    std::vector<Service> services; // see include/vleaf/service.hpp and conf/metallb-vip.yaml
 
     const Port *port(const std::string &name) const;
     const Vrf *vrf(const std::string &name) const;

@@ -78,12 +78,16 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
         resolver_->add_interface(neigh::NeighIf{id, ifs[k].mac, c.ipv4, c.ipv6});
     }
     program_static();
+    program_services();
     api_ = std::make_unique<api::Server>(cfg.api.socket);
     register_api();
+    register_services();
 }
 
 Daemon::~Daemon() {
     api_.reset();
+    health_.reset();
+    services_.reset();
     if (dp_) dp_->stop(); // workers first: nothing may reach the resolver's held packets after
     // Removing the interfaces hands back (and frees) the packets still waiting on neighbors.
     if (resolver_ && dp_)
@@ -203,7 +207,10 @@ void Daemon::run(int signal_fd) {
                 running = false;
             } else if (tag == -2) {
                 uint64_t expirations;
-                if (read(tick, &expirations, sizeof expirations) > 0) resolver_->tick(now);
+                if (read(tick, &expirations, sizeof expirations) > 0) {
+                    resolver_->tick(now);
+                    health_->poll(services_->services(), now);
+                }
             } else if (tag == -3) {
                 api_->poll();
             } else {

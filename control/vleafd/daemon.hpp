@@ -7,6 +7,8 @@
 #include "control/config/config.hpp"
 #include "control/fib/programmer.hpp"
 #include "control/neigh/resolver.hpp"
+#include "control/services/health.hpp"
+#include "control/services/services.hpp"
 #include "dataplane/dataplane.hpp"
 
 #include <memory>
@@ -30,6 +32,9 @@ class Daemon {
   private:
     void program_static();
     void register_api();
+    void register_services();
+    void program_services();
+    nlohmann::json show_lb() const;
     void handle_punts(uint64_t now);
     void handle_tap(size_t ifid);
     void to_kernel(size_t ifid, rte_mbuf *m);
@@ -44,6 +49,8 @@ class Daemon {
     std::unique_ptr<fib::Programmer> fib_;
     std::unique_ptr<neigh::Resolver> resolver_;
     std::unique_ptr<api::Server> api_;
+    std::unique_ptr<svc::Registry> services_;
+    std::unique_ptr<svc::HealthChecker> health_;
     ExceptionCounters exc_;
 };
 

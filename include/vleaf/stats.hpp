@@ -22,7 +22,11 @@ namespace vleaf {
     X(neigh_unresolved)                                                                            \
     X(mtu_exceeded)                                                                                \
     X(punt_ring_full)                                                                              \
-    X(tx_full)
+    X(tx_full)                                                                                     \
+    X(lb_no_backend)                                                                               \
+    X(lb_truncated)                                                                                \
+    X(lb_no_headroom)                                                                              \
+    X(acl_deny)
 
 enum class Drop : uint8_t {
 #define X(name) name,
@@ -54,6 +58,22 @@ enum class Punt : uint8_t {
 inline constexpr const char *punt_names[] = {
 #define X(name) #name,
     VLEAF_PUNT_REASONS(X)
+#undef X
+};
+
+// What the LB stage did, per worker (not drops: those are in the reasons above).
+#define VLEAF_LB_COUNTERS(X)                                                                       \
+    X(flows_created)                                                                               \
+    X(flow_hits)                                                                                   \
+    X(flows_aged)                                                                                  \
+    X(flow_table_full) /* new flow balanced without being pinned */                                \
+    X(dnat)                                                                                        \
+    X(reverse_nat)                                                                                 \
+    X(dsr_encap)
+
+struct LbCounters {
+#define X(name) uint64_t name = 0;
+    VLEAF_LB_COUNTERS(X)
 #undef X
 };
 

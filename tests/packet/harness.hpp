@@ -60,10 +60,12 @@ struct Rig {
     std::unique_ptr<dp::Fib> fib;
     std::vector<std::string> errors;
     std::unique_ptr<fib::Programmer> prog;
+    std::unique_ptr<dp::Lb> lb;
     std::atomic<bool> stop{false};
     std::unique_ptr<dp::Worker> w;
 
-    explicit Rig(unsigned mbufs = 8192, uint32_t max_routes_v4 = 1 << 16) {
+    explicit Rig(unsigned mbufs = 8192, uint32_t max_routes_v4 = 1 << 16,
+                 LbLimits lb_limits = {4096, 300}) {
         static int instance = 0;
         std::string tag = std::to_string(instance++);
         pool = rte_pktmbuf_pool_create(("pool" + tag).c_str(), mbufs, 256, 0,
@@ -97,7 +99,10 @@ struct Rig {
             auto e = fib->apply(u);
             if (!e.empty()) errors.push_back(e);
         });
+        lb = std::make_unique<dp::Lb>(rcu, 1, lb_limits, 0);
         w = std::make_unique<dp::Worker>();
+        w->lb = lb.get();
+        w->flows = lb->flows(0);
         w->fib = fib.get();
         w->ports = info;
         w->rcu = rcu;
@@ -118,6 +123,8 @@ struct Rig {
         }
         for (auto &pm : take_punts()) rte_pktmbuf_free(pm.m);
         prog.reset();
+        w.reset();
+        lb.reset();
         fib.reset();
         rte_ring_free(punt);
         rte_free(info);
