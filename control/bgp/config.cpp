@@ -111,17 +111,26 @@ void check_keys(const YAML::Node &n, const std::string &path,
     }
 }
 
-std::vector<Community> communities_field(const YAML::Node &n, const std::string &path) {
-    if (!n.IsSequence()) fail(path, "expected a list of communities like 65000:100");
-    std::vector<Community> out;
+// A list of scalars each read by `parse` (which returns an optional); `what` names the
+// expected form in errors.
+template <class Parse>
+auto scalar_list(const YAML::Node &n, const std::string &path, const char *example,
+                 const char *what, Parse parse) {
+    if (!n.IsSequence()) fail(path, std::string("expected a list like [") + example + "]");
+    std::vector<typename decltype(parse(std::string()))::value_type> out;
     for (size_t i = 0; i < n.size(); ++i) {
         auto ip = path + "[" + std::to_string(i) + "]";
         auto s = scalar(n[i], ip);
-        auto c = parse_community(s);
-        if (!c) fail(ip, "'" + s + "' is not a community (AS:value, each 0..65535)");
-        out.push_back(*c);
+        auto v = parse(s);
+        if (!v) fail(ip, "'" + s + "' is not " + what);
+        out.push_back(*v);
     }
     return out;
+}
+
+std::vector<Community> communities_field(const YAML::Node &n, const std::string &path) {
+    return scalar_list(n, path, "65000:100", "a community (AS:value, each 0..65535)",
+                       [](const std::string &s) { return parse_community(s); });
 }
 
 PrefixListEntry prefix_list_entry(const YAML::Node &n, const std::string &path) {
@@ -250,16 +259,8 @@ PeerConfig peer_field(const YAML::Node &n, const std::string &path) {
 }
 
 std::vector<RouteTarget> targets_field(const YAML::Node &n, const std::string &path) {
-    if (!n.IsSequence()) fail(path, "expected a list of route targets like 65000:10");
-    std::vector<RouteTarget> out;
-    for (size_t i = 0; i < n.size(); ++i) {
-        auto ip = path + "[" + std::to_string(i) + "]";
-        auto s = scalar(n[i], ip);
-        auto rt = RouteTarget::parse(s);
-        if (!rt) fail(ip, "'" + s + "' is not a route target (AS:N, IPv4:N or AS4:N)");
-        out.push_back(*rt);
-    }
-    return out;
+    return scalar_list(n, path, "65000:10", "a route target (AS:N, IPv4:N or AS4:N)",
+                       [](const std::string &s) { return RouteTarget::parse(s); });
 }
 
 // rd, route_targets (both directions), import_targets, export_targets.

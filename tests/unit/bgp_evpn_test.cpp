@@ -87,25 +87,19 @@ struct BgpEvpn : ::testing::Test {
                      });
         return out;
     }
-    const EvpnMacIp *local_mac(const char *m) {
-        const EvpnMacIp *r = nullptr;
-        rib.for_each(RouteFamily::Evpn,
-                     [&](const Prefix *, const EvpnNlri *n, const RouteEntry &e) {
-                         auto *x = std::get_if<EvpnMacIp>(&n->route);
-                         if (x && x->mac == mac(m) && e.n && e.paths[0].peer == kLocalPeer) r = x;
-                     });
-        return r;
-    }
-    const AttrData *local_mac_attrs(const char *m) {
-        const AttrData *r = nullptr;
+    // Our MAC/IP route for a MAC and its attributes (null when not announced).
+    std::pair<const EvpnMacIp *, const AttrData *> local_route(const char *m) {
+        std::pair<const EvpnMacIp *, const AttrData *> r{nullptr, nullptr};
         rib.for_each(RouteFamily::Evpn,
                      [&](const Prefix *, const EvpnNlri *n, const RouteEntry &e) {
                          auto *x = std::get_if<EvpnMacIp>(&n->route);
                          if (x && x->mac == mac(m) && e.n && e.paths[0].peer == kLocalPeer)
-                             r = e.paths[0].attrs;
+                             r = {x, e.paths[0].attrs};
                      });
         return r;
     }
+    const EvpnMacIp *local_mac(const char *m) { return local_route(m).first; }
+    const AttrData *local_mac_attrs(const char *m) { return local_route(m).second; }
 
     // A route from VTEP `vtep` as the peer would send it.
     void remote_mac(const char *vtep, const char *m, std::optional<MacMobility> mm = {},
