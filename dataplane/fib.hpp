@@ -7,6 +7,7 @@
 #pragma once
 
 #include "dataplane/nexthop.hpp"
+#include "dataplane/overlay.hpp"
 #include "vleaf/update.hpp"
 
 #include <rte_fib.h>
@@ -15,6 +16,7 @@
 #include <rte_rib.h>
 #include <rte_rib6.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -55,6 +57,8 @@ class Fib {
     const Nh *nexthops() const { return nh_; }
     const EcmpGroup *groups() const { return groups_; }
     const FibCounters &counters() const { return counters_; }
+    const Overlay &overlay() const { return *overlay_; }
+    Overlay &overlay() { return *overlay_; }
 
   private:
     std::string set_nexthop(NhId id, const Nexthop &n);
@@ -86,6 +90,7 @@ class Fib {
 
     std::vector<VrfTables> vrfs_;
     rte_rcu_qsbr *rcu_;
+    std::unique_ptr<Overlay> overlay_;
     Nh *nh_ = nullptr;
     EcmpGroup *groups_ = nullptr;
     std::vector<uint32_t> free_groups_;

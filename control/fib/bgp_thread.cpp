@@ -133,11 +133,11 @@ nlohmann::json BgpThread::call(const std::function<nlohmann::json()> &fn) {
 }
 
 void BgpThread::announce(const bgp::Announce &a) {
-    post([this, a] { speaker_.announce(a); });
+    post([this, a] { speaker_.originate_prefix(a); });
 }
 
 void BgpThread::withdraw(const Prefix &p) {
-    post([this, p] { speaker_.withdraw(p); });
+    post([this, p] { speaker_.withdraw_prefix(p); });
 }
 
 } // namespace vleaf::fib

@@ -62,7 +62,8 @@ void Feed::remember(const Key &k) {
 }
 
 void Feed::on_change(const bgp::RibChange &ch) {
-    if (ch.family == bgp::RouteFamily::Evpn || !ch.prefix) return;
+    // The global tables; IP-VRF routes learned through EVPN are tunnel routes (vxlan).
+    if (ch.family == bgp::RouteFamily::Evpn || !ch.prefix || ch.vrf != 0) return;
     c_.changes++;
     Key k{ch.family, ch.vrf, *ch.prefix};
     if (backlog_.empty() && resync_ == Resync::Idle && push(make(k, ch.now))) return;

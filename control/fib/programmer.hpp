@@ -4,10 +4,10 @@
 // loss is one message, not one per route.
 //
 // Updates leave in batches (commit()), ordered so that the single table writer needs at
-// most one RCU grace period per batch: next-hop sets, then route adds, then route
-// deletes, then next-hop deletes. Within a batch only the last operation on a prefix
-// leaves (an add then a delete of a prefix the dataplane never had sends nothing), and a
-// freed next-hop id is not reused before the batch that freed it is out.
+// most one RCU grace period per batch: next-hop (and overlay) sets in the order made,
+// then route adds, then route deletes, then next-hop deletes. Within a batch only the last
+// operation on a prefix leaves (an add then a delete of a prefix the dataplane never had sends
+// nothing), and a freed next-hop id is not reused before the batch that freed it is out.
 #pragma once
 
 #include "vleaf/update.hpp"
@@ -17,12 +17,13 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
 namespace vleaf::fib {
 
-enum class RouteType : uint8_t { Connected, Local, Static, Neighbor, Blackhole, Bgp };
+enum class RouteType : uint8_t { Connected, Local, Static, Neighbor, Blackhole, Vxlan, Bgp };
 const char *route_type_name(RouteType t);
 
 struct ProgrammerCounters {
@@ -57,9 +58,30 @@ class Programmer {
 
     void add_interface(uint16_t ifid, const std::string &name, uint16_t port, uint32_t vrf,
                        const std::vector<Prefix> &addresses);
+    // The anycast gateway of bridge domain `bd`: an interface whose neighbors are hosts in
+    // the domain, reached by bridging (local access port or the domain's VXLAN tunnels).
+    void add_gateway(uint16_t ifid, const std::string &name, uint16_t bd, uint32_t vrf,
+                     const std::vector<Prefix> &addresses);
+
+    // VXLAN (overlay.cpp). Remote VTEPs are found or created by address; the underlay
+    // next hop to each is a neighbor on a connected subnet or a static route's next hop.
+    std::optional<uint16_t> vtep(const IpAddr &remote, std::string *error = nullptr);
+    void add_l3vni(uint32_t vni, uint32_t vrf, const MacAddr &router_mac);
+    uint16_t add_bridge_domain(uint32_t vni, uint32_t vrf, const std::optional<MacAddr> &gw);
+    void add_access(uint16_t port, uint16_t vlan, uint16_t bd);
+    std::string add_flood(uint16_t bd, const IpAddr &vtep);
+    std::string add_remote_mac(uint16_t bd, const MacAddr &mac, const IpAddr &vtep);
+    // A remote prefix in `vrf` behind `vtep` (EVPN type-5, symmetric IRB).
+    std::string add_tunnel_route(uint32_t vrf, const Prefix &prefix, const IpAddr &vtep,
+                                 uint32_t vni, const MacAddr &router_mac);
+    // Underlay neighbors of remote VTEPs that have no MAC yet: to resolve.
+    std::vector<std::pair<uint16_t, IpAddr>> unresolved_vteps() const;
+
     // Returns an error naming the offending gateway, empty on success.
     std::string add_static(uint32_t vrf, const Prefix &prefix, const std::vector<IpAddr> &via,
                            std::optional<uint16_t> dev, bool blackhole);
+    // An address of ours on no interface (a loopback VTEP address): to the exception path.
+    void add_local(uint32_t vrf, const IpAddr &addr);
     // A neighbor became reachable (mac) or was lost (nullopt).
     void neighbor(uint16_t ifid, const IpAddr &ip, const std::optional<MacAddr> &mac);
 
@@ -89,10 +111,17 @@ class Programmer {
     struct RouteView {
         uint32_t vrf;
         Prefix prefix;
-        std::string type; // connected | local | static | neighbor | blackhole | bgp
+        std::string type; // connected | local | static | neighbor | blackhole | vxlan | bgp
         std::vector<Hop> hops;
     };
     std::vector<RouteView> routes() const; // sorted by VRF and prefix
+    struct VtepView {
+        uint16_t id;
+        IpAddr addr;
+        std::vector<Hop> underlay;
+        unsigned tunnels; // tunnel next hops through it
+    };
+    std::vector<VtepView> vteps() const;
     size_t nexthop_count() const { return nhs_.size(); }
     size_t group_count() const { return groups_.size(); }
     // Routes per VRF and family (index 0: IPv4, 1: IPv6).
@@ -107,13 +136,16 @@ class Programmer {
         uint32_t vrf;
         std::vector<Prefix> addresses;
         NhId connected_nh;
+        std::optional<uint16_t> bd; // an anycast gateway
     };
     struct NhObj {
-        enum class Type { Connected, Adjacency, Group } type = Type::Connected;
+        enum class Type { Connected, Adjacency, Group, Tunnel } type = Type::Connected;
         uint16_t ifid = 0;
         IpAddr ip;                  // Adjacency
         std::optional<MacAddr> mac; // Adjacency, when resolved
         std::vector<NhId> members;  // Group
+        uint16_t vtep = 0;          // Tunnel
+        uint32_t vni = 0;           // Tunnel
         unsigned refs = 0;
     };
     struct RouteKey {
@@ -124,6 +156,12 @@ class Programmer {
     struct KeyHash {
         size_t operator()(const RouteKey &k) const;
     };
+    struct Vtep {
+        IpAddr addr;
+        NhId underlay;
+        unsigned tunnels = 0;
+    };
+    using TunnelKey = std::tuple<uint16_t, uint32_t, MacAddr>;
     struct RouteEntry {
         RouteType type;
         uint32_t resync_gen = 0; // BGP: the resync that last confirmed it
@@ -139,6 +177,10 @@ class Programmer {
     };
 
     void commit();
+    // Next-hop and overlay (VTEP, VNI, bridge domain, MAC) updates, in the order made.
+    void emit(const Update &u) { nh_sets_.push_back(u); }
+    void add_iface(uint16_t ifid, const std::string &name, uint16_t port, uint32_t vrf,
+                   const std::vector<Prefix> &addresses, std::optional<uint16_t> bd);
     NhId alloc();
     void publish(NhId id);
     void unref(NhId id);
@@ -148,7 +190,10 @@ class Programmer {
     void set_route(uint32_t vrf, const Prefix &p, RouteType type, NhId nh);
     void del_route(uint32_t vrf, const Prefix &p);
     std::optional<uint16_t> connected_if(uint32_t vrf, const IpAddr &ip) const;
+    std::optional<NhId> underlay(const IpAddr &ip);
+    NhId tunnel(uint16_t vtep, uint32_t vni, const MacAddr &router_mac);
     Hop hop(NhId id) const;
+    std::vector<Hop> hops(NhId id) const;
 
     Sink sink_;
     std::map<uint16_t, Iface> ifs_;
@@ -170,6 +215,10 @@ class Programmer {
     std::vector<Update> dels_; // scratch of commit()
     std::vector<NhId> nh_dels_;
     std::vector<NhId> freed_; // join free_ once the batch is out
+    std::map<uint16_t, Vtep> vteps_;
+    std::map<IpAddr, uint16_t> vtep_ids_;
+    std::map<TunnelKey, NhId> tunnels_;
+    uint16_t next_bd_ = 0;
 };
 
 } // namespace vleaf::fib

@@ -15,6 +15,7 @@ struct Model {
     using Op = Update::Op;
     std::map<NhId, Nexthop> nhs;
     std::map<std::pair<uint32_t, Prefix>, NhId> routes;
+    std::map<uint16_t, Update> vteps;
     std::vector<Update> log;
 
     void apply(const Update &u) {
@@ -23,6 +24,9 @@ struct Model {
         case Op::NexthopSet:
             for (unsigned k = 0; k < u.nexthop.n_members; k++)
                 ASSERT_TRUE(nhs.count(u.nexthop.members[k])) << "member before group";
+            if (u.nexthop.kind == NhKind::Tunnel) {
+                ASSERT_TRUE(vteps.count(u.nexthop.vtep)) << "tunnel before its VTEP";
+            }
             nhs[u.nh] = u.nexthop;
             break;
         case Op::NexthopDel:
@@ -37,6 +41,22 @@ struct Model {
             break;
         case Op::RouteDel:
             ASSERT_EQ(routes.erase({u.vrf, u.prefix}), 1u);
+            break;
+        case Op::VtepSet:
+            ASSERT_TRUE(nhs.count(u.nh)) << "VTEP before its underlay next hop";
+            ASSERT_FALSE(vteps.count(u.ov.vtep)) << "VTEP id reused";
+            vteps[u.ov.vtep] = u;
+            break;
+        case Op::FloodAdd:
+        case Op::FloodDel:
+            ASSERT_TRUE(vteps.count(u.ov.vtep)) << "flood list names an unknown VTEP";
+            break;
+        case Op::MacSet:
+            if (u.ov.dest.kind == MacDest::Kind::Remote) {
+                ASSERT_TRUE(vteps.count(u.ov.dest.vtep)) << "MAC behind an unknown VTEP";
+            }
+            break;
+        default:
             break;
         }
     }
