@@ -137,7 +137,6 @@ inline void lb_age(LbFlows &fl, uint64_t now, LbCounters &c) {
 inline void lb(Burst &b, Worker &w) {
     const LbState *st = w.lb ? w.lb->state() : nullptr;
     if (!st || st->empty()) return;
-    const uint32_t vrf = w.ports[b.port].vrf;
     LbFlows &fl = *w.flows;
     LbCounters &cnt = w.stats.lb;
 
@@ -155,6 +154,7 @@ inline void lb(Burst &b, Worker &w) {
         const unsigned alen = v6 ? 16 : 4;
         for (unsigned k = 0; k < count; k++) {
             unsigned i = v6 ? b.idx6[k] : b.idx4[k];
+            const uint32_t vrf = v6 ? b.vrf6[k] : b.vrf4[k];
             LbPkt p;
             bool truncated;
             if (!lb_view(b.m[i], v6, p, truncated)) continue;
