@@ -82,7 +82,6 @@ struct Setup {
     void refill(dp::Burst &b, unsigned at) {
         b.n = kBurst;
         b.port = rig.port[0];
-        b.vrf = rig.fib->vrf(0);
         for (unsigned k = 0; k < kBurst; k++) {
             rte_mbuf *m = pkts[at + k];
             auto *p = rte_pktmbuf_mtod(m, uint8_t *);
@@ -137,9 +136,9 @@ void pipeline(benchmark::State &st, bool v6) {
         s.refill(b, at);
         at = (at + kBurst) % kPackets;
         uint64_t t0 = rte_rdtsc();
-        dp::parse(b);
+        dp::parse(b, *s.rig.w);
         uint64_t t1 = rte_rdtsc();
-        dp::route(b);
+        dp::route(b, *s.rig.w);
         uint64_t t2 = rte_rdtsc();
         dp::forward(b, *s.rig.w);
         uint64_t t3 = rte_rdtsc();

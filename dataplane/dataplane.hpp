@@ -38,6 +38,7 @@ class Dataplane {
 
     std::string apply(const Update &u) { return fib_->apply(u); }
     const Fib &fib() const { return *fib_; }
+    Fib &fib() { return *fib_; }
     Lb &lb() { return *lb_; }
     const Lb &lb() const { return *lb_; }
     std::vector<Interface> &interfaces() { return ifs_; }
@@ -49,7 +50,10 @@ class Dataplane {
     // Exception path, control thread only.
     unsigned poll_punts(PuntMsg *out, unsigned max);
     bool transmit(uint16_t port, std::span<const uint8_t> frame); // copy and send as is
-    bool reprocess(rte_mbuf *m);                                  // through the pipeline again
+    // Copy into bridge domain `bd` (forwarded or flooded), never back out of `port`/`vlan`.
+    bool transmit_bd(uint16_t bd, uint16_t port, uint16_t vlan, std::span<const uint8_t> frame);
+    bool reprocess(rte_mbuf *m, uint32_t vrf); // routed in `vrf` through the pipeline again
+    Overlay &overlay() { return fib_->overlay(); }
     uint64_t exception_drops() const { return exception_drops_; }
 
   private:

@@ -17,7 +17,8 @@ std::string table_name(const char *what, uint32_t vrf) {
 }
 } // namespace
 
-Fib::Fib(const std::vector<VrfSpec> &specs, rte_rcu_qsbr *rcu, int socket) : rcu_(rcu) {
+Fib::Fib(const std::vector<VrfSpec> &specs, rte_rcu_qsbr *rcu, int socket)
+    : rcu_(rcu), overlay_(std::make_unique<Overlay>(rcu, socket)) {
     uint32_t n_vrfs = 0;
     for (auto &s : specs) n_vrfs = std::max(n_vrfs, s.id + 1);
     vrfs_.resize(n_vrfs);
@@ -95,6 +96,17 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
     next.kind = n.kind;
     next.port = n.port;
     std::memcpy(next.mac.addr_bytes, n.mac.bytes.data(), 6);
+    if (n.kind == NhKind::Tunnel) {
+        if (n.vtep >= kMaxVtep || !overlay_->vteps()[n.vtep].family)
+            return "tunnel next hop " + std::to_string(id) + ": no VTEP " + std::to_string(n.vtep);
+        next.port = n.vtep;
+        next.group = n.vni;
+    }
+    if (n.kind == NhKind::Bridge) {
+        if (n.bd >= kMaxBd || !overlay_->bds()[n.bd].used)
+            return "next hop " + std::to_string(id) + ": no bridge domain " + std::to_string(n.bd);
+        next.port = n.bd;
+    }
     Nh old = nh_load(&nh_[id]);
     if (n.kind == NhKind::Ecmp) {
         if (n.n_members == 0 || n.n_members > kMaxEcmp) return "ECMP group needs 1..16 members";
@@ -177,6 +189,9 @@ std::string Fib::apply(const Update &u) {
         break;
     case Update::Op::RouteDel:
         err = route(u, false);
+        break;
+    default:
+        err = overlay_->apply(u);
         break;
     }
     if (err.empty())

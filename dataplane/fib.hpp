@@ -7,12 +7,14 @@
 #pragma once
 
 #include "dataplane/nexthop.hpp"
+#include "dataplane/overlay.hpp"
 #include "vleaf/update.hpp"
 
 #include <rte_fib.h>
 #include <rte_fib6.h>
 #include <rte_rcu_qsbr.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -52,6 +54,8 @@ class Fib {
     const Nh *nexthops() const { return nh_; }
     const EcmpGroup *groups() const { return groups_; }
     const FibCounters &counters() const { return counters_; }
+    const Overlay &overlay() const { return *overlay_; }
+    Overlay &overlay() { return *overlay_; }
 
   private:
     std::string set_nexthop(NhId id, const Nexthop &n);
@@ -67,6 +71,7 @@ class Fib {
 
     std::vector<VrfTables> vrfs_;
     rte_rcu_qsbr *rcu_;
+    std::unique_ptr<Overlay> overlay_;
     Nh *nh_ = nullptr;
     EcmpGroup *groups_ = nullptr;
     std::vector<uint32_t> free_groups_;

@@ -1,9 +1,13 @@
-// Stage 3: turn each route result into an action. Forwarded packets get their TTL or
+// Stage: turn each route result into an action. Forwarded packets get their TTL or
 // hop limit decremented (IPv4 checksum updated incrementally, RFC 1624) and their
 // Ethernet header rewritten for the next hop; ECMP picks a member by 5-tuple hash.
+// Overlay next hops hand the packet on: Tunnel to encapsulation (inner destination MAC
+// the remote router MAC, RFC 9135), Bridge to the bridge domain of the anycast gateway.
 #pragma once
 
 #include "dataplane/worker.hpp"
+
+#include "dataplane/parse.hpp"
 
 #include <rte_hash_crc.h>
 #include <rte_ip.h>
@@ -44,13 +48,35 @@ inline void rewrite_l2(rte_mbuf *m, const Nh &nh, const Worker &w) {
     rte_ether_addr_copy(&w.ports[nh.port].mac, &eth->src_addr);
 }
 
+// A routed packet (TTL already decremented) leaving through the overlay.
+inline void overlay_next(Burst &b, const Worker &w, unsigned i, const Nh &nh) {
+    auto *eth = rte_pktmbuf_mtod(b.m[i], rte_ether_hdr *);
+    rte_ether_addr_copy(&nh.mac, &eth->dst_addr);
+    if (nh.kind == NhKind::Tunnel) {
+        rte_ether_addr_copy(&w.ov->router_macs()[b.vrf[i]], &eth->src_addr);
+        return b.to_encap(i, nh.port, nh.group);
+    }
+    rte_ether_addr_copy(&w.ov->bds()[nh.port].gw_mac, &eth->src_addr);
+    b.to_bridge(i, nh.port, From::Gateway, kAnyVlan);
+}
+
 // What non-Forward next hops do with a packet; shared by both families. `dst` (`len`
 // bytes) is the destination, which is the neighbor to resolve on a connected route.
 inline void exception(Burst &b, Worker &w, unsigned i, NhKind kind, bool ttl_expired,
                       const void *dst, unsigned len) {
     switch (kind) {
-    case NhKind::Local:
+    case NhKind::Local: {
+        // VXLAN to one of our addresses that is not a VTEP address.
+        const rte_mbuf *m = b.m[i];
+        bool v4 = len == 4;
+        auto *ip = rte_pktmbuf_mtod_offset(m, const uint8_t *, sizeof(rte_ether_hdr));
+        uint8_t proto = v4 ? ip[9] : ip[6];
+        if (proto == IPPROTO_UDP &&
+            is_vxlan_port(m, kUdpOff + (v4 ? sizeof(rte_ipv4_hdr) : sizeof(rte_ipv6_hdr)),
+                          w.ov->params()))
+            return b.drop(i, Drop::vxlan_wrong_dst);
         return b.punt(i, Punt::local);
+    }
     case NhKind::Resolve:
     case NhKind::Unresolved: {
         if (ttl_expired) return b.drop(i, Drop::ttl_exceeded);
@@ -74,7 +100,18 @@ inline void forward4(Burst &b, Worker &w) {
         if (nh.kind == NhKind::Ecmp) nh = pick_nexthop(w, b.nh[i], flow_hash4(ip));
         bool expired = ip->time_to_live <= 1;
         if (nh.kind != NhKind::Forward) {
-            exception(b, w, i, nh.kind, expired, &b.dst4[k], 4);
+            if (nh.kind < NhKind::Tunnel) {
+                exception(b, w, i, nh.kind, expired, &b.dst4[k], 4);
+                continue;
+            }
+            if (expired) {
+                b.drop(i, Drop::ttl_exceeded);
+                continue;
+            }
+            ip->time_to_live--;
+            uint32_t sum = uint32_t(ip->hdr_checksum) + rte_cpu_to_be_16(0x0100);
+            ip->hdr_checksum = static_cast<uint16_t>(sum + (sum >> 16));
+            overlay_next(b, w, i, nh);
             continue;
         }
         if (expired) {
@@ -102,7 +139,16 @@ inline void forward6(Burst &b, Worker &w) {
         if (nh.kind == NhKind::Ecmp) nh = pick_nexthop(w, b.nh[i], flow_hash6(ip));
         bool expired = ip->hop_limits <= 1;
         if (nh.kind != NhKind::Forward) {
-            exception(b, w, i, nh.kind, expired, b.dst6[k], 16);
+            if (nh.kind < NhKind::Tunnel) {
+                exception(b, w, i, nh.kind, expired, b.dst6[k], 16);
+                continue;
+            }
+            if (expired) {
+                b.drop(i, Drop::ttl_exceeded);
+                continue;
+            }
+            ip->hop_limits--;
+            overlay_next(b, w, i, nh);
             continue;
         }
         if (expired) {

@@ -177,7 +177,6 @@ inline FlowEntry *flow_add(LbFlows &fl, const FlowKey &k, LbCounters &c, bool &f
 inline void lb(Burst &b, Worker &w) {
     const LbState *st = w.lb ? w.lb->state() : nullptr;
     if (!st || st->empty()) return;
-    const uint16_t vrf = uint16_t(w.ports[b.port].vrf);
     LbFlows &fl = *w.flows;
     LbCounters &cnt = w.stats.lb;
 
@@ -190,6 +189,7 @@ inline void lb(Burst &b, Worker &w) {
     uint8_t at[kMaxBurst], slot[kMaxBurst]; // packet index; its index in idx4/idx6
     bool v6s[kMaxBurst];
     uint32_t svc[kMaxBurst];
+    uint16_t vrfs[kMaxBurst];
     unsigned n = 0;
     bool dropped = false;
     for (unsigned fam = 0; fam < 2; fam++) {
@@ -198,6 +198,7 @@ inline void lb(Burst &b, Worker &w) {
         const unsigned alen = v6 ? 16 : 4;
         for (unsigned k = 0; k < count; k++) {
             unsigned i = v6 ? b.idx6[k] : b.idx4[k];
+            const uint32_t vrf = v6 ? b.vrf6[k] : b.vrf4[k];
             LbPkt p;
             bool truncated;
             if (!lb_view(b.m[i], v6, p, truncated)) continue;
@@ -222,6 +223,7 @@ inline void lb(Burst &b, Worker &w) {
             at[n] = uint8_t(i);
             slot[n] = uint8_t(k);
             v6s[n] = v6;
+            vrfs[n] = vrf;
             svc[n++] = s;
         }
     }
@@ -268,7 +270,7 @@ inline void lb(Burst &b, Worker &w) {
                 // The reply's entry: backend -> client, giving back VIP:port.
                 FlowKey rk;
                 flow_key(rk, be->addr, p.src, alen, be->port_be, p.ports[0], p.proto, v6,
-                         uint16_t(vrf | kReplyKey));
+                         uint16_t(vrfs[j] | kReplyKey));
                 if (FlowEntry *r = flow_add(fl, rk, cnt, fresh)) {
                     std::memcpy(r->backend.addr, s.vip, 16);
                     r->backend.port_be = s.vport_be;

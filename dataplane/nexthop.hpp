@@ -12,12 +12,12 @@
 namespace vleaf::dp {
 
 struct alignas(16) Nh {
-    rte_ether_addr mac; // destination MAC for Forward
-    uint16_t port;
+    rte_ether_addr mac; // destination MAC: Forward, Bridge; inner destination MAC: Tunnel
+    uint16_t port;      // Forward: egress port; Tunnel: remote VTEP; Bridge: bridge domain
     NhKind kind;
     uint8_t n_members; // Ecmp
     uint16_t unused;
-    uint32_t group; // Ecmp: index into the group table
+    uint32_t group; // Ecmp: index into the group table; Tunnel: VNI
 };
 static_assert(sizeof(Nh) == 16);
 

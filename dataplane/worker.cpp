@@ -5,7 +5,6 @@
 namespace vleaf::dp {
 
 void Worker::process(Burst &b) {
-    b.vrf = fib->vrf(ports[b.port].vrf);
     uint64_t t0 = rte_rdtsc();
     pipeline(b, *this);
     stats.pipeline_cycles += rte_rdtsc() - t0;
@@ -28,8 +27,12 @@ static void drain_inject(Worker &w, Burst &b) {
         b.n = 1;
         b.port = msg[k].port;
         b.m[0] = msg[k].m;
+        b.entry = msg[k].reason == InjectProcess ? Entry::Routed : Entry::Bridged;
+        b.entry_id = static_cast<uint16_t>(msg[k].nh);
+        b.entry_vlan = static_cast<uint16_t>(msg[k].nh >> 16);
         w.process(b);
     }
+    b.entry = Entry::Port;
     tx_flush(w);
 }
 

@@ -23,6 +23,20 @@ namespace vleaf {
     X(mtu_exceeded)                                                                                \
     X(punt_ring_full)                                                                              \
     X(tx_full)                                                                                     \
+    X(vxlan_truncated) /* shorter than outer headers + VXLAN + inner Ethernet */                   \
+    X(vxlan_bad_flags) /* VXLAN header without the I (valid VNI) flag */                           \
+    X(vxlan_unknown_vni)                                                                           \
+    X(vxlan_wrong_dst)           /* VXLAN to one of our addresses that is not a VTEP */            \
+    X(vxlan_no_vtep)             /* tunnel to a remote VTEP that is gone */                        \
+    X(vxlan_underlay_unresolved) /* the remote VTEP's underlay neighbor has no MAC yet */          \
+    X(vxlan_mtu_exceeded)        /* encapsulated frame larger than the underlay MTU */             \
+    X(vxlan_no_headroom)                                                                           \
+    X(unknown_vlan)     /* tagged frame on an access port without that VLAN */                     \
+    X(l2_bad_source)    /* multicast or zero source MAC */                                         \
+    X(l2_hairpin)       /* destination on the segment the frame came from */                       \
+    X(l2_split_horizon) /* from a tunnel, to a remote MAC: never back into the overlay */          \
+    X(l2_flood_empty)   /* BUM frame with nowhere to go */                                         \
+    X(mbuf_exhausted)   /* no mbuf for a flood replica */                                          \
     X(lb_no_backend)                                                                               \
     X(lb_truncated)                                                                                \
     X(lb_no_headroom)                                                                              \
@@ -46,7 +60,9 @@ inline constexpr const char *drop_names[] = {
     X(local)                                                                                       \
     X(arp)                                                                                         \
     X(nd)                                                                                          \
-    X(resolve)
+    X(resolve)                                                                                     \
+    X(bd_arp) /* ARP in a bridge domain: gateway, suppression or flood; nh = bd | vlan << 16 */    \
+    X(bd_nd)  /* the same for IPv6 neighbor discovery */
 
 enum class Punt : uint8_t {
 #define X(name) name,

@@ -21,8 +21,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bgplab import Checks, expect  # noqa: E402
-from netns import Lab, Terminated, free_hugepage_mb, namespaces, run, wait_for  # noqa: E402
+from bgplab import expect, run_lab  # noqa: E402
+from netns import free_hugepage_mb, run, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO_CONFIG = os.path.join(HERE, "..", "..", "conf", "demo.yaml")
@@ -211,38 +211,24 @@ def check_counters(s):
     expect(drops["lb_no_backend"] == 0 and drops["lb_truncated"] == 0, f"drops {drops}")
 
 
-def main(argv):
-    if len(argv) != 3:
-        sys.exit(__doc__)
-    vleafd, vleafctl = (os.path.abspath(a) for a in argv[1:])
-    check = Checks()
-    names = []
+def scenario(lab, check):
+    s = None
     try:
-        with Lab("svc", deadline=240) as lab:
-            s = None
-            try:
-                s = Setup(lab, vleafd, vleafctl)
-                state = {}
-                check("service web from the configuration, announced", check_configured, s)
-                check("24 connections spread over the backends, echo intact", check_spread, s, state)
-                check("backend del: established connections survive, new ones avoid it",
-                      check_removed_backend_keeps_flows, s, state)
-                check("TCP health checks mark a stopped backend down and up again", check_health, s, state)
-                check("service add/show/del and backend add through vleafctl; errors name the field", check_api, s)
-                check("LB counters and no LB drops", check_counters, s)
-                if check.failed:
-                    print(f"vleafd log:\n{s.proc.log()[-4000:]}", flush=True)
-            finally:
-                names = [ns.name for ns in lab.namespaces]
-                if s:
-                    s.stop()
-    except (Terminated, Exception) as exc:
-        check.failed.append(f"{type(exc).__name__}: {exc}")
-        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
-    check("no namespaces left behind",
-          lambda: expect(not [n for n in names if n in namespaces()], "namespaces left"))
-    return check.result()
+        s = Setup(lab, os.environ["VLEAFD"], os.environ["VLEAFCTL"])
+        state = {}
+        check("service web from the configuration, announced", check_configured, s)
+        check("24 connections spread over the backends, echo intact", check_spread, s, state)
+        check("backend del: established connections survive, new ones avoid it",
+              check_removed_backend_keeps_flows, s, state)
+        check("TCP health checks mark a stopped backend down and up again", check_health, s, state)
+        check("service add/show/del and backend add through vleafctl; errors name the field", check_api, s)
+        check("LB counters and no LB drops", check_counters, s)
+        if check.failed:
+            print(f"vleafd log:\n{s.proc.log()[-4000:]}", flush=True)
+    finally:
+        if s:
+            s.stop()
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run_lab(sys.argv, __doc__, "svc", 240, scenario, binaries=("VLEAFD", "VLEAFCTL")))

@@ -18,13 +18,14 @@
 
 namespace vleaf::test {
 
-// EAL for one process: no hugepages, no PCI, a file prefix of its own.
-inline void init_eal(const char *prog, unsigned mem_mb = 512) {
+// EAL for one process: no hugepages (unless `huge`: then unlinked at once, so nothing is
+// left behind), no PCI, a file prefix of its own.
+inline void init_eal(const char *prog, unsigned mem_mb = 512, bool huge = false) {
     std::string prefix = "--file-prefix=pkt" + std::to_string(getpid());
     std::vector<std::string> args{prog,
                                   "-l",
                                   "0",
-                                  "--no-huge",
+                                  huge ? "--huge-unlink" : "--no-huge",
                                   "-m",
                                   std::to_string(mem_mb),
                                   "--no-pci",
@@ -64,8 +65,9 @@ struct Rig {
     std::atomic<bool> stop{false};
     std::unique_ptr<dp::Worker> w;
 
+    // n_vrfs: VRFs 0..n-1 (each IPv4 table costs 64 MiB of EAL memory).
     explicit Rig(unsigned mbufs = 8192, uint32_t max_routes_v4 = 1 << 16,
-                 LbLimits lb_limits = {4096, 300}) {
+                 LbLimits lb_limits = {4096, 300}, unsigned n_vrfs = 1) {
         static int instance = 0;
         std::string tag = std::to_string(instance++);
         pool = rte_pktmbuf_pool_create(("pool" + tag).c_str(), mbufs, 256, 0,
@@ -93,8 +95,9 @@ struct Rig {
             std::memcpy(info[port[p]].mac.addr_bytes, mac(uint8_t(0x10 + p)).bytes.data(), 6);
             info[port[p]].mtu = 1500;
         }
-        fib = std::make_unique<dp::Fib>(std::vector<dp::Fib::VrfSpec>{{0, max_routes_v4, 1 << 16}},
-                                        rcu, 0);
+        std::vector<dp::Fib::VrfSpec> vrfs{{0, max_routes_v4, 1 << 16}};
+        for (uint32_t v = 1; v < n_vrfs; v++) vrfs.push_back({v, 1024, 1024});
+        fib = std::make_unique<dp::Fib>(vrfs, rcu, 0);
         prog = std::make_unique<fib::Programmer>([this](const Update &u) {
             auto e = fib->apply(u);
             if (!e.empty()) errors.push_back(e);
@@ -104,6 +107,8 @@ struct Rig {
         w->lb = lb.get();
         w->flows = lb->flows(0);
         w->fib = fib.get();
+        w->ov = &fib->overlay();
+        w->pool = pool;
         w->ports = info;
         w->rcu = rcu;
         w->punt = punt;
