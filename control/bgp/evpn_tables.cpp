@@ -136,6 +136,7 @@ void EvpnTables::configure(const BgpConfig &cfg) {
         if (!nc || all) {
             originate_imet(m, true);
             for (auto &[mac, e] : m.macs) advertise_mac(m, mac, e, true);
+            clear_imports(m); // the dataplane forgets its remote MACs and flood list
             it = macs_.erase(it);
             continue;
         }
@@ -176,8 +177,12 @@ void EvpnTables::configure(const BgpConfig &cfg) {
 
 void EvpnTables::clear_imports(MacVrf &m) {
     // No move is counted: the routes are the same, only the import is redone.
+    auto flood = m.flood_list();
     m.imet.clear();
+    tell_flood(m, flood);
     for (auto it = m.macs.begin(); it != m.macs.end();) {
+        if (it->second.owner == MacEntry::Owner::Remote)
+            tell({EvpnL2Change::MacGone, m.vni, it->first, {}, {}});
         it->second.remote.clear();
         if (!it->second.local() && !it->second.duplicate) {
             it = m.macs.erase(it);
@@ -244,6 +249,7 @@ void EvpnTables::apply(const EvpnNlri &key, const Path *best, MacVrf *only_m, Ip
             auto it = m.macs.find(r->mac);
             if (!want && (it == m.macs.end() || !it->second.remote.count(key))) return;
             MacEntry &e = it == m.macs.end() ? m.macs[r->mac] : it->second;
+            bool was_remote = e.owner == MacEntry::Owner::Remote;
             if (want) {
                 auto mm = mobility(*a);
                 e.remote[key] = RemoteMac{best->attrs->next_hop.addr, r->ip, mm.sequence, mm.sticky,
@@ -252,7 +258,12 @@ void EvpnTables::apply(const EvpnNlri &key, const Path *best, MacVrf *only_m, Ip
                 e.remote.erase(key);
             }
             resolve(m, r->mac, e);
-            if (!e.local() && e.remote.empty() && !e.duplicate) m.macs.erase(r->mac);
+            if (!e.local() && e.remote.empty() && !e.duplicate) {
+                m.macs.erase(r->mac);
+                tell_mac(m, r->mac, nullptr, was_remote);
+            } else {
+                tell_mac(m, r->mac, &e, was_remote);
+            }
         });
         if (r->ip)
             each_vrf([&](IpVrf &v) {
@@ -263,12 +274,14 @@ void EvpnTables::apply(const EvpnNlri &key, const Path *best, MacVrf *only_m, Ip
             });
     } else if (auto *i = std::get_if<EvpnImet>(&key.route)) {
         each_mac([&](MacVrf &m) {
+            auto before = m.flood_list();
             if (a && imports(*a, m.import_targets)) {
                 auto ep = a->pmsi_tunnel ? a->pmsi_tunnel->endpoint() : std::nullopt;
                 m.imet[key] = ep.value_or(i->originator);
             } else {
                 m.imet.erase(key);
             }
+            tell_flood(m, before);
         });
     } else if (auto *p = std::get_if<EvpnIpPrefix>(&key.route)) {
         each_vrf([&](IpVrf &v) {
@@ -278,6 +291,29 @@ void EvpnTables::apply(const EvpnNlri &key, const Path *best, MacVrf *only_m, Ip
                          : std::nullopt);
         });
     }
+}
+
+void EvpnTables::tell(const EvpnL2Change &c) {
+    for (auto &l : l2_listeners_) l(c);
+}
+
+void EvpnTables::tell_mac(const MacVrf &m, const MacAddr &mac, const MacEntry *e, bool was_remote) {
+    if (e && e->owner == MacEntry::Owner::Remote) {
+        EvpnL2Change c{EvpnL2Change::MacRemote, m.vni, mac, e->owner_vtep, {}};
+        for (auto &[k, r] : e->remote)
+            if (r.ip && r.vtep == e->owner_vtep) c.ips.push_back(*r.ip);
+        tell(c);
+    } else if (was_remote) {
+        tell({EvpnL2Change::MacGone, m.vni, mac, {}, {}});
+    }
+}
+
+void EvpnTables::tell_flood(const MacVrf &m, const std::set<IpAddr> &before) {
+    auto now = m.flood_list();
+    for (auto &v : now)
+        if (!before.count(v)) tell({EvpnL2Change::FloodAdd, m.vni, {}, v, {}});
+    for (auto &v : before)
+        if (!now.count(v)) tell({EvpnL2Change::FloodRemove, m.vni, {}, v, {}});
 }
 
 // ---------------------------------------------------------------------------------------
@@ -331,6 +367,7 @@ MacResult EvpnTables::originate_mac_ip(uint32_t vni, const MacAddr &mac, std::op
     if (mit == macs_.end()) return MacResult::UnknownVni;
     MacVrf &m = mit->second;
     MacEntry &e = m.macs[mac];
+    bool was_remote = e.owner == MacEntry::Owner::Remote;
     const RemoteMac *r = e.best_remote();
     if (!e.local()) {
         if (r && r->sticky && !sticky && !e.duplicate) {
@@ -345,6 +382,7 @@ MacResult EvpnTables::originate_mac_ip(uint32_t vni, const MacAddr &mac, std::op
     bool changed = e.local_ips.insert(ip).second || e.local_sticky != sticky;
     e.local_sticky = sticky;
     resolve(m, mac, e);
+    tell_mac(m, mac, &e, was_remote);
     if (e.duplicate) return MacResult::Duplicate;
     if (changed) advertise_mac(m, mac, e, false);
     return MacResult::Advertised;
@@ -360,6 +398,7 @@ bool EvpnTables::withdraw_mac_ip(uint32_t vni, const MacAddr &mac, std::optional
     if (!e.duplicate) install(mac_route(m, mac, ip), {}, true);
     e.local_ips.erase(ip);
     resolve(m, mac, e);
+    tell_mac(m, mac, &e, false); // back to a remote VTEP, if one still announces it
     if (!e.local() && e.remote.empty() && !e.duplicate) m.macs.erase(it);
     return true;
 }
@@ -370,6 +409,7 @@ bool EvpnTables::clear_duplicate(uint32_t vni, const MacAddr &mac) {
     auto it = mit->second.macs.find(mac);
     if (it == mit->second.macs.end() || !it->second.duplicate) return false;
     MacEntry &e = it->second;
+    bool was_remote = e.owner == MacEntry::Owner::Remote;
     e.duplicate = false;
     e.moves.clear();
     spdlog::info("bgp evpn: VNI {} MAC {}: duplicate cleared", vni, mac.str());
@@ -378,6 +418,7 @@ bool EvpnTables::clear_duplicate(uint32_t vni, const MacAddr &mac) {
         if (auto *r = e.best_remote(); r && r->seq >= e.local_seq) e.local_seq = r->seq + 1;
         resolve(mit->second, mac, e);
         if (e.local()) advertise_mac(mit->second, mac, e, false);
+        tell_mac(mit->second, mac, &e, was_remote);
     }
     if (!e.local() && e.remote.empty()) mit->second.macs.erase(it);
     return true;

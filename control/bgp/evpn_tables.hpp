@@ -10,6 +10,7 @@
 #include "control/bgp/rib.hpp"
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -87,6 +88,23 @@ struct IpVrf {
     std::map<Prefix, Entry> routes;
 };
 
+// What the dataplane must learn about the overlay from EVPN: where remote MACs are
+// (type 2) and which VTEPs receive the BUM frames of a VNI (type 3). The IP-VRF routes go
+// through Rib::on_change.
+struct EvpnL2Change {
+    enum Kind : uint8_t {
+        MacRemote,   // mac is behind vtep (new, moved, or its IPs changed)
+        MacGone,     // mac is no longer at a remote VTEP (withdrawn, or moved here)
+        FloodAdd,    // vtep joins the VNI's flood list
+        FloodRemove, // vtep leaves it
+    };
+    Kind kind;
+    uint32_t vni = 0;
+    MacAddr mac;
+    IpAddr vtep;
+    std::vector<IpAddr> ips; // MacRemote: the IPs announced with the MAC (ARP/ND suppression)
+};
+
 enum class MacResult : uint8_t {
     Advertised, // originated (with a higher sequence number if it moved here)
     Refused,    // a remote VTEP holds it as a sticky MAC
@@ -108,6 +126,9 @@ class EvpnTables {
     void configure(const BgpConfig &cfg);
     // Listener of the global table (Rib::on_change).
     void on_rib_change(const RibChange &ch);
+    void on_l2_change(std::function<void(const EvpnL2Change &)> cb) {
+        l2_listeners_.push_back(std::move(cb));
+    }
 
     MacResult originate_mac_ip(uint32_t vni, const MacAddr &mac, std::optional<IpAddr> ip,
                                bool sticky);
@@ -144,6 +165,10 @@ class EvpnTables {
     // MAC mobility: decides who owns the MAC after a change, withdraws a local MAC
     // that moved away, counts moves and detects duplicates.
     void resolve(MacVrf &m, const MacAddr &mac, MacEntry &e);
+    void tell(const EvpnL2Change &c);
+    // Tells the listeners where the MAC is after a change (`was_remote`: before it).
+    void tell_mac(const MacVrf &m, const MacAddr &mac, const MacEntry *e, bool was_remote);
+    void tell_flood(const MacVrf &m, const std::set<IpAddr> &before);
 
     // IP-VRF Loc-RIB: sets (or with nullopt removes) the candidate imported from `key`,
     // selects again and tells the listeners if the best set changed.
@@ -158,6 +183,7 @@ class EvpnTables {
     std::map<std::string, IpVrf> vrfs_;
     std::map<std::string, uint32_t> vrf_ids_;
     uint64_t moves_ = 0;
+    std::vector<std::function<void(const EvpnL2Change &)>> l2_listeners_;
 };
 
 } // namespace vleaf::bgp

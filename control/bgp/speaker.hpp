@@ -74,6 +74,10 @@ class Speaker {
     // global tables (vrf 0) and the IP-VRF Loc-RIBs fed by EVPN (vrf != 0).
     Rib &rib() { return rib_; }
     const EvpnTables &evpn() const { return evpn_; }
+    // Remote MACs and flood lists of the L2VNIs, for the dataplane's bridge domains.
+    void on_evpn_l2_change(std::function<void(const EvpnL2Change &)> cb) {
+        evpn_.on_l2_change(std::move(cb));
+    }
 
     // What the dataplane tells the speaker to announce. A MAC (with an IP, or alone)
     // learned locally in an L2VNI goes out as EVPN type 2, following RFC 7432 MAC

@@ -96,7 +96,7 @@ struct Rig {
             info[port[p]].mtu = 1500;
         }
         std::vector<dp::Fib::VrfSpec> vrfs{{0, max_routes_v4, 1 << 16}};
-        for (uint32_t v = 1; v < n_vrfs; v++) vrfs.push_back({v, 1024, 1024});
+        for (uint32_t v = 1; v < n_vrfs; v++) vrfs.push_back({v, max_routes_v4, 1024});
         fib = std::make_unique<dp::Fib>(vrfs, rcu, 0);
         prog = std::make_unique<fib::Programmer>([this](const Update &u) {
             auto e = fib->apply(u);

@@ -55,6 +55,7 @@ struct BgpEvpn : ::testing::Test {
         std::vector<uint32_t> vnis;
     };
     std::vector<Seen> vrf_changes; // of the IP-VRF Loc-RIBs
+    std::vector<std::string> l2;   // EvpnL2Change as "kind vni mac/vtep [ips]"
     PeerId remote = 0;
 
     void SetUp() override {
@@ -67,6 +68,20 @@ struct BgpEvpn : ::testing::Test {
                                    c.before.size(),
                                    c.now.size(),
                                    {c.now_vni.begin(), c.now_vni.end()}});
+        });
+        evpn.on_l2_change([this](const EvpnL2Change &c) {
+            // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on + chains.
+            static const char *kinds[] = {"remote", "gone", "flood+", "flood-"};
+            std::string x = kinds[c.kind];
+            auto add = [&x](const std::string &v) {
+                x += ' ';
+                x += v;
+            };
+            add(std::to_string(c.vni));
+            if (c.kind <= EvpnL2Change::MacGone) add(c.mac.str());
+            if (c.kind != EvpnL2Change::MacGone) add(c.vtep.str());
+            for (auto &a : c.ips) add(a.str());
+            l2.push_back(x);
         });
         RibPeer p;
         p.address = ip("10.0.0.9");
@@ -344,4 +359,28 @@ TEST_F(BgpEvpn, ReconfigureTouchesOnlyWhatChanged) {
     EXPECT_EQ(vrf_changes.back().vrf, "blue");
     EXPECT_EQ(vrf_changes.back().now, 0u);
     EXPECT_TRUE(evpn.ip_vrfs().empty());
+}
+
+TEST_F(BgpEvpn, TellsTheDataplaneWhereMacsAndVtepsAre) {
+    EvpnNlri imet;
+    imet.route = EvpnImet{RouteDistinguisher{1, ip("10.0.0.9").v4_host(), 10}, 0, ip("10.0.0.9")};
+    send(imet, "10.0.0.9", "65001:10");
+    const char *m = "00:00:00:ff:00:01";
+    remote_mac("10.0.0.9", m, {}, "65001:10", ip("10.1.0.20"));
+    evpn.originate_mac_ip(10, mac(m), {}, false);                                  // moves here
+    remote_mac("10.0.0.9", m, MacMobility{false, 5}, "65001:10", ip("10.1.0.20")); // and back
+    rib.withdraw(remote, imet);
+    EXPECT_EQ(l2, (std::vector<std::string>{
+                      "flood+ 10 10.0.0.9",
+                      "remote 10 00:00:00:ff:00:01 10.0.0.9 10.1.0.20",
+                      "gone 10 00:00:00:ff:00:01",
+                      "remote 10 00:00:00:ff:00:01 10.0.0.9 10.1.0.20",
+                      "flood- 10 10.0.0.9",
+                  }));
+    // A VNI removed from the configuration takes its remote MACs along.
+    l2.clear();
+    auto cfg = config();
+    cfg.evpn.vnis.erase(cfg.evpn.vnis.begin());
+    evpn.configure(cfg);
+    EXPECT_EQ(l2, std::vector<std::string>{"gone 10 00:00:00:ff:00:01"});
 }
