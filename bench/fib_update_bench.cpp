@@ -140,7 +140,7 @@ uint32_t feed_addr(size_t k) { // /24s from 16.0.0.0 upward
 int main(int argc, char **argv) {
     setvbuf(stdout, nullptr, _IOLBF, 0);
     size_t n_routes = argc > 1 ? std::stoul(argv[1]) : 1000000;
-    init_eal(argv[0], 2048, "0,1");
+    init_eal(argv[0], 2048, false, "0,1");
     {
         Rig rig(32768, uint32_t(n_routes + 4096));
         rig.w->burst = 32;

@@ -210,7 +210,7 @@ TEST(FibUpdates, MillionUpdatesUnderTrafficNoDropNoMisdirection) {
 
 int main(int argc, char **argv) {
     ::testing::InitGoogleTest(&argc, argv);
-    init_eal(argv[0], 1024, "0,1");
+    init_eal(argv[0], 1024, false, "0,1");
     int rc = RUN_ALL_TESTS();
     finish_eal();
     return rc;
