@@ -219,7 +219,7 @@ std::string Overlay::mac_del(uint64_t key) {
     return {};
 }
 
-unsigned Overlay::age(uint64_t now_tsc, uint64_t max_age) {
+unsigned Overlay::age(uint64_t now_tsc, uint64_t max_age, std::vector<uint64_t> *aged) {
     uint32_t now = uint32_t(now_tsc >> kSeenShift);
     uint32_t limit = uint32_t(max_age >> kSeenShift);
     std::vector<std::pair<uint64_t, int32_t>> gone;
@@ -235,6 +235,7 @@ unsigned Overlay::age(uint64_t now_tsc, uint64_t max_age) {
         auto it = mac_shadow_.find(key);
         free_slots_.push_back(it->second.slot);
         mac_shadow_.erase(it);
+        if (aged) aged->push_back(key);
     }
     counters_.macs -= gone.size();
     counters_.macs_aged += gone.size();

@@ -147,8 +147,9 @@ class Overlay {
 
     // Control side.
     unsigned drain_learned(LearnMsg *out, unsigned max);
-    // Removes dynamic MACs not seen for `max_age` cycles; returns how many.
-    unsigned age(uint64_t now_tsc, uint64_t max_age);
+    // Removes dynamic MACs not seen for `max_age` cycles; returns how many, and their
+    // keys (mac_key) in `aged` when given.
+    unsigned age(uint64_t now_tsc, uint64_t max_age, std::vector<uint64_t> *aged = nullptr);
     struct MacView {
         uint16_t bd;
         MacAddr mac;

@@ -1,4 +1,5 @@
 #include "control/config/config.hpp"
+#include "control/config/evpn.hpp"
 
 #include "config/demo_yaml.hpp"
 #include "control/services/services.hpp"
@@ -217,6 +218,7 @@ class Parser {
         }
         if (auto *n = top.get("lb")) cfg.lb = lb(*n);
         services(cfg, top.list("services"));
+        link_evpn(cfg);
         return cfg;
     }
 

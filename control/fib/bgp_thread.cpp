@@ -23,11 +23,14 @@ void clear_fd(int fd) {
 }
 } // namespace
 
-BgpThread::BgpThread(const bgp::BgpConfig &cfg, const config::FibRings &rings)
+BgpThread::BgpThread(const bgp::BgpConfig &cfg, const config::FibRings &rings,
+                     std::map<std::string, uint32_t> evpn_vrfs)
     : speaker_(cfg), routes_(rings.ring_size), events_(kEventRing),
       wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
       mail_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
-      feed_(speaker_.rib(), routes_, rings.backlog_limit, [this] { signal_fd(wake_fd_); }) {
+      feed_(speaker_.rib(), routes_, rings.backlog_limit, [this] { signal_fd(wake_fd_); }),
+      evpn_ring_(rings.ring_size),
+      evpn_(speaker_, evpn_ring_, std::move(evpn_vrfs), [this] { signal_fd(wake_fd_); }) {
     if (wake_fd_ < 0 || mail_fd_ < 0) throw std::runtime_error("bgp: eventfd failed");
     speaker_.add_fd(mail_fd_, [this] {
         clear_fd(mail_fd_);
@@ -58,11 +61,13 @@ void BgpThread::run() {
     pthread_setname_np(pthread_self(), "vleaf-bgp");
     speaker_.start_peers();
     feed_.flush();
+    evpn_.flush();
     while (!stop_.load(std::memory_order_relaxed)) {
         // While prefixes wait for ring space, come back every millisecond to send them.
-        speaker_.poll(feed_.pending() ? 1 : 100);
+        speaker_.poll(feed_.pending() || evpn_.pending() ? 1 : 100);
         serve_events();
         feed_.flush();
+        evpn_.flush();
     }
     speaker_.shutdown();
     serve_mail(); // nobody waits forever on a call made while stopping
@@ -88,8 +93,10 @@ void BgpThread::serve_events() {
         for (size_t k = 0; k < n; k++) {
             switch (ev[k].kind) {
             case Event::Kind::Neighbor:
-                // EVPN type-2 origination of local hosts will start from here.
                 neighbor_events_++;
+                break;
+            case Event::Kind::LocalMac:
+                evpn_.local(ev[k]);
                 break;
             case Event::Kind::ResyncRequest:
                 spdlog::info("bgp: FIB resync requested");

@@ -8,6 +8,7 @@
 
 #include "control/bgp/speaker.hpp"
 #include "control/config/config.hpp"
+#include "control/fib/evpn.hpp"
 #include "control/fib/feed.hpp"
 
 #include <deque>
@@ -19,7 +20,9 @@ namespace vleaf::fib {
 class BgpThread {
   public:
     // Opens the listening socket (throws naming the address on failure); no thread yet.
-    BgpThread(const bgp::BgpConfig &cfg, const config::FibRings &rings);
+    // `evpn_vrfs`: the dataplane VRF id of each EVPN IP-VRF name.
+    BgpThread(const bgp::BgpConfig &cfg, const config::FibRings &rings,
+              std::map<std::string, uint32_t> evpn_vrfs = {});
     ~BgpThread(); // stop()
     BgpThread(const BgpThread &) = delete;
     BgpThread &operator=(const BgpThread &) = delete;
@@ -30,6 +33,8 @@ class BgpThread {
 
     // Consumer side of the route ring, for the table writer only.
     RouteRing &routes() { return routes_; }
+    // Consumer side of the EVPN ring (evpn.hpp), for the table writer only.
+    EvpnRing &evpn_ring() { return evpn_ring_; }
     // Readable (eventfd) when route messages wait; the writer reads it to clear.
     int wake_fd() const { return wake_fd_; }
     void clear_wake();
@@ -51,6 +56,7 @@ class BgpThread {
     // BGP thread only (inside call()/post()).
     bgp::Speaker &speaker() { return speaker_; }
     const Feed &feed() const { return feed_; }
+    const EvpnFeed &evpn_feed() const { return evpn_; }
     uint64_t neighbor_events() const { return neighbor_events_; }
 
   private:
@@ -64,6 +70,8 @@ class BgpThread {
     int wake_fd_ = -1;
     int mail_fd_ = -1;
     Feed feed_;
+    EvpnRing evpn_ring_;
+    EvpnFeed evpn_;
     std::mutex mu_;
     std::deque<std::function<void()>> mail_;
     std::thread thread_;

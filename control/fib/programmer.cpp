@@ -21,6 +21,8 @@ const char *route_type_name(RouteType t) {
         return "vxlan";
     case RouteType::Bgp:
         return "bgp";
+    case RouteType::Evpn:
+        return "evpn";
     }
     return "?";
 }

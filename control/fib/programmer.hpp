@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -23,7 +24,7 @@
 
 namespace vleaf::fib {
 
-enum class RouteType : uint8_t { Connected, Local, Static, Neighbor, Blackhole, Vxlan, Bgp };
+enum class RouteType : uint8_t { Connected, Local, Static, Neighbor, Blackhole, Vxlan, Bgp, Evpn };
 const char *route_type_name(RouteType t);
 
 struct ProgrammerCounters {
@@ -31,6 +32,7 @@ struct ProgrammerCounters {
     uint64_t bgp_del = 0;
     uint64_t bgp_unresolved = 0; // no BGP next hop in a connected subnet: not installed
     uint64_t bgp_shadowed = 0;   // a connected/static route for the same prefix wins
+    uint64_t evpn_shadowed = 0;  // an IP-VRF route from EVPN where a configured one is
     uint64_t batches = 0;
     uint64_t resyncs = 0;
     uint64_t resync_removed = 0; // BGP routes the dataplane had and the RIB did not
@@ -74,6 +76,18 @@ class Programmer {
     // A remote prefix in `vrf` behind `vtep` (EVPN type-5, symmetric IRB).
     std::string add_tunnel_route(uint32_t vrf, const Prefix &prefix, const IpAddr &vtep,
                                  uint32_t vni, const MacAddr &router_mac);
+    // EVPN (evpn.cpp): state BGP learned, withdrawn again when BGP withdraws it.
+    struct TunnelHop {
+        IpAddr vtep;
+        uint32_t vni = 0;
+        MacAddr router_mac;
+    };
+    std::string del_flood(uint16_t bd, const IpAddr &vtep);
+    void del_mac(uint16_t bd, const MacAddr &mac);
+    // An IP-VRF route through one tunnel next hop per hop (several: ECMP). Static routes
+    // of the same prefix win.
+    std::string set_evpn_route(uint32_t vrf, const Prefix &prefix, std::span<const TunnelHop> hops);
+    void del_evpn_route(uint32_t vrf, const Prefix &prefix);
     // Underlay neighbors of remote VTEPs that have no MAC yet: to resolve.
     std::vector<std::pair<uint16_t, IpAddr>> unresolved_vteps() const;
 
@@ -111,7 +125,7 @@ class Programmer {
     struct RouteView {
         uint32_t vrf;
         Prefix prefix;
-        std::string type; // connected | local | static | neighbor | blackhole | vxlan | bgp
+        std::string type; // connected | local | static | neighbor | blackhole | vxlan | bgp | evpn
         std::vector<Hop> hops;
     };
     std::vector<RouteView> routes() const; // sorted by VRF and prefix

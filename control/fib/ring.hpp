@@ -36,10 +36,14 @@ struct RouteMsg {
 // EVPN type-2 origination of local hosts starts; a resync request makes the producer
 // send the whole RIB again.
 struct Event {
-    enum class Kind : uint8_t { Neighbor, ResyncRequest };
+    // LocalMac: `mac` (with `ip` when has_ip) learned on an access port of L2VNI `vni`
+    // (reachable) or gone from it: EVPN type 2 to originate or withdraw (see evpn.hpp).
+    enum class Kind : uint8_t { Neighbor, ResyncRequest, LocalMac };
     Kind kind = Kind::Neighbor;
     bool reachable = false; // Neighbor: resolved (mac valid) or lost
+    bool has_ip = false;    // LocalMac
     uint16_t ifid = 0;
+    uint32_t vni = 0; // LocalMac
     IpAddr ip;
     MacAddr mac;
 };

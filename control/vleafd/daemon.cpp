@@ -87,7 +87,8 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
     program_vxlan();
     program_static(true); // remote prefixes, once the underlay toward their VTEPs is known
     // Before the services: their VIPs are announced through it.
-    if (cfg.bgp) bgp_ = std::make_unique<fib::BgpThread>(*cfg.bgp, cfg.fib);
+    if (cfg.bgp) bgp_ = std::make_unique<fib::BgpThread>(*cfg.bgp, cfg.fib, evpn_vrf_ids());
+    setup_evpn();
     program_services();
     api_ = std::make_unique<api::Server>(cfg.api.socket);
     register_api();
@@ -113,6 +114,7 @@ void Daemon::drain_routes(uint64_t now) {
     if (!bgp_) return;
     constexpr size_t kBatch = 4096;
     while (fib::drain(bgp_->routes(), *fib_, kBatch, drain_) == kBatch) handle_punts(now);
+    drain_evpn();
 }
 
 Daemon::~Daemon() {

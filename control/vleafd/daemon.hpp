@@ -66,6 +66,13 @@ class Daemon {
     void vxlan_tick(uint64_t now);
     void handle_learned();
     void handle_bd_punt(const dp::PuntMsg &msg, uint64_t now);
+    // EVPN leaf (evpn.cpp): the speaker's EVPN state into the overlay tables, local MACs
+    // and their IPs out to it.
+    void setup_evpn();
+    void drain_evpn();
+    void evpn_local_mac(uint16_t bd, const MacAddr &mac, bool present);
+    void evpn_local_ip(uint16_t bd, const MacAddr &mac, const IpAddr &ip);
+    std::map<std::string, uint32_t> evpn_vrf_ids() const;
     bool suppress(const BdState &bd, std::span<const uint8_t> frame);
     std::string if_name(uint16_t ifid) const;
     const BdState *bd_of(uint16_t id) const;
@@ -93,7 +100,8 @@ class Daemon {
     std::unique_ptr<fib::Programmer> fib_;
     std::unique_ptr<neigh::Resolver> resolver_;
     std::unique_ptr<api::Server> api_;
-    std::unique_ptr<fib::BgpThread> bgp_; // null without a `bgp:` section
+    std::unique_ptr<fib::BgpThread> bgp_;   // null without a `bgp:` section
+    std::unique_ptr<fib::EvpnWriter> evpn_; // with bgp and vxlan sections
     fib::DrainCounters drain_;
     std::unique_ptr<svc::Registry> services_;
     std::unique_ptr<svc::HealthChecker> health_;

@@ -115,6 +115,7 @@ void Daemon::handle_learned() {
                 }
                 d.kind = MacDest::Kind::Remote;
                 d.vtep = *vtep;
+                evpn_local_mac(bd, mac_of_key(msg[k].key), false); // moved behind a tunnel
             } else {
                 d.port = dp::mac_dest::port(msg[k].dest);
                 d.vlan = dp::mac_dest::vlan(msg[k].dest);
@@ -122,6 +123,8 @@ void Daemon::handle_learned() {
             std::string err = dp_->apply(Update::mac_set(bd, mac_of_key(msg[k].key), d));
             if (err.empty()) {
                 vx_.learned++;
+                if (d.kind == MacDest::Kind::Local)
+                    evpn_local_mac(bd, mac_of_key(msg[k].key), true);
             } else {
                 vx_.learn_errors++;
                 spdlog::warn("vxlan: cannot learn {}: {}", mac_of_key(msg[k].key).str(), err);
@@ -134,7 +137,11 @@ void Daemon::handle_learned() {
 void Daemon::vxlan_tick(uint64_t now) {
     if (now < next_vxlan_tick_) return;
     next_vxlan_tick_ = now + kVxlanTickMs;
-    if (cfg_.vxlan) dp_->overlay().age(rte_rdtsc(), cfg_.vxlan->mac_aging_s * rte_get_tsc_hz());
+    if (cfg_.vxlan) {
+        std::vector<uint64_t> aged;
+        dp_->overlay().age(rte_rdtsc(), cfg_.vxlan->mac_aging_s * rte_get_tsc_hz(), &aged);
+        for (uint64_t key : aged) evpn_local_mac(uint16_t(key >> 48), mac_of_key(key), false);
+    }
     // Tunnels need their underlay neighbor resolved before traffic needs it.
     for (auto &[ifid, ip] : fib_->unresolved_vteps()) {
         resolver_->resolve(ifid, ip, now);
@@ -178,13 +185,20 @@ void Daemon::handle_bd_punt(const dp::PuntMsg &msg, uint64_t now) {
     // Snoop the sender's binding; the target of a request is what may be for the gateway.
     std::optional<IpAddr> target;
     if (auto *a = std::get_if<neigh::ArpMsg>(&parsed)) {
-        if (!a->spa.is_unspecified()) bindings_[{bd->id, a->spa}] = a->sha;
+        if (!a->spa.is_unspecified()) {
+            bindings_[{bd->id, a->spa}] = a->sha;
+            evpn_local_ip(bd->id, a->sha, a->spa);
+        }
         target = a->tpa;
     } else if (auto *n = std::get_if<neigh::NdMsg>(&parsed)) {
-        if (n->type == neigh::NdType::NeighborSolicit && n->ll && !n->src.is_unspecified())
+        if (n->type == neigh::NdType::NeighborSolicit && n->ll && !n->src.is_unspecified()) {
             bindings_[{bd->id, n->src}] = *n->ll;
-        if (n->type == neigh::NdType::NeighborAdvert && n->ll)
+            evpn_local_ip(bd->id, *n->ll, n->src);
+        }
+        if (n->type == neigh::NdType::NeighborAdvert && n->ll) {
             bindings_[{bd->id, n->target}] = *n->ll;
+            evpn_local_ip(bd->id, *n->ll, n->target);
+        }
         target = n->target;
     } else {
         return; // malformed: counted by nobody but dropped, as the kernel would
