@@ -109,12 +109,16 @@ bool Daemon::withdraw(const Prefix &p) {
 }
 
 // The table writer's share of the loop: route messages from the BGP thread, a batch at a
-// time, with the punts served between batches so that a full table does not hold up
-// neighbor resolution.
+// time, with the punts served between batches, for at most a few milliseconds before
+// the loop serves the taps (the BGP sessions themselves go through them) and the API.
 void Daemon::drain_routes(uint64_t now) {
     if (!bgp_) return;
     constexpr size_t kBatch = 4096;
-    while (fib::drain(bgp_->routes(), *fib_, kBatch, drain_) == kBatch) handle_punts(now);
+    constexpr uint64_t kBudgetMs = 5;
+    while (fib::drain(bgp_->routes(), *fib_, kBatch, drain_) == kBatch) {
+        handle_punts(now);
+        if (now_ms() - now >= kBudgetMs) break;
+    }
 }
 
 Daemon::~Daemon() {
