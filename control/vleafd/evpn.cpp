@@ -27,14 +27,11 @@ void Daemon::setup_evpn() {
     for (auto &b : bds_) evpn_->add_l2vni(b.cfg->vni, b.id);
 }
 
+// One batch per loop turn (the loop comes back within a millisecond), like the routes.
 void Daemon::drain_evpn() {
     if (!evpn_) return;
-    constexpr size_t kBatch = 1024;
-    size_t n;
-    do {
-        fib::Programmer::Scope batch(*fib_);
-        n = evpn_->drain(bgp_->evpn_ring(), kBatch);
-    } while (n == kBatch);
+    fib::Programmer::Scope batch(*fib_);
+    evpn_->drain(bgp_->evpn_ring(), 1024);
 }
 
 void Daemon::evpn_local_mac(uint16_t bd, const MacAddr &mac, bool present) {

@@ -156,6 +156,14 @@ TEST(Config, EvpnLeafHasVnisGatewaysAndTunnels) {
     EXPECT_EQ(r.vtep->str(), "10.3.3.3");
     EXPECT_EQ(r.vni, 100u);
     EXPECT_EQ(r.router_mac->str(), "02:00:0a:03:03:03");
+    // The speaker's EVPN view is completed from the sections above.
+    ASSERT_TRUE(c.bgp);
+    EXPECT_EQ(c.bgp->evpn.vtep->str(), "10.2.2.2");
+    ASSERT_EQ(c.bgp->evpn.vnis.size(), 2u);
+    EXPECT_EQ(c.bgp->evpn.vnis[1].vni, 20u);
+    EXPECT_EQ(c.bgp->evpn.vnis[1].vrf, "vpn1");
+    ASSERT_EQ(c.bgp->evpn.vrfs.size(), 1u);
+    EXPECT_EQ(c.bgp->evpn.vrfs[0].prefixes.size(), 2u);
 }
 
 TEST(Config, DefaultsApplyAndDefaultVrfIsImplicit) {
