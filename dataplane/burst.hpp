@@ -25,10 +25,12 @@ struct Burst {
     uint8_t idx4[kMaxBurst], idx6[kMaxBurst];
     uint32_t dst4[kMaxBurst]; // host byte order, as rte_fib wants
     uint8_t dst6[kMaxBurst][16];
-    uint64_t nh64[kMaxBurst]; // lookup results of one family
 
-    // route -> forward -> dispatch
-    uint32_t nh[kMaxBurst];
+    // route -> forward: next-hop ids in list order (rte_fib's 64-bit results)
+    uint64_t nh4[kMaxBurst], nh6[kMaxBurst];
+
+    // forward -> dispatch
+    uint32_t nh[kMaxBurst]; // Punt: the next hop (to resolve)
     Action action[kMaxBurst];
     uint8_t reason[kMaxBurst]; // Drop or Punt value
     uint16_t out_port[kMaxBurst];

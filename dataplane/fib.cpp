@@ -10,8 +10,6 @@
 namespace vleaf::dp {
 
 namespace {
-constexpr uint32_t kMaxGroups = 1 << 16;
-
 std::string table_name(const char *what, uint32_t vrf) {
     return std::string("vleaf_") + what + std::to_string(vrf);
 }
@@ -71,6 +69,12 @@ Fib::~Fib() {
     rte_free(groups_);
 }
 
+void Fib::set_port_mac(uint16_t port, const rte_ether_addr &mac) {
+    if (counters_.nexthops)
+        throw std::logic_error("Fib::set_port_mac after next hops were set: they keep the old MAC");
+    port_mac_.at(port) = mac;
+}
+
 void Fib::quiesce() {
     rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
     deleted_since_quiesce_ = false;
@@ -93,7 +97,11 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
         return "next hop id " + std::to_string(id) + " out of range";
     Nh next{};
     next.kind = n.kind;
-    next.port = n.port;
+    if (n.kind != NhKind::Ecmp) {
+        if (n.port >= RTE_MAX_ETHPORTS) return "next hop " + std::to_string(id) + ": bad port";
+        next.port = n.port;
+        next.src = port_mac_[n.port];
+    }
     std::memcpy(next.mac.addr_bytes, n.mac.bytes.data(), 6);
     Nh old = nh_load(&nh_[id]);
     if (n.kind == NhKind::Ecmp) {
@@ -105,7 +113,7 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
         uint32_t g = alloc_group();
         if (g == UINT32_MAX) return "out of ECMP groups";
         for (unsigned i = 0; i < kMaxEcmp; i++) groups_[g].members[i] = n.members[i % n.n_members];
-        next.group = g;
+        next.group = static_cast<uint16_t>(g);
         next.n_members = n.n_members;
     }
     if (!nh_used_[id]) counters_.nexthops++;

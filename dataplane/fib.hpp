@@ -13,6 +13,7 @@
 #include <rte_fib6.h>
 #include <rte_rcu_qsbr.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,9 @@ class Fib {
     Fib(const Fib &) = delete;
     Fib &operator=(const Fib &) = delete;
 
+    // The source MAC that Forward next hops out of `port` write; before any next hop.
+    void set_port_mac(uint16_t port, const rte_ether_addr &mac);
+
     // Applies one update; returns an error text, empty on success.
     std::string apply(const Update &u);
 
@@ -72,6 +76,7 @@ class Fib {
     std::vector<uint32_t> free_groups_;
     std::vector<uint8_t> nh_used_;
     FibCounters counters_;
+    std::array<rte_ether_addr, RTE_MAX_ETHPORTS> port_mac_{};
 };
 
 } // namespace vleaf::dp

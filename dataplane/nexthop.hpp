@@ -9,17 +9,25 @@
 #include <immintrin.h>
 #include <rte_ether.h>
 
+#include <cstddef>
+
 namespace vleaf::dp {
 
 struct alignas(16) Nh {
-    rte_ether_addr mac; // destination MAC for Forward
-    uint16_t port;
+    // Forward: the new Ethernet addresses in header order (the next hop's, then the egress
+    // port's), so that a worker rewrites them with one 16-byte blend.
+    rte_ether_addr mac;
+    rte_ether_addr src;
+    union {
+        uint16_t port;  // egress port: Forward, Resolve, Unresolved
+        uint16_t group; // Ecmp: index into the group table
+    };
     NhKind kind;
     uint8_t n_members; // Ecmp
-    uint16_t unused;
-    uint32_t group; // Ecmp: index into the group table
 };
 static_assert(sizeof(Nh) == 16);
+static_assert(offsetof(Nh, src) == 6 && offsetof(Nh, port) == 12 && offsetof(Nh, kind) == 14);
+inline constexpr uint32_t kMaxGroups = 1 << 16; // ids fit Nh::group
 
 struct alignas(64) EcmpGroup {
     NhId members[kMaxEcmp];

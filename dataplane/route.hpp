@@ -8,14 +8,8 @@ namespace vleaf::dp {
 
 inline void route(Burst &b) {
     const VrfTables *t = b.vrf;
-    if (b.n4) {
-        rte_fib_lookup_bulk(t->v4, b.dst4, b.nh64, b.n4);
-        for (unsigned k = 0; k < b.n4; k++) b.nh[b.idx4[k]] = static_cast<uint32_t>(b.nh64[k]);
-    }
-    if (b.n6) {
-        rte_fib6_lookup_bulk(t->v6, b.dst6, b.nh64, b.n6);
-        for (unsigned k = 0; k < b.n6; k++) b.nh[b.idx6[k]] = static_cast<uint32_t>(b.nh64[k]);
-    }
+    if (b.n4) rte_fib_lookup_bulk(t->v4, b.dst4, b.nh4, b.n4);
+    if (b.n6) rte_fib6_lookup_bulk(t->v6, b.dst6, b.nh6, b.n6);
 }
 
 } // namespace vleaf::dp

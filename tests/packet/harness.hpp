@@ -93,6 +93,7 @@ struct Rig {
         }
         fib = std::make_unique<dp::Fib>(std::vector<dp::Fib::VrfSpec>{{0, max_routes_v4, 1 << 16}},
                                         rcu, 0);
+        for (unsigned p = 0; p < kPorts; p++) fib->set_port_mac(port[p], info[port[p]].mac);
         prog = std::make_unique<fib::Programmer>([this](const Update &u) {
             auto e = fib->apply(u);
             if (!e.empty()) errors.push_back(e);
