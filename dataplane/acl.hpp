@@ -12,7 +12,7 @@
 // with it. At that point its counters are final and can be folded into running totals.
 #pragma once
 
-#include "vleaf/addr.hpp"
+#include "vleaf/acl.hpp"
 
 #include <rte_acl.h>
 
@@ -22,23 +22,9 @@
 
 namespace vleaf::dp {
 
-enum class AclAction : uint8_t { Allow, Deny, Count };
-
-struct AclRule {
-    Prefix src, dst;              // one family for both; host bits are ignored
-    std::optional<uint8_t> proto; // nullopt: any protocol
-    // Port ranges need proto tcp, udp or sctp (as in NetworkPolicy ports).
-    uint16_t sport_lo = 0, sport_hi = 65535;
-    uint16_t dport_lo = 0, dport_hi = 65535;
-    std::optional<uint8_t> icmp_type; // needs proto icmp (IPv4) or icmpv6 (IPv6)
-    int32_t priority = 0;             // lower number wins
-    AclAction action = AclAction::Allow;
-};
-
-struct AclPolicy {
-    std::vector<AclRule> rules;
-    AclAction default_action = AclAction::Allow; // Allow or Deny
-};
+using vleaf::AclAction;
+using vleaf::AclPolicy;
+using vleaf::AclRule;
 
 constexpr uint32_t kAclDefault = UINT32_MAX;
 

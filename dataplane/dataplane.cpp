@@ -21,6 +21,24 @@ constexpr unsigned kInjectRing = 1024;
     throw std::runtime_error(what);
 }
 
+VxlanParams vxlan_params(const config::Vxlan &c) {
+    VxlanParams p;
+    if (c.source4) {
+        p.has4 = true;
+        p.src4 = c.source4->v4_net();
+    }
+    if (c.source6) {
+        p.has6 = true;
+        std::memcpy(p.src6, c.source6->bytes.data(), 16);
+    }
+    p.port_be = rte_cpu_to_be_16(c.udp_port);
+    p.sport_min = c.src_port_min;
+    p.sport_span = uint32_t(c.src_port_max - c.src_port_min) + 1;
+    p.ttl = c.ttl;
+    p.df = c.df;
+    return p;
+}
+
 std::string dev_name(const std::string &device) {
     return device.substr(0, device.find(','));
 }
@@ -57,6 +75,8 @@ void Dataplane::setup_port(uint16_t pid, const config::Port &p, uint16_t n_tx, u
             (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
     }
     conf.rxmode.offloads = info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+    conf.txmode.offloads = info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+    port_info_[pid].tx_ip_cksum = conf.txmode.offloads != 0;
     int rc = rte_eth_dev_configure(pid, p.rx_queues, n_tx, &conf);
     if (rc < 0) fail(where + "configure: " + rte_strerror(-rc));
     uint16_t rxd = p.rx_desc, txd = p.tx_desc;
@@ -115,6 +135,8 @@ Dataplane::Dataplane(const config::Config &cfg) {
     std::vector<Fib::VrfSpec> vrfs;
     for (auto &v : cfg.vrfs) vrfs.push_back({v.id, v.max_routes_v4, v.max_routes_v6});
     fib_ = std::make_unique<Fib>(vrfs, rcu_, socket);
+    if (cfg.vxlan) fib_->overlay().set_params(vxlan_params(*cfg.vxlan));
+    lb_ = std::make_unique<Lb>(rcu_, n_workers, cfg.lb, socket);
 
     port_info_ = static_cast<PortInfo *>(
         rte_zmalloc("vleaf_ports", sizeof(PortInfo) * RTE_MAX_ETHPORTS, RTE_CACHE_LINE_SIZE));
@@ -167,11 +189,15 @@ Dataplane::Dataplane(const config::Config &cfg) {
             w->rxq[w->n_rxq++] = {port_ids_[it - port_names_.begin()], rq.queue};
         }
         w->fib = fib_.get();
+        w->ov = &fib_->overlay();
+        w->pool = pool_;
         w->ports = port_info_;
         w->rcu = rcu_;
         w->punt = punt_;
         w->inject = k == 0 ? inject_ : nullptr; // worker 0 has a TX queue on every port
         w->stop = &stop_;
+        w->lb = lb_.get();
+        w->flows = lb_->flows(k);
         w->resolve_gap = rte_get_tsc_hz() / 1000; // 1 ms
         workers_.push_back(std::move(w));
     }
@@ -210,6 +236,7 @@ Dataplane::~Dataplane() {
             for (unsigned k = 0; k < n; k++) rte_pktmbuf_free(msg[k].m);
     ifs_.clear();
     workers_.clear();
+    lb_.reset();
     fib_.reset();
     rte_ring_free(punt_);
     rte_ring_free(inject_);
@@ -240,8 +267,27 @@ bool Dataplane::transmit(uint16_t port, std::span<const uint8_t> frame) {
     return true;
 }
 
-bool Dataplane::reprocess(rte_mbuf *m) {
-    PuntMsg msg{m, 0, InjectProcess, 0, m->port};
+bool Dataplane::transmit_bd(uint16_t bd, uint16_t port, uint16_t vlan,
+                            std::span<const uint8_t> frame) {
+    rte_mbuf *m = rte_pktmbuf_alloc(pool_);
+    if (!m || frame.size() > rte_pktmbuf_tailroom(m)) {
+        rte_pktmbuf_free(m);
+        exception_drops_++;
+        return false;
+    }
+    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(),
+                frame.size());
+    PuntMsg msg{m, bd | uint32_t(vlan) << 16, InjectBridge, 0, port};
+    if (rte_ring_enqueue_elem(inject_, &msg, sizeof msg) != 0) {
+        rte_pktmbuf_free(m);
+        exception_drops_++;
+        return false;
+    }
+    return true;
+}
+
+bool Dataplane::reprocess(rte_mbuf *m, uint32_t vrf) {
+    PuntMsg msg{m, vrf, InjectProcess, 0, m->port};
     if (rte_ring_enqueue_elem(inject_, &msg, sizeof msg) == 0) return true;
     rte_pktmbuf_free(m);
     exception_drops_++;

@@ -4,6 +4,7 @@
 
 #include "control/config/config.hpp"
 #include "dataplane/fib.hpp"
+#include "dataplane/lb_tables.hpp"
 #include "dataplane/tap.hpp"
 #include "dataplane/worker.hpp"
 
@@ -37,6 +38,9 @@ class Dataplane {
 
     std::string apply(const Update &u) { return fib_->apply(u); }
     const Fib &fib() const { return *fib_; }
+    Fib &fib() { return *fib_; }
+    Lb &lb() { return *lb_; }
+    const Lb &lb() const { return *lb_; }
     std::vector<Interface> &interfaces() { return ifs_; }
     const std::vector<std::unique_ptr<Worker>> &workers() const { return workers_; }
     const std::vector<uint16_t> &ports() const { return port_ids_; }
@@ -46,7 +50,10 @@ class Dataplane {
     // Exception path, control thread only.
     unsigned poll_punts(PuntMsg *out, unsigned max);
     bool transmit(uint16_t port, std::span<const uint8_t> frame); // copy and send as is
-    bool reprocess(rte_mbuf *m);                                  // through the pipeline again
+    // Copy into bridge domain `bd` (forwarded or flooded), never back out of `port`/`vlan`.
+    bool transmit_bd(uint16_t bd, uint16_t port, uint16_t vlan, std::span<const uint8_t> frame);
+    bool reprocess(rte_mbuf *m, uint32_t vrf); // routed in `vrf` through the pipeline again
+    Overlay &overlay() { return fib_->overlay(); }
     uint64_t exception_drops() const { return exception_drops_; }
 
   private:
@@ -62,6 +69,7 @@ class Dataplane {
     rte_ring *punt_ = nullptr;
     rte_ring *inject_ = nullptr;
     std::unique_ptr<Fib> fib_;
+    std::unique_ptr<Lb> lb_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::atomic<bool> stop_{false};
     bool running_ = false;

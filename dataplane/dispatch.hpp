@@ -1,14 +1,27 @@
-// Stage 4: every packet leaves the burst exactly once: queued for its egress port,
-// freed with its drop reason counted, or handed to the control thread.
+// Last stage: every packet leaves the burst exactly once: queued for its egress port,
+// freed with its drop reason counted, or handed to the control thread (flood replicas
+// were queued by bridge_out already).
 #pragma once
 
 #include "dataplane/worker.hpp"
 
 namespace vleaf::dp {
 
+inline void tx_port(Worker &w, uint16_t port) {
+    TxBuf &t = w.tx[port];
+    uint16_t sent = rte_eth_tx_burst(port, w.txq, t.m, t.n);
+    w.stats.tx += sent;
+    if (sent < t.n) {
+        w.stats.drops[static_cast<int>(Drop::tx_full)] += t.n - sent;
+        rte_pktmbuf_free_bulk(t.m + sent, t.n - sent);
+    }
+    t.n = 0;
+}
+
 inline void tx_queue(Worker &w, uint16_t port, rte_mbuf *m) {
     TxBuf &t = w.tx[port];
     if (t.n == 0) w.dirty[w.n_dirty++] = port;
+    if (t.n == std::size(t.m)) tx_port(w, port); // flooding can queue more than a burst
     t.m[t.n++] = m;
 }
 
@@ -20,17 +33,7 @@ inline void tx_queue_all(Worker &w, uint16_t port, rte_mbuf *const *m, unsigned 
 }
 
 inline void tx_flush(Worker &w) {
-    for (unsigned d = 0; d < w.n_dirty; d++) {
-        uint16_t port = w.dirty[d];
-        TxBuf &t = w.tx[port];
-        uint16_t sent = rte_eth_tx_burst(port, w.txq, t.m, t.n);
-        w.stats.tx += sent;
-        if (sent < t.n) {
-            w.stats.drops[static_cast<int>(Drop::tx_full)] += t.n - sent;
-            rte_pktmbuf_free_bulk(t.m + sent, t.n - sent);
-        }
-        t.n = 0;
-    }
+    for (unsigned d = 0; d < w.n_dirty; d++) tx_port(w, w.dirty[d]);
     w.n_dirty = 0;
 }
 
@@ -60,7 +63,9 @@ inline void dispatch(Burst &b, Worker &w) {
             dropped[nd++] = b.m[i];
             break;
         case Action::Punt:
-            punted[np++] = PuntMsg{b.m[i], b.nh[i], b.reason[i], 0, b.port};
+            punted[np++] = PuntMsg{b.m[i], b.nh[i], b.reason[i], b.vrf[i], b.port};
+            break;
+        case Action::Done:
             break;
         }
     }

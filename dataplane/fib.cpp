@@ -10,12 +10,15 @@
 namespace vleaf::dp {
 
 namespace {
+constexpr uint32_t kMaxGroups = 1 << 16;
+
 std::string table_name(const char *what, uint32_t vrf) {
     return std::string("vleaf_") + what + std::to_string(vrf);
 }
 } // namespace
 
-Fib::Fib(const std::vector<VrfSpec> &specs, rte_rcu_qsbr *rcu, int socket) : rcu_(rcu) {
+Fib::Fib(const std::vector<VrfSpec> &specs, rte_rcu_qsbr *rcu, int socket)
+    : rcu_(rcu), overlay_(std::make_unique<Overlay>(rcu, socket)) {
     uint32_t n_vrfs = 0;
     for (auto &s : specs) n_vrfs = std::max(n_vrfs, s.id + 1);
     vrfs_.resize(n_vrfs);
@@ -97,12 +100,24 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
         return "next hop id " + std::to_string(id) + " out of range";
     Nh next{};
     next.kind = n.kind;
-    if (n.kind != NhKind::Ecmp) {
-        if (n.port >= RTE_MAX_ETHPORTS) return "next hop " + std::to_string(id) + ": bad port";
-        next.port = n.port;
+    next.port = n.port;
+    if (n.kind == NhKind::Forward) {
+        if (n.port >= RTE_MAX_ETHPORTS)
+            return "next hop " + std::to_string(id) + ": no port " + std::to_string(n.port);
         next.src = port_mac_[n.port];
     }
     std::memcpy(next.mac.addr_bytes, n.mac.bytes.data(), 6);
+    if (n.kind == NhKind::Tunnel) {
+        if (n.vtep >= kMaxVtep || !overlay_->vteps()[n.vtep].family)
+            return "tunnel next hop " + std::to_string(id) + ": no VTEP " + std::to_string(n.vtep);
+        next.port = n.vtep;
+        next.set_group(n.vni);
+    }
+    if (n.kind == NhKind::Bridge) {
+        if (n.bd >= kMaxBd || !overlay_->bds()[n.bd].used)
+            return "next hop " + std::to_string(id) + ": no bridge domain " + std::to_string(n.bd);
+        next.port = n.bd;
+    }
     Nh old = nh_load(&nh_[id]);
     if (n.kind == NhKind::Ecmp) {
         if (n.n_members == 0 || n.n_members > kMaxEcmp) return "ECMP group needs 1..16 members";
@@ -113,7 +128,7 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
         uint32_t g = alloc_group();
         if (g == UINT32_MAX) return "out of ECMP groups";
         for (unsigned i = 0; i < kMaxEcmp; i++) groups_[g].members[i] = n.members[i % n.n_members];
-        next.group = static_cast<uint16_t>(g);
+        next.set_group(g);
         next.n_members = n.n_members;
     }
     if (!nh_used_[id]) counters_.nexthops++;
@@ -121,7 +136,7 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
     nh_store(&nh_[id], next);
     if (old.kind == NhKind::Ecmp) {
         quiesce();
-        free_groups_.push_back(old.group);
+        free_groups_.push_back(old.group());
         counters_.ecmp_groups--;
     }
     return {};
@@ -137,7 +152,7 @@ std::string Fib::del_nexthop(NhId id) {
     // The id may be reused as soon as this returns: no worker may still hold it.
     quiesce();
     if (old.kind == NhKind::Ecmp) {
-        free_groups_.push_back(old.group);
+        free_groups_.push_back(old.group());
         counters_.ecmp_groups--;
     }
     nh_used_[id] = 0;
@@ -185,6 +200,9 @@ std::string Fib::apply(const Update &u) {
         break;
     case Update::Op::RouteDel:
         err = route(u, false);
+        break;
+    default:
+        err = overlay_->apply(u);
         break;
     }
     if (err.empty())

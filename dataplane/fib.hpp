@@ -7,6 +7,7 @@
 #pragma once
 
 #include "dataplane/nexthop.hpp"
+#include "dataplane/overlay.hpp"
 #include "vleaf/update.hpp"
 
 #include <rte_fib.h>
@@ -14,6 +15,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include <array>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,8 @@ class Fib {
     const Nh *nexthops() const { return nh_; }
     const EcmpGroup *groups() const { return groups_; }
     const FibCounters &counters() const { return counters_; }
+    const Overlay &overlay() const { return *overlay_; }
+    Overlay &overlay() { return *overlay_; }
 
   private:
     std::string set_nexthop(NhId id, const Nexthop &n);
@@ -71,6 +75,7 @@ class Fib {
 
     std::vector<VrfTables> vrfs_;
     rte_rcu_qsbr *rcu_;
+    std::unique_ptr<Overlay> overlay_;
     Nh *nh_ = nullptr;
     EcmpGroup *groups_ = nullptr;
     std::vector<uint32_t> free_groups_;

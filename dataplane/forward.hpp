@@ -1,11 +1,15 @@
-// Stage 3: turn each route result into an action. Forwarded packets get their TTL or
+// Stage: turn each route result into an action. Forwarded packets get their TTL or
 // hop limit decremented (IPv4 checksum updated incrementally, RFC 1624) and their
 // Ethernet header rewritten for the next hop; ECMP picks a member by 5-tuple hash.
+// Overlay next hops hand the packet on: Tunnel to encapsulation (inner destination MAC
+// the remote router MAC, RFC 9135), Bridge to the bridge domain of the anycast gateway.
 // The common case (a Forward next hop, TTL > 1, within the MTU) takes one test per
 // packet; everything else goes through the checks one by one, which name the reason.
 #pragma once
 
 #include "dataplane/worker.hpp"
+
+#include "dataplane/parse.hpp"
 
 #include <immintrin.h>
 #include <rte_hash_crc.h>
@@ -61,13 +65,44 @@ inline void rewrite_l2(uint8_t *frame, NhView nh) {
     _mm_storeu_si128(reinterpret_cast<__m128i *>(frame), _mm_blend_epi16(nh.v, now, 0xc0));
 }
 
+// The next hop of route result `id`, an ECMP group resolved to its member for the flow.
+inline Nh pick_nexthop(const Worker &w, uint32_t &id, uint32_t hash_of_flow) {
+    NhView nh = nh_view(w.fib->nexthops(), id);
+    if (nh.kind() == NhKind::Ecmp) nh = ecmp_member(w, nh, id, hash_of_flow);
+    Nh out;
+    _mm_store_si128(reinterpret_cast<__m128i *>(&out), nh.v);
+    return out;
+}
+
+// A routed packet (TTL already decremented) leaving through the overlay.
+inline void overlay_next(Burst &b, const Worker &w, unsigned i, const Nh &nh) {
+    auto *eth = rte_pktmbuf_mtod(b.m[i], rte_ether_hdr *);
+    rte_ether_addr_copy(&nh.mac, &eth->dst_addr);
+    if (nh.kind == NhKind::Tunnel) {
+        rte_ether_addr_copy(&w.ov->router_macs()[b.vrf[i]], &eth->src_addr);
+        return b.to_encap(i, nh.port, nh.group());
+    }
+    rte_ether_addr_copy(&w.ov->bds()[nh.port].gw_mac, &eth->src_addr);
+    b.to_bridge(i, nh.port, From::Gateway, kAnyVlan);
+}
+
 // What non-Forward next hops do with a packet; shared by both families. `dst` (`len`
 // bytes) is the destination, which is the neighbor to resolve on a connected route.
 inline void exception(Burst &b, Worker &w, unsigned i, NhKind kind, bool ttl_expired,
                       const void *dst, unsigned len) {
     switch (kind) {
-    case NhKind::Local:
+    case NhKind::Local: {
+        // VXLAN to one of our addresses that is not a VTEP address.
+        const rte_mbuf *m = b.m[i];
+        bool v4 = len == 4;
+        auto *ip = rte_pktmbuf_mtod_offset(m, const uint8_t *, sizeof(rte_ether_hdr));
+        uint8_t proto = v4 ? ip[9] : ip[6];
+        if (proto == IPPROTO_UDP &&
+            is_vxlan_port(m, kUdpOff + (v4 ? sizeof(rte_ipv4_hdr) : sizeof(rte_ipv6_hdr)),
+                          w.ov->params()))
+            return b.drop(i, Drop::vxlan_wrong_dst);
         return b.punt(i, Punt::local);
+    }
     case NhKind::Resolve:
     case NhKind::Unresolved: {
         if (ttl_expired) return b.drop(i, Drop::ttl_exceeded);
@@ -82,19 +117,6 @@ inline void exception(Burst &b, Worker &w, unsigned i, NhKind kind, bool ttl_exp
     }
 }
 
-// Not a plain forward: which reason, checked in the original order.
-[[gnu::noinline]] inline void forward4_other(Burst &b, Worker &w, unsigned k, uint32_t id,
-                                             NhKind kind, uint16_t port) {
-    unsigned i = b.idx4[k];
-    auto *ip = rte_pktmbuf_mtod_offset(b.m[i], const rte_ipv4_hdr *, sizeof(rte_ether_hdr));
-    b.nh[i] = id;
-    bool expired = ip->time_to_live <= 1;
-    if (kind != NhKind::Forward) return exception(b, w, i, kind, expired, &b.dst4[k], 4);
-    if (expired) return b.drop(i, Drop::ttl_exceeded);
-    if (rte_be_to_cpu_16(ip->total_length) > w.ports[port].mtu)
-        return b.drop(i, Drop::mtu_exceeded);
-}
-
 // TTL - 1 and checksum + 0x0100 with the end-around carry (RFC 1624), as one read-modify-
 // write of header bytes 8-11 (TTL, protocol, checksum) seen as a little-endian word:
 // adding 0xffff subtracts 1 from the TTL (> 1 here) and carries 1 into the checksum.
@@ -103,6 +125,27 @@ inline void ttl_decrement4(rte_ipv4_hdr *ip, uint32_t ttl_word) {
     y += (y >> 32) << 16;
     auto w = static_cast<uint32_t>(y);
     std::memcpy(&ip->time_to_live, &w, 4);
+}
+
+// Not a plain forward: which reason, or which overlay next hop, in the original order.
+[[gnu::noinline]] inline void forward4_other(Burst &b, Worker &w, unsigned k, uint32_t id,
+                                             NhView view) {
+    unsigned i = b.idx4[k];
+    auto *ip = rte_pktmbuf_mtod_offset(b.m[i], rte_ipv4_hdr *, sizeof(rte_ether_hdr));
+    Nh nh;
+    _mm_store_si128(reinterpret_cast<__m128i *>(&nh), view.v);
+    b.nh[i] = id;
+    uint32_t ttl_word;
+    std::memcpy(&ttl_word, &ip->time_to_live, 4);
+    bool expired = uint8_t(ttl_word) <= 1;
+    if (nh.kind < NhKind::Forward) return exception(b, w, i, nh.kind, expired, &b.dst4[k], 4);
+    if (expired) return b.drop(i, Drop::ttl_exceeded);
+    if (nh.kind != NhKind::Forward) { // Tunnel, Bridge
+        ttl_decrement4(ip, ttl_word);
+        return overlay_next(b, w, i, nh);
+    }
+    if (rte_be_to_cpu_16(ip->total_length) > w.ports[nh.port].mtu)
+        return b.drop(i, Drop::mtu_exceeded);
 }
 
 inline void forward4(Burst &b, Worker &w) {
@@ -118,7 +161,7 @@ inline void forward4(Burst &b, Worker &w) {
         if (unlikely(nh.kind() != NhKind::Forward)) {
             if (nh.kind() == NhKind::Ecmp) nh = ecmp_member(w, nh, id, flow_hash4(ip));
             if (nh.kind() != NhKind::Forward) {
-                forward4_other(b, w, k, id, nh.kind(), nh.port());
+                forward4_other(b, w, k, id, nh);
                 continue;
             }
         }
@@ -127,7 +170,7 @@ inline void forward4(Burst &b, Worker &w) {
         std::memcpy(&ttl_word, &ip->time_to_live, 4);
         if (unlikely((uint8_t(ttl_word) <= 1) |
                      (rte_be_to_cpu_16(ip->total_length) > ports[port].mtu))) {
-            forward4_other(b, w, k, id, NhKind::Forward, port);
+            forward4_other(b, w, k, id, nh);
             continue;
         }
         ttl_decrement4(ip, ttl_word);
@@ -137,14 +180,20 @@ inline void forward4(Burst &b, Worker &w) {
 }
 
 [[gnu::noinline]] inline void forward6_other(Burst &b, Worker &w, unsigned k, uint32_t id,
-                                             NhKind kind, uint16_t port) {
+                                             NhView view) {
     unsigned i = b.idx6[k];
-    auto *ip = rte_pktmbuf_mtod_offset(b.m[i], const rte_ipv6_hdr *, sizeof(rte_ether_hdr));
+    auto *ip = rte_pktmbuf_mtod_offset(b.m[i], rte_ipv6_hdr *, sizeof(rte_ether_hdr));
+    Nh nh;
+    _mm_store_si128(reinterpret_cast<__m128i *>(&nh), view.v);
     b.nh[i] = id;
     bool expired = ip->hop_limits <= 1;
-    if (kind != NhKind::Forward) return exception(b, w, i, kind, expired, b.dst6[k], 16);
+    if (nh.kind < NhKind::Forward) return exception(b, w, i, nh.kind, expired, b.dst6[k], 16);
     if (expired) return b.drop(i, Drop::ttl_exceeded);
-    if (rte_be_to_cpu_16(ip->payload_len) + sizeof(rte_ipv6_hdr) > w.ports[port].mtu)
+    if (nh.kind != NhKind::Forward) { // Tunnel, Bridge
+        ip->hop_limits--;
+        return overlay_next(b, w, i, nh);
+    }
+    if (rte_be_to_cpu_16(ip->payload_len) + sizeof(rte_ipv6_hdr) > w.ports[nh.port].mtu)
         return b.drop(i, Drop::mtu_exceeded);
 }
 
@@ -161,7 +210,7 @@ inline void forward6(Burst &b, Worker &w) {
         if (unlikely(nh.kind() != NhKind::Forward)) {
             if (nh.kind() == NhKind::Ecmp) nh = ecmp_member(w, nh, id, flow_hash6(ip));
             if (nh.kind() != NhKind::Forward) {
-                forward6_other(b, w, k, id, nh.kind(), nh.port());
+                forward6_other(b, w, k, id, nh);
                 continue;
             }
         }
@@ -169,7 +218,7 @@ inline void forward6(Burst &b, Worker &w) {
         if (unlikely(
                 (ip->hop_limits <= 1) |
                 (rte_be_to_cpu_16(ip->payload_len) + sizeof(rte_ipv6_hdr) > ports[port].mtu))) {
-            forward6_other(b, w, k, id, NhKind::Forward, port);
+            forward6_other(b, w, k, id, nh);
             continue;
         }
         ip->hop_limits--;

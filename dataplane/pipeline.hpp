@@ -1,10 +1,13 @@
 // The whole packet path of a worker, in order. Each stage walks the burst once.
 #pragma once
 
+#include "dataplane/bridge.hpp"
 #include "dataplane/dispatch.hpp"
 #include "dataplane/forward.hpp"
+#include "dataplane/lb.hpp"
 #include "dataplane/parse.hpp"
 #include "dataplane/route.hpp"
+#include "dataplane/vxlan.hpp"
 
 #include <rte_cycles.h>
 
@@ -22,9 +25,14 @@ namespace vleaf::dp {
 #endif
 
 inline void pipeline(Burst &b, Worker &w) {
-    VLEAF_STAGE(w, StageParse, parse(b));
-    VLEAF_STAGE(w, StageRoute, route(b));
+    VLEAF_STAGE(w, StageParse, parse(b, w));
+    VLEAF_STAGE(w, StageDecap, vxlan_decap(b, w));
+    VLEAF_STAGE(w, StageBridgeIn, bridge_in(b, w));
+    VLEAF_STAGE(w, StageLb, lb(b, w));
+    VLEAF_STAGE(w, StageRoute, route(b, w));
     VLEAF_STAGE(w, StageForward, forward(b, w));
+    VLEAF_STAGE(w, StageBridgeOut, bridge_out(b, w));
+    VLEAF_STAGE(w, StageEncap, vxlan_encap(b, w));
     VLEAF_STAGE(w, StageDispatch, dispatch(b, w));
 }
 

@@ -5,7 +5,6 @@
 namespace vleaf::dp {
 
 void Worker::process(Burst &b) {
-    b.vrf = fib->vrf(ports[b.port].vrf);
     stats.pipeline_packets += b.n;
     bool timed = stats.bursts++ % kTimedBurstEvery == 0;
     uint64_t t0 = timed ? rte_rdtsc() : 0;
@@ -31,8 +30,12 @@ static void drain_inject(Worker &w, Burst &b) {
         b.n = 1;
         b.port = msg[k].port;
         b.m[0] = msg[k].m;
+        b.entry = msg[k].reason == InjectProcess ? Entry::Routed : Entry::Bridged;
+        b.entry_id = static_cast<uint16_t>(msg[k].nh);
+        b.entry_vlan = static_cast<uint16_t>(msg[k].nh >> 16);
         w.process(b);
     }
+    b.entry = Entry::Port;
     tx_flush(w);
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "dataplane/burst.hpp"
+#include "dataplane/lb_tables.hpp"
 
 #include <rte_ethdev.h>
 #include <rte_rcu_qsbr.h>
@@ -18,8 +19,20 @@ inline constexpr bool kStageCycles = true; // meson -Dstage_cycles=true
 inline constexpr bool kStageCycles = false;
 #endif
 
-enum Stage : uint8_t { StageParse, StageRoute, StageForward, StageDispatch, StageCount };
-inline constexpr const char *stage_names[] = {"parse", "route", "forward", "dispatch"};
+enum Stage : uint8_t {
+    StageParse,
+    StageDecap,
+    StageBridgeIn,
+    StageLb,
+    StageRoute,
+    StageForward,
+    StageBridgeOut,
+    StageEncap,
+    StageDispatch,
+    StageCount
+};
+inline constexpr const char *stage_names[] = {
+    "parse", "decap", "bridge_in", "lb", "route", "forward", "bridge_out", "encap", "dispatch"};
 
 // rdtsc costs ~50 cycles in a VM, 3 per packet if every burst of 32 were timed: the
 // pipeline's cycles per packet are sampled on one burst in this many.
@@ -36,6 +49,12 @@ struct alignas(64) WorkerStats {
     uint64_t drops[static_cast<int>(Drop::count)] = {};
     uint64_t punts[static_cast<int>(Punt::count)] = {};
     uint64_t injected = 0;
+    uint64_t decapsulated = 0;
+    uint64_t encapsulated = 0;
+    uint64_t flooded = 0;       // BUM frames replicated (each counted once)
+    uint64_t learn_sent = 0;    // MACs reported to the control thread
+    uint64_t learn_dropped = 0; // learn ring full
+    LbCounters lb;
 };
 
 // What each port looks like to a worker; written before workers start.
@@ -43,6 +62,7 @@ struct PortInfo {
     rte_ether_addr mac;
     uint16_t mtu = 1500;
     uint32_t vrf = 0;
+    bool tx_ip_cksum = false; // the port computes outer IPv4 checksums
 };
 
 // A packet handed to the control thread, with why and (for resolution) which next hop.
@@ -50,7 +70,7 @@ struct PuntMsg {
     rte_mbuf *m;
     uint32_t nh;
     uint8_t reason;
-    uint8_t unused;
+    uint8_t vrf;   // the VRF the packet was routed in
     uint16_t port; // receiving port
 };
 static_assert(sizeof(PuntMsg) == 16);
@@ -73,11 +93,15 @@ struct Worker {
     uint16_t n_rxq = 0;
     RxQueue rxq[16];
     const Fib *fib = nullptr;
+    const Overlay *ov = nullptr; // the fib's overlay tables
     const PortInfo *ports = nullptr;
+    rte_mempool *pool = nullptr; // flood replicas
     rte_rcu_qsbr *rcu = nullptr;
     rte_ring *punt = nullptr;   // to control, shared by all workers (MP/SC)
     rte_ring *inject = nullptr; // from control: PuntMsg, reason 0 = transmit, 1 = process
     const std::atomic<bool> *stop = nullptr;
+    const Lb *lb = nullptr;   // services; null: the LB stage passes everything
+    LbFlows *flows = nullptr; // this worker's own flow table
 
     // Packets waiting for a neighbor reach the control thread at most once per
     // resolve_gap cycles per destination (hashed into a small table), so that a flood
@@ -85,12 +109,20 @@ struct Worker {
     static constexpr unsigned kResolveSlots = 256;
     uint64_t resolve_gap = 0;
     uint64_t resolve_last[kResolveSlots] = {};
-    bool allow_resolve(uint32_t key, uint64_t now) {
-        uint64_t &last = resolve_last[(key * 0x9e3779b1u) >> 24];
+    bool allow_resolve(uint32_t key, uint64_t now) { return allow(resolve_last, key, now); }
+    // The same for reporting MACs to learn, so a flood of frames from one new source
+    // sends one message per resolve_gap.
+    uint64_t learn_last[kResolveSlots] = {};
+    bool allow_learn(uint64_t key, uint64_t now) {
+        return allow(learn_last, uint32_t(key ^ (key >> 29)), now);
+    }
+    bool allow(uint64_t *table, uint32_t key, uint64_t now) {
+        uint64_t &last = table[(key * 0x9e3779b1u) >> 24];
         if (last != 0 && now - last < resolve_gap) return false; // 0: slot never used
         last = now;
         return true;
     }
+    uint16_t ip_id = 0; // outer IPv4 identification when DF is off
 
     uint16_t n_dirty = 0;
     uint16_t dirty[RTE_MAX_ETHPORTS];
@@ -101,7 +133,9 @@ struct Worker {
     void process(Burst &b); // one burst through the pipeline, then transmitted
 };
 
-enum InjectKind : uint8_t { InjectTransmit = 0, InjectProcess = 1 };
+// Inject messages: Transmit as is; Process: route in VRF `nh`; Bridge: flood or forward
+// in bridge domain `nh & 0xffff`, never back out of `port` with VLAN `nh >> 16`.
+enum InjectKind : uint8_t { InjectTransmit = 0, InjectProcess = 1, InjectBridge = 2 };
 
 int worker_main(void *worker); // rte_eal_remote_launch entry
 

@@ -279,7 +279,13 @@ std::string Server::handle(const std::string &line) const {
         if (!a->is_object()) return error("\"args\" must be a JSON object");
         args = *a;
     }
-    auto h = handlers_.find(cmd->get<std::string>());
+    std::string name = cmd->get<std::string>();
+    auto h = handlers_.find(name);
+    // "show vxlan mac 10": a last word after a known command is its argument "arg".
+    if (auto sp = name.rfind(' '); h == handlers_.end() && sp != std::string::npos) {
+        h = handlers_.find(name.substr(0, sp));
+        if (h != handlers_.end()) args["arg"] = name.substr(sp + 1);
+    }
     if (h == handlers_.end()) {
         std::string known;
         for (const auto &[name, unused] : handlers_) known += (known.empty() ? "" : ", ") + name;

@@ -2,6 +2,8 @@
 // request per line and gets one JSON reply per line.
 //
 //   request: {"command": "show interfaces", "args": {"vrf": "default"}}   ("args" optional)
+//            a word after a known command is passed as "arg": "show vxlan mac 10" runs
+//            "show vxlan mac" with {"arg": "10"}
 //   reply:   {"ok": true, "result": <handler result>}
 //            {"ok": false, "error": "<reason>"}
 //

@@ -111,17 +111,26 @@ void check_keys(const YAML::Node &n, const std::string &path,
     }
 }
 
-std::vector<Community> communities_field(const YAML::Node &n, const std::string &path) {
-    if (!n.IsSequence()) fail(path, "expected a list of communities like 65000:100");
-    std::vector<Community> out;
+// A list of scalars each read by `parse` (which returns an optional); `what` names the
+// expected form in errors.
+template <class Parse>
+auto scalar_list(const YAML::Node &n, const std::string &path, const char *example,
+                 const char *what, Parse parse) {
+    if (!n.IsSequence()) fail(path, std::string("expected a list like [") + example + "]");
+    std::vector<typename decltype(parse(std::string()))::value_type> out;
     for (size_t i = 0; i < n.size(); ++i) {
         auto ip = path + "[" + std::to_string(i) + "]";
         auto s = scalar(n[i], ip);
-        auto c = parse_community(s);
-        if (!c) fail(ip, "'" + s + "' is not a community (AS:value, each 0..65535)");
-        out.push_back(*c);
+        auto v = parse(s);
+        if (!v) fail(ip, "'" + s + "' is not " + what);
+        out.push_back(*v);
     }
     return out;
+}
+
+std::vector<Community> communities_field(const YAML::Node &n, const std::string &path) {
+    return scalar_list(n, path, "65000:100", "a community (AS:value, each 0..65535)",
+                       [](const std::string &s) { return parse_community(s); });
 }
 
 PrefixListEntry prefix_list_entry(const YAML::Node &n, const std::string &path) {
@@ -249,6 +258,111 @@ PeerConfig peer_field(const YAML::Node &n, const std::string &path) {
     return p;
 }
 
+std::vector<RouteTarget> targets_field(const YAML::Node &n, const std::string &path) {
+    return scalar_list(n, path, "65000:10", "a route target (AS:N, IPv4:N or AS4:N)",
+                       [](const std::string &s) { return RouteTarget::parse(s); });
+}
+
+// rd, route_targets (both directions), import_targets, export_targets.
+template <class T> void rd_rt_fields(const YAML::Node &n, const std::string &path, T &out) {
+    if (n["rd"]) {
+        auto s = scalar(n["rd"], path + ".rd");
+        if (s != "auto") {
+            out.rd = RouteDistinguisher::parse(s);
+            if (!out.rd) fail(path + ".rd", "'" + s + "' is not a route distinguisher or auto");
+        }
+    }
+    if (n["route_targets"]) {
+        out.import_targets = targets_field(n["route_targets"], path + ".route_targets");
+        out.export_targets = out.import_targets;
+    }
+    if (n["import_targets"])
+        out.import_targets = targets_field(n["import_targets"], path + ".import_targets");
+    if (n["export_targets"])
+        out.export_targets = targets_field(n["export_targets"], path + ".export_targets");
+}
+
+uint32_t vni_field(const YAML::Node &n, const std::string &path) {
+    auto v = uint_field(n, path, 0xffffff);
+    if (!v) fail(path, "VNI 0 is not usable");
+    return uint32_t(v);
+}
+
+EvpnConfig evpn_field(const YAML::Node &n, const std::string &path) {
+    check_keys(n, path, {"vtep", "vnis", "vrfs", "duplicate_mac"});
+    EvpnConfig e;
+    if (n["vtep"]) e.vtep = addr_field(n["vtep"], path + ".vtep");
+    if (auto d = n["duplicate_mac"]) {
+        auto dp = path + ".duplicate_mac";
+        check_keys(d, dp, {"max_moves", "window"});
+        if (d["max_moves"])
+            e.dup_max_moves = uint32_t(uint_field(d["max_moves"], dp + ".max_moves", 1000));
+        if (d["window"]) e.dup_window_s = uint32_t(uint_field(d["window"], dp + ".window", 3600));
+        if (e.dup_max_moves < 2) fail(dp + ".max_moves", "must be at least 2");
+    }
+    std::set<uint32_t> vnis;
+    if (auto vrfs = n["vrfs"]) {
+        if (!vrfs.IsSequence()) fail(path + ".vrfs", "expected a list");
+        std::set<std::string> names;
+        for (size_t i = 0; i < vrfs.size(); ++i) {
+            auto vp = path + ".vrfs[" + std::to_string(i) + "]";
+            YAML::Node y = vrfs[i];
+            check_keys(y, vp,
+                       {"name", "l3vni", "router_mac", "rd", "route_targets", "import_targets",
+                        "export_targets", "prefixes"});
+            EvpnVrf v;
+            if (!y["name"]) fail(vp + ".name", "missing");
+            v.name = scalar(y["name"], vp + ".name");
+            if (v.name.empty() || v.name == "default")
+                fail(vp + ".name", "give the IP-VRF a name other than default");
+            if (!names.insert(v.name).second) fail(vp + ".name", "duplicate VRF " + v.name);
+            if (!y["l3vni"]) fail(vp + ".l3vni", "missing");
+            v.l3vni = vni_field(y["l3vni"], vp + ".l3vni");
+            if (!vnis.insert(v.l3vni).second) fail(vp + ".l3vni", "VNI used twice");
+            if (!y["router_mac"]) fail(vp + ".router_mac", "missing");
+            auto m = scalar(y["router_mac"], vp + ".router_mac");
+            auto mac = MacAddr::parse(m);
+            if (!mac || mac->is_zero() || (mac->bytes[0] & 1))
+                fail(vp + ".router_mac", "'" + m + "' is not a unicast MAC address");
+            v.router_mac = *mac;
+            rd_rt_fields(y, vp, v);
+            if (auto ps = y["prefixes"]) {
+                if (!ps.IsSequence()) fail(vp + ".prefixes", "expected a list of prefixes");
+                for (size_t k = 0; k < ps.size(); ++k)
+                    v.prefixes.push_back(
+                        prefix_field(ps[k], vp + ".prefixes[" + std::to_string(k) + "]"));
+            }
+            e.vrfs.push_back(std::move(v));
+        }
+    }
+    if (auto ls = n["vnis"]) {
+        if (!ls.IsSequence()) fail(path + ".vnis", "expected a list");
+        for (size_t i = 0; i < ls.size(); ++i) {
+            auto vp = path + ".vnis[" + std::to_string(i) + "]";
+            YAML::Node y = ls[i];
+            L2Vni v;
+            if (y.IsScalar()) {
+                v.vni = vni_field(y, vp);
+            } else {
+                check_keys(
+                    y, vp,
+                    {"vni", "rd", "route_targets", "import_targets", "export_targets", "vrf"});
+                if (!y["vni"]) fail(vp + ".vni", "missing");
+                v.vni = vni_field(y["vni"], vp + ".vni");
+                rd_rt_fields(y, vp, v);
+                if (y["vrf"]) {
+                    v.vrf = scalar(y["vrf"], vp + ".vrf");
+                    if (!e.vrf(v.vrf))
+                        fail(vp + ".vrf", "'" + v.vrf + "' is not one of " + path + ".vrfs");
+                }
+            }
+            if (!vnis.insert(v.vni).second) fail(vp + ".vni", "VNI used twice");
+            e.vnis.push_back(std::move(v));
+        }
+    }
+    return e;
+}
+
 Announce announce_field(const YAML::Node &n, const std::string &path) {
     Announce a;
     if (n.IsScalar()) {
@@ -276,7 +390,8 @@ Announce announce_field(const YAML::Node &n, const std::string &path) {
 BgpConfig parse_config(const YAML::Node &node, const std::string &path) {
     check_keys(node, path,
                {"asn", "router_id", "cluster_id", "listen_address", "listen_port", "max_paths",
-                "multipath_relax", "always_compare_med", "peers", "announce"});
+                "multipath_relax", "always_compare_med", "select_defer_time", "peers", "announce",
+                "evpn"});
     BgpConfig c;
     if (!node["asn"]) fail(path + ".asn", "missing");
     c.asn = asn_field(node["asn"], path + ".asn");
@@ -304,6 +419,11 @@ BgpConfig parse_config(const YAML::Node &node, const std::string &path) {
         c.multipath_relax = bool_field(node["multipath_relax"], path + ".multipath_relax");
     if (node["always_compare_med"])
         c.always_compare_med = bool_field(node["always_compare_med"], path + ".always_compare_med");
+    if (node["select_defer_time"]) {
+        c.select_defer_time =
+            uint16_t(uint_field(node["select_defer_time"], path + ".select_defer_time", 3600));
+        if (!c.select_defer_time) fail(path + ".select_defer_time", "must be at least 1 second");
+    }
     if (auto peers = node["peers"]) {
         if (!peers.IsSequence()) fail(path + ".peers", "expected a list");
         std::set<std::string> seen;
@@ -320,7 +440,40 @@ BgpConfig parse_config(const YAML::Node &node, const std::string &path) {
             c.announce.push_back(
                 announce_field(ann[i], path + ".announce[" + std::to_string(i) + "]"));
     }
+    if (node["evpn"]) {
+        c.evpn = evpn_field(node["evpn"], path + ".evpn");
+        // Automatic RDs are router-id:VNI, whose number field has 16 bits.
+        for (size_t i = 0; i < c.evpn.vnis.size(); ++i)
+            if (!c.evpn.vnis[i].rd && c.evpn.vnis[i].vni > 0xffff)
+                fail(path + ".evpn.vnis[" + std::to_string(i) + "].rd",
+                     "VNI above 65535: give the RD explicitly");
+        for (size_t i = 0; i < c.evpn.vrfs.size(); ++i)
+            if (!c.evpn.vrfs[i].rd && c.evpn.vrfs[i].l3vni > 0xffff)
+                fail(path + ".evpn.vrfs[" + std::to_string(i) + "].rd",
+                     "L3VNI above 65535: give the RD explicitly");
+    }
     return c;
+}
+
+const L2Vni *EvpnConfig::vni(uint32_t v) const {
+    for (auto &x : vnis)
+        if (x.vni == v) return &x;
+    return nullptr;
+}
+
+const EvpnVrf *EvpnConfig::vrf(const std::string &name) const {
+    for (auto &x : vrfs)
+        if (x.name == name) return &x;
+    return nullptr;
+}
+
+RouteDistinguisher BgpConfig::auto_rd(uint32_t vni) const {
+    return {1, router_id.v4_host(), vni & 0xffff};
+}
+
+RouteTarget BgpConfig::auto_rt(uint32_t vni) const {
+    // FRR's form: the low 16 bits of the AS, the VNI in the 32-bit number.
+    return {0, asn & 0xffff, vni};
 }
 
 } // namespace vleaf::bgp

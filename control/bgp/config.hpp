@@ -42,6 +42,8 @@ struct PrefixListEntry {
     bool permit = true;
 
     bool matches(const Prefix &p) const;
+
+    bool operator==(const PrefixListEntry &) const = default;
 };
 
 // Import and export policy of one peer: the first prefix-list entry that matches
@@ -54,12 +56,16 @@ struct Policy {
     std::optional<uint32_t> set_med;
 
     bool empty() const;
+
+    bool operator==(const Policy &) const = default;
 };
 
 struct PeerTimers {
     uint16_t hold = 90;
     uint16_t keepalive = 30;
     uint16_t connect_retry = 10; // shorter than RFC 4271's 120 s: peers come and go
+
+    bool operator==(const PeerTimers &) const = default;
 };
 
 struct PeerConfig {
@@ -85,6 +91,8 @@ struct PeerConfig {
     Policy export_policy;
 
     std::string name() const; // address or range, for logs
+
+    bool operator==(const PeerConfig &) const = default;
 };
 
 struct Announce {
@@ -93,6 +101,47 @@ struct Announce {
     std::optional<uint32_t> local_pref;
     std::optional<uint32_t> med;
     std::optional<IpAddr> next_hop; // default: the session's local address
+
+    bool operator==(const Announce &) const = default;
+};
+
+// An L2VNI (MAC-VRF, RFC 7432/8365): EVPN type 3 announces it, type 2 carries its MACs.
+// RD and route targets default to FRR's automatic values: RD router-id:VNI, RT AS:VNI
+// (the low 16 bits of the AS, type 0).
+struct L2Vni {
+    uint32_t vni = 0;
+    std::optional<RouteDistinguisher> rd;
+    std::vector<RouteTarget> import_targets, export_targets; // empty: automatic
+    std::string vrf; // IP-VRF for symmetric IRB: MAC/IP routes carry its L3VNI and RTs
+
+    bool operator==(const L2Vni &) const = default;
+};
+
+// An IP-VRF with an L3VNI (RFC 9135/9136): its prefixes go out as EVPN type 5 with the
+// router MAC; type 5 and type 2 MAC/IP routes with matching targets form its Loc-RIB.
+struct EvpnVrf {
+    std::string name;
+    uint32_t l3vni = 0;
+    MacAddr router_mac;
+    std::optional<RouteDistinguisher> rd;
+    std::vector<RouteTarget> import_targets, export_targets; // empty: automatic (AS:L3VNI)
+    std::vector<Prefix> prefixes;                            // announced as type 5
+
+    bool operator==(const EvpnVrf &) const = default;
+};
+
+struct EvpnConfig {
+    std::optional<IpAddr> vtep; // our VXLAN tunnel endpoint; default the router id
+    std::vector<L2Vni> vnis;
+    std::vector<EvpnVrf> vrfs;
+    // RFC 7432 15.1 duplicate MAC detection (FRR's defaults): this many moves within the
+    // window freeze the MAC.
+    uint32_t dup_max_moves = 5;
+    uint32_t dup_window_s = 180;
+
+    bool operator==(const EvpnConfig &) const = default;
+    const L2Vni *vni(uint32_t v) const;
+    const EvpnVrf *vrf(const std::string &name) const;
 };
 
 struct BgpConfig {
@@ -104,8 +153,17 @@ struct BgpConfig {
     uint16_t max_paths = 1;       // ECMP width
     bool multipath_relax = false; // ECMP across different neighbor AS
     bool always_compare_med = false;
+    // After our own restart (Speaker::set_restarting): how long route selection may wait
+    // for End-of-RIB from the peers (RFC 4724 4.1; FRR's select-defer-time).
+    uint16_t select_defer_time = 360;
     std::vector<PeerConfig> peers;
     std::vector<Announce> announce;
+    EvpnConfig evpn;
+
+    // What the speaker uses when the configuration leaves it automatic.
+    IpAddr vtep() const { return evpn.vtep.value_or(router_id); }
+    RouteDistinguisher auto_rd(uint32_t vni) const;
+    RouteTarget auto_rt(uint32_t vni) const;
 };
 
 // Parses `node` (the value of the `bgp:` key). Throws BgpConfigError with

@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <tuple>
 
 namespace vleaf::bgp {
 
@@ -184,6 +185,29 @@ uint8_t EvpnNlri::route_type() const {
         return 5;
     default:
         return std::get<EvpnOther>(route).type;
+    }
+}
+
+bool EvpnKeyLess::operator()(const EvpnNlri &a, const EvpnNlri &b) const {
+    if (a.route.index() != b.route.index()) return a.route.index() < b.route.index();
+    switch (a.route.index()) {
+    case 0: {
+        auto &x = std::get<0>(a.route), &y = std::get<0>(b.route);
+        return std::tie(x.rd, x.eth_tag, x.mac, x.ip, a.path_id) <
+               std::tie(y.rd, y.eth_tag, y.mac, y.ip, b.path_id);
+    }
+    case 1: {
+        auto &x = std::get<1>(a.route), &y = std::get<1>(b.route);
+        return std::tie(x.rd, x.eth_tag, x.originator, a.path_id) <
+               std::tie(y.rd, y.eth_tag, y.originator, b.path_id);
+    }
+    case 2: {
+        auto &x = std::get<2>(a.route), &y = std::get<2>(b.route);
+        return std::tie(x.rd, x.eth_tag, x.prefix, a.path_id) <
+               std::tie(y.rd, y.eth_tag, y.prefix, b.path_id);
+    }
+    default:
+        return a < b;
     }
 }
 

@@ -22,19 +22,28 @@ template <class Map, class Key> void put(Map &m, const Key &k, const AttrData *a
     if (!inserted) {
         if (it->second) rib.unref(it->second);
         it->second = attrs;
+        if constexpr (std::is_same_v<Key, EvpnNlri>) {
+            // The same route key with new labels: send the newest NLRI.
+            if (!(it->first == k)) {
+                auto node = m.extract(it);
+                node.key() = k;
+                m.insert(std::move(node));
+            }
+        }
     }
 }
 
 } // namespace
 
-bool Speaker::exportable(const Session &s, const Path &p, const Prefix *prefix) const {
+bool Speaker::exportable(const Session &s, const Path &p, const Prefix *prefix,
+                         const Policy &policy) const {
     if (p.peer == s.rib_id) return false; // never back to where it came from
     const RibPeer &from = rib_.peer(p.peer);
     if (s.ibgp() && !ibgp_may_advertise(p.peer, from, s.cfg.rr_client)) return false;
     const PathAttrs &a = p.attrs->attrs;
     // The peer would drop it as an AS loop: save the bytes.
     if (!s.ibgp() && a.as_path && a.as_path->contains(s.local.remote_as)) return false;
-    return policy_permits(s.cfg.export_policy, prefix, a);
+    return policy_permits(policy, prefix, a);
 }
 
 NextHop Speaker::self_next_hop(const Session &s, RouteFamily f) const {
@@ -101,11 +110,13 @@ const AttrData *Speaker::export_attrs(Session &s, const Path &p, RouteFamily fam
 }
 
 void Speaker::on_rib_change(const RibChange &ch) {
+    if (ch.vrf) return; // IP-VRF tables are for forwarding, not advertised as such
     for (auto &sp : sessions_) {
         Session &s = *sp;
         if (!s.up || !(s.neg.families & family_bit(ch.family))) continue;
-        bool was = !ch.before.empty() && exportable(s, ch.before[0], ch.prefix);
-        bool is = !ch.now.empty() && exportable(s, ch.now[0], ch.prefix);
+        bool was =
+            !ch.before.empty() && exportable(s, ch.before[0], ch.prefix, s.cfg.export_policy);
+        bool is = !ch.now.empty() && exportable(s, ch.now[0], ch.prefix, s.cfg.export_policy);
         if (!was && !is) continue;
         const AttrData *attrs = is ? export_attrs(s, ch.now[0], ch.family) : nullptr;
         if (ch.evpn)
@@ -116,19 +127,31 @@ void Speaker::on_rib_change(const RibChange &ch) {
     }
 }
 
-void Speaker::queue_full_table(Session &s, FamilyMask families) {
+void Speaker::queue_full_table(Session &s, FamilyMask families, const Policy *was_policy) {
+    if (was_policy) drop_export_cache(s); // rewrites computed under the old policy
     for (unsigned i = 0; i < kRouteFamilies; ++i) {
         auto f = RouteFamily(i);
         if (!(families & family_bit(f))) continue;
         rib_.for_each(f, [&](const Prefix *p, const EvpnNlri *ev, const RouteEntry &e) {
-            if (!e.n_best || !exportable(s, e.paths[0], p)) return;
-            const AttrData *attrs = export_attrs(s, e.paths[0], f);
+            if (!e.n_best) return;
+            const AttrData *attrs = nullptr;
+            if (exportable(s, e.paths[0], p, s.cfg.export_policy))
+                attrs = export_attrs(s, e.paths[0], f);
+            else if (!was_policy || !exportable(s, e.paths[0], p, *was_policy))
+                return;
             if (ev)
                 put(s.out.evpn, *ev, attrs, rib_);
             else
                 put(s.out.unicast[i], *p, attrs, rib_);
         });
     }
+}
+
+void Speaker::drop_export_cache(Session &s) {
+    for (auto &[k, a] : s.export_cache) rib_.unref(a);
+    for (auto *a : s.export_keys) rib_.unref(a);
+    s.export_cache.clear();
+    s.export_keys.clear();
 }
 
 void Speaker::clear_out(Session &s) {
@@ -140,16 +163,22 @@ void Speaker::clear_out(Session &s) {
     for (auto &[k, a] : s.out.evpn)
         if (a) rib_.unref(a);
     s.out.evpn.clear();
-    s.out.eor = 0;
-    for (auto &[k, a] : s.export_cache) rib_.unref(a);
-    for (auto *a : s.export_keys) rib_.unref(a);
-    s.export_cache.clear();
-    s.export_keys.clear();
+    s.out.eor = s.out.borr = s.out.eorr = 0;
+    drop_export_cache(s);
 }
 
 void Speaker::flush_out(Session &s) {
     Conn &c = *s.main;
     if (!s.up || c.fd < 0 || c.unsent() > kHighWater) return;
+    auto markers = [&](FamilyMask &mask, uint8_t subtype, uint64_t &counter) {
+        for (unsigned i = 0; i < kRouteFamilies; ++i)
+            if (mask & family_bit(RouteFamily(i))) {
+                encode_route_refresh({to_afi_safi(RouteFamily(i)), subtype}, c.wbuf);
+                ++counter;
+            }
+        mask = 0;
+    };
+    markers(s.out.borr, RouteRefresh::BeginOfRib, s.counters.borr_out);
     size_t budget = kFlushBatch;
     // Group by attribute set: one UPDATE carries many prefixes.
     std::unordered_map<const AttrData *, std::vector<PrefixNlri>> groups;
@@ -205,11 +234,9 @@ void Speaker::flush_out(Session &s) {
                 ++s.counters.updates_out;
             }
         s.out.eor = 0;
+        markers(s.out.eorr, RouteRefresh::EndOfRib, s.counters.eorr_out);
         // The cached rewrites are only worth keeping while a burst is being sent.
-        for (auto &[k, a] : s.export_cache) rib_.unref(a);
-        for (auto *a : s.export_keys) rib_.unref(a);
-        s.export_cache.clear();
-        s.export_keys.clear();
+        drop_export_cache(s);
     }
     flush_conn(c);
 }

@@ -39,12 +39,12 @@ Open local_open(const LocalParams &local) {
         caps.extended_nexthop.push_back(
             {uint16_t(Afi::Ipv4), uint16_t(Safi::Unicast), uint16_t(Afi::Ipv6)});
     caps.route_refresh = true;
+    caps.enhanced_route_refresh = true;
     if (local.graceful_restart) {
         GracefulRestartCap gr;
         gr.restart_time = local.restart_time;
-        // As a helper we keep the peer's routes; our own forwarding state is not
-        // preserved across our restarts, so the F bits stay clear.
-        for (auto &as : caps.multiprotocol) gr.families.push_back({as, false});
+        gr.restarting = local.restarting;
+        for (auto &as : caps.multiprotocol) gr.families.push_back({as, local.forwarding_preserved});
         caps.graceful_restart = gr;
     }
     return make_open(local.asn, local.hold, local.bgp_id, std::move(caps));
@@ -75,6 +75,7 @@ std::optional<Notification> check_open(const LocalParams &local, const Open &rem
     for (unsigned i = 0; i < kRouteFamilies; ++i)
         if (n.ctx.families[i]) n.families |= family_bit(RouteFamily(i));
     n.route_refresh = remote.caps.route_refresh || remote.caps.enhanced_route_refresh;
+    n.enhanced_refresh = remote.caps.enhanced_route_refresh;
     if (remote.caps.graceful_restart && local.graceful_restart) {
         auto &gr = *remote.caps.graceful_restart;
         n.peer_gr = true;

@@ -33,6 +33,10 @@ struct LocalParams {
     bool graceful_restart = true;
     uint16_t restart_time = 120;
     bool passive = false;
+    // Restarting speaker (RFC 4724 4.1): the R bit while route selection is deferred
+    // after our restart, and F bits when the dataplane kept forwarding meanwhile.
+    bool restarting = false;
+    bool forwarding_preserved = false;
 };
 
 // Builds our OPEN from the local parameters: MP families, route refresh, 4-octet AS,
@@ -46,6 +50,7 @@ struct Negotiated {
     uint16_t keepalive = 0;
     FamilyMask families = 0;
     bool route_refresh = false;
+    bool enhanced_refresh = false; // RFC 7313: BoRR/EoRR around a refresh
     bool peer_gr = false;
     bool peer_restarting = false; // R bit: the peer has just restarted
     uint16_t peer_restart_time = 0;

@@ -432,6 +432,14 @@ struct EvpnNlri {
     auto operator<=>(const EvpnNlri &) const = default;
 };
 
+// Orders EVPN routes by their BGP route key only (RFC 7432 7.2, RFC 9136 3.2): RD,
+// Ethernet tag and MAC/IP (type 2), originator (type 3) or prefix (type 5). Labels, ESI
+// and gateway are not part of the key: a route re-announced with another label
+// replaces the old one.
+struct EvpnKeyLess {
+    bool operator()(const EvpnNlri &a, const EvpnNlri &b) const;
+};
+
 struct NextHop {
     IpAddr addr;
     std::optional<IpAddr> link_local; // IPv6 second next hop (RFC 2545)

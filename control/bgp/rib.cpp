@@ -202,10 +202,7 @@ bool Rib::modify(RouteEntry &e, RouteFamily f, const Prefix *p, const EvpnNlri *
         bool same = before_.size() == now.size() &&
                     std::equal(now.begin(), now.end(), before_.begin(),
                                [](const Path &a, const Path &b) { return a.same(b); });
-        if (!same) {
-            RibChange c{f, 0, p, ev, before_, now};
-            for (auto &l : listeners_) l(c);
-        }
+        if (!same) notify(RibChange{f, 0, p, ev, before_, now, {}, {}});
         // Replaced attribute sets stay alive until the listeners have seen `before`.
         for (auto *a : release_) pool_.unref(a);
         release_.clear();
@@ -232,9 +229,18 @@ void Rib::update(PeerId peer, RouteFamily f, const Prefix &p, uint32_t path_id,
 void Rib::update(PeerId peer, const EvpnNlri &route, const AttrData *attrs) {
     EvpnNlri key = route;
     key.path_id = 0;
-    auto &e = evpn_[key];
+    auto it = evpn_.find(key);
+    if (it == evpn_.end()) {
+        it = evpn_.emplace(key, RouteEntry{}).first;
+    } else if (!(it->first == key)) {
+        // Same route key, other labels/ESI/gateway: the newest NLRI is the one to send.
+        auto node = evpn_.extract(it);
+        node.key() = key;
+        it = evpn_.insert(std::move(node)).position;
+    }
+    auto &e = it->second;
     Path np{attrs, route.path_id, peer, 0, 0};
-    modify(e, RouteFamily::Evpn, nullptr, &key, [&] {
+    modify(e, RouteFamily::Evpn, nullptr, &it->first, [&] {
         set_path(e, RouteFamily::Evpn, np);
         return true;
     });
@@ -303,8 +309,13 @@ void Rib::peer_down(PeerId peer, FamilyMask keep) {
     remove_where(peer, FamilyMask(~keep), [](const Path &) { return true; });
     // Kept paths become stale: the restarted peer re-announces what it still has and
     // End-of-RIB (or the restart timer) sweeps the rest.
+    mark_stale(peer, keep);
+}
+
+void Rib::mark_stale(PeerId peer, FamilyMask families) {
+    // The best path sets do not change: staleness is not a best-path criterion.
     auto mark = [&](auto &table, RouteFamily f) {
-        if (!(keep & family_bit(f))) return;
+        if (!(families & family_bit(f)) || !peers_[peer].accepted[size_t(f)]) return;
         for (auto &[k, e] : table)
             for (size_t i = 0; i < e.n; ++i)
                 if (e.paths[i].peer == peer) e.paths[i].flags |= Path::kStale;
@@ -316,6 +327,16 @@ void Rib::peer_down(PeerId peer, FamilyMask keep) {
 
 void Rib::sweep_stale(PeerId peer, FamilyMask families) {
     remove_where(peer, families, [](const Path &p) { return p.flags & Path::kStale; });
+}
+
+void Rib::end_deferral() {
+    deferring_ = false;
+    for (unsigned i = 0; i < kRouteFamilies; ++i) {
+        auto f = RouteFamily(i);
+        for_each(f, [&](const Prefix *p, const EvpnNlri *ev, const RouteEntry &e) {
+            if (e.n_best) notify(RibChange{f, 0, p, ev, {}, e.best(), {}, {}});
+        });
+    }
 }
 
 void Rib::for_each(

@@ -104,11 +104,16 @@ struct RibOptions {
 // are valid; `now` empty means withdrawn.
 struct RibChange {
     RouteFamily family;
+    // 0: the global tables. Otherwise an IP-VRF's Loc-RIB (EVPN imports, see
+    // EvpnTables), named vrf_name; its paths lead to VTEPs (next hop) with the router MAC
+    // among the extended communities and the L3VNI in now_vni (one per path of `now`).
     uint32_t vrf = 0;
     const Prefix *prefix = nullptr; // unicast families
     const EvpnNlri *evpn = nullptr; // L2VPN EVPN (path_id 0)
     std::span<const Path> before;
     std::span<const Path> now;
+    std::string_view vrf_name;
+    std::span<const uint32_t> now_vni;
 };
 
 // Why an UPDATE's route was not installed.
@@ -152,11 +157,25 @@ class Rib {
     // Session loss. Families in `keep` are marked stale (graceful restart helper), the
     // rest withdrawn.
     void peer_down(PeerId peer, FamilyMask keep);
+    // Marks every path of the peer in `families` stale: graceful restart, or the peer's
+    // BoRR (RFC 7313) until its EoRR.
+    void mark_stale(PeerId peer, FamilyMask families);
     // End-of-RIB from a restarted peer or its restart timer ran out: drop what is
     // still stale.
     void sweep_stale(PeerId peer, FamilyMask families);
 
     void on_change(std::function<void(const RibChange &)> cb) { listeners_.push_back(cb); }
+    // Tells the listeners about a change of a table kept outside (an IP-VRF Loc-RIB).
+    void notify(const RibChange &c) {
+        if (deferring_) return;
+        for (auto &l : listeners_) l(c);
+    }
+    // RFC 4724 4.1 route selection deferral of a restarting speaker: the tables fill in
+    // silently, then end_deferral() tells the listeners every best path at once (as
+    // changes from nothing).
+    void defer() { deferring_ = true; }
+    void end_deferral();
+    bool deferring() const { return deferring_; }
 
     // Visits every entry of a family (unicast: prefix set, EVPN: evpn set).
     void for_each(
@@ -206,9 +225,10 @@ class Rib {
     std::vector<RibPeer> peers_;
     std::unordered_map<V4Key, RouteEntry, KeyHash> v4_;
     std::unordered_map<V6Key, RouteEntry, KeyHash> v6_;
-    std::map<EvpnNlri, RouteEntry> evpn_;
+    std::map<EvpnNlri, RouteEntry, EvpnKeyLess> evpn_;
     size_t total_paths_ = 0;
     std::vector<std::function<void(const RibChange &)>> listeners_;
+    bool deferring_ = false;
     std::vector<Path> before_;              // scratch of modify()
     std::vector<const AttrData *> release_; // attribute sets to unref after notifying
 };

@@ -52,7 +52,8 @@ struct SessionCounters {
     uint64_t updates_in = 0, updates_out = 0;
     uint64_t keepalives_in = 0, keepalives_out = 0;
     uint64_t notifications_in = 0, notifications_out = 0;
-    uint64_t refreshes_in = 0;
+    uint64_t refreshes_in = 0, refreshes_out = 0;                  // ROUTE-REFRESH requests
+    uint64_t borr_in = 0, eorr_in = 0, borr_out = 0, eorr_out = 0; // RFC 7313 markers
     uint64_t prefixes_announced_in = 0, prefixes_withdrawn_in = 0;
     uint64_t prefixes_announced_out = 0, prefixes_withdrawn_out = 0;
     uint64_t treat_as_withdraw = 0, attribute_discard = 0; // RFC 7606 outcomes
@@ -68,10 +69,14 @@ struct PrefixHash {
 };
 struct PendingOut {
     std::array<std::unordered_map<Prefix, const AttrData *, PrefixHash>, 2> unicast; // v4, v6
-    std::map<EvpnNlri, const AttrData *> evpn;
+    std::map<EvpnNlri, const AttrData *, EvpnKeyLess> evpn;
     FamilyMask eor = 0; // End-of-RIB still to send after the initial dump
+    // RFC 7313: a refresh we answer starts with BoRR (before anything queued) and ends
+    // with EoRR once the queue has drained.
+    FamilyMask borr = 0, eorr = 0;
 
     size_t size() const { return unicast[0].size() + unicast[1].size() + evpn.size(); }
+    bool pending() const { return size() || eor || borr || eorr; }
 };
 
 struct Session {
@@ -83,6 +88,7 @@ struct Session {
     IpAddr remote;
     LocalParams local;
     bool dynamic = false; // accepted from a range: deleted when it goes down
+    bool removed = false; // no longer configured: deleted once its connections are closed
     PeerId rib_id = 0;
     std::unique_ptr<Conn> main;
     std::unique_ptr<Conn> other; // an incoming connection during a collision
@@ -101,6 +107,10 @@ struct Session {
     // Graceful restart helper: the peer's routes are stale until this deadline.
     std::optional<TimePoint> gr_deadline;
     FamilyMask gr_stale = 0;
+    FamilyMask eor_in = 0; // End-of-RIB received since Established
+    // Enhanced route refresh: families between the peer's BoRR and EoRR, whose paths
+    // not re-sent by EoRR are stale.
+    FamilyMask refresh_stale = 0;
     PendingOut out;
     // Export rewrites computed during one burst: (source set, source peer) -> exported
     // set. export_keys holds a reference on each source set so that its address is not

@@ -1,6 +1,8 @@
 // JSON views of the speaker for the management socket (`show bgp ...`).
 #include "control/bgp/speaker.hpp"
 
+#include <stdexcept>
+
 namespace vleaf::bgp {
 
 namespace {
@@ -83,6 +85,15 @@ nlohmann::json Speaker::show_summary() const {
     rib["paths"] = rib_.paths();
     rib["attribute_sets"] = rib_.attr_sets();
     j["rib"] = rib;
+    json gr;
+    gr["restarting"] = restarting_;
+    gr["forwarding_preserved"] = forwarding_preserved_;
+    gr["deferring"] = rib_.deferring();
+    if (defer_deadline_)
+        gr["deferral_remaining_s"] =
+            std::chrono::duration_cast<Seconds>(*defer_deadline_ - Clock::now()).count();
+    gr["deferral_ended"] = deferral_ended_;
+    j["graceful_restart"] = gr;
     j["connections"] = {{"accepted", counters_.accepted},
                         {"rejected_unknown", counters_.rejected_unknown},
                         {"rejected_collision", counters_.rejected_collision},
@@ -105,9 +116,10 @@ nlohmann::json Speaker::show_summary() const {
         p["prefixes_sent"] = s.counters.prefixes_announced_out;
         p["msgs_received"] = s.counters.opens_in + s.counters.updates_in +
                              s.counters.keepalives_in + s.counters.notifications_in +
-                             s.counters.refreshes_in;
+                             s.counters.refreshes_in + s.counters.borr_in + s.counters.eorr_in;
         p["msgs_sent"] = s.counters.opens_out + s.counters.updates_out + s.counters.keepalives_out +
-                         s.counters.notifications_out;
+                         s.counters.notifications_out + s.counters.refreshes_out +
+                         s.counters.borr_out + s.counters.eorr_out;
         p["last_error"] = s.last_error;
         peers.push_back(p);
     }
@@ -147,8 +159,10 @@ nlohmann::json Speaker::show_neighbors(const std::string &address) const {
             p["families"] = families_json(s.neg.families);
             p["four_octet_as"] = s.neg.ctx.four_octet_as;
             p["route_refresh"] = s.neg.route_refresh;
+            p["enhanced_route_refresh"] = s.neg.enhanced_refresh;
             p["graceful_restart"] = s.neg.peer_gr;
             p["peer_restart_time"] = s.neg.peer_restart_time;
+            p["peer_restarting"] = s.neg.peer_restarting;
             json ap = json::array();
             for (unsigned i = 0; i < kRouteFamilies; ++i)
                 if (s.neg.ctx.add_path_rx[i]) ap.push_back(family_name(RouteFamily(i)));
@@ -161,7 +175,8 @@ nlohmann::json Speaker::show_neighbors(const std::string &address) const {
             p["last_update_age_ms"] =
                 std::chrono::duration<double, std::milli>(Clock::now() - *s.last_update).count();
         }
-        p["stale_families"] = families_json(s.gr_stale);
+        p["stale_families"] = families_json(s.gr_stale | s.refresh_stale);
+        p["eor_received"] = families_json(s.eor_in);
         p["last_error"] = s.last_error;
         json ctr;
         auto &k = s.counters;
@@ -174,6 +189,11 @@ nlohmann::json Speaker::show_neighbors(const std::string &address) const {
         ctr["notifications_in"] = k.notifications_in;
         ctr["notifications_out"] = k.notifications_out;
         ctr["route_refresh_in"] = k.refreshes_in;
+        ctr["route_refresh_out"] = k.refreshes_out;
+        ctr["borr_in"] = k.borr_in;
+        ctr["eorr_in"] = k.eorr_in;
+        ctr["borr_out"] = k.borr_out;
+        ctr["eorr_out"] = k.eorr_out;
         ctr["prefixes_announced_in"] = k.prefixes_announced_in;
         ctr["prefixes_withdrawn_in"] = k.prefixes_withdrawn_in;
         ctr["prefixes_announced_out"] = k.prefixes_announced_out;
@@ -214,6 +234,143 @@ nlohmann::json Speaker::show_routes(RouteFamily f, const std::string &prefix) co
         std::string key = p ? p->str() : ev->str();
         if (prefix.empty() || key.find(prefix) != std::string::npos) add(key, e);
     });
+    return out;
+}
+
+namespace {
+
+json targets_json(const std::vector<RouteTarget> &v) {
+    json a = json::array();
+    for (auto &rt : v) a.push_back(rt.str());
+    return a;
+}
+
+const char *owner_name(MacEntry::Owner o) {
+    switch (o) {
+    case MacEntry::Owner::Local:
+        return "local";
+    case MacEntry::Owner::Remote:
+        return "remote";
+    case MacEntry::Owner::None:
+        return "none";
+    }
+    return "?";
+}
+
+} // namespace
+
+nlohmann::json Speaker::show_evpn_vni() const {
+    json out = json::array();
+    for (auto &[vni, m] : evpn_.mac_vrfs()) {
+        json j;
+        j["vni"] = vni;
+        j["type"] = "L2";
+        j["rd"] = m.rd.str();
+        j["import_targets"] = targets_json(m.import_targets);
+        j["export_targets"] = targets_json(m.export_targets);
+        j["vrf"] = m.vrf;
+        j["vtep"] = evpn_.vtep().str();
+        size_t local = 0;
+        for (auto &[mac, e] : m.macs) local += e.owner == MacEntry::Owner::Local;
+        j["macs"] = m.macs.size();
+        j["local_macs"] = local;
+        json vteps = json::array();
+        for (auto &v : m.flood_list()) vteps.push_back(v.str());
+        j["remote_vteps"] = vteps;
+        out.push_back(j);
+    }
+    for (auto &[name, v] : evpn_.ip_vrfs()) {
+        json j;
+        j["vni"] = v.cfg.l3vni;
+        j["type"] = "L3";
+        j["vrf"] = name;
+        j["rd"] = v.rd.str();
+        j["import_targets"] = targets_json(v.import_targets);
+        j["export_targets"] = targets_json(v.export_targets);
+        j["router_mac"] = v.cfg.router_mac.str();
+        j["vtep"] = evpn_.vtep().str();
+        j["prefixes"] = v.routes.size();
+        out.push_back(j);
+    }
+    return out;
+}
+
+nlohmann::json Speaker::show_evpn_mac(uint32_t only) const {
+    json out = json::array();
+    for (auto &[vni, m] : evpn_.mac_vrfs()) {
+        if (only && vni != only) continue;
+        for (auto &[mac, e] : m.macs) {
+            json j;
+            j["vni"] = vni;
+            j["mac"] = mac.str();
+            j["type"] = owner_name(e.owner);
+            if (e.owner != MacEntry::Owner::None) j["vtep"] = e.owner_vtep.str();
+            json ips = json::array();
+            uint32_t seq = e.local_seq;
+            bool sticky = e.local_sticky;
+            if (e.owner == MacEntry::Owner::Local) {
+                for (auto &ip : e.local_ips)
+                    if (ip) ips.push_back(ip->str());
+            } else if (auto *r = e.best_remote()) {
+                seq = r->seq;
+                sticky = r->sticky;
+                for (auto &[k, x] : e.remote)
+                    if (x.ip && x.vtep == r->vtep) ips.push_back(x.ip->str());
+            }
+            j["ips"] = ips;
+            j["sequence"] = seq;
+            j["sticky"] = sticky;
+            j["duplicate"] = e.duplicate;
+            j["moves"] = e.moves.size();
+            json remote = json::array();
+            for (auto &[k, x] : e.remote)
+                remote.push_back({{"vtep", x.vtep.str()},
+                                  {"ip", x.ip ? x.ip->str() : ""},
+                                  {"sequence", x.seq},
+                                  {"sticky", x.sticky},
+                                  {"l3vni", x.l3vni}});
+            j["remote_routes"] = remote;
+            out.push_back(j);
+        }
+    }
+    return out;
+}
+
+nlohmann::json Speaker::show_evpn_imet() const {
+    json out = json::array();
+    for (auto &[vni, m] : evpn_.mac_vrfs()) {
+        json j;
+        j["vni"] = vni;
+        j["local_vtep"] = evpn_.vtep().str();
+        json r = json::array();
+        for (auto &[k, vtep] : m.imet) r.push_back({{"vtep", vtep.str()}, {"route", k.str()}});
+        j["remote"] = r;
+        out.push_back(j);
+    }
+    return out;
+}
+
+nlohmann::json Speaker::show_vrf_routes(const std::string &vrf, RouteFamily f) const {
+    auto it = evpn_.ip_vrfs().find(vrf);
+    if (it == evpn_.ip_vrfs().end()) throw std::invalid_argument("no IP-VRF '" + vrf + "'");
+    json out = json::array();
+    for (auto &[p, e] : it->second.routes) {
+        if (p.addr.is_v4() != (f == RouteFamily::Ipv4Unicast)) continue;
+        json r;
+        r["prefix"] = p.str();
+        json paths = json::array();
+        for (size_t i = 0; i < e.cands.size(); ++i) {
+            auto &c = e.cands[i];
+            json j = path_json(c.path, i == 0, i < e.n_best, rib_);
+            j["vni"] = c.vni;
+            j["route"] = c.key.str();
+            for (auto &x : c.path.attrs->attrs.ext_communities)
+                if (auto m = x.as_router_mac()) j["router_mac"] = m->str();
+            paths.push_back(j);
+        }
+        r["paths"] = paths;
+        out.push_back(r);
+    }
     return out;
 }
 

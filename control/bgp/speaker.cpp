@@ -35,17 +35,9 @@ Speaker::Speaker(const BgpConfig &cfg)
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) throw std::runtime_error("bgp: epoll_create1: " + errstr());
     rib_.on_change([this](const RibChange &ch) { on_rib_change(ch); });
-    for (auto &pc : cfg_.peers) {
-        if (!pc.address) continue; // ranges: sessions are made on accept
-        auto s = std::make_unique<Session>(pc, *pc.address, local_params(pc), false);
-        RibPeer rp;
-        rp.address = s->remote;
-        rp.asn = pc.remote_as;
-        rp.ibgp = s->ibgp();
-        rp.rr_client = pc.rr_client;
-        s->rib_id = rib_.add_peer(rp);
-        sessions_.push_back(std::move(s));
-    }
+    rib_.on_change([this](const RibChange &ch) { evpn_.on_rib_change(ch); });
+    for (auto &pc : cfg_.peers)
+        if (pc.address) add_session(pc, *pc.address, false); // ranges: made on accept
 }
 
 Speaker::~Speaker() {
@@ -70,7 +62,37 @@ LocalParams Speaker::local_params(const PeerConfig &pc) const {
     lp.graceful_restart = pc.graceful_restart;
     lp.restart_time = pc.restart_time;
     lp.passive = pc.passive;
+    lp.restarting = restarting_ && rib_.deferring();
+    lp.forwarding_preserved = restarting_ && forwarding_preserved_;
     return lp;
+}
+
+void Speaker::set_restarting(bool forwarding_preserved) {
+    restarting_ = true;
+    forwarding_preserved_ = forwarding_preserved;
+    rib_.defer();
+    for (auto &s : sessions_) s->local = local_params(s->cfg);
+}
+
+void Speaker::check_deferral() {
+    bool any = false;
+    for (auto &s : sessions_) {
+        if (!s->up || !s->neg.peer_gr || s->removed) continue;
+        if ((s->eor_in & s->neg.families) != s->neg.families) return;
+        any = true;
+    }
+    if (any) end_deferral("End-of-RIB from every graceful-restart peer");
+}
+
+void Speaker::end_deferral(const char *why) {
+    spdlog::info("bgp: graceful restart: route selection resumes ({}); sending our routes", why);
+    defer_deadline_.reset();
+    deferral_ended_ = why;
+    rib_.end_deferral(); // every best path reaches the FIB and the Adj-RIBs-Out now
+    for (auto &s : sessions_) {
+        s->local.restarting = false;
+        if (s->up) s->out.eor = s->neg.families;
+    }
 }
 
 void Speaker::watch(int fd, Watch *w, uint32_t events) {
@@ -141,6 +163,7 @@ void Speaker::listen() {
 }
 
 void Speaker::start_peers() {
+    if (rib_.deferring()) defer_deadline_ = Clock::now() + Seconds(cfg_.select_defer_time);
     originate();
     auto now = Clock::now();
     for (auto &s : sessions_)
@@ -148,24 +171,57 @@ void Speaker::start_peers() {
 }
 
 void Speaker::originate() {
-    for (auto &a : cfg_.announce) {
-        PathAttrs at;
-        at.origin = Origin::Igp;
-        at.as_path = AsPath{};
-        at.local_pref = a.local_pref;
-        at.med = a.med;
-        at.communities = a.communities;
-        NextHop nh;
-        nh.addr.family = a.prefix.addr.family;
-        if (a.next_hop) nh.addr = *a.next_hop;
-        RouteFamily f = a.prefix.addr.is_v4() ? RouteFamily::Ipv4Unicast : RouteFamily::Ipv6Unicast;
-        rib_.update(kLocalPeer, f, a.prefix, 0, rib_.intern(std::move(at), nh));
-    }
+    for (auto &a : cfg_.announce) install(a);
+    evpn_.configure(cfg_);
+}
+
+void Speaker::install(const Announce &a) {
+    PathAttrs at;
+    at.origin = Origin::Igp;
+    at.as_path = AsPath{};
+    at.local_pref = a.local_pref;
+    at.med = a.med;
+    at.communities = a.communities;
+    NextHop nh;
+    nh.addr.family = a.prefix.addr.family;
+    if (a.next_hop) nh.addr = *a.next_hop;
+    RouteFamily f = a.prefix.addr.is_v4() ? RouteFamily::Ipv4Unicast : RouteFamily::Ipv6Unicast;
+    rib_.update(kLocalPeer, f, a.prefix, 0, rib_.intern(std::move(at), nh));
+}
+
+void Speaker::originate_prefix(const Announce &a) {
+    api_announce_[a.prefix] = a;
+    install(a);
+}
+
+bool Speaker::withdraw_prefix(const Prefix &p) {
+    if (!api_announce_.erase(p)) return false;
+    auto conf = std::find_if(cfg_.announce.begin(), cfg_.announce.end(),
+                             [&](const Announce &a) { return a.prefix == p; });
+    if (conf != cfg_.announce.end())
+        install(*conf); // the configured announcement of the same prefix stays
+    else
+        rib_.withdraw(kLocalPeer,
+                      p.addr.is_v4() ? RouteFamily::Ipv4Unicast : RouteFamily::Ipv6Unicast, p, 0);
+    return true;
+}
+
+MacResult Speaker::originate_mac_ip(uint32_t vni, const MacAddr &mac, std::optional<IpAddr> ip,
+                                    bool sticky) {
+    return evpn_.originate_mac_ip(vni, mac, ip, sticky);
+}
+
+bool Speaker::withdraw_mac_ip(uint32_t vni, const MacAddr &mac, std::optional<IpAddr> ip) {
+    return evpn_.withdraw_mac_ip(vni, mac, ip);
+}
+
+bool Speaker::clear_evpn_duplicate(uint32_t vni, const MacAddr &mac) {
+    return evpn_.clear_duplicate(vni, mac);
 }
 
 Session *Speaker::find_session(const IpAddr &a) {
     for (auto &s : sessions_)
-        if (s->remote == a) return s.get();
+        if (s->remote == a && !s->removed) return s.get();
     return nullptr;
 }
 
@@ -197,17 +253,9 @@ void Speaker::on_accept() {
             }
             PeerConfig dyn = *pc;
             dyn.address = remote;
-            auto ns = std::make_unique<Session>(dyn, remote, local_params(dyn), true);
-            RibPeer rp;
-            rp.address = remote;
-            rp.asn = dyn.remote_as;
-            rp.ibgp = ns->ibgp();
-            rp.rr_client = dyn.rr_client;
-            ns->rib_id = rib_.add_peer(rp);
+            s = &add_session(dyn, remote, true);
             ++counters_.dynamic_created;
             spdlog::info("bgp: dynamic neighbor {} from range {}", remote.str(), pc->range->str());
-            s = ns.get();
-            sessions_.push_back(std::move(ns));
         }
         ++counters_.accepted;
         auto now = Clock::now();
@@ -511,20 +559,80 @@ void Speaker::on_message(Conn &c, MsgType type, ByteView body) {
         if (c.fd >= 0 && s.up && &c == s.main.get()) on_update(s, body);
         break;
     case MsgType::RouteRefresh: {
-        ++s.counters.refreshes_in;
         run_actions(c, c.fsm.handle(FsmEvent::UpdateReceived, now));
         auto r = decode_route_refresh(body);
         if (r.error) {
             run_actions(c, c.fsm.error(*r.error, now));
             return;
         }
-        auto f = to_route_family(r.refresh.family);
-        if (s.up && f && r.refresh.subtype == RouteRefresh::Normal &&
-            (s.neg.families & family_bit(*f)))
-            queue_full_table(s, family_bit(*f));
+        if (c.fd >= 0 && s.up && &c == s.main.get()) on_route_refresh(s, r.refresh);
         break;
     }
     }
+}
+
+void Speaker::on_route_refresh(Session &s, const RouteRefresh &rr) {
+    auto f = to_route_family(rr.family);
+    if (!f || !(s.neg.families & family_bit(*f))) {
+        spdlog::info("bgp {}: ROUTE-REFRESH for {}, not negotiated: ignored", s.remote.str(),
+                     rr.family.str());
+        return;
+    }
+    FamilyMask bit = family_bit(*f);
+    switch (rr.subtype) {
+    case RouteRefresh::Normal:
+        ++s.counters.refreshes_in;
+        spdlog::info("bgp {}: ROUTE-REFRESH {}: sending the table again", s.remote.str(),
+                     family_name(*f));
+        if (s.neg.enhanced_refresh) {
+            s.out.borr |= bit;
+            s.out.eorr |= bit;
+        }
+        queue_full_table(s, bit);
+        break;
+    case RouteRefresh::BeginOfRib:
+        ++s.counters.borr_in;
+        // RFC 7313 4: what the peer does not send again before EoRR is gone.
+        rib_.mark_stale(s.rib_id, bit);
+        s.refresh_stale |= bit;
+        break;
+    case RouteRefresh::EndOfRib:
+        ++s.counters.eorr_in;
+        if (s.refresh_stale & bit) {
+            rib_.sweep_stale(s.rib_id, bit);
+            s.refresh_stale &= FamilyMask(~bit);
+        }
+        break;
+    default: // RFC 7313 5: unknown subtypes are ignored
+        break;
+    }
+}
+
+bool Speaker::request_refresh(const IpAddr &address, FamilyMask families) {
+    Session *s = find_session(address);
+    if (!s || !s->up) return false;
+    if (!s->neg.route_refresh) {
+        spdlog::warn("bgp {}: no route refresh capability: cannot ask for its routes again",
+                     s->remote.str());
+        return false;
+    }
+    Bytes b;
+    for (unsigned i = 0; i < kRouteFamilies; ++i) {
+        auto f = RouteFamily(i);
+        if (!(families & s->neg.families & family_bit(f))) continue;
+        encode_route_refresh({to_afi_safi(f), RouteRefresh::Normal}, b);
+        ++s->counters.refreshes_out;
+    }
+    spdlog::info("bgp {}: sending ROUTE-REFRESH", s->remote.str());
+    send(*s->main, b);
+    return true;
+}
+
+bool Speaker::resend(const IpAddr &address) {
+    Session *s = find_session(address);
+    if (!s || !s->up) return false;
+    queue_full_table(*s, s->neg.families);
+    return true;
 }
 
 void Speaker::import_mp(Session &s, AfiSafi family, std::span<const PrefixNlri> prefixes,
@@ -574,6 +682,7 @@ void Speaker::on_update(Session &s, ByteView body) {
     }
     if (auto eor = end_of_rib(u)) {
         auto f = to_route_family(*eor);
+        if (f) s.eor_in |= family_bit(*f);
         if (f && (s.gr_stale & family_bit(*f))) {
             rib_.sweep_stale(s.rib_id, family_bit(*f));
             s.gr_stale &= FamilyMask(~family_bit(*f));
@@ -581,6 +690,7 @@ void Speaker::on_update(Session &s, ByteView body) {
             spdlog::info("bgp {}: End-of-RIB {}: stale routes swept", s.remote.str(),
                          family_name(*f));
         }
+        if (rib_.deferring()) check_deferral();
         return;
     }
     import_prefixes(s, RouteFamily::Ipv4Unicast, u.withdrawn, nullptr);
@@ -698,6 +808,8 @@ void Speaker::session_up(Session &s, Conn &c) {
         s.gr_stale &= FamilyMask(~stale_now);
         if (!s.gr_stale) s.gr_deadline.reset();
     }
+    s.eor_in = 0;
+    if (rib_.deferring()) return; // the table goes out when the deferral ends
     queue_full_table(s, s.neg.families);
     s.out.eor = s.neg.families;
     flush_out(s);
@@ -712,6 +824,7 @@ void Speaker::session_down(Session &s) {
     spdlog::warn("bgp {}: session down ({}){}", s.remote.str(),
                  s.last_error.empty() ? "no reason" : s.last_error,
                  keep ? ": keeping its routes as stale (graceful restart)" : "");
+    s.refresh_stale = 0;
     rib_.peer_down(s.rib_id, keep);
     if (keep) {
         s.gr_stale |= keep;
@@ -720,6 +833,7 @@ void Speaker::session_down(Session &s) {
 }
 
 void Speaker::fire_timers(TimePoint now) {
+    if (defer_deadline_ && *defer_deadline_ <= now) end_deferral("select_defer_time ran out");
     for (auto &s : sessions_) {
         for (auto *c : {s->main.get(), s->other.get()}) {
             if (!c) continue;
@@ -740,22 +854,24 @@ int Speaker::wait_ms(int max_wait_ms) const {
     auto now = Clock::now();
     auto until = now + std::chrono::milliseconds(max_wait_ms);
     for (auto &s : sessions_) {
-        if (s->up && s->out.size() && s->main->unsent() == 0) return 0;
+        if (s->up && s->out.pending() && s->main->unsent() == 0) return 0;
         for (auto *c : {s->main.get(), s->other.get()})
             if (c)
                 if (auto d = c->fsm.next_deadline(); d && *d < until) until = *d;
         if (s->gr_deadline && *s->gr_deadline < until) until = *s->gr_deadline;
     }
+    if (defer_deadline_ && *defer_deadline_ < until) until = *defer_deadline_;
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
     return int(std::clamp<int64_t>(ms + 1, 0, max_wait_ms));
 }
 
-void Speaker::reap_dynamic() {
+void Speaker::reap() {
     for (auto it = sessions_.begin(); it != sessions_.end();) {
         Session &s = **it;
         if (s.other && s.other->fd < 0) s.other.reset();
-        if (s.dynamic && !s.up && s.main->fd < 0 && !s.other && !s.gr_stale) {
-            spdlog::info("bgp: dynamic neighbor {} removed", s.remote.str());
+        bool gone = s.removed || (s.dynamic && !s.gr_stale);
+        if (gone && !s.up && s.main->fd < 0 && !s.other) {
+            spdlog::info("bgp: {}neighbor {} removed", s.dynamic ? "dynamic " : "", s.remote.str());
             rib_.remove_peer(s.rib_id);
             clear_out(s);
             it = sessions_.erase(it);
@@ -771,8 +887,8 @@ void Speaker::poll(int max_wait_ms) {
     for (int i = 0; i < n; ++i) static_cast<Watch *>(evs[i].data.ptr)->on_event(evs[i].events);
     fire_timers(Clock::now());
     for (auto &s : sessions_)
-        if (s->up && (s->out.size() || s->out.eor)) flush_out(*s);
-    reap_dynamic();
+        if (s->up && s->out.pending()) flush_out(*s);
+    reap();
 }
 
 void Speaker::shutdown() {

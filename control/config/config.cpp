@@ -1,6 +1,7 @@
 #include "control/config/config.hpp"
 
 #include "config/demo_yaml.hpp"
+#include "control/services/services.hpp"
 #include "vleaf/update.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -186,7 +187,7 @@ class Parser {
         if (root.IsNull()) c_.fail("ports", "at least one port is required (the file is empty)");
         Map top(c_, root, "",
                 {"log_level", "burst", "mempool", "ports", "interfaces", "workers", "vrfs",
-                 "routes", "neighbors", "api"});
+                 "routes", "vxlan", "bridge_domains", "neighbors", "api", "lb", "services"});
         top.str("log_level", cfg.log_level);
         static const std::vector<std::string> levels{"trace", "debug",    "info", "warn",
                                                      "error", "critical", "off"};
@@ -200,9 +201,13 @@ class Parser {
         ports(cfg, top.list("ports"));
         interfaces(cfg, top.list("interfaces"));
         workers(cfg, top.list("workers"));
+        if (auto *n = top.get("vxlan")) cfg.vxlan = vxlan(*n);
         routes(cfg, top.list("routes"));
+        bridge_domains(cfg, top.list("bridge_domains"));
         if (auto *n = top.get("neighbors")) cfg.neighbors = neighbors(*n);
         if (auto *n = top.get("api")) cfg.api = api(*n);
+        if (auto *n = top.get("lb")) cfg.lb = lb(*n);
+        services(cfg, top.list("services"));
         return cfg;
     }
 
@@ -222,11 +227,12 @@ class Parser {
     }
 
     void vrfs(Config &cfg, const YAML::Node &list) {
-        cfg.vrfs.push_back(Vrf{"default", 0});
+        cfg.vrfs.push_back(Vrf{"default", 0, 1u << 18, 1u << 16, 0, std::nullopt});
         std::map<uint32_t, std::string> ids{{0, "default"}};
         bool default_seen = false;
         for (size_t i = 0; i < list.size(); i++) {
-            Map m(c_, list[i], at("vrfs", i), {"name", "id", "max_routes_v4", "max_routes_v6"});
+            Map m(c_, list[i], at("vrfs", i),
+                  {"name", "id", "max_routes_v4", "max_routes_v6", "l3vni", "router_mac"});
             Vrf v;
             v.name = m.required_str("name");
             check_name(c_, m.path("name"), v.name);
@@ -245,6 +251,13 @@ class Parser {
             }
             m.num("max_routes_v4", v.max_routes_v4, 1, 1u << 24);
             m.num("max_routes_v6", v.max_routes_v6, 1, 1u << 24);
+            m.num("l3vni", v.l3vni, 1, kMaxVni);
+            if (m.has("router_mac")) v.router_mac = unicast_mac(m, "router_mac");
+            if (v.l3vni && !v.router_mac)
+                c_.fail(m.path("router_mac"), "required with l3vni (the inner destination MAC "
+                                              "remote VTEPs send routed packets to)");
+            if (v.router_mac && !v.l3vni) c_.fail(m.path("l3vni"), "required with router_mac");
+            if (v.l3vni) claim_vni(v.l3vni, m.path("l3vni"), "VRF '" + v.name + "'");
             if (v.name == "default")
                 cfg.vrfs.front() = v;
             else
@@ -332,14 +345,7 @@ class Parser {
             if (!itf.ipv6.empty() && itf.mtu < 1280)
                 c_.fail(m.path("mtu"),
                         "IPv6 needs an MTU of at least 1280, got " + std::to_string(itf.mtu));
-            if (auto *n = m.get("mac")) {
-                std::string s = m.text("mac", *n);
-                auto mac = MacAddr::parse(s);
-                if (!mac) c_.fail(m.path("mac"), "'" + s + "' is not a MAC address");
-                if (mac->is_zero() || (mac->bytes[0] & 1))
-                    c_.fail(m.path("mac"), "'" + s + "' is not a unicast MAC address");
-                itf.mac = mac;
-            }
+            if (m.has("mac")) itf.mac = unicast_mac(m, "mac");
             m.str("tap", itf.tap);
             if (!itf.tap.empty()) {
                 check_name(c_, m.path("tap"), itf.tap, kMaxIfNameLen);
@@ -416,7 +422,8 @@ class Parser {
     void routes(Config &cfg, const YAML::Node &list) {
         std::map<std::pair<std::string, Prefix>, size_t> seen;
         for (size_t i = 0; i < list.size(); i++) {
-            Map m(c_, list[i], at("routes", i), {"prefix", "via", "dev", "blackhole", "vrf"});
+            Map m(c_, list[i], at("routes", i),
+                  {"prefix", "via", "dev", "blackhole", "vrf", "vtep", "router_mac", "vni"});
             Route r;
             m.str("vrf", r.vrf);
             if (!cfg.vrf(r.vrf)) c_.fail(m.path("vrf"), "unknown VRF '" + r.vrf + "'");
@@ -436,10 +443,10 @@ class Parser {
             seen.emplace(std::make_pair(r.vrf, r.prefix), i);
 
             std::vector<std::string> kinds;
-            for (auto k : {"via", "dev", "blackhole"})
+            for (auto k : {"via", "dev", "blackhole", "vtep"})
                 if (m.has(k)) kinds.emplace_back(k);
             if (kinds.size() != 1)
-                c_.fail(m.path(), "a route needs exactly one of via, dev, blackhole" +
+                c_.fail(m.path(), "a route needs exactly one of via, dev, blackhole, vtep" +
                                       (kinds.empty() ? std::string(" (none given)")
                                                      : " (got " + join(kinds, " and ") + ")"));
             if (m.has("via")) gateways(m, r);
@@ -453,6 +460,10 @@ class Parser {
                     c_.fail(m.path("dev"), "interface '" + r.dev + "' is in VRF '" + itf->vrf +
                                                "', the route in VRF '" + r.vrf + "'");
             }
+            if (m.has("vtep")) tunnel_route(cfg, m, r);
+            for (auto k : {"router_mac", "vni"})
+                if (m.has(k) && !m.has("vtep"))
+                    c_.fail(m.path(k), "only a route with vtep has this");
             if (m.has("blackhole")) {
                 m.flag("blackhole", r.blackhole);
                 if (!r.blackhole)
@@ -492,6 +503,176 @@ class Parser {
         }
     }
 
+    MacAddr unicast_mac(const Map &m, std::string_view key) {
+        std::string s = m.text(key, *m.get(key));
+        auto mac = MacAddr::parse(s);
+        if (!mac) c_.fail(m.path(key), "'" + s + "' is not a MAC address");
+        if (mac->is_zero() || (mac->bytes[0] & 1))
+            c_.fail(m.path(key), "'" + s + "' is not a unicast MAC address");
+        return *mac;
+    }
+
+    IpAddr address(const std::string &path, const YAML::Node &n) {
+        if (!n.IsScalar()) c_.fail(path, "expected an IP address, got " + describe(n));
+        auto a = IpAddr::parse(n.Scalar());
+        if (!a) c_.fail(path, "'" + n.Scalar() + "' is not an IP address");
+        if (a->is_unspecified()) c_.fail(path, a->str() + " is not a usable address");
+        return *a;
+    }
+
+    // A remote VTEP: reachable only from a local VTEP address of the same family.
+    IpAddr vtep_address(const Config &cfg, const std::string &path, const YAML::Node &n) {
+        IpAddr a = address(path, n);
+        if (!cfg.vxlan) c_.fail(path, "a VXLAN tunnel needs the vxlan section (our VTEP address)");
+        if (!(a.is_v4() ? cfg.vxlan->source4 : cfg.vxlan->source6))
+            c_.fail(path, "remote VTEP " + a.str() + " is " + family_name(a) +
+                              " but vxlan has no " + family_name(a) + " source");
+        return a;
+    }
+
+    // VNIs name exactly one bridge domain or VRF.
+    void claim_vni(uint32_t vni, const std::string &path, const std::string &owner) {
+        if (auto it = vnis_.find(vni); it != vnis_.end())
+            c_.fail(path, "VNI " + std::to_string(vni) + " is already " + it->second);
+        vnis_.emplace(vni, owner);
+    }
+
+    void tunnel_route(const Config &cfg, const Map &m, Route &r) {
+        r.vtep = vtep_address(cfg, m.path("vtep"), *m.get("vtep"));
+        if (!m.has("router_mac"))
+            c_.fail(m.path("router_mac"), "required with vtep (the remote VTEP's router MAC)");
+        r.router_mac = unicast_mac(m, "router_mac");
+        r.vni = cfg.vrf(r.vrf)->l3vni;
+        m.num("vni", r.vni, 1, kMaxVni);
+        if (r.vni == 0)
+            c_.fail(m.path("vni"), "VRF '" + r.vrf + "' has no l3vni: give the route's vni");
+    }
+
+    Vxlan vxlan(const YAML::Node &n) {
+        Map m(c_, n, "vxlan",
+              {"source", "source6", "udp_port", "src_port_min", "src_port_max", "ttl", "df",
+               "mac_aging_s"});
+        Vxlan v;
+        for (auto [key, fam] :
+             {std::pair{"source", Family::V4}, std::pair{"source6", Family::V6}}) {
+            if (!m.has(key)) continue;
+            IpAddr a = address(m.path(key), *m.get(key));
+            if (a.family != fam)
+                c_.fail(m.path(key), a.str() + " is not an " +
+                                         std::string(fam == Family::V4 ? "IPv4" : "IPv6") +
+                                         " address");
+            (fam == Family::V4 ? v.source4 : v.source6) = a;
+        }
+        if (!v.source4 && !v.source6)
+            c_.fail(m.path("source"), "our VTEP address is required (source and/or source6)");
+        m.num("udp_port", v.udp_port, 1, UINT16_MAX);
+        m.num("src_port_min", v.src_port_min, 1, UINT16_MAX);
+        m.num("src_port_max", v.src_port_max, 1, UINT16_MAX);
+        if (v.src_port_min > v.src_port_max)
+            c_.fail(m.path("src_port_max"), std::to_string(v.src_port_max) +
+                                                " is below src_port_min " +
+                                                std::to_string(v.src_port_min));
+        m.num("ttl", v.ttl, 1, 255);
+        m.flag("df", v.df);
+        m.num("mac_aging_s", v.mac_aging_s, 10, 24u * 3600);
+        return v;
+    }
+
+    void bridge_domains(Config &cfg, const YAML::Node &list) {
+        std::map<std::pair<std::string, uint16_t>, std::string> access_owner;
+        for (size_t i = 0; i < list.size(); i++) {
+            Map m(c_, list[i], at("bridge_domains", i),
+                  {"vni", "vrf", "gateway_mac", "gateway_ipv4", "gateway_ipv6", "access", "flood",
+                   "macs"});
+            if (!cfg.vxlan) c_.fail(m.path(), "bridge domains need the vxlan section");
+            BridgeDomain bd;
+            bd.vni = static_cast<uint32_t>(
+                Map::number(c_, m.required("vni"), m.path("vni"), 1, kMaxVni));
+            claim_vni(bd.vni, m.path("vni"), "bridge_domains[" + std::to_string(i) + "]");
+            m.str("vrf", bd.vrf);
+            if (!cfg.vrf(bd.vrf)) c_.fail(m.path("vrf"), "unknown VRF '" + bd.vrf + "'");
+            if (m.has("gateway_mac")) bd.gateway_mac = unicast_mac(m, "gateway_mac");
+            bd.gateway_ipv4 = addresses(m, "gateway_ipv4", Family::V4);
+            bd.gateway_ipv6 = addresses(m, "gateway_ipv6", Family::V6);
+            bool has_ip = !bd.gateway_ipv4.empty() || !bd.gateway_ipv6.empty();
+            if (has_ip && !bd.gateway_mac)
+                c_.fail(m.path("gateway_mac"), "required with gateway addresses (the anycast MAC)");
+            if (bd.gateway_mac && !has_ip)
+                c_.fail(m.path("gateway_ipv4"), "a gateway needs at least one address");
+            gateway_overlaps(cfg, m, bd);
+            YAML::Node acc = m.list("access");
+            for (size_t j = 0; j < acc.size(); j++) {
+                Map a(c_, acc[j], at(m.path("access"), j), {"port", "vlan"});
+                AccessPort ap;
+                ap.port = a.required_str("port");
+                if (!cfg.port(ap.port)) c_.fail(a.path("port"), "unknown port '" + ap.port + "'");
+                a.num("vlan", ap.vlan, 0, 4094);
+                if (ap.vlan == 0)
+                    for (const auto &itf : cfg.interfaces)
+                        if (itf.port == ap.port)
+                            c_.fail(a.path("port"), "untagged frames of port '" + ap.port +
+                                                        "' are routed by interface '" + itf.name +
+                                                        "' (give a vlan)");
+                auto key = std::make_pair(ap.port, ap.vlan);
+                std::string me = "bridge_domains[" + std::to_string(i) + "]";
+                if (auto it = access_owner.find(key); it != access_owner.end())
+                    c_.fail(a.path("vlan"), "port '" + ap.port + "' vlan " +
+                                                std::to_string(ap.vlan) + " is already in " +
+                                                it->second);
+                access_owner.emplace(key, me);
+                bd.access.push_back(ap);
+            }
+            YAML::Node fl = m.list("flood");
+            for (size_t j = 0; j < fl.size(); j++) {
+                IpAddr a = vtep_address(cfg, at(m.path("flood"), j), fl[j]);
+                if (std::find(bd.flood.begin(), bd.flood.end(), a) != bd.flood.end())
+                    c_.fail(at(m.path("flood"), j), a.str() + " listed twice");
+                bd.flood.push_back(a);
+            }
+            YAML::Node macs = m.list("macs");
+            for (size_t j = 0; j < macs.size(); j++) {
+                Map e(c_, macs[j], at(m.path("macs"), j), {"mac", "vtep", "ips"});
+                RemoteMac rm;
+                e.required("mac");
+                rm.mac = unicast_mac(e, "mac");
+                for (const auto &o : bd.macs)
+                    if (o.mac == rm.mac) c_.fail(e.path("mac"), rm.mac.str() + " listed twice");
+                rm.vtep = vtep_address(cfg, e.path("vtep"), e.required("vtep"));
+                YAML::Node ips = e.list("ips");
+                for (size_t k = 0; k < ips.size(); k++)
+                    rm.ips.push_back(address(at(e.path("ips"), k), ips[k]));
+                bd.macs.push_back(rm);
+            }
+            cfg.bridge_domains.push_back(bd);
+        }
+    }
+
+    // A gateway subnet is a connected subnet of its VRF: it must not overlap another.
+    void gateway_overlaps(const Config &cfg, const Map &m, const BridgeDomain &bd) {
+        for (auto [key, addrs] : {std::pair{"gateway_ipv4", &bd.gateway_ipv4},
+                                  std::pair{"gateway_ipv6", &bd.gateway_ipv6}})
+            for (size_t j = 0; j < addrs->size(); j++) {
+                const Prefix &p = (*addrs)[j];
+                auto clash = [&](const Prefix &o) {
+                    return o.addr.family == p.addr.family &&
+                           (o.masked().contains(p.addr) || p.masked().contains(o.addr));
+                };
+                for (const auto &itf : cfg.interfaces)
+                    for (const auto *os : {&itf.ipv4, &itf.ipv6})
+                        for (const auto &o : *os)
+                            if (itf.vrf == bd.vrf && clash(o))
+                                c_.fail(at(m.path(key), j), p.str() + " overlaps " + o.str() +
+                                                                " of interface '" + itf.name + "'");
+                for (const auto &ob : cfg.bridge_domains)
+                    for (const auto *os : {&ob.gateway_ipv4, &ob.gateway_ipv6})
+                        for (const auto &o : *os)
+                            if (ob.vrf == bd.vrf && clash(o))
+                                c_.fail(at(m.path(key), j), p.str() + " overlaps gateway " +
+                                                                o.str() + " of VNI " +
+                                                                std::to_string(ob.vni));
+            }
+    }
+
     Neighbors neighbors(const YAML::Node &n) {
         Map m(c_, n, "neighbors", {"reachable_ms", "retrans_ms", "retries", "hold_packets"});
         Neighbors nb;
@@ -515,7 +696,91 @@ class Parser {
         return a;
     }
 
+    LbLimits lb(const YAML::Node &n) {
+        Map m(c_, n, "lb", {"flows_per_worker", "idle_timeout_s"});
+        LbLimits l;
+        m.num("flows_per_worker", l.flows_per_worker, 1024, 1u << 26);
+        m.num("idle_timeout_s", l.idle_timeout_s, 1, 86400);
+        return l;
+    }
+
+    IpAddr address(const Map &m, std::string_view key, const YAML::Node &n) {
+        std::string s = m.text(key, n);
+        auto a = IpAddr::parse(s);
+        if (!a) c_.fail(m.path(key), "'" + s + "' is not an IP address");
+        return *a;
+    }
+
+    void services(Config &cfg, const YAML::Node &list) {
+        svc::Registry dry_run({}); // the registry's own checks: conflicts between services
+        for (size_t i = 0; i < list.size(); i++) {
+            Map m(c_, list[i], at("services", i),
+                  {"name", "vrf", "vip", "proto", "port", "mode", "encap_source", "table_size",
+                   "announce", "health", "backends"});
+            Service s;
+            s.name = m.required_str("name");
+            m.str("vrf", s.vrf);
+            if (!cfg.vrf(s.vrf)) c_.fail(m.path("vrf"), "unknown VRF '" + s.vrf + "'");
+            s.vip = address(m, "vip", m.required("vip"));
+            std::string proto = "tcp";
+            m.str("proto", proto);
+            if (proto != "tcp" && proto != "udp")
+                c_.fail(m.path("proto"), "'" + proto + "' is not tcp or udp");
+            s.proto = proto == "tcp" ? 6 : 17;
+            s.port = static_cast<uint16_t>(
+                Map::number(c_, m.required("port"), m.path("port"), 1, 65535));
+            std::string mode = "dnat";
+            m.str("mode", mode);
+            if (mode != "dnat" && mode != "dsr")
+                c_.fail(m.path("mode"), "'" + mode + "' is not dnat or dsr");
+            s.mode = mode == "dnat" ? LbMode::Dnat : LbMode::DsrIpip;
+            if (auto *n = m.get("encap_source")) s.encap_source = address(m, "encap_source", *n);
+            m.num("table_size", s.table_size, 0, UINT32_MAX);
+            if (auto *n = m.get("announce")) {
+                Map a(c_, *n, m.path("announce"), {"enabled", "communities", "local_pref"});
+                a.flag("enabled", s.announce.enabled);
+                a.num("local_pref", s.announce.local_pref, 0, UINT32_MAX);
+                YAML::Node cs = a.list("communities");
+                for (size_t j = 0; j < cs.size(); j++) {
+                    auto c = cs[j].IsScalar() ? svc::parse_community(cs[j].Scalar()) : std::nullopt;
+                    if (!c)
+                        c_.fail(at(a.path("communities"), j),
+                                describe(cs[j]) + " is not AS:value (two 16-bit numbers)");
+                    s.announce.communities.push_back(*c);
+                }
+            }
+            if (auto *n = m.get("health")) {
+                Map h(c_, *n, m.path("health"),
+                      {"tcp", "interval_ms", "timeout_ms", "rise", "fall"});
+                h.flag("tcp", s.health.tcp);
+                h.num("interval_ms", s.health.interval_ms, 100, 3600000);
+                h.num("timeout_ms", s.health.timeout_ms, 10, 3600000);
+                h.num("rise", s.health.rise, 1, 100);
+                h.num("fall", s.health.fall, 1, 100);
+            }
+            YAML::Node bs = m.list("backends");
+            for (size_t j = 0; j < bs.size(); j++) {
+                Map b(c_, bs[j], at(m.path("backends"), j), {"ip", "port", "node", "weight", "up"});
+                ServiceBackend be;
+                be.addr = address(b, "ip", b.required("ip"));
+                be.port = s.port;
+                b.num("port", be.port, 1, 65535);
+                if (auto *n = b.get("node")) be.node = address(b, "node", *n);
+                b.num("weight", be.weight, 0, 65535);
+                b.flag("up", be.up);
+                s.backends.push_back(be);
+            }
+            try {
+                dry_run.add(s);
+            } catch (const svc::ServiceError &e) {
+                c_.fail(m.path(), e.what());
+            }
+            cfg.services.push_back(std::move(s));
+        }
+    }
+
     const Checker &c_;
+    std::map<uint32_t, std::string> vnis_; // VNI -> what it is, for duplicates
 };
 
 } // namespace

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "vleaf/addr.hpp"
+#include "vleaf/service.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -65,6 +66,8 @@ struct Vrf {
     // DIR-24-8 costs 64 MiB plus 1 KiB per 8 routes: raise for full Internet tables.
     uint32_t max_routes_v4 = 1 << 18;
     uint32_t max_routes_v6 = 1 << 16;
+    uint32_t l3vni = 0;                // VXLAN L3VNI of the VRF (symmetric IRB); 0 = none
+    std::optional<MacAddr> router_mac; // our router MAC in the L3VNI (required with l3vni)
 };
 
 struct Route {
@@ -73,6 +76,44 @@ struct Route {
     std::vector<IpAddr> via; // gateways; more than one is ECMP
     std::string dev;         // interface for a connected-style route (no gateway)
     bool blackhole = false;
+    // A remote prefix behind a VXLAN tunnel (an EVPN type-5 route given statically):
+    std::optional<IpAddr> vtep;        // the remote VTEP
+    std::optional<MacAddr> router_mac; // its router MAC, the inner destination MAC
+    uint32_t vni = 0;                  // default: the VRF's l3vni
+};
+
+// The local VTEP (RFC 7348): where tunnels start and end.
+struct Vxlan {
+    std::optional<IpAddr> source4, source6; // our VTEP addresses (one per outer family)
+    uint16_t udp_port = 4789;
+    uint16_t src_port_min = 49152; // outer UDP source ports, picked by inner flow hash
+    uint16_t src_port_max = 65535;
+    uint8_t ttl = 64;
+    bool df = true;             // set DF on outer IPv4
+    uint32_t mac_aging_s = 300; // learned MACs unseen this long are removed
+};
+
+struct AccessPort {
+    std::string port;
+    uint16_t vlan = 0; // 0: untagged frames
+};
+
+struct RemoteMac {
+    MacAddr mac;
+    IpAddr vtep;
+    std::vector<IpAddr> ips; // MAC/IP bindings, answered locally (ARP/ND suppression)
+};
+
+// An L2VNI: a bridge domain with its access ports, flood list, remote MACs and, when
+// `gateway_mac` is set, a distributed anycast gateway routing into `vrf`.
+struct BridgeDomain {
+    uint32_t vni = 0;
+    std::string vrf = "default";
+    std::optional<MacAddr> gateway_mac;
+    std::vector<Prefix> gateway_ipv4, gateway_ipv6; // with subnet length, host bits set
+    std::vector<AccessPort> access;
+    std::vector<IpAddr> flood; // remote VTEPs receiving BUM frames (head-end replication)
+    std::vector<RemoteMac> macs;
 };
 
 struct Neighbors {
@@ -96,8 +137,12 @@ struct Config {
     std::vector<Worker> workers; // empty: every rx queue of every port on one worker
     std::vector<Vrf> vrfs;       // always holds "default" with id 0
     std::vector<Route> routes;
+    std::optional<Vxlan> vxlan;
+    std::vector<BridgeDomain> bridge_domains;
     Neighbors neighbors;
     Api api;
+    LbLimits lb;
+    std::vector<Service> services; // see include/vleaf/service.hpp and conf/metallb-vip.yaml
 
     const Port *port(const std::string &name) const;
     const Vrf *vrf(const std::string &name) const;

@@ -22,10 +22,19 @@ void Programmer::publish(NhId id) {
         n.kind = NhKind::Resolve;
         n.port = ifs_.at(o.ifid).port;
         break;
-    case NhObj::Type::Adjacency:
-        n.kind = o.mac ? NhKind::Forward : NhKind::Unresolved;
-        n.port = ifs_.at(o.ifid).port;
+    case NhObj::Type::Adjacency: {
+        const Iface &itf = ifs_.at(o.ifid);
+        n.kind = !o.mac ? NhKind::Unresolved : itf.bd ? NhKind::Bridge : NhKind::Forward;
+        n.port = itf.port;
+        n.bd = itf.bd.value_or(0);
         if (o.mac) n.mac = *o.mac;
+        break;
+    }
+    case NhObj::Type::Tunnel:
+        n.kind = NhKind::Tunnel;
+        n.vtep = o.vtep;
+        n.vni = o.vni;
+        n.mac = *o.mac;
         break;
     case NhObj::Type::Group:
         n.kind = NhKind::Ecmp;
@@ -48,6 +57,10 @@ void Programmer::drop_unused(NhId id) {
     // A neighbor entry stays while resolved: it backs its host route.
     if (o.type == NhObj::Type::Adjacency) adj_.erase({o.ifid, o.ip});
     if (o.type == NhObj::Type::Group) groups_.erase(o.members);
+    if (o.type == NhObj::Type::Tunnel) {
+        tunnels_.erase({o.vtep, o.vni, *o.mac});
+        vteps_.at(o.vtep).tunnels--;
+    }
     std::vector<NhId> members = o.members;
     nhs_.erase(id);
     sink_(Update::nexthop_del(id));
@@ -106,10 +119,20 @@ void Programmer::del_route(uint32_t vrf, const Prefix &p) {
     unref(nh);
 }
 
+void Programmer::add_gateway(uint16_t ifid, const std::string &name, uint16_t bd, uint32_t vrf,
+                             const std::vector<Prefix> &addresses) {
+    add_iface(ifid, name, 0, vrf, addresses, bd);
+}
+
 void Programmer::add_interface(uint16_t ifid, const std::string &name, uint16_t port, uint32_t vrf,
                                const std::vector<Prefix> &addresses) {
+    add_iface(ifid, name, port, vrf, addresses, std::nullopt);
+}
+
+void Programmer::add_iface(uint16_t ifid, const std::string &name, uint16_t port, uint32_t vrf,
+                           const std::vector<Prefix> &addresses, std::optional<uint16_t> bd) {
     NhId conn = alloc();
-    ifs_[ifid] = Iface{name, port, vrf, addresses, conn};
+    ifs_[ifid] = Iface{name, port, vrf, addresses, conn, bd};
     NhObj o;
     o.type = NhObj::Type::Connected;
     o.ifid = ifid;
@@ -124,6 +147,10 @@ void Programmer::add_interface(uint16_t ifid, const std::string &name, uint16_t 
             set_route(vrf, Prefix{IpAddr::v4(bcast), 32}, "local", kNhLocal);
         }
     }
+}
+
+void Programmer::add_local(uint32_t vrf, const IpAddr &addr) {
+    set_route(vrf, Prefix{addr, static_cast<uint8_t>(addr.max_len())}, "local", kNhLocal);
 }
 
 std::optional<uint16_t> Programmer::connected_if(uint32_t vrf, const IpAddr &ip) const {
@@ -196,6 +223,12 @@ std::optional<Programmer::Target> Programmer::resolve_target(NhId nh, const IpAd
 Programmer::Hop Programmer::hop(NhId id) const {
     const NhObj &o = nhs_.at(id);
     Hop h;
+    if (o.type == NhObj::Type::Tunnel) {
+        h.via = vteps_.at(o.vtep).addr.str();
+        h.interface = "vxlan" + std::to_string(o.vni);
+        h.mac = o.mac->str();
+        return h;
+    }
     h.interface = ifs_.at(o.ifid).name;
     if (o.type == NhObj::Type::Adjacency) {
         h.via = o.ip.str();
@@ -204,18 +237,21 @@ Programmer::Hop Programmer::hop(NhId id) const {
     return h;
 }
 
+std::vector<Programmer::Hop> Programmer::hops(NhId id) const {
+    std::vector<Hop> out;
+    if (id < kFirstDynamicNh) return out;
+    const NhObj &o = nhs_.at(id);
+    if (o.type == NhObj::Type::Group)
+        for (NhId m : o.members) out.push_back(hop(m));
+    else
+        out.push_back(hop(id));
+    return out;
+}
+
 std::vector<Programmer::RouteView> Programmer::routes() const {
     std::vector<RouteView> out;
     for (auto &[key, r] : routes_) {
-        RouteView v{key.first, key.second, r.type, {}};
-        if (r.nh >= kFirstDynamicNh) {
-            const NhObj &o = nhs_.at(r.nh);
-            if (o.type == NhObj::Type::Group)
-                for (NhId m : o.members) v.hops.push_back(hop(m));
-            else
-                v.hops.push_back(hop(r.nh));
-        }
-        out.push_back(std::move(v));
+        out.push_back(RouteView{key.first, key.second, r.type, hops(r.nh)});
     }
     return out;
 }

@@ -51,18 +51,15 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
         if (!err.empty()) spdlog::error("fib: {}", err); // counted by the FIB
     });
     neigh::Callbacks cb;
-    cb.send = [this](uint16_t ifid, std::vector<uint8_t> frame) {
-        dp_->transmit(dp_->interfaces()[ifid].port, frame);
-    };
+    cb.send = [this](uint16_t ifid, std::vector<uint8_t> frame) { send_frame(ifid, frame); };
     cb.changed = [this](uint16_t ifid, const IpAddr &ip, std::optional<MacAddr> mac) {
-        spdlog::info("neighbor {} on {}: {}", ip.str(), dp_->interfaces()[ifid].name,
-                     mac ? mac->str() : "gone");
+        spdlog::info("neighbor {} on {}: {}", ip.str(), if_name(ifid), mac ? mac->str() : "gone");
         fib_->neighbor(ifid, ip, mac);
     };
     cb.release = [this](void *held, bool resolved) {
         auto *m = static_cast<rte_mbuf *>(held);
         if (resolved)
-            dp_->reprocess(m);
+            dp_->reprocess(m, m->hash.usr); // the VRF, stored when it was punted
         else
             rte_pktmbuf_free(m);
     };
@@ -77,13 +74,19 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
         fib_->add_interface(id, ifs[k].name, ifs[k].port, ifs[k].vrf, addrs);
         resolver_->add_interface(neigh::NeighIf{id, ifs[k].mac, c.ipv4, c.ipv6});
     }
-    program_static();
+    program_static(false);
+    program_vxlan();
+    program_static(true); // remote prefixes, once the underlay toward their VTEPs is known
+    program_services();
     api_ = std::make_unique<api::Server>(cfg.api.socket);
     register_api();
+    register_services();
 }
 
 Daemon::~Daemon() {
     api_.reset();
+    health_.reset();
+    services_.reset();
     if (dp_) dp_->stop(); // workers first: nothing may reach the resolver's held packets after
     // Removing the interfaces hands back (and frees) the packets still waiting on neighbors.
     if (resolver_ && dp_)
@@ -94,9 +97,18 @@ Daemon::~Daemon() {
     dp_.reset();
 }
 
-void Daemon::program_static() {
+void Daemon::program_static(bool tunnels) {
     for (size_t k = 0; k < cfg_.routes.size(); k++) {
         const config::Route &r = cfg_.routes[k];
+        if (r.vtep.has_value() != tunnels) continue;
+        if (r.vtep) {
+            std::string err = fib_->add_tunnel_route(cfg_.vrf(r.vrf)->id, r.prefix, *r.vtep, r.vni,
+                                                     *r.router_mac);
+            if (!err.empty())
+                throw std::runtime_error(cfg_.source + ": routes[" + std::to_string(k) +
+                                         "]: " + err);
+            continue;
+        }
         std::optional<uint16_t> dev;
         if (!r.dev.empty())
             for (size_t i = 0; i < cfg_.interfaces.size(); i++)
@@ -123,11 +135,13 @@ void Daemon::handle_punts(uint64_t now) {
         for (unsigned k = 0; k < n; k++) {
             rte_mbuf *m = msg[k].m;
             int ifid = dp_->interface_of_port(msg[k].port);
-            if (ifid < 0) {
+            auto reason = static_cast<Punt>(msg[k].reason);
+            bool routed_port = reason == Punt::local || reason == Punt::arp || reason == Punt::nd;
+            if (ifid < 0 && routed_port) {
                 rte_pktmbuf_free(m);
                 continue;
             }
-            switch (static_cast<Punt>(msg[k].reason)) {
+            switch (reason) {
             case Punt::local:
                 to_kernel(ifid, m);
                 break;
@@ -137,6 +151,10 @@ void Daemon::handle_punts(uint64_t now) {
                     neigh::Verdict::Kernel)
                     to_kernel(ifid, m);
                 break;
+            case Punt::bd_arp:
+            case Punt::bd_nd:
+                handle_bd_punt(msg[k], now);
+                break;
             case Punt::resolve: {
                 auto dst = destination(m);
                 auto target = dst ? fib_->resolve_target(msg[k].nh, *dst) : std::nullopt;
@@ -144,6 +162,7 @@ void Daemon::handle_punts(uint64_t now) {
                     exc_.resolve_unknown++;
                     break;
                 }
+                m->hash.usr = msg[k].vrf;
                 resolver_->resolve(target->ifid, target->ip, now, m);
                 continue; // the resolver owns the packet now
             }
@@ -203,13 +222,18 @@ void Daemon::run(int signal_fd) {
                 running = false;
             } else if (tag == -2) {
                 uint64_t expirations;
-                if (read(tick, &expirations, sizeof expirations) > 0) resolver_->tick(now);
+                if (read(tick, &expirations, sizeof expirations) > 0) {
+                    resolver_->tick(now);
+                    vxlan_tick(now);
+                    health_->poll(services_->services(), now);
+                }
             } else if (tag == -3) {
                 api_->poll();
             } else {
                 handle_tap(static_cast<size_t>(tag));
             }
         }
+        handle_learned(); // first, so that answers to punted ARP/ND find their MACs
         handle_punts(now);
     }
     close(tick);

@@ -7,8 +7,11 @@
 #include "control/config/config.hpp"
 #include "control/fib/programmer.hpp"
 #include "control/neigh/resolver.hpp"
+#include "control/services/health.hpp"
+#include "control/services/services.hpp"
 #include "dataplane/dataplane.hpp"
 
+#include <map>
 #include <memory>
 
 namespace vleaf {
@@ -20,6 +23,27 @@ struct ExceptionCounters {
     uint64_t resolve_unknown = 0; // punted for resolution but nothing to resolve
 };
 
+#define VLEAF_VXLAN_COUNTERS(X)                                                                    \
+    X(arp_suppressed) /* ARP requests answered from a known MAC/IP binding */                      \
+    X(nd_suppressed)  /* neighbor solicitations answered from a known binding */                   \
+    X(bum_flooded)    /* ARP/ND from access ports flooded into their bridge domain */              \
+    X(learned)        /* learn reports applied */                                                  \
+    X(learn_errors)   /* learn reports that could not be applied (unknown VTEP, table full) */     \
+    X(vtep_resolves)  /* underlay neighbor resolutions started for remote VTEPs */
+
+struct VxlanCounters {
+#define X(name) uint64_t name = 0;
+    VLEAF_VXLAN_COUNTERS(X)
+#undef X
+};
+
+// A bridge domain as the control thread sees it (its configuration and dataplane id).
+struct BdState {
+    const config::BridgeDomain *cfg;
+    uint16_t id;
+    uint16_t gw_ifid; // the anycast gateway's interface id, when the domain has one
+};
+
 class Daemon {
   public:
     explicit Daemon(const config::Config &cfg); // throws with a message naming the culprit
@@ -28,8 +52,24 @@ class Daemon {
     void run(int signal_fd);
 
   private:
-    void program_static();
+    void program_static(bool tunnels);
+    // VXLAN (vxlan.cpp): bridge domains, gateways, VNIs and flood lists from the
+    // configuration; learning, aging and ARP/ND in bridge domains at run time.
+    void program_vxlan();
+    void vxlan_tick(uint64_t now);
+    void handle_learned();
+    void handle_bd_punt(const dp::PuntMsg &msg, uint64_t now);
+    bool suppress(const BdState &bd, std::span<const uint8_t> frame);
+    std::string if_name(uint16_t ifid) const;
+    const BdState *bd_of(uint16_t id) const;
+    void send_frame(uint16_t ifid, std::span<const uint8_t> frame);
+    nlohmann::json show_vxlan_vni(const nlohmann::json &args) const;
+    nlohmann::json show_vxlan_vtep() const;
+    nlohmann::json show_vxlan_mac(const nlohmann::json &args) const;
     void register_api();
+    void register_services();
+    void program_services();
+    nlohmann::json show_lb() const;
     void handle_punts(uint64_t now);
     void handle_tap(size_t ifid);
     void to_kernel(size_t ifid, rte_mbuf *m);
@@ -44,7 +84,14 @@ class Daemon {
     std::unique_ptr<fib::Programmer> fib_;
     std::unique_ptr<neigh::Resolver> resolver_;
     std::unique_ptr<api::Server> api_;
+    std::unique_ptr<svc::Registry> services_;
+    std::unique_ptr<svc::HealthChecker> health_;
     ExceptionCounters exc_;
+    std::vector<BdState> bds_;
+    // MAC/IP bindings per bridge domain: configured and snooped from ARP/ND.
+    std::map<std::pair<uint16_t, IpAddr>, MacAddr> bindings_;
+    VxlanCounters vx_;
+    uint64_t next_vxlan_tick_ = 0;
 };
 
 uint64_t now_ms();

@@ -32,6 +32,9 @@ void Daemon::register_api() {
     api_->add("show routes", [this](const json &a) { return show_routes(a); });
     api_->add("show neighbors", [this](const json &) { return show_neighbors(); });
     api_->add("show stats", [this](const json &) { return show_stats(); });
+    api_->add("show vxlan vni", [this](const json &a) { return show_vxlan_vni(a); });
+    api_->add("show vxlan vtep", [this](const json &) { return show_vxlan_vtep(); });
+    api_->add("show vxlan mac", [this](const json &a) { return show_vxlan_mac(a); });
 }
 
 json Daemon::show_interfaces() const {
@@ -81,7 +84,7 @@ json Daemon::show_routes(const json &args) const {
 json Daemon::show_neighbors() const {
     json out = json::array();
     for (auto &e : resolver_->entries())
-        out.push_back({{"interface", dp_->interfaces()[e.ifid].name},
+        out.push_back({{"interface", if_name(e.ifid)},
                        {"ip", e.ip.str()},
                        {"mac", e.mac ? e.mac->str() : ""},
                        {"state", neigh::state_name(e.state)},
@@ -118,6 +121,11 @@ json Daemon::show_stats() const {
               s.timed_packets ? double(s.pipeline_cycles) / double(s.timed_packets) : 0.0},
              {"stage_cycles_per_packet", stages},
              {"injected", s.injected},
+             {"decapsulated", s.decapsulated},
+             {"encapsulated", s.encapsulated},
+             {"flooded", s.flooded},
+             {"learn_sent", s.learn_sent},
+             {"learn_dropped", s.learn_dropped},
              {"drops", reasons(s.drops, drop_names, n_drops)},
              {"punts", reasons(s.punts, punt_names, n_punts)}});
     }
@@ -140,7 +148,20 @@ json Daemon::show_stats() const {
 #undef X
     neigh["bad"] = reasons(nc.bad, neigh::bad_names, std::size(neigh::bad_names));
     const auto &fc = dp_->fib().counters();
+    const auto &oc = dp_->fib().overlay().counters();
+    json vxlan = {{"macs", oc.macs},
+                  {"macs_learned", oc.macs_learned},
+                  {"mac_moves", oc.mac_moves},
+                  {"macs_aged", oc.macs_aged},
+                  {"learn_static_conflicts", oc.learn_static_conflicts},
+                  {"vteps", oc.vteps},
+                  {"vnis", oc.vnis},
+                  {"bridge_domains", oc.bds}};
+#define X(name) vxlan[#name] = vx_.name;
+    VLEAF_VXLAN_COUNTERS(X)
+#undef X
     return {{"ports", ports},
+            {"vxlan", vxlan},
             {"workers", workers},
             {"drops", reasons(drops, drop_names, n_drops)},
             {"punts", reasons(punts, punt_names, n_punts)},

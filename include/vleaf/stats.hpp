@@ -22,7 +22,25 @@ namespace vleaf {
     X(neigh_unresolved)                                                                            \
     X(mtu_exceeded)                                                                                \
     X(punt_ring_full)                                                                              \
-    X(tx_full)
+    X(tx_full)                                                                                     \
+    X(vxlan_truncated) /* shorter than outer headers + VXLAN + inner Ethernet */                   \
+    X(vxlan_bad_flags) /* VXLAN header without the I (valid VNI) flag */                           \
+    X(vxlan_unknown_vni)                                                                           \
+    X(vxlan_wrong_dst)           /* VXLAN to one of our addresses that is not a VTEP */            \
+    X(vxlan_no_vtep)             /* tunnel to a remote VTEP that is gone */                        \
+    X(vxlan_underlay_unresolved) /* the remote VTEP's underlay neighbor has no MAC yet */          \
+    X(vxlan_mtu_exceeded)        /* encapsulated frame larger than the underlay MTU */             \
+    X(vxlan_no_headroom)                                                                           \
+    X(unknown_vlan)     /* tagged frame on an access port without that VLAN */                     \
+    X(l2_bad_source)    /* multicast or zero source MAC */                                         \
+    X(l2_hairpin)       /* destination on the segment the frame came from */                       \
+    X(l2_split_horizon) /* from a tunnel, to a remote MAC: never back into the overlay */          \
+    X(l2_flood_empty)   /* BUM frame with nowhere to go */                                         \
+    X(mbuf_exhausted)   /* no mbuf for a flood replica */                                          \
+    X(lb_no_backend)                                                                               \
+    X(lb_truncated)                                                                                \
+    X(lb_no_headroom)                                                                              \
+    X(acl_deny)
 
 enum class Drop : uint8_t {
 #define X(name) name,
@@ -42,7 +60,9 @@ inline constexpr const char *drop_names[] = {
     X(local)                                                                                       \
     X(arp)                                                                                         \
     X(nd)                                                                                          \
-    X(resolve)
+    X(resolve)                                                                                     \
+    X(bd_arp) /* ARP in a bridge domain: gateway, suppression or flood; nh = bd | vlan << 16 */    \
+    X(bd_nd)  /* the same for IPv6 neighbor discovery */
 
 enum class Punt : uint8_t {
 #define X(name) name,
@@ -54,6 +74,22 @@ enum class Punt : uint8_t {
 inline constexpr const char *punt_names[] = {
 #define X(name) #name,
     VLEAF_PUNT_REASONS(X)
+#undef X
+};
+
+// What the LB stage did, per worker (not drops: those are in the reasons above).
+#define VLEAF_LB_COUNTERS(X)                                                                       \
+    X(flows_created)                                                                               \
+    X(flow_hits)                                                                                   \
+    X(flows_aged)                                                                                  \
+    X(flow_table_full) /* new flow balanced without being pinned */                                \
+    X(dnat)                                                                                        \
+    X(reverse_nat)                                                                                 \
+    X(dsr_encap)
+
+struct LbCounters {
+#define X(name) uint64_t name = 0;
+    VLEAF_LB_COUNTERS(X)
 #undef X
 };
 

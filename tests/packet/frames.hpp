@@ -102,4 +102,71 @@ inline Frame routed(Frame in, const MacAddr &dst, const MacAddr &src) {
     return in;
 }
 
+// An Ethernet frame with `payload` bytes of filler after the header.
+inline Frame l2(const MacAddr &dst, const MacAddr &src, uint16_t type, size_t payload = 46) {
+    Frame f = ether(dst, src, type);
+    f.resize(f.size() + payload, 0x5a);
+    return f;
+}
+
+// The same frame with an 802.1Q tag after the MAC addresses.
+inline Frame tagged(Frame f, uint16_t vlan) {
+    uint8_t tag[4] = {0x81, 0x00, uint8_t(vlan >> 8), uint8_t(vlan)};
+    f.insert(f.begin() + 12, tag, tag + 4);
+    return f;
+}
+
+// Outer headers of a VXLAN frame (RFC 7348), built field by field.
+struct Outer {
+    MacAddr dst, src;
+    std::string sip, dip; // IPv4 or IPv6 by their form
+    uint16_t sport = 50000, dport = 4789;
+    uint32_t vni = 0;
+    uint8_t ttl = 64;
+    bool df = true;
+    uint8_t flags = 0x08;
+};
+
+inline Frame vxlan(const Outer &o, const Frame &inner) {
+    bool v6 = o.sip.find(':') != std::string::npos;
+    Frame f = ether(o.dst, o.src, v6 ? 0x86dd : 0x0800);
+    size_t ip = f.size(), iphl = v6 ? 40 : 20, udp = ip + iphl;
+    f.resize(udp + 16, 0);
+    f.insert(f.end(), inner.begin(), inner.end());
+    uint16_t udp_len = uint16_t(16 + inner.size());
+    auto s = IpAddr::parse(o.sip)->bytes, d = IpAddr::parse(o.dip)->bytes;
+    if (!v6) {
+        f[ip] = 0x45;
+        put16(f, ip + 2, uint16_t(20 + udp_len));
+        put16(f, ip + 6, o.df ? 0x4000 : 0);
+        f[ip + 8] = o.ttl;
+        f[ip + 9] = 17;
+        std::copy(s.begin(), s.begin() + 4, f.begin() + long(ip + 12));
+        std::copy(d.begin(), d.begin() + 4, f.begin() + long(ip + 16));
+        put16(f, ip + 10, checksum(&f[ip], 20));
+    } else {
+        f[ip] = 0x60;
+        put16(f, ip + 4, udp_len);
+        f[ip + 6] = 17;
+        f[ip + 7] = o.ttl;
+        std::copy(s.begin(), s.end(), f.begin() + long(ip + 8));
+        std::copy(d.begin(), d.end(), f.begin() + long(ip + 24));
+    }
+    put16(f, udp, o.sport);
+    put16(f, udp + 2, o.dport);
+    put16(f, udp + 4, udp_len);
+    f[udp + 8] = o.flags;
+    f[udp + 12] = uint8_t(o.vni >> 16);
+    f[udp + 13] = uint8_t(o.vni >> 8);
+    f[udp + 14] = uint8_t(o.vni);
+    if (v6) { // RFC 8200 8.1 pseudo-header: addresses, upper-layer length, next header
+        Frame pseudo(f.begin() + long(ip + 8), f.begin() + long(ip + 40));
+        pseudo.insert(pseudo.end(), {0, 0, uint8_t(udp_len >> 8), uint8_t(udp_len), 0, 0, 0, 17});
+        pseudo.insert(pseudo.end(), f.begin() + long(udp), f.end());
+        uint16_t c = checksum(pseudo.data(), pseudo.size());
+        put16(f, udp + 6, c == 0 ? 0xffff : c);
+    }
+    return f;
+}
+
 } // namespace vleaf::test

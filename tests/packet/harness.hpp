@@ -60,10 +60,13 @@ struct Rig {
     std::unique_ptr<dp::Fib> fib;
     std::vector<std::string> errors;
     std::unique_ptr<fib::Programmer> prog;
+    std::unique_ptr<dp::Lb> lb;
     std::atomic<bool> stop{false};
     std::unique_ptr<dp::Worker> w;
 
-    explicit Rig(unsigned mbufs = 8192, uint32_t max_routes_v4 = 1 << 16) {
+    // n_vrfs: VRFs 0..n-1 (each IPv4 table costs 64 MiB of EAL memory).
+    explicit Rig(unsigned mbufs = 8192, uint32_t max_routes_v4 = 1 << 16,
+                 LbLimits lb_limits = {4096, 300}, unsigned n_vrfs = 1) {
         static int instance = 0;
         std::string tag = std::to_string(instance++);
         pool = rte_pktmbuf_pool_create(("pool" + tag).c_str(), mbufs, 256, 0,
@@ -91,15 +94,21 @@ struct Rig {
             std::memcpy(info[port[p]].mac.addr_bytes, mac(uint8_t(0x10 + p)).bytes.data(), 6);
             info[port[p]].mtu = 1500;
         }
-        fib = std::make_unique<dp::Fib>(std::vector<dp::Fib::VrfSpec>{{0, max_routes_v4, 1 << 16}},
-                                        rcu, 0);
+        std::vector<dp::Fib::VrfSpec> vrfs{{0, max_routes_v4, 1 << 16}};
+        for (uint32_t v = 1; v < n_vrfs; v++) vrfs.push_back({v, 1024, 1024});
+        fib = std::make_unique<dp::Fib>(vrfs, rcu, 0);
         for (unsigned p = 0; p < kPorts; p++) fib->set_port_mac(port[p], info[port[p]].mac);
         prog = std::make_unique<fib::Programmer>([this](const Update &u) {
             auto e = fib->apply(u);
             if (!e.empty()) errors.push_back(e);
         });
+        lb = std::make_unique<dp::Lb>(rcu, 1, lb_limits, 0);
         w = std::make_unique<dp::Worker>();
+        w->lb = lb.get();
+        w->flows = lb->flows(0);
         w->fib = fib.get();
+        w->ov = &fib->overlay();
+        w->pool = pool;
         w->ports = info;
         w->rcu = rcu;
         w->punt = punt;
@@ -119,6 +128,8 @@ struct Rig {
         }
         for (auto &pm : take_punts()) rte_pktmbuf_free(pm.m);
         prog.reset();
+        w.reset();
+        lb.reset();
         fib.reset();
         rte_ring_free(punt);
         rte_free(info);

@@ -158,6 +158,13 @@ TEST_F(Api, UnknownCommandListsKnownOnes) {
     EXPECT_EQ(r["error"], "unknown command 'show nothing' (known: echo, fail, help)");
 }
 
+TEST_F(Api, WordAfterAKnownCommandIsItsArgument) {
+    Client c(*server);
+    EXPECT_EQ(c.call({{"command", "echo 10"}, {"args", {{"n", 3}}}}),
+              json({{"ok", true}, {"result", {{"arg", "10"}, {"n", 3}}}}));
+    EXPECT_EQ(c.call({{"command", "echo 10 11"}})["ok"], false);
+}
+
 TEST_F(Api, HelpListsCommands) {
     Client c(*server);
     EXPECT_EQ(c.call({{"command", "help"}})["result"], json({"echo", "fail", "help"}));

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdlib>
+#include <filesystem>
+
 using namespace vleaf;
 using namespace vleaf::bgp;
 
@@ -102,4 +105,25 @@ TEST(BgpConfig, ErrorsNameTheField) {
     for (auto &[text, want] : cases)
         EXPECT_NE(error_of(text).find(want), std::string::npos)
             << text << "\n  got: " << error_of(text) << "\n  want: " << want;
+}
+
+TEST(BgpConfig, ShippedVleafBgpdConfigsAreValid) {
+    const char *d = std::getenv("VLEAF_CONF_DIR");
+    ASSERT_NE(d, nullptr) << "run through meson test";
+    size_t n = 0;
+    for (const auto &e : std::filesystem::directory_iterator(std::filesystem::path(d) / "bgp")) {
+        SCOPED_TRACE(e.path().string());
+        YAML::Node root = YAML::LoadFile(e.path());
+        ASSERT_TRUE(root["bgp"]);
+        BgpConfig c;
+        EXPECT_NO_THROW(c = parse_config(root["bgp"]));
+        ++n;
+        if (e.path().filename() == "evpn-leaf.yaml") {
+            EXPECT_EQ(c.evpn.vnis.size(), 2u);
+            EXPECT_EQ(c.vtep().str(), "10.0.0.11");
+            EXPECT_EQ(c.auto_rt(100).str(), "64512:100");
+            EXPECT_EQ(c.auto_rd(100).str(), "10.0.0.11:100");
+        }
+    }
+    EXPECT_GE(n, 1u);
 }

@@ -268,6 +268,22 @@ TEST_F(BgpRib, GracefulRestartStaleHandling) {
     EXPECT_EQ(rib->paths(), 0u);
 }
 
+TEST_F(BgpRib, RefreshMarksOnlyOnePeerAndFamilyStale) {
+    PeerId a = peer("10.0.0.2", 65002, 2), b = peer("10.0.0.3", 65003, 3);
+    announce(a, "10.1.0.0/16", attrs({65002}));
+    announce(a, "10.2.0.0/16", attrs({65002}));
+    announce(b, "10.2.0.0/16", attrs({65003}));
+    rib->mark_stale(a, family_bit(V4)); // BoRR from a
+    announce(a, "10.1.0.0/16", attrs({65002}));
+    rib->sweep_stale(a, family_bit(V4)); // EoRR from a
+    EXPECT_NE(rib->find(V4, pfx("10.1.0.0/16")), nullptr);
+    auto *e = rib->find(V4, pfx("10.2.0.0/16"));
+    ASSERT_NE(e, nullptr) << "b's path stays";
+    EXPECT_EQ(e->n, 1);
+    EXPECT_EQ(e->paths[0].peer, b);
+    EXPECT_FALSE(e->paths[0].flags & Path::kStale);
+}
+
 TEST_F(BgpRib, ChangesReportBeforeAndAfter) {
     std::vector<std::pair<size_t, size_t>> seen;
     rib->on_change([&](const RibChange &c) { seen.push_back({c.before.size(), c.now.size()}); });

@@ -185,3 +185,118 @@ TEST_F(BgpSpeaker, TtlSecurity) {
     ASSERT_TRUE(
         run_until({a.get(), b.get()}, [&] { return established(*a, 2) && established(*b, 1); }));
 }
+
+TEST_F(BgpSpeaker, EnhancedRouteRefresh) {
+    auto a = speaker(1, 65001, peer(1, 2, 65002), "announce: [10.1.0.0/16]\n");
+    auto b = speaker(2, 65002, peer(2, 1, 65001), "announce: [10.2.0.0/16, 10.3.0.0/16]\n");
+    ASSERT_TRUE(run_until({a.get(), b.get()}, [&] {
+        return !route(*a, "10.2.0.0/16").is_null() && !route(*a, "10.3.0.0/16").is_null() &&
+               !route(*b, "10.1.0.0/16").is_null();
+    }));
+    EXPECT_EQ(neighbor(*a, 2)["enhanced_route_refresh"], true);
+    EXPECT_FALSE(a->request_refresh(*IpAddr::parse("127.0.0.9"))) << "no such session";
+    ASSERT_TRUE(a->request_refresh(*IpAddr::parse("127.0.0.2")));
+    ASSERT_TRUE(
+        run_until({a.get(), b.get()}, [&] { return neighbor(*a, 2)["counters"]["eorr_in"] == 1; }));
+    auto bn = neighbor(*b, 1)["counters"];
+    EXPECT_EQ(bn["route_refresh_in"], 1);
+    EXPECT_EQ(bn["borr_out"], 1);
+    EXPECT_EQ(bn["eorr_out"], 1);
+    auto an = neighbor(*a, 2);
+    EXPECT_EQ(an["counters"]["route_refresh_out"], 1);
+    EXPECT_EQ(an["counters"]["borr_in"], 1);
+    EXPECT_EQ(an["stale_families"], json::array()) << "EoRR ends the refresh";
+    // Everything was sent again between BoRR and EoRR: nothing swept, nothing stale.
+    EXPECT_EQ(route(*a, "10.2.0.0/16")["stale"], false);
+    EXPECT_EQ(route(*a, "10.3.0.0/16")["stale"], false);
+    // Soft reset out: the table goes out again without a refresh request.
+    EXPECT_EQ(neighbor(*b, 1)["counters"]["prefixes_announced_in"], 1);
+    EXPECT_TRUE(a->resend(*IpAddr::parse("127.0.0.2")));
+    EXPECT_TRUE(run_until({a.get(), b.get()}, [&] {
+        return neighbor(*b, 1)["counters"]["prefixes_announced_in"] == 2;
+    }));
+}
+
+TEST_F(BgpSpeaker, ReloadLeavesUnaffectedSessionsAlone) {
+    auto cfg_a = [](const std::string &b_policy, bool with_c, bool with_d) {
+        std::string peers = peer(1, 2, 65002, b_policy);
+        if (with_c) peers += peer(1, 3, 65003);
+        if (with_d) peers += peer(1, 4, 65004);
+        return "asn: 65001\nrouter_id: 10.0.0.1\nlisten_address: 127.0.0.1\nlisten_port: " +
+               std::to_string(kPort) + "\npeers:\n" + peers + "announce: [10.1.0.0/16]\n";
+    };
+    auto a = std::make_unique<Speaker>(
+        parse_config(YAML::Load(cfg_a(", import: {prefix_list: [10.2.0.0/16]}", true, false))));
+    a->start();
+    auto b = speaker(2, 65002, peer(2, 1, 65001), "announce: [10.2.0.0/16, 10.3.0.0/16]\n");
+    auto c = speaker(3, 65003, peer(3, 1, 65001));
+    auto d = speaker(4, 65004, peer(4, 1, 65001));
+    std::initializer_list<Speaker *> all = {a.get(), b.get(), c.get(), d.get()};
+    ASSERT_TRUE(run_until(all, [&] {
+        return established(*a, 2) && established(*a, 3) && !route(*a, "10.2.0.0/16").is_null() &&
+               !route(*b, "10.1.0.0/16").is_null();
+    }));
+    EXPECT_TRUE(route(*a, "10.3.0.0/16").is_null()) << "denied by the import policy";
+    auto port = neighbor(*a, 2)["local_port"];
+
+    // A change that needs a restart is refused as a whole.
+    auto bad = parse_config(YAML::Load(cfg_a("", false, true)));
+    bad.asn = 65009;
+    EXPECT_THROW(a->reload(bad), BgpConfigError);
+    EXPECT_TRUE(established(*a, 3));
+
+    // b: import policy dropped and export policy added; c removed; d added.
+    a->reload(
+        parse_config(YAML::Load(cfg_a(", export: {set_community: ['65001:7']}", false, true))));
+    ASSERT_TRUE(run_until(all, [&] {
+        return !route(*a, "10.3.0.0/16").is_null() && established(*a, 4) &&
+               !route(*b, "10.1.0.0/16").is_null() &&
+               route(*b, "10.1.0.0/16")["communities"] == json::array({"65001:7"}) &&
+               neighbor(*c, 1)["last_error"].get<std::string>().find("De-configured") !=
+                   std::string::npos;
+    })) << neighbor(*c, 1).dump();
+    EXPECT_EQ(neighbor(*b, 1)["counters"]["route_refresh_in"], 1) << "asked b for its routes";
+    // b's session was not touched: same connection, established once.
+    EXPECT_EQ(neighbor(*a, 2)["counters"]["established"], 1);
+    EXPECT_EQ(neighbor(*a, 2)["local_port"], port);
+    EXPECT_EQ(neighbor(*b, 1)["counters"]["established"], 1);
+    EXPECT_TRUE(neighbor(*a, 3).is_null()) << "c is gone from a";
+    EXPECT_FALSE(established(*c, 1));
+}
+
+TEST_F(BgpSpeaker, RestartingSpeakerDefersUntilEndOfRib) {
+    auto a = speaker(1, 65001, peer(1, 2, 65002), "announce: [10.1.0.0/16]\n");
+    auto b = speaker(2, 65002, peer(2, 1, 65001), "announce: [10.2.0.0/16]\n", false);
+    b->set_restarting(true);
+    b->start();
+    ASSERT_TRUE(run_until({a.get(), b.get()}, [&] {
+        return !route(*a, "10.2.0.0/16").is_null() && !route(*b, "10.1.0.0/16").is_null();
+    }));
+    auto n = neighbor(*a, 2);
+    EXPECT_EQ(n["peer_restarting"], true) << "R bit in b's OPEN";
+    auto gr = b->show_summary()["graceful_restart"];
+    EXPECT_EQ(gr["deferring"], false);
+    EXPECT_EQ(gr["deferral_ended"], "End-of-RIB from every graceful-restart peer");
+    EXPECT_EQ(neighbor(*b, 1)["eor_received"], json::array({"ipv4-unicast"}));
+    EXPECT_EQ(n["eor_received"], json::array({"ipv4-unicast"})) << "b ends with End-of-RIB";
+}
+
+TEST_F(BgpSpeaker, RestartingSpeakerWaitsForTheDeferralTimer) {
+    // a does no graceful restart: b has no End-of-RIB to wait for, only its timer.
+    auto a = speaker(1, 65001, peer(1, 2, 65002, ", graceful_restart: false"),
+                     "announce: [10.1.0.0/16]\n");
+    auto b = speaker(2, 65002, peer(2, 1, 65001), "announce: [10.2.0.0/16]\nselect_defer_time: 2\n",
+                     false);
+    b->set_restarting(false);
+    b->start();
+    ASSERT_TRUE(run_until({a.get(), b.get()}, [&] { return established(*a, 2); }));
+    run_until(
+        {a.get(), b.get()}, [] { return false; }, 800);
+    EXPECT_TRUE(route(*a, "10.2.0.0/16").is_null()) << "nothing sent while deferring";
+    EXPECT_EQ(b->show_summary()["rib"]["ipv4-unicast"], 2) << "a's route is in b's RIB";
+    EXPECT_EQ(b->show_summary()["graceful_restart"]["deferring"], true);
+    ASSERT_TRUE(run_until({a.get(), b.get()}, [&] {
+        return !route(*a, "10.2.0.0/16").is_null() && !route(*b, "10.1.0.0/16").is_null();
+    }));
+    EXPECT_EQ(b->show_summary()["graceful_restart"]["deferral_ended"], "select_defer_time ran out");
+}

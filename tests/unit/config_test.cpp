@@ -122,6 +122,29 @@ TEST(Config, GatewayHasEcmpBlackholeAndTenantVrf) {
     EXPECT_EQ(c.interfaces.at(1).mac->str(), "02:00:0a:0a:00:01");
 }
 
+TEST(Config, EvpnLeafHasVnisGatewaysAndTunnels) {
+    Config c = load_file(conf_dir() / "evpn-leaf.yaml");
+    ASSERT_TRUE(c.vxlan);
+    EXPECT_EQ(c.vxlan->source4->str(), "10.2.2.2");
+    EXPECT_FALSE(c.vxlan->source6);
+    EXPECT_EQ(c.vxlan->udp_port, 4789);
+    EXPECT_EQ(c.vrf("vpn1")->l3vni, 100u);
+    EXPECT_EQ(c.vrf("vpn1")->router_mac->str(), "02:00:0a:02:02:02");
+    ASSERT_EQ(c.bridge_domains.size(), 2u);
+    const BridgeDomain &bd = c.bridge_domains[0];
+    EXPECT_EQ(bd.vni, 10u);
+    EXPECT_EQ(bd.gateway_mac->str(), "00:00:5e:00:01:01");
+    EXPECT_EQ(bd.gateway_ipv4.at(0).str(), "192.168.10.1/24");
+    ASSERT_EQ(bd.access.size(), 2u);
+    EXPECT_EQ(bd.access[1].vlan, 10);
+    EXPECT_EQ(bd.flood.at(0).str(), "10.3.3.3");
+    EXPECT_EQ(bd.macs.at(0).ips.at(0).str(), "192.168.10.31");
+    const Route &r = c.routes.back();
+    EXPECT_EQ(r.vtep->str(), "10.3.3.3");
+    EXPECT_EQ(r.vni, 100u);
+    EXPECT_EQ(r.router_mac->str(), "02:00:0a:03:03:03");
+}
+
 TEST(Config, DefaultsApplyAndDefaultVrfIsImplicit) {
     Config c = parse("ports: [{name: p0, device: net_null0}]\n", "min.yaml");
     EXPECT_EQ(c.log_level, "info");
@@ -359,7 +382,7 @@ TEST(ConfigReject, RoutePrefixNotAPrefix) {
 
 TEST(ConfigReject, RouteWithoutTarget) {
     expect_rejected(kBase + "routes: [{prefix: 10.1.0.0/16}]\n", "routes[0]",
-                    "exactly one of via, dev, blackhole (none given)");
+                    "exactly one of via, dev, blackhole, vtep (none given)");
 }
 
 TEST(ConfigReject, RouteWithTwoTargets) {
@@ -465,6 +488,72 @@ TEST(ConfigReject, WorkerWithoutQueues) {
                     "required field is missing");
     expect_rejected(kBase + "workers: [{lcore: 1, rx: []}]\n", "workers[0].rx",
                     "at least one rx queue");
+}
+
+const std::string kVxlan = kBase + "vxlan: {source: 10.9.9.9}\n";
+
+TEST(ConfigReject, VxlanSection) {
+    expect_rejected(kBase + "vxlan: {udp_port: 4789}\n", "vxlan.source",
+                    "VTEP address is required");
+    expect_rejected(kBase + "vxlan: {source: fd00::1}\n", "vxlan.source", "not an IPv4 address");
+    expect_rejected(kBase + "vxlan: {source: 10.9.9.9, src_port_min: 60000, src_port_max: 50000}\n",
+                    "vxlan.src_port_max", "below src_port_min");
+    expect_rejected(kBase + "vxlan: {source: 10.9.9.9, ttl: 0}\n", "vxlan.ttl", "out of range");
+}
+
+TEST(ConfigReject, VrfL3vni) {
+    expect_rejected("ports: [{name: p0, device: d}]\nvrfs: [{name: t, id: 1, l3vni: 100}]\n",
+                    "vrfs[0].router_mac", "required with l3vni");
+    expect_rejected("ports: [{name: p0, device: d}]\nvrfs: [{name: t, id: 1, l3vni: 16777216, "
+                    "router_mac: \"02:00:00:00:00:01\"}]\n",
+                    "vrfs[0].l3vni", "out of range");
+}
+
+TEST(ConfigReject, TunnelRoutes) {
+    expect_rejected(kBase + "routes: [{prefix: 10.1.0.0/16, vtep: 10.9.9.8, router_mac: "
+                            "\"02:00:00:00:00:01\"}]\n",
+                    "routes[0].vtep", "needs the vxlan section");
+    expect_rejected(kVxlan + "routes: [{prefix: 10.1.0.0/16, vtep: 10.9.9.8}]\n",
+                    "routes[0].router_mac", "required with vtep");
+    expect_rejected(kVxlan + "routes: [{prefix: 10.1.0.0/16, vtep: 10.9.9.8, router_mac: "
+                             "\"02:00:00:00:00:01\"}]\n",
+                    "routes[0].vni", "has no l3vni");
+    expect_rejected(kVxlan + "routes: [{prefix: 10.1.0.0/16, vtep: \"fd00::8\", vni: 5, "
+                             "router_mac: \"02:00:00:00:00:01\"}]\n",
+                    "routes[0].vtep", "vxlan has no IPv6 source");
+    expect_rejected(kVxlan + "routes: [{prefix: 10.1.0.0/16, via: 10.9.9.8, vni: 5}]\n",
+                    "routes[0].vni", "only a route with vtep");
+}
+
+TEST(ConfigReject, BridgeDomains) {
+    expect_rejected(kBase + "bridge_domains: [{vni: 10}]\n", "bridge_domains[0]",
+                    "need the vxlan section");
+    expect_rejected(kVxlan + "bridge_domains: [{vni: 10}, {vni: 10}]\n", "bridge_domains[1].vni",
+                    "VNI 10 is already bridge_domains[0]");
+    expect_rejected(kVxlan + "bridge_domains: [{vni: 10, gateway_ipv4: [10.5.0.1/24]}]\n",
+                    "bridge_domains[0].gateway_mac", "required with gateway addresses");
+    expect_rejected(kVxlan + "bridge_domains: [{vni: 10, access: [{port: p9}]}]\n",
+                    "bridge_domains[0].access[0].port", "unknown port 'p9'");
+    expect_rejected(kVxlan + "bridge_domains: [{vni: 10, access: [{port: p1, vlan: 4095}]}]\n",
+                    "bridge_domains[0].access[0].vlan", "out of range");
+    expect_rejected(kVxlan + "bridge_domains: [{vni: 10, access: [{port: p1}]}, "
+                             "{vni: 20, access: [{port: p1}]}]\n",
+                    "bridge_domains[1].access[0].vlan", "already in bridge_domains[0]");
+    expect_rejected(kVxlan + kInterfaces + "bridge_domains: [{vni: 10, access: [{port: p0}]}]\n",
+                    "bridge_domains[0].access[0].port", "routed by interface 'h1'");
+    expect_rejected(kVxlan + kInterfaces +
+                        "bridge_domains: [{vni: 10, gateway_mac: \"00:00:5e:00:01:01\", "
+                        "gateway_ipv4: [10.0.1.9/24]}]\n",
+                    "bridge_domains[0].gateway_ipv4[0]", "overlaps 10.0.1.1/24");
+    expect_rejected(kVxlan + "bridge_domains: [{vni: 10, flood: [10.1.1.1, 10.1.1.1]}]\n",
+                    "bridge_domains[0].flood[1]", "listed twice");
+    expect_rejected(kVxlan + "bridge_domains: [{vni: 10, macs: [{mac: \"01:00:00:00:00:01\", "
+                             "vtep: 10.1.1.1}]}]\n",
+                    "bridge_domains[0].macs[0].mac", "not a unicast MAC");
+    expect_rejected("ports: [{name: p0, device: d}]\nvxlan: {source: 10.9.9.9}\n"
+                    "vrfs: [{name: t, id: 1, l3vni: 10, router_mac: "
+                    "\"02:00:00:00:00:01\"}]\nbridge_domains: [{vni: 10}]\n",
+                    "bridge_domains[0].vni", "VNI 10 is already VRF 't'");
 }
 
 TEST(ConfigReject, ApiSocketMustBeAbsolute) {

@@ -26,6 +26,7 @@ MacAddr M(uint8_t b) {
 struct Model {
     std::map<NhId, Nexthop> nhs;
     std::map<std::pair<uint32_t, Prefix>, NhId> routes;
+    std::map<uint16_t, Update> vteps;
     std::vector<Update> log;
 
     void apply(const Update &u) {
@@ -34,6 +35,9 @@ struct Model {
         case Op::NexthopSet:
             for (unsigned k = 0; k < u.nexthop.n_members; k++)
                 ASSERT_TRUE(nhs.count(u.nexthop.members[k])) << "member before group";
+            if (u.nexthop.kind == NhKind::Tunnel) {
+                ASSERT_TRUE(vteps.count(u.nexthop.vtep)) << "tunnel before its VTEP";
+            }
             nhs[u.nh] = u.nexthop;
             break;
         case Op::NexthopDel:
@@ -48,6 +52,22 @@ struct Model {
             break;
         case Op::RouteDel:
             ASSERT_EQ(routes.erase({u.vrf, u.prefix}), 1u);
+            break;
+        case Op::VtepSet:
+            ASSERT_TRUE(nhs.count(u.nh)) << "VTEP before its underlay next hop";
+            ASSERT_FALSE(vteps.count(u.ov.vtep)) << "VTEP id reused";
+            vteps[u.ov.vtep] = u;
+            break;
+        case Op::FloodAdd:
+        case Op::FloodDel:
+            ASSERT_TRUE(vteps.count(u.ov.vtep)) << "flood list names an unknown VTEP";
+            break;
+        case Op::MacSet:
+            if (u.ov.dest.kind == MacDest::Kind::Remote) {
+                ASSERT_TRUE(vteps.count(u.ov.dest.vtep)) << "MAC behind an unknown VTEP";
+            }
+            break;
+        default:
             break;
         }
     }
@@ -150,6 +170,68 @@ TEST_F(ProgrammerTest, RouteViewListsNexthops) {
         return;
     }
     FAIL() << "route missing";
+}
+
+TEST_F(ProgrammerTest, TunnelRoutesShareTheirVtepAndTunnelNexthop) {
+    ASSERT_EQ(f.add_tunnel_route(1, P("192.168.30.0/24"), A("10.0.2.9"), 100, M(0x64)), "");
+    ASSERT_EQ(f.add_tunnel_route(1, P("fd00:30::/64"), A("10.0.2.9"), 100, M(0x64)), "");
+    NhId t = model.routes.at({1, P("192.168.30.0/24")});
+    EXPECT_EQ(model.routes.at({1, P("fd00:30::/64")}), t);
+    const Nexthop &n = model.nhs.at(t);
+    EXPECT_EQ(n.kind, NhKind::Tunnel);
+    EXPECT_EQ(n.vni, 100u);
+    EXPECT_EQ(n.mac, M(0x64));
+    ASSERT_EQ(model.vteps.size(), 1u);
+    const Update &v = model.vteps.at(n.vtep);
+    EXPECT_EQ(v.ov.addr, A("10.0.2.9"));
+    // The underlay next hop is the VTEP's neighbor on the connected subnet, unresolved.
+    EXPECT_EQ(model.nhs.at(v.nh).kind, NhKind::Unresolved);
+    auto pending = f.unresolved_vteps();
+    ASSERT_EQ(pending.size(), 1u);
+    EXPECT_EQ(pending[0].first, 1);
+    EXPECT_EQ(pending[0].second, A("10.0.2.9"));
+    f.neighbor(1, A("10.0.2.9"), M(9));
+    EXPECT_EQ(model.nhs.at(v.nh).kind, NhKind::Forward);
+    EXPECT_TRUE(f.unresolved_vteps().empty());
+    // Another router MAC is another tunnel next hop through the same VTEP.
+    ASSERT_EQ(f.add_tunnel_route(1, P("192.168.40.0/24"), A("10.0.2.9"), 100, M(0x65)), "");
+    EXPECT_NE(model.routes.at({1, P("192.168.40.0/24")}), t);
+    EXPECT_EQ(model.vteps.size(), 1u);
+    auto views = f.vteps();
+    ASSERT_EQ(views.size(), 1u);
+    EXPECT_EQ(views[0].tunnels, 2u);
+}
+
+TEST_F(ProgrammerTest, VtepBehindAStaticRouteOrUnreachable) {
+    ASSERT_EQ(f.add_static(0, P("10.99.0.0/16"), {A("10.0.2.2")}, {}, false), "");
+    ASSERT_EQ(f.add_tunnel_route(1, P("192.168.30.0/24"), A("10.99.3.3"), 100, M(1)), "");
+    const Update &v = model.vteps.begin()->second;
+    EXPECT_EQ(v.nh, model.routes.at({0, P("10.99.0.0/16")}));
+    std::string err = f.add_tunnel_route(1, P("192.168.31.0/24"), A("172.31.0.1"), 100, M(1));
+    EXPECT_NE(err.find("172.31.0.1"), std::string::npos) << err;
+}
+
+TEST_F(ProgrammerTest, BridgeDomainsFloodListsAndGatewayNeighbors) {
+    uint16_t bd = f.add_bridge_domain(10, 1, M(0x5e));
+    f.add_access(7, 0, bd);
+    ASSERT_EQ(f.add_flood(bd, A("10.0.2.9")), "");
+    ASSERT_EQ(f.add_remote_mac(bd, M(0x33), A("10.0.2.9")), "");
+    f.add_gateway(5, "vni10", bd, 1, {P("192.168.10.1/24")});
+    NhId conn = model.routes.at({1, P("192.168.10.0/24")});
+    EXPECT_EQ(model.nhs.at(conn).kind, NhKind::Resolve);
+    EXPECT_EQ(model.routes.at({1, P("192.168.10.1/32")}), kNhLocal);
+    f.neighbor(5, A("192.168.10.2"), M(0x22));
+    NhId host = model.routes.at({1, P("192.168.10.2/32")});
+    EXPECT_EQ(model.nhs.at(host).kind, NhKind::Bridge);
+    EXPECT_EQ(model.nhs.at(host).bd, bd);
+    EXPECT_EQ(model.nhs.at(host).mac, M(0x22));
+    bool bd_set = false, l2vni = false;
+    for (auto &u : model.log) {
+        bd_set |= u.op == Op::BdSet && u.ov.bd == bd && u.ov.vni == 10 && u.ov.mac == M(0x5e);
+        l2vni |= u.op == Op::VniSet && !u.l3 && u.ov.vni == 10 && u.ov.bd == bd;
+    }
+    EXPECT_TRUE(bd_set);
+    EXPECT_TRUE(l2vni);
 }
 
 } // namespace

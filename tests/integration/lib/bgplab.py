@@ -6,6 +6,7 @@ The Lab removes every namespace and process when the test ends, pass or fail.
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -46,18 +47,24 @@ class Vleaf:
         self.bin = os.environ.get("VLEAF_BGPD", "vleaf-bgpd")
         self.start()
 
-    def start(self):
+    def start(self, *extra_args):
+        """Starts vleaf-bgpd, e.g. start("-R") as a restarting speaker."""
         if os.path.exists(self.sock):
             os.unlink(self.sock)
-        self.proc = self.ns.popen([self.bin, "-c", self.conf, "-s", self.sock, "-l", "debug"],
-                                  self.name)
+        self.proc = self.ns.popen([self.bin, "-c", self.conf, "-s", self.sock, "-l", "debug",
+                                   *extra_args], self.name)
         wait_for(lambda: os.path.exists(self.sock) or self.proc.poll() is not None, 10,
                  "vleaf-bgpd socket")
         if self.proc.poll() is not None:
             raise RuntimeError("vleaf-bgpd exited: " + self.proc.log())
 
     def stop(self):
-        self.proc.terminate()
+        self.proc.signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+    def kill(self):
+        """As a crash: no NOTIFICATION, the peers see the TCP connection close."""
+        self.proc.signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
     def alive(self):
@@ -135,17 +142,27 @@ def gobgpd(lab, ns, name, toml, api_port):
     return gobgp
 
 
-def frr_bgpd(lab, ns, name, bgpd_conf):
-    """FRR bgpd alone (-Z, no zebra) in a namespace; returns a vtysh runner."""
+def frr_bgpd(lab, ns, name, bgpd_conf, zebra_conf=None):
+    """FRR bgpd in a namespace; returns a vtysh runner. Without zebra_conf bgpd runs
+    alone (-Z); with it zebra runs first and programs the namespace's kernel (EVPN VTEP,
+    routes)."""
     d = lab.path(name)
     os.makedirs(d, exist_ok=True)
     lab.write(f"{name}/bgpd.conf", bgpd_conf)
     lab.write(f"{name}/vtysh.conf", "")
+    if zebra_conf is not None:
+        lab.write(f"{name}/zebra.conf", zebra_conf)
     shutil.chown(d, "frr", "frr")
     for f in os.listdir(d):
         shutil.chown(os.path.join(d, f), "frr", "frr")
-    proc = ns.popen(["/usr/lib/frr/bgpd", "-Z", "-f", f"{d}/bgpd.conf", "-i", f"{d}/bgpd.pid",
-                     "--vty_socket", d, "-P", "0"], f"{name}/bgpd")
+    zserv = ["-z", f"{d}/zserv.api"]
+    if zebra_conf is not None:
+        ns.popen(["/usr/lib/frr/zebra", "-f", f"{d}/zebra.conf", "-i", f"{d}/zebra.pid",
+                  *zserv, "--vty_socket", d, "-P", "0"], f"{name}/zebra")
+        wait_for(lambda: os.path.exists(f"{d}/zserv.api"), 10, f"{name} zebra socket")
+    proc = ns.popen(["/usr/lib/frr/bgpd", *(zserv if zebra_conf is not None else ["-Z"]),
+                     "-f", f"{d}/bgpd.conf", "-i", f"{d}/bgpd.pid", "--vty_socket", d,
+                     "-P", "0"], f"{name}/bgpd")
 
     def vtysh(*cmds, as_json=True):
         argv = ["ip", "netns", "exec", ns.name, "vtysh", "--vty_socket", d]

@@ -1,0 +1,291 @@
+// vleafd's VXLAN control: bridge domains, anycast gateways, VNIs, flood lists, remote
+// MACs from the configuration; MAC learning and aging; ARP/ND in bridge domains
+// (gateway answers, suppression from known MAC/IP bindings, flooding of the rest);
+// and the `show vxlan` views.
+#include "control/vleafd/daemon.hpp"
+
+#include <rte_cycles.h>
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+namespace vleaf {
+
+using nlohmann::json;
+
+namespace {
+constexpr uint64_t kVxlanTickMs = 1000;
+
+std::span<const uint8_t> bytes_of(rte_mbuf *m) {
+    if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) return {};
+    return {rte_pktmbuf_mtod(m, const uint8_t *), m->data_len};
+}
+
+MacAddr mac_of_key(uint64_t key) {
+    MacAddr m;
+    for (int i = 0; i < 6; i++) m.bytes[i] = uint8_t(key >> (40 - 8 * i));
+    return m;
+}
+} // namespace
+
+const BdState *Daemon::bd_of(uint16_t id) const {
+    for (auto &b : bds_)
+        if (b.id == id) return &b;
+    return nullptr;
+}
+
+std::string Daemon::if_name(uint16_t ifid) const {
+    size_t n = dp_->interfaces().size();
+    if (ifid < n) return dp_->interfaces()[ifid].name;
+    if (ifid - n < bds_.size()) return "vni" + std::to_string(bds_[ifid - n].cfg->vni);
+    return "if" + std::to_string(ifid);
+}
+
+void Daemon::send_frame(uint16_t ifid, std::span<const uint8_t> frame) {
+    size_t n = dp_->interfaces().size();
+    if (ifid < n)
+        dp_->transmit(dp_->interfaces()[ifid].port, frame);
+    else if (ifid - n < bds_.size())
+        dp_->transmit_bd(bds_[ifid - n].id, 0, dp::kAnyVlan, frame);
+}
+
+void Daemon::program_vxlan() {
+    for (auto &v : cfg_.vrfs)
+        if (v.l3vni) fib_->add_l3vni(v.l3vni, v.id, *v.router_mac);
+    if (cfg_.vxlan) {
+        // A VTEP address on no interface (a loopback) still belongs to us.
+        for (auto &src : {cfg_.vxlan->source4, cfg_.vxlan->source6}) {
+            if (!src) continue;
+            bool on_if = false;
+            for (auto &i : cfg_.interfaces)
+                for (auto *as : {&i.ipv4, &i.ipv6})
+                    for (auto &a : *as) on_if |= i.vrf == "default" && a.addr == *src;
+            if (!on_if) fib_->add_local(0, *src);
+        }
+    }
+    auto n_ifs = dp_->interfaces().size();
+    for (size_t k = 0; k < cfg_.bridge_domains.size(); k++) {
+        const config::BridgeDomain &c = cfg_.bridge_domains[k];
+        std::string where = cfg_.source + ": bridge_domains[" + std::to_string(k) + "]";
+        uint32_t vrf = cfg_.vrf(c.vrf)->id;
+        BdState st{&c, fib_->add_bridge_domain(c.vni, vrf, c.gateway_mac),
+                   static_cast<uint16_t>(n_ifs + k)};
+        for (auto &a : c.access) {
+            auto &names = dp_->port_names();
+            auto at = std::find(names.begin(), names.end(), a.port) - names.begin();
+            fib_->add_access(dp_->ports()[size_t(at)], a.vlan, st.id);
+        }
+        if (c.gateway_mac) {
+            std::vector<Prefix> addrs = c.gateway_ipv4;
+            addrs.insert(addrs.end(), c.gateway_ipv6.begin(), c.gateway_ipv6.end());
+            fib_->add_gateway(st.gw_ifid, "vni" + std::to_string(c.vni), st.id, vrf, addrs);
+            resolver_->add_interface(
+                neigh::NeighIf{st.gw_ifid, *c.gateway_mac, c.gateway_ipv4, c.gateway_ipv6});
+        }
+        for (size_t j = 0; j < c.flood.size(); j++)
+            if (auto err = fib_->add_flood(st.id, c.flood[j]); !err.empty())
+                throw std::runtime_error(where + ".flood[" + std::to_string(j) + "]: " + err);
+        for (size_t j = 0; j < c.macs.size(); j++) {
+            auto &rm = c.macs[j];
+            if (auto err = fib_->add_remote_mac(st.id, rm.mac, rm.vtep); !err.empty())
+                throw std::runtime_error(where + ".macs[" + std::to_string(j) + "]: " + err);
+            for (auto &ip : rm.ips) bindings_[{st.id, ip}] = rm.mac;
+        }
+        bds_.push_back(st);
+    }
+}
+
+void Daemon::handle_learned() {
+    dp::LearnMsg msg[64];
+    unsigned n;
+    while ((n = dp_->overlay().drain_learned(msg, 64)) > 0) {
+        for (unsigned k = 0; k < n; k++) {
+            auto bd = static_cast<uint16_t>(msg[k].key >> 48);
+            MacDest d;
+            if (msg[k].dest & dp::mac_dest::kRemote) {
+                IpAddr a = msg[k].family == 4
+                               ? IpAddr::v4(uint32_t(msg[k].addr[0]) << 24 | msg[k].addr[1] << 16 |
+                                            msg[k].addr[2] << 8 | msg[k].addr[3])
+                               : IpAddr::v6(msg[k].addr);
+                auto vtep = fib_->vtep(a);
+                if (!vtep) {
+                    vx_.learn_errors++;
+                    continue;
+                }
+                d.kind = MacDest::Kind::Remote;
+                d.vtep = *vtep;
+            } else {
+                d.port = dp::mac_dest::port(msg[k].dest);
+                d.vlan = dp::mac_dest::vlan(msg[k].dest);
+            }
+            std::string err = dp_->apply(Update::mac_set(bd, mac_of_key(msg[k].key), d));
+            if (err.empty()) {
+                vx_.learned++;
+            } else {
+                vx_.learn_errors++;
+                spdlog::warn("vxlan: cannot learn {}: {}", mac_of_key(msg[k].key).str(), err);
+            }
+        }
+        if (n < 64) break;
+    }
+}
+
+void Daemon::vxlan_tick(uint64_t now) {
+    if (now < next_vxlan_tick_) return;
+    next_vxlan_tick_ = now + kVxlanTickMs;
+    if (cfg_.vxlan) dp_->overlay().age(rte_rdtsc(), cfg_.vxlan->mac_aging_s * rte_get_tsc_hz());
+    // Tunnels need their underlay neighbor resolved before traffic needs it.
+    for (auto &[ifid, ip] : fib_->unresolved_vteps()) {
+        resolver_->resolve(ifid, ip, now);
+        vx_.vtep_resolves++;
+    }
+}
+
+// Answers an ARP request or neighbor solicitation for a known binding in place of the
+// host, so that it is not flooded through every tunnel.
+bool Daemon::suppress(const BdState &bd, std::span<const uint8_t> frame) {
+    auto parsed = neigh::parse_frame(frame);
+    std::vector<uint8_t> reply;
+    if (auto *a = std::get_if<neigh::ArpMsg>(&parsed); a && a->op == neigh::kArpRequest) {
+        auto it = bindings_.find({bd.id, a->tpa});
+        if (it == bindings_.end() || it->second == a->sha) return false;
+        reply = neigh::build_arp(neigh::kArpReply, a->sha, it->second, a->tpa, a->sha, a->spa);
+        vx_.arp_suppressed++;
+    } else if (auto *n = std::get_if<neigh::NdMsg>(&parsed);
+               n && n->type == neigh::NdType::NeighborSolicit && !n->src.is_unspecified()) {
+        auto it = bindings_.find({bd.id, n->target});
+        if (it == bindings_.end() || it->second == n->eth_src) return false;
+        reply = neigh::build_na(it->second, n->eth_src, n->target, n->src, n->target,
+                                neigh::kNaSolicited | neigh::kNaOverride);
+        vx_.nd_suppressed++;
+    } else {
+        return false;
+    }
+    dp_->transmit_bd(bd.id, 0, dp::kAnyVlan, reply);
+    return true;
+}
+
+void Daemon::handle_bd_punt(const dp::PuntMsg &msg, uint64_t now) {
+    auto bd_id = static_cast<uint16_t>(msg.nh & 0xffff);
+    auto vlan = static_cast<uint16_t>(msg.nh >> 16);
+    const BdState *bd = bd_of(bd_id);
+    auto frame = bytes_of(msg.m);
+    if (!bd || frame.size() < neigh::kEthHeaderLen) return;
+    MacAddr dst;
+    std::copy(frame.begin(), frame.begin() + 6, dst.bytes.begin());
+    auto parsed = neigh::parse_frame(frame);
+    // Snoop the sender's binding; the target of a request is what may be for the gateway.
+    std::optional<IpAddr> target;
+    if (auto *a = std::get_if<neigh::ArpMsg>(&parsed)) {
+        if (!a->spa.is_unspecified()) bindings_[{bd->id, a->spa}] = a->sha;
+        target = a->tpa;
+    } else if (auto *n = std::get_if<neigh::NdMsg>(&parsed)) {
+        if (n->type == neigh::NdType::NeighborSolicit && n->ll && !n->src.is_unspecified())
+            bindings_[{bd->id, n->src}] = *n->ll;
+        if (n->type == neigh::NdType::NeighborAdvert && n->ll)
+            bindings_[{bd->id, n->target}] = *n->ll;
+        target = n->target;
+    } else {
+        return; // malformed: counted by nobody but dropped, as the kernel would
+    }
+    bool for_gateway = false;
+    if (bd->cfg->gateway_mac) {
+        resolver_->on_frame(bd->gw_ifid, frame, now);
+        for_gateway = dst == *bd->cfg->gateway_mac ||
+                      (target && target == neigh::link_local(*bd->cfg->gateway_mac));
+        for (auto *as : {&bd->cfg->gateway_ipv4, &bd->cfg->gateway_ipv6})
+            for (auto &a : *as) for_gateway |= target && a.addr == *target;
+    }
+    if (for_gateway || !neigh::is_multicast(dst) || suppress(*bd, frame)) return;
+    if (dp_->transmit_bd(bd->id, msg.port, vlan, frame)) vx_.bum_flooded++;
+}
+
+json Daemon::show_vxlan_vni(const json &args) const {
+    std::string want = args.value("arg", std::string());
+    json out = json::array();
+    auto vrf_name = [&](uint32_t id) {
+        for (auto &v : cfg_.vrfs)
+            if (v.id == id) return v.name;
+        return std::string();
+    };
+    for (auto &v : cfg_.vrfs) {
+        if (!v.l3vni || (!want.empty() && want != std::to_string(v.l3vni))) continue;
+        out.push_back({{"vni", v.l3vni},
+                       {"type", "l3"},
+                       {"vrf", v.name},
+                       {"router_mac", v.router_mac->str()}});
+    }
+    for (auto &b : bds_) {
+        const auto &c = *b.cfg;
+        if (!want.empty() && want != std::to_string(c.vni)) continue;
+        json access = json::array(), flood = json::array(), gw = json::array();
+        for (auto &a : c.access)
+            access.push_back(a.vlan ? a.port + "." + std::to_string(a.vlan) : a.port);
+        for (auto &f : c.flood) flood.push_back(f.str());
+        for (auto *as : {&c.gateway_ipv4, &c.gateway_ipv6})
+            for (auto &a : *as) gw.push_back(a.str());
+        out.push_back({{"vni", c.vni},
+                       {"type", "l2"},
+                       {"bridge_domain", b.id},
+                       {"vrf", vrf_name(cfg_.vrf(c.vrf)->id)},
+                       {"gateway_mac", c.gateway_mac ? c.gateway_mac->str() : ""},
+                       {"gateway", gw},
+                       {"access", access},
+                       {"flood", flood}});
+    }
+    if (!want.empty() && out.empty()) throw std::runtime_error("no VNI " + want);
+    return out;
+}
+
+json Daemon::show_vxlan_vtep() const {
+    json local = json::object();
+    if (cfg_.vxlan) {
+        const auto &v = *cfg_.vxlan;
+        local = {
+            {"source", v.source4 ? v.source4->str() : ""},
+            {"source6", v.source6 ? v.source6->str() : ""},
+            {"udp_port", v.udp_port},
+            {"src_ports", std::to_string(v.src_port_min) + "-" + std::to_string(v.src_port_max)},
+            {"ttl", v.ttl},
+            {"df", v.df},
+            {"mac_aging_s", v.mac_aging_s}};
+    }
+    json remote = json::array();
+    for (auto &v : fib_->vteps()) {
+        json hops = json::array();
+        for (auto &h : v.underlay)
+            hops.push_back({{"via", h.via}, {"interface", h.interface}, {"mac", h.mac}});
+        remote.push_back(
+            {{"id", v.id}, {"address", v.addr.str()}, {"underlay", hops}, {"tunnels", v.tunnels}});
+    }
+    return {{"local", local}, {"remote", remote}};
+}
+
+json Daemon::show_vxlan_mac(const json &args) const {
+    std::string want = args.value("arg", std::string());
+    json out = json::array();
+    std::map<uint16_t, std::string> vtep_addr;
+    for (auto &v : fib_->vteps()) vtep_addr[v.id] = v.addr.str();
+    double hz = double(rte_get_tsc_hz());
+    for (auto &e : dp_->overlay().mac_table(rte_rdtsc())) {
+        const BdState *bd = bd_of(e.bd);
+        if (!bd || (!want.empty() && want != std::to_string(bd->cfg->vni))) continue;
+        bool remote = e.dest.kind == MacDest::Kind::Remote;
+        std::string port;
+        if (!remote)
+            for (size_t k = 0; k < dp_->ports().size(); k++)
+                if (dp_->ports()[k] == e.dest.port) port = dp_->port_names()[k];
+        out.push_back({{"vni", bd->cfg->vni},
+                       {"mac", e.mac.str()},
+                       {"type", remote ? "remote" : "local"},
+                       {"static", e.dest.is_static},
+                       {"port", port},
+                       {"vlan", remote ? 0 : e.dest.vlan},
+                       {"vtep", remote ? vtep_addr[e.dest.vtep] : ""},
+                       {"idle_s", e.dest.is_static ? 0.0 : double(e.idle_tsc) / hz}});
+    }
+    return out;
+}
+
+} // namespace vleaf

@@ -1,0 +1,407 @@
+// Golden packets for the VTEP: decapsulation and encapsulation with IPv4 and IPv6 on
+// both sides, symmetric IRB through the L3VNI, bridging in L2VNIs (untagged and 802.1Q
+// access ports), flooding with split horizon, learning, and every drop reason.
+// Expected frames are built field by field in frames.hpp, not by the dataplane's code.
+#include "tests/packet/frames.hpp"
+#include "tests/packet/harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+using namespace vleaf;
+using namespace vleaf::test;
+
+namespace {
+
+Prefix P(const char *s) {
+    return *Prefix::parse(s, true);
+}
+IpAddr A(const char *s) {
+    return *IpAddr::parse(s);
+}
+
+const MacAddr kH1 = mac(0x12), kH2 = mac(0x22), kH3 = mac(0x33), kH4 = mac(0x44);
+const MacAddr kVtep2 = mac(0x99), kVtep3 = mac(0x98), kVtep6 = mac(0x97); // underlay neighbors
+const MacAddr kGw10{{0, 0, 0x5e, 0, 1, 1}}, kGw20{{0, 0, 0x5e, 0, 1, 2}};
+const MacAddr kRmac = mac(0x64), kRemoteRmac = mac(0x65);
+const MacAddr kBroadcast{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+constexpr uint16_t kIfUnderlay = 0, kGwIf10 = 10, kGwIf20 = 11;
+
+class Vxlan : public ::testing::Test {
+  protected:
+    Rig rig{8192, 1 << 16, {4096, 300}, 2};
+    MacAddr port_mac[Rig::kPorts];
+    uint16_t bd10 = 0, bd20 = 0;
+
+    void SetUp() override {
+        for (unsigned p = 0; p < Rig::kPorts; p++) port_mac[p] = mac(uint8_t(0x10 + p));
+        dp::VxlanParams vp;
+        vp.has4 = vp.has6 = true;
+        vp.src4 = A("10.255.0.1").v4_net();
+        std::memcpy(vp.src6, A("fd00:255::1").bytes.data(), 16);
+        vp.port_be = rte_cpu_to_be_16(4789);
+        rig.fib->overlay().set_params(vp);
+        auto &f = *rig.prog;
+        f.add_interface(kIfUnderlay, "underlay", rig.port[0], 0,
+                        {P("10.99.0.1/24"), P("fd00:99::1/64")});
+        f.add_local(0, A("10.255.0.1"));
+        f.add_local(0, A("fd00:255::1"));
+        f.neighbor(kIfUnderlay, A("10.99.0.2"), kVtep2);
+        f.neighbor(kIfUnderlay, A("10.99.0.3"), kVtep3);
+        f.neighbor(kIfUnderlay, A("fd00:99::2"), kVtep6);
+        f.add_l3vni(100, 1, kRmac);
+        bd10 = f.add_bridge_domain(10, 1, kGw10);
+        bd20 = f.add_bridge_domain(20, 1, kGw20);
+        f.add_access(rig.port[1], 0, bd10);
+        f.add_access(rig.port[2], 20, bd20);
+        f.add_gateway(kGwIf10, "vni10", bd10, 1, {P("192.168.10.1/24"), P("fd00:10::1/64")});
+        f.add_gateway(kGwIf20, "vni20", bd20, 1, {P("192.168.20.1/24")});
+        ASSERT_EQ(f.add_flood(bd10, A("10.99.0.2")), "");
+        ASSERT_EQ(f.add_flood(bd10, A("10.99.0.3")), "");
+        ASSERT_EQ(f.add_flood(bd20, A("10.99.0.2")), "");
+        ASSERT_EQ(f.add_remote_mac(bd10, kH3, A("10.99.0.2")), "");
+        ASSERT_EQ(f.add_remote_mac(bd20, kH4, A("10.99.0.2")), "");
+        local_mac(bd10, kH1, rig.port[1], 0);
+        local_mac(bd20, kH2, rig.port[2], 20);
+        f.neighbor(kGwIf10, A("192.168.10.2"), kH1);
+        f.neighbor(kGwIf10, A("fd00:10::2"), kH1);
+        f.neighbor(kGwIf20, A("192.168.20.2"), kH2);
+        ASSERT_EQ(f.add_tunnel_route(1, P("192.168.30.0/24"), A("10.99.0.2"), 100, kRemoteRmac),
+                  "");
+        ASSERT_EQ(f.add_tunnel_route(1, P("fd00:30::/64"), A("10.99.0.2"), 100, kRemoteRmac), "");
+        ASSERT_EQ(f.add_tunnel_route(1, P("192.168.40.0/24"), A("fd00:99::2"), 100, kRemoteRmac),
+                  "");
+        ASSERT_TRUE(rig.errors.empty()) << rig.errors.front();
+    }
+
+    void local_mac(uint16_t bd, const MacAddr &m, uint16_t port, uint16_t vlan) {
+        MacDest d;
+        d.port = port;
+        d.vlan = vlan;
+        d.is_static = true;
+        ASSERT_EQ(rig.fib->apply(Update::mac_set(bd, m, d)), "");
+    }
+
+    Outer from_vtep2(uint32_t vni) {
+        return Outer{port_mac[0], kVtep2, "10.99.0.2", "10.255.0.1", 50000, 4789, vni};
+    }
+    Outer to_vtep(const MacAddr &nh, const char *dip, uint32_t vni,
+                  const char *sip = "10.255.0.1") {
+        return Outer{nh, port_mac[0], sip, dip, 0, 4789, vni};
+    }
+
+    // One frame in on port `in`; exactly one out of `out`, whose bytes are returned.
+    Frame one_out(unsigned in, const Frame &f, unsigned out) {
+        rig.run(in, {f});
+        Frame got;
+        for (unsigned p = 0; p < Rig::kPorts; p++) {
+            auto sent = rig.take_tx(p);
+            EXPECT_EQ(sent.size(), p == out ? 1u : 0u) << "port " << p;
+            for (rte_mbuf *m : sent) {
+                if (p == out) got = bytes_of(m);
+                rte_pktmbuf_free(m);
+            }
+        }
+        EXPECT_TRUE(rig.take_punts().empty());
+        return got;
+    }
+
+    // The outer UDP source port is a hash: take it from what was sent, check its range.
+    static uint16_t sport_of(const Frame &f) {
+        size_t udp = f[12] == 0x86 ? 14 + 40 : 14 + 20;
+        uint16_t s = uint16_t(f.at(udp) << 8 | f.at(udp + 1));
+        EXPECT_GE(s, 49152);
+        return s;
+    }
+
+    void expect_encap(unsigned in, const Frame &f, Outer o, const Frame &inner) {
+        Frame got = one_out(in, f, 0);
+        if (got.empty()) return;
+        o.sport = sport_of(got);
+        EXPECT_EQ(got, vxlan(o, inner));
+    }
+
+    void expect_drop(unsigned in, const Frame &f, Drop why) {
+        uint64_t before = rig.drops(why);
+        rig.run(in, {f});
+        EXPECT_EQ(rig.drops(why), before + 1) << drop_names[int(why)];
+        for (unsigned p = 0; p < Rig::kPorts; p++) EXPECT_TRUE(rig.take_tx(p).empty());
+        EXPECT_TRUE(rig.take_punts().empty());
+    }
+};
+
+// Symmetric IRB: the remote leaf routed into the L3VNI; we route in the VRF and bridge
+// to the host through the gateway of its subnet.
+TEST_F(Vxlan, DecapL3vniIpv4ToLocalHost) {
+    Frame inner = ipv4(kRmac, kRemoteRmac, {.src = "192.168.30.2", .dst = "192.168.10.2"});
+    Frame got = one_out(0, vxlan(from_vtep2(100), inner), 1);
+    EXPECT_EQ(got, routed(inner, kH1, kGw10));
+}
+
+TEST_F(Vxlan, DecapL3vniIpv6ToLocalHost) {
+    Frame inner = ipv6(kRmac, kRemoteRmac, {.src = "fd00:30::2", .dst = "fd00:10::2"});
+    EXPECT_EQ(one_out(0, vxlan(from_vtep2(100), inner), 1), routed(inner, kH1, kGw10));
+}
+
+TEST_F(Vxlan, DecapOverIpv6Underlay) {
+    Frame inner = ipv4(kRmac, kRemoteRmac, {.src = "192.168.40.2", .dst = "192.168.10.2"});
+    Outer o{port_mac[0], kVtep6, "fd00:99::2", "fd00:255::1", 50001, 4789, 100};
+    EXPECT_EQ(one_out(0, vxlan(o, inner), 1), routed(inner, kH1, kGw10));
+}
+
+TEST_F(Vxlan, DecapL3vniToTaggedAccessPort) {
+    Frame inner = ipv4(kRmac, kRemoteRmac, {.src = "192.168.30.2", .dst = "192.168.20.2"});
+    EXPECT_EQ(one_out(0, vxlan(from_vtep2(100), inner), 2), tagged(routed(inner, kH2, kGw20), 20));
+}
+
+// Route + encap: inner destination MAC is the remote router MAC, source our router MAC.
+TEST_F(Vxlan, EncapIpv4IntoL3vni) {
+    Frame in = ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.30.2"});
+    expect_encap(1, in, to_vtep(kVtep2, "10.99.0.2", 100), routed(in, kRemoteRmac, kRmac));
+}
+
+TEST_F(Vxlan, EncapIpv6IntoL3vni) {
+    Frame in = ipv6(kGw10, kH1, {.src = "fd00:10::2", .dst = "fd00:30::2"});
+    expect_encap(1, in, to_vtep(kVtep2, "10.99.0.2", 100), routed(in, kRemoteRmac, kRmac));
+}
+
+TEST_F(Vxlan, EncapOverIpv6UnderlayWithUdpChecksum) {
+    Frame in = ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.40.9"});
+    expect_encap(1, in, to_vtep(kVtep6, "fd00:99::2", 100, "fd00:255::1"),
+                 routed(in, kRemoteRmac, kRmac));
+}
+
+TEST_F(Vxlan, EncapFromTaggedAccessPortRoutesBetweenVnis) {
+    Frame in = tagged(ipv4(kGw20, kH2, {.src = "192.168.20.2", .dst = "192.168.30.7"}), 20);
+    Frame untagged = ipv4(kGw20, kH2, {.src = "192.168.20.2", .dst = "192.168.30.7"});
+    expect_encap(2, in, to_vtep(kVtep2, "10.99.0.2", 100), routed(untagged, kRemoteRmac, kRmac));
+    // Between the two local VNIs through their gateways, tag added on the way out.
+    Frame to_h2 = ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.20.2"});
+    EXPECT_EQ(one_out(1, to_h2, 2), tagged(routed(to_h2, kH2, kGw20), 20));
+}
+
+TEST_F(Vxlan, SourcePortFollowsTheInnerFlow) {
+    std::set<uint16_t> ports;
+    for (uint16_t sport = 1; sport <= 64; sport++) {
+        Frame in = ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.30.2", .sport = sport});
+        uint16_t first = sport_of(one_out(1, in, 0));
+        EXPECT_EQ(sport_of(one_out(1, in, 0)), first) << "flow " << sport << " moved";
+        ports.insert(first);
+    }
+    EXPECT_GT(ports.size(), 48u); // 64 flows over 16384 ports: few collisions
+}
+
+TEST_F(Vxlan, L2vniDecapToLocalHostAndLearnsTheRemoteSource) {
+    const MacAddr remote = mac(0x55);
+    Frame inner = l2(kH1, remote, 0x0800, 60);
+    EXPECT_EQ(one_out(0, vxlan(from_vtep2(10), inner), 1), inner);
+    dp::LearnMsg msg[4];
+    ASSERT_EQ(rig.fib->overlay().drain_learned(msg, 4), 1u);
+    EXPECT_EQ(msg[0].key, dp::mac_key(bd10, remote.bytes.data()));
+    EXPECT_TRUE(msg[0].dest & dp::mac_dest::kRemote);
+    EXPECT_EQ(msg[0].family, 4);
+    EXPECT_EQ(IpAddr::v4(uint32_t(msg[0].addr[0]) << 24 | msg[0].addr[1] << 16 |
+                         msg[0].addr[2] << 8 | msg[0].addr[3]),
+              A("10.99.0.2"));
+}
+
+TEST_F(Vxlan, L2vniDecapToTaggedPort) {
+    Frame inner = l2(kH2, mac(0x56), 0x0800, 60);
+    EXPECT_EQ(one_out(0, vxlan(from_vtep2(20), inner), 2), tagged(inner, 20));
+}
+
+TEST_F(Vxlan, L2vniEncapToRemoteMacLearnsTheLocalSource) {
+    const MacAddr local = mac(0x57);
+    Frame in = l2(kH3, local, 0x0800, 60);
+    expect_encap(1, in, to_vtep(kVtep2, "10.99.0.2", 10), in);
+    dp::LearnMsg msg[4];
+    ASSERT_EQ(rig.fib->overlay().drain_learned(msg, 4), 1u);
+    EXPECT_EQ(msg[0].dest, dp::mac_dest::local(rig.port[1], 0));
+    // Once learned, frames to it leave by its port.
+    MacDest d;
+    d.port = rig.port[1];
+    ASSERT_EQ(rig.fib->apply(Update::mac_set(bd10, local, d)), "");
+    Frame back = l2(local, kH3, 0x0800, 60);
+    EXPECT_EQ(one_out(0, vxlan(from_vtep2(10), back), 1), back);
+    EXPECT_EQ(rig.fib->overlay().counters().macs_learned, 1u);
+}
+
+TEST_F(Vxlan, TaggedFrameEncapsulatedWithoutItsTag) {
+    Frame inner = l2(kH4, mac(0x58), 0x0800, 60);
+    expect_encap(2, tagged(inner, 20), to_vtep(kVtep2, "10.99.0.2", 20), inner);
+}
+
+TEST_F(Vxlan, MacMovesAreCounted) {
+    MacDest d;
+    d.port = rig.port[1];
+    ASSERT_EQ(rig.fib->apply(Update::mac_set(bd10, mac(0x70), d)), "");
+    d.port = rig.port[2];
+    ASSERT_EQ(rig.fib->apply(Update::mac_set(bd10, mac(0x70), d)), "");
+    EXPECT_EQ(rig.fib->overlay().counters().mac_moves, 1u);
+    // A static entry does not move by learning.
+    d.port = rig.port[2];
+    ASSERT_EQ(rig.fib->apply(Update::mac_set(bd10, kH3, d)), "");
+    EXPECT_EQ(rig.fib->overlay().counters().learn_static_conflicts, 1u);
+    Frame in = l2(kH3, kH1, 0x0800, 60);
+    expect_encap(1, in, to_vtep(kVtep2, "10.99.0.2", 10), in);
+}
+
+// BUM from an access port: every other access port of the domain and every VTEP of its
+// flood list get a copy; never the port it came from.
+TEST_F(Vxlan, FloodFromAccessPortByHeadEndReplication) {
+    ASSERT_EQ(rig.prog->add_bridge_domain(30, 1, std::nullopt), 2);
+    rig.prog->add_access(rig.port[2], 10, bd10); // a second access port in VNI 10
+    Frame bum = l2(kBroadcast, kH1, 0x0800, 60);
+    rig.run(1, {bum});
+    auto tunnel = rig.take_tx(0);
+    ASSERT_EQ(tunnel.size(), 2u);
+    std::set<std::string> vteps;
+    for (rte_mbuf *m : tunnel) {
+        Frame got = bytes_of(m);
+        bool to2 = got[33] == 2;
+        Outer o = to_vtep(to2 ? kVtep2 : kVtep3, to2 ? "10.99.0.2" : "10.99.0.3", 10);
+        o.sport = sport_of(got);
+        EXPECT_EQ(got, vxlan(o, bum));
+        vteps.insert(o.dip);
+        rte_pktmbuf_free(m);
+    }
+    EXPECT_EQ(vteps.size(), 2u);
+    auto local = rig.take_tx(2);
+    ASSERT_EQ(local.size(), 1u);
+    EXPECT_EQ(bytes_of(local[0]), tagged(bum, 10));
+    rte_pktmbuf_free(local[0]);
+    EXPECT_TRUE(rig.take_tx(1).empty());
+    EXPECT_EQ(rig.w->stats.flooded, 1u);
+}
+
+TEST_F(Vxlan, UnknownUnicastIsFlooded) {
+    Frame f = l2(mac(0x7e), kH1, 0x0800, 60);
+    rig.run(1, {f});
+    auto tunnel = rig.take_tx(0);
+    EXPECT_EQ(tunnel.size(), 2u);
+    for (rte_mbuf *m : tunnel) rte_pktmbuf_free(m);
+}
+
+// Split horizon: what came out of a tunnel never goes back into one.
+TEST_F(Vxlan, FloodFromTunnelOnlyToLocalPorts) {
+    Frame bum = l2(kBroadcast, mac(0x59), 0x0800, 60);
+    EXPECT_EQ(one_out(0, vxlan(from_vtep2(10), bum), 1), bum);
+    expect_drop(0, vxlan(from_vtep2(10), l2(kH3, mac(0x59), 0x0800, 60)), Drop::l2_split_horizon);
+}
+
+TEST_F(Vxlan, ArpAndNdInABridgeDomainGoToTheControlThread) {
+    Frame arp = l2(kBroadcast, kH2, 0x0806, 28);
+    rig.run(2, {tagged(arp, 20)});
+    auto p = rig.take_punts();
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].reason, uint8_t(Punt::bd_arp));
+    EXPECT_EQ(p[0].nh, bd20 | 20u << 16);
+    EXPECT_EQ(bytes_of(p[0].m), arp); // untagged for the control thread
+    rte_pktmbuf_free(p[0].m);
+    Frame ns =
+        ipv6(MacAddr{{0x33, 0x33, 0xff, 0, 0, 1}}, kH1,
+             {.src = "fd00:10::2", .dst = "ff02::1:ff00:1", .hops = 255, .next = 58, .sport = 135});
+    rig.run(1, {ns});
+    p = rig.take_punts();
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].reason, uint8_t(Punt::bd_nd));
+    rte_pktmbuf_free(p[0].m);
+    // An ARP reply to the gateway MAC is the gateway's too.
+    rig.run(1, {l2(kGw10, kH1, 0x0806, 28)});
+    p = rig.take_punts();
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].reason, uint8_t(Punt::bd_arp));
+    rte_pktmbuf_free(p[0].m);
+}
+
+TEST_F(Vxlan, InjectedFramesAreBridgedOrRouted) {
+    // The control thread floods an ARP request into VNI 10, not back to its port.
+    dp::Burst b;
+    b.n = 1;
+    b.port = rig.port[1];
+    b.entry = dp::Entry::Bridged;
+    b.entry_id = bd10;
+    b.entry_vlan = 0;
+    Frame arp = l2(kBroadcast, kH1, 0x0806, 28);
+    b.m[0] = rig.mbuf(arp);
+    rig.w->process(b);
+    auto tunnel = rig.take_tx(0);
+    EXPECT_EQ(tunnel.size(), 2u);
+    for (rte_mbuf *m : tunnel) rte_pktmbuf_free(m);
+    EXPECT_TRUE(rig.take_tx(1).empty());
+    EXPECT_TRUE(rig.take_punts().empty()); // not handed back to the control thread
+    dp::LearnMsg msg[2];
+    EXPECT_EQ(rig.fib->overlay().drain_learned(msg, 2), 0u); // nor learned from
+    // A packet held for resolution comes back to be routed in its VRF.
+    b.entry = dp::Entry::Routed;
+    b.entry_id = 1;
+    Frame held = ipv4(kGw10, kH1, {.src = "192.168.10.9", .dst = "192.168.20.2"});
+    b.m[0] = rig.mbuf(held);
+    rig.w->process(b);
+    auto out = rig.take_tx(2);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(bytes_of(out[0]), tagged(routed(held, kH2, kGw20), 20));
+    rte_pktmbuf_free(out[0]);
+}
+
+TEST_F(Vxlan, UnresolvedHostInAGatewaySubnetIsPuntedWithItsVrf) {
+    Frame inner = ipv4(kRmac, kRemoteRmac, {.src = "192.168.30.2", .dst = "192.168.10.77"});
+    rig.run(0, {vxlan(from_vtep2(100), inner)});
+    auto p = rig.take_punts();
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(p[0].reason, uint8_t(Punt::resolve));
+    EXPECT_EQ(p[0].vrf, 1);
+    EXPECT_EQ(bytes_of(p[0].m), inner); // decapsulated, not yet routed
+    auto t = rig.prog->resolve_target(p[0].nh, A("192.168.10.77"));
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->ifid, kGwIf10);
+    rte_pktmbuf_free(p[0].m);
+}
+
+TEST_F(Vxlan, DecapDropReasons) {
+    Frame inner = ipv4(kRmac, kRemoteRmac, {.src = "192.168.30.2", .dst = "192.168.10.2"});
+    Frame ok = vxlan(from_vtep2(100), inner);
+    Frame truncated(ok.begin(), ok.begin() + 14 + 20 + 8 + 8 + 6);
+    put16(truncated, 14 + 2, uint16_t(truncated.size() - 14));
+    put16(truncated, 14 + 10, 0);
+    put16(truncated, 14 + 10, checksum(&truncated[14], 20));
+    put16(truncated, 14 + 20 + 4, uint16_t(truncated.size() - 34));
+    expect_drop(0, truncated, Drop::vxlan_truncated);
+    Outer bad = from_vtep2(100);
+    bad.flags = 0;
+    expect_drop(0, vxlan(bad, inner), Drop::vxlan_bad_flags);
+    expect_drop(0, vxlan(from_vtep2(4242), inner), Drop::vxlan_unknown_vni);
+    Outer wrong = from_vtep2(100);
+    wrong.dip = "10.99.0.1"; // ours, but not the VTEP address
+    expect_drop(0, vxlan(wrong, inner), Drop::vxlan_wrong_dst);
+    EXPECT_EQ(rig.w->stats.decapsulated, 0u);
+}
+
+TEST_F(Vxlan, EncapDropReasons) {
+    // The underlay neighbor of a new VTEP is not resolved yet.
+    ASSERT_EQ(
+        rig.prog->add_tunnel_route(1, P("192.168.50.0/24"), A("10.99.0.50"), 100, kRemoteRmac), "");
+    Frame in = ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.50.1"});
+    expect_drop(1, in, Drop::vxlan_underlay_unresolved);
+    // Inner 1472 + 50 bytes of outer headers exceed an underlay MTU of 1500.
+    Frame big =
+        ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.30.2", .payload = 1472 - 28});
+    expect_drop(1, big, Drop::vxlan_mtu_exceeded);
+    Frame fits =
+        ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.30.2", .payload = 1450 - 28});
+    one_out(1, fits, 0);
+    expect_drop(2, tagged(l2(kH4, kH2, 0x0800, 60), 30), Drop::unknown_vlan);
+    expect_drop(1, l2(kH1, mac(0x5b), 0x0800, 60), Drop::l2_hairpin);
+    expect_drop(1, l2(kH3, kBroadcast, 0x0800, 60), Drop::l2_bad_source);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    init_eal(argv[0]);
+    int rc = RUN_ALL_TESTS();
+    finish_eal();
+    return rc;
+}
