@@ -211,6 +211,120 @@ void BM_MacSwapReference(benchmark::State &st) {
     report(st, cycles, pkts, total);
 }
 
+// VXLAN: the whole pipeline (every stage, as a worker runs it) over three kinds of traffic
+// against one tenant VRF of `routes` prefixes, so the ratios compare like with like:
+//   Plain:      IPv4 in on a tenant port, routed out of another tenant port;
+//   DecapRoute: VXLAN (L3VNI 100) from a remote VTEP, decapsulated, routed the same way;
+//   RouteEncap: IPv4 in on a tenant port, routed into the tunnel to the remote VTEP.
+enum class VxCase { Plain, DecapRoute, RouteEncap };
+
+struct VxSetup {
+    Rig rig{kPackets * 2, 1 << 18, {4096, 300}, 2};
+    std::vector<Frame> frames;
+    std::vector<rte_mbuf *> pkts;
+    uint16_t in_port;
+
+    VxSetup(VxCase c, size_t n_routes) {
+        dp::VxlanParams vp;
+        vp.has4 = true;
+        vp.src4 = IpAddr::parse("10.255.0.1")->v4_net();
+        vp.port_be = rte_cpu_to_be_16(4789);
+        rig.fib->overlay().set_params(vp);
+        auto &f = *rig.prog;
+        f.add_interface(0, "fabric", rig.port[0], 0, {*Prefix::parse("10.99.0.1/24", true)});
+        f.add_local(0, *IpAddr::parse("10.255.0.1"));
+        f.neighbor(0, *IpAddr::parse("10.99.0.2"), mac(0x99));
+        f.add_interface(1, "in", rig.port[1], 1, {*Prefix::parse("10.0.1.1/24", true)});
+        rig.info[rig.port[1]].vrf = rig.info[rig.port[2]].vrf = 1; // what vleafd sets up
+        f.add_interface(2, "out", rig.port[2], 1, {*Prefix::parse("172.16.2.1/24", true)});
+        f.add_l3vni(100, 1, mac(0x64));
+        std::vector<IpAddr> gw;
+        for (unsigned g = 0; g < kGateways; g++) {
+            auto ip = *IpAddr::parse("172.16.2." + std::to_string(g + 2));
+            f.neighbor(2, ip, mac(uint8_t(0x40 + g)));
+            gw.push_back(ip);
+        }
+        auto w = bench::make_workload4(bench::Mix::Pods, n_routes, kPackets, 0.0, 42);
+        auto vtep = *IpAddr::parse("10.99.0.2");
+        for (auto &r : w.routes) {
+            Prefix p = Prefix{IpAddr::v4(r.addr), r.depth}.masked();
+            if (c == VxCase::RouteEncap)
+                f.add_tunnel_route(1, p, vtep, 100, mac(0x65));
+            else
+                f.add_static(1, p, {gw[r.nh % kGateways]}, {}, false);
+        }
+        if (!rig.errors.empty()) throw std::runtime_error(rig.errors.front());
+        in_port = rig.port[c == VxCase::DecapRoute ? 0 : 1];
+        for (uint32_t d : w.dsts) {
+            V4 v;
+            v.dst = IpAddr::v4(d).str();
+            Frame inner = ipv4(c == VxCase::DecapRoute ? mac(0x64) : mac(0x11), mac(0x65), v);
+            Outer o{mac(0x10), mac(0x99), "10.99.0.2", "10.255.0.1", 50000, 4789, 100};
+            frames.push_back(c == VxCase::DecapRoute ? vxlan(o, inner) : inner);
+            pkts.push_back(rig.mbuf(frames.back()));
+        }
+    }
+
+    ~VxSetup() {
+        for (rte_mbuf *m : pkts) rte_pktmbuf_free(m);
+    }
+
+    // Decap, encap and forwarding change the packets: put them back as built.
+    void refill(dp::Burst &b, unsigned at) {
+        b.n = kBurst;
+        b.port = in_port;
+        b.entry = dp::Entry::Port;
+        for (unsigned k = 0; k < kBurst; k++) {
+            rte_mbuf *m = pkts[at + k];
+            const Frame &fr = frames[at + k];
+            m->data_off = RTE_PKTMBUF_HEADROOM;
+            m->data_len = m->pkt_len = uint16_t(fr.size());
+            m->port = in_port;
+            std::memcpy(rte_pktmbuf_mtod(m, void *), fr.data(), fr.size());
+            b.m[k] = m;
+        }
+    }
+};
+
+void vxlan_case(benchmark::State &st, VxCase c) {
+    VxSetup s(c, size_t(st.range(0)));
+    dp::Burst b;
+    uint64_t cycles = 0, pkts = 0;
+    Samples total;
+    unsigned at = 0;
+    auto &w = *s.rig.w;
+    for (auto _ : st) {
+        s.refill(b, at);
+        at = (at + kBurst) % kPackets;
+        uint64_t t0 = rte_rdtsc();
+        dp::pipeline(b, w);
+        uint64_t d = rte_rdtsc() - t0;
+        total.add(d);
+        cycles += d;
+        pkts += b.n;
+        for (unsigned p = 0; p < w.n_dirty; p++) w.tx[w.dirty[p]].n = 0;
+        w.n_dirty = 0;
+    }
+    uint64_t dropped = 0;
+    for (uint64_t n : w.stats.drops) dropped += n;
+    if (dropped) st.SkipWithError("packets were dropped");
+    if (c == VxCase::DecapRoute && w.stats.decapsulated != pkts)
+        st.SkipWithError("not decapsulated");
+    if (c == VxCase::RouteEncap && w.stats.encapsulated != pkts)
+        st.SkipWithError("not encapsulated");
+    report(st, cycles, pkts, total);
+}
+
+void BM_VxlanPlainRoute(benchmark::State &st) {
+    vxlan_case(st, VxCase::Plain);
+}
+void BM_VxlanDecapRoute(benchmark::State &st) {
+    vxlan_case(st, VxCase::DecapRoute);
+}
+void BM_VxlanRouteEncap(benchmark::State &st) {
+    vxlan_case(st, VxCase::RouteEncap);
+}
+
 void routes4(benchmark::internal::Benchmark *b) {
     for (int hot : {0, 1})
         for (int mix : {int(bench::Mix::Internet), int(bench::Mix::Pods)})
@@ -231,6 +345,10 @@ void routes6(benchmark::internal::Benchmark *b) {
 BENCHMARK(BM_MacSwapReference)->Arg(0)->Arg(1)->ArgName("hot");
 BENCHMARK(BM_Pipeline4)->Apply(routes4);
 BENCHMARK(BM_Pipeline6)->Apply(routes6);
+// One after another over the same table: plain routing is the reference for the other two.
+BENCHMARK(BM_VxlanPlainRoute)->Arg(10000)->ArgName("routes");
+BENCHMARK(BM_VxlanDecapRoute)->Arg(10000)->ArgName("routes");
+BENCHMARK(BM_VxlanRouteEncap)->Arg(10000)->ArgName("routes");
 
 int main(int argc, char **argv) {
     init_eal(argv[0], 2048);

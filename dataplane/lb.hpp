@@ -3,7 +3,8 @@
 // Maglev table (the same on every vleaf given the same backends); then DNAT rewrites its
 // destination, or DSR tunnels it (IP-in-IP) to the backend's node. Either way the route
 // stage then routes it to its new destination. Replies from a DNAT backend get the VIP
-// back as their source. Other traffic costs a bit test per packet.
+// back as their source (from the flow table: see lb_tables.hpp). Other traffic costs a bit
+// test per packet.
 #pragma once
 
 #include "control/services/maglev.hpp"
@@ -134,18 +135,61 @@ inline void lb_age(LbFlows &fl, uint64_t now, LbCounters &c) {
     }
 }
 
+inline void flow_key(FlowKey &k, const uint8_t *src, const uint8_t *dst, unsigned alen,
+                     uint16_t sport, uint16_t dport, uint8_t proto, bool v6, uint16_t vrf) {
+    std::memset(&k, 0, sizeof k);
+    std::memcpy(k.src, src, alen);
+    std::memcpy(k.dst, dst, alen);
+    k.sport = sport;
+    k.dport = dport;
+    k.proto = proto;
+    k.v6 = v6;
+    k.vrf = vrf;
+}
+
+inline uint32_t maglev_hash(const FlowKey &k) {
+    if (k.v6)
+        return svc::flow_hash6(k.src, k.dst, k.proto, rte_be_to_cpu_16(k.sport),
+                               rte_be_to_cpu_16(k.dport));
+    uint32_t src, dst;
+    std::memcpy(&src, k.src, 4);
+    std::memcpy(&dst, k.dst, 4);
+    return svc::flow_hash4(rte_be_to_cpu_32(src), rte_be_to_cpu_32(dst), k.proto,
+                           rte_be_to_cpu_16(k.sport), rte_be_to_cpu_16(k.dport));
+}
+
+// The flow's entry for `k`, made if new; null when the table is full. `fresh`: made now.
+inline FlowEntry *flow_add(LbFlows &fl, const FlowKey &k, LbCounters &c, bool &fresh) {
+    int32_t at = rte_hash_add_key(fl.h, &k);
+    if (at < 0) {
+        c.flow_table_full++;
+        return nullptr;
+    }
+    FlowEntry *e = &fl.e[at];
+    fresh = e->last_seen == 0; // else a packet earlier in this burst made it
+    if (fresh) {
+        fl.used++;
+        c.flows_created++;
+    }
+    return e;
+}
+
 inline void lb(Burst &b, Worker &w) {
     const LbState *st = w.lb ? w.lb->state() : nullptr;
     if (!st || st->empty()) return;
     LbFlows &fl = *w.flows;
     LbCounters &cnt = w.stats.lb;
 
+    // Packets to a VIP (svc set) and possible replies of DNAT flows (svc = kReply), looked
+    // up in the flow table together.
+    constexpr uint32_t kReply = UINT32_MAX;
     FlowKey keys[kMaxBurst];
     const void *kp[kMaxBurst];
     LbPkt pk[kMaxBurst];
     uint8_t at[kMaxBurst], slot[kMaxBurst]; // packet index; its index in idx4/idx6
     bool v6s[kMaxBurst];
     uint32_t svc[kMaxBurst];
+    uint16_t vrfs[kMaxBurst];
     unsigned n = 0;
     bool dropped = false;
     for (unsigned fam = 0; fam < 2; fam++) {
@@ -158,109 +202,89 @@ inline void lb(Burst &b, Worker &w) {
             LbPkt p;
             bool truncated;
             if (!lb_view(b.m[i], v6, p, truncated)) continue;
-            uint8_t addr[16] = {};
+            uint32_t s = kReply;
             if (port_bit(st->vport_bits, rte_be_to_cpu_16(p.ports[1]))) {
+                uint8_t addr[16] = {};
                 std::memcpy(addr, p.dst, alen);
-                uint32_t s = st->vips.find(lb_key(addr, vrf, p.ports[1], p.proto, v6));
-                if (s != LbIndex::kNone) {
-                    if (truncated) {
-                        b.drop(i, Drop::lb_truncated);
-                        dropped = true;
-                        continue;
-                    }
-                    FlowKey &fk = keys[n];
-                    std::memset(&fk, 0, sizeof fk);
-                    std::memcpy(fk.src, p.src, alen);
-                    std::memcpy(fk.dst, p.dst, alen);
-                    fk.sport = p.ports[0];
-                    fk.dport = p.ports[1];
-                    fk.proto = p.proto;
-                    fk.v6 = v6;
-                    fk.vrf = uint16_t(vrf);
-                    kp[n] = &fk;
-                    pk[n] = p;
-                    at[n] = uint8_t(i);
-                    slot[n] = uint8_t(k);
-                    v6s[n] = v6;
-                    svc[n++] = s;
-                    continue;
-                }
+                s = st->vips.find(lb_key(addr, vrf, p.ports[1], p.proto, v6));
             }
-            if (truncated || !port_bit(st->bport_bits, rte_be_to_cpu_16(p.ports[0]))) continue;
-            std::memset(addr, 0, sizeof addr);
-            std::memcpy(addr, p.src, alen);
-            uint32_t s = st->replies.find(lb_key(addr, vrf, p.ports[0], p.proto, v6));
-            if (s == LbIndex::kNone) continue;
-            const LbService &sv = *st->svc[s];
-            nat_rewrite(p.src, &p.ports[0], sv.vip, sv.vport_be, alen, p.ip_csum,
-                        l4_csum(p.l4, p.proto), p.proto == IPPROTO_UDP);
-            cnt.reverse_nat++;
+            if (s == LbIndex::kNone || s == kReply) {
+                if (truncated || !port_bit(st->bport_bits, rte_be_to_cpu_16(p.ports[0]))) continue;
+                s = kReply;
+            } else if (truncated) {
+                b.drop(i, Drop::lb_truncated);
+                dropped = true;
+                continue;
+            }
+            flow_key(keys[n], p.src, p.dst, alen, p.ports[0], p.ports[1], p.proto, v6,
+                     s == kReply ? uint16_t(vrf | kReplyKey) : vrf);
+            kp[n] = &keys[n];
+            pk[n] = p;
+            at[n] = uint8_t(i);
+            slot[n] = uint8_t(k);
+            v6s[n] = v6;
+            vrfs[n] = vrf;
+            svc[n++] = s;
         }
     }
-    if (n == 0) {
-        if (dropped) b.compact();
-        return lb_age(fl, rte_rdtsc(), cnt);
-    }
-
-    int32_t pos[kMaxBurst];
-    rte_hash_lookup_bulk(fl.h, kp, n, pos);
     const uint64_t now = rte_rdtsc();
+    int32_t pos[kMaxBurst];
+    if (n) rte_hash_lookup_bulk(fl.h, kp, n, pos);
     for (unsigned j = 0; j < n; j++) {
-        const LbService &s = *st->svc[svc[j]];
         const bool v6 = v6s[j];
         const unsigned alen = v6 ? 16 : 4;
         LbPkt &p = pk[j];
         FlowEntry *e = pos[j] >= 0 ? &fl.e[pos[j]] : nullptr;
+        if (svc[j] == kReply) {
+            if (!e || !e->last_seen) continue; // not a flow vleaf translated: routed as is
+            e->last_seen = now;
+            nat_rewrite(p.src, &p.ports[0], e->backend.addr, e->backend.port_be, alen, p.ip_csum,
+                        l4_csum(p.l4, p.proto), p.proto == IPPROTO_UDP);
+            cnt.reverse_nat++;
+            continue;
+        }
+        const LbService &s = *st->svc[svc[j]];
         const LbBackend *be;
         if (e && e->last_seen && e->service == s.id) {
             e->last_seen = now;
             be = &e->backend;
             cnt.flow_hits++;
         } else {
-            const FlowKey &fk = keys[j];
-            uint32_t h = v6 ? svc::flow_hash6(fk.src, fk.dst, fk.proto, rte_be_to_cpu_16(fk.sport),
-                                              rte_be_to_cpu_16(fk.dport))
-                            : svc::flow_hash4(
-                                  rte_be_to_cpu_32(*reinterpret_cast<const uint32_t *>(fk.src)),
-                                  rte_be_to_cpu_32(*reinterpret_cast<const uint32_t *>(fk.dst)),
-                                  fk.proto, rte_be_to_cpu_16(fk.sport), rte_be_to_cpu_16(fk.dport));
-            uint32_t idx = s.table[svc::slot_of(h, s.table_size)];
+            uint32_t idx = s.table[svc::slot_of(maglev_hash(keys[j]), s.table_size)];
             if (idx == svc::kNoBackend) {
                 b.drop(at[j], Drop::lb_no_backend);
                 dropped = true;
                 continue;
             }
             be = &s.backends[idx];
-            if (!e) {
-                // A flow seen twice in this burst finds the entry its first packet made.
-                int32_t p_at = rte_hash_add_key(fl.h, &fk);
-                if (p_at < 0) {
-                    cnt.flow_table_full++;
-                } else {
-                    e = &fl.e[p_at];
-                    if (e->last_seen == 0) {
-                        fl.used++;
-                        cnt.flows_created++;
-                    }
-                }
+            bool fresh = false;
+            if (!e) e = flow_add(fl, keys[j], cnt, fresh);
+            if (e && !fresh && e->last_seen && e->service == s.id) {
+                be = &e->backend; // the flow's first packet in this burst pinned it
+            } else if (e) {
+                e->backend = *be;
+                e->service = s.id;
             }
-            if (e) {
-                if (e->last_seen && e->service == s.id) {
-                    be = &e->backend;
-                } else {
-                    e->backend = *be;
-                    e->service = s.id;
+            if (e) e->last_seen = now;
+            if (e && s.mode == LbMode::Dnat) {
+                // The reply's entry: backend -> client, giving back VIP:port.
+                FlowKey rk;
+                flow_key(rk, be->addr, p.src, alen, be->port_be, p.ports[0], p.proto, v6,
+                         uint16_t(vrfs[j] | kReplyKey));
+                if (FlowEntry *r = flow_add(fl, rk, cnt, fresh)) {
+                    std::memcpy(r->backend.addr, s.vip, 16);
+                    r->backend.port_be = s.vport_be;
+                    r->service = s.id;
+                    r->last_seen = now;
                 }
-                e->last_seen = now;
             }
         }
-        rte_mbuf *m = b.m[at[j]];
         if (s.mode == LbMode::Dnat) {
             nat_rewrite(p.dst, &p.ports[1], be->addr, be->port_be, alen, p.ip_csum,
                         l4_csum(p.l4, p.proto), p.proto == IPPROTO_UDP);
             cnt.dnat++;
         } else {
-            if (!lb_encap(m, v6, s.encap_src, be->node)) {
+            if (!lb_encap(b.m[at[j]], v6, s.encap_src, be->node)) {
                 b.drop(at[j], Drop::lb_no_headroom);
                 dropped = true;
                 continue;
@@ -268,10 +292,13 @@ inline void lb(Burst &b, Worker &w) {
             cnt.dsr_encap++;
         }
         const uint8_t *to = s.mode == LbMode::Dnat ? be->addr : be->node;
-        if (v6)
+        if (v6) {
             std::memcpy(b.dst6[slot[j]], to, 16);
-        else
-            b.dst4[slot[j]] = rte_be_to_cpu_32(*reinterpret_cast<const uint32_t *>(to));
+        } else {
+            uint32_t d;
+            std::memcpy(&d, to, 4);
+            b.dst4[slot[j]] = rte_be_to_cpu_32(d);
+        }
     }
     if (dropped) b.compact();
     lb_age(fl, now, cnt);

@@ -22,10 +22,6 @@ void set_bit(uint64_t *bits, uint16_t port) {
     bits[port >> 6] |= uint64_t(1) << (port & 63);
 }
 
-uint64_t now_tsc() {
-    return rte_get_tsc_cycles();
-}
-
 } // namespace
 
 void LbIndex::build(const std::vector<std::pair<LbKey, uint32_t>> &items) {
@@ -111,22 +107,10 @@ void Lb::set(uint32_t id, uint32_t vrf, const Service &s, const std::vector<uint
         be.port_be = rte_cpu_to_be_16(b.port);
         svc->backends.push_back(be);
     }
-    auto it = live_.find(id);
+    if (s.mode == LbMode::Dnat)
+        for (const auto &be : svc->backends) set_bit(bport_bits_, rte_be_to_cpu_16(be.port_be));
     std::unique_ptr<LbService> old;
-    if (it != live_.end()) {
-        old = std::move(it->second.svc);
-        if (old->mode == LbMode::Dnat)
-            for (const auto &ob : old->backends) {
-                LbKey k = lb_key(ob.addr, it->second.vrf, ob.port_be, old->proto, old->v6);
-                bool kept = std::any_of(
-                    svc->backends.begin(), svc->backends.end(), [&](const LbBackend &nb) {
-                        return std::memcmp(nb.addr, ob.addr, 16) == 0 && nb.port_be == ob.port_be;
-                    });
-                if (!kept)
-                    retired_.push_back(
-                        {k, id, now_tsc() + uint64_t(limits_.idle_timeout_s) * rte_get_tsc_hz()});
-            }
-    }
+    if (auto it = live_.find(id); it != live_.end()) old = std::move(it->second.svc);
     live_[id] = Live{vrf, std::move(svc)};
     publish();
     // `old` is freed here, after publish() waited for the grace period.
@@ -137,35 +121,21 @@ void Lb::del(uint32_t id) {
     if (it == live_.end()) return;
     std::unique_ptr<LbService> old = std::move(it->second.svc);
     live_.erase(it);
-    std::erase_if(retired_, [id](const Retired &r) { return r.id == id; });
     publish();
 }
 
 void Lb::publish() {
     auto next = std::make_unique<LbState>();
-    std::vector<std::pair<LbKey, uint32_t>> vips, replies;
-    std::map<uint32_t, uint32_t> index_of; // service id -> index in next->svc
+    std::vector<std::pair<LbKey, uint32_t>> vips;
     for (const auto &[id, live] : live_) {
         const LbService &s = *live.svc;
-        uint32_t idx = static_cast<uint32_t>(next->svc.size());
-        index_of[id] = idx;
+        vips.push_back({lb_key(s.vip, live.vrf, s.vport_be, s.proto, s.v6),
+                        static_cast<uint32_t>(next->svc.size())});
         next->svc.push_back(&s);
-        vips.push_back({lb_key(s.vip, live.vrf, s.vport_be, s.proto, s.v6), idx});
         set_bit(next->vport_bits, rte_be_to_cpu_16(s.vport_be));
-        if (s.mode != LbMode::Dnat) continue;
-        for (const auto &b : s.backends) {
-            replies.push_back({lb_key(b.addr, live.vrf, b.port_be, s.proto, s.v6), idx});
-            set_bit(next->bport_bits, rte_be_to_cpu_16(b.port_be));
-        }
     }
-    uint64_t now = now_tsc();
-    std::erase_if(retired_, [now](const Retired &r) { return r.until < now; });
-    for (const auto &r : retired_) { // after the live backends: those win a shared key
-        replies.push_back({r.key, index_of.at(r.id)});
-        set_bit(next->bport_bits, rte_be_to_cpu_16(r.key.port_be));
-    }
+    std::memcpy(next->bport_bits, bport_bits_, sizeof bport_bits_);
     next->vips.build(vips);
-    next->replies.build(replies);
     const LbState *old = state_.exchange(next.release(), std::memory_order_acq_rel);
     rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
     delete old;

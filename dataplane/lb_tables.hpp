@@ -9,7 +9,12 @@
 // Flows: each worker owns an rte_hash (bounded, never resized, touched by that worker only)
 // that pins an established flow to the backend it was given, even when the backend set
 // changes afterwards. The entry holds a copy of the backend, so a removed backend keeps
-// serving its flows until they go idle; workers age entries a few per burst.
+// serving its flows until they go idle; workers age entries a few per burst. A DNAT flow
+// has a second entry keyed by its reply's 5-tuple that gives the reply its VIP back: only
+// replies of flows vleaf translated are touched, never other traffic of a backend (health
+// checks, clients that reach the pod directly). The reply must therefore come in on a queue
+// of the worker that saw the request (one worker per port pair, or DSR, which needs no
+// reverse state).
 #pragma once
 
 #include "vleaf/service.hpp"
@@ -44,7 +49,7 @@ struct LbService {
     std::vector<uint32_t> table; // Maglev: slot -> index into backends (or svc::kNoBackend)
 };
 
-// Key of the VIP index (VIP, port, proto) and of the reverse-NAT index (backend, port, proto).
+// Key of the VIP index.
 struct LbKey {
     uint8_t addr[16];
     uint32_t vrf;
@@ -79,11 +84,11 @@ class LbIndex {
 };
 
 struct LbState {
-    LbIndex vips, replies;
-    // Bit per L4 port (host order): a VIP port / a DNAT backend port. Most packets of other
-    // traffic leave the stage after one bit test.
+    LbIndex vips;
+    // Bit per L4 port (host order): a VIP port / a port any DNAT backend ever had. Most
+    // packets of other traffic leave the stage after one bit test.
     uint64_t vport_bits[1024] = {}, bport_bits[1024] = {};
-    std::vector<const LbService *> svc; // index values of vips and replies
+    std::vector<const LbService *> svc; // index values of vips
     bool empty() const { return svc.empty(); }
 };
 
@@ -95,12 +100,13 @@ struct FlowKey {
     uint8_t src[16], dst[16];
     uint16_t sport, dport; // network order
     uint8_t proto, v6;
-    uint16_t vrf;
+    uint16_t vrf; // | kReplyKey for the reply of a DNAT flow
 };
+inline constexpr uint16_t kReplyKey = 0x8000;
 static_assert(sizeof(FlowKey) == 40);
 
 struct FlowEntry {
-    LbBackend backend;
+    LbBackend backend;  // a reply entry holds the VIP and its port here
     uint32_t service;   // LbService::id the flow belongs to
     uint64_t last_seen; // tsc; 0 = free slot
 };
@@ -136,18 +142,11 @@ class Lb {
         uint32_t vrf;
         std::unique_ptr<LbService> svc;
     };
-    // A DNAT backend taken out of a service keeps its reverse NAT until its flows can have
-    // gone idle, so that replies of the connections it still serves get the VIP back.
-    struct Retired {
-        LbKey key;
-        uint32_t id;
-        uint64_t until;
-    };
     rte_rcu_qsbr *rcu_;
     LbLimits limits_;
     std::atomic<const LbState *> state_{nullptr};
     std::map<uint32_t, Live> live_;
-    std::vector<Retired> retired_;
+    uint64_t bport_bits_[1024] = {};
     std::vector<LbFlows> flows_;
 };
 

@@ -18,13 +18,14 @@
 
 namespace vleaf::test {
 
-// EAL for one process: no hugepages, no PCI, a file prefix of its own.
-inline void init_eal(const char *prog, unsigned mem_mb = 512) {
+// EAL for one process: no hugepages (unless `huge`: then unlinked at once, so nothing is
+// left behind), no PCI, a file prefix of its own.
+inline void init_eal(const char *prog, unsigned mem_mb = 512, bool huge = false) {
     std::string prefix = "--file-prefix=pkt" + std::to_string(getpid());
     std::vector<std::string> args{prog,
                                   "-l",
                                   "0",
-                                  "--no-huge",
+                                  huge ? "--huge-unlink" : "--no-huge",
                                   "-m",
                                   std::to_string(mem_mb),
                                   "--no-pci",
@@ -95,7 +96,7 @@ struct Rig {
             info[port[p]].mtu = 1500;
         }
         std::vector<dp::Fib::VrfSpec> vrfs{{0, max_routes_v4, 1 << 16}};
-        for (uint32_t v = 1; v < n_vrfs; v++) vrfs.push_back({v, 1024, 1024});
+        for (uint32_t v = 1; v < n_vrfs; v++) vrfs.push_back({v, max_routes_v4, 1024});
         fib = std::make_unique<dp::Fib>(vrfs, rcu, 0);
         for (unsigned p = 0; p < kPorts; p++) fib->set_port_mac(port[p], info[port[p]].mac);
         prog = std::make_unique<fib::Programmer>([this](const Update &u) {

@@ -197,7 +197,7 @@ TEST_F(Lb, DnatIpv4BothWays) {
     EXPECT_EQ(out[0], framed(kHost1, port_mac[0], ip_packet(back)));
     EXPECT_EQ(lb(&LbCounters::dnat), 1u);
     EXPECT_EQ(lb(&LbCounters::reverse_nat), 1u);
-    EXPECT_EQ(lb(&LbCounters::flows_created), 1u);
+    EXPECT_EQ(lb(&LbCounters::flows_created), 2u); // the request's entry and the reply's
 }
 
 TEST_F(Lb, DnatIpv6UdpBothWays) {
@@ -326,7 +326,7 @@ TEST_F(Lb, EstablishedFlowsKeepTheirBackendWhenItIsRemoved) {
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0], framed(kHost1, port_mac[0],
                              ip_packet({"10.96.0.10", "10.0.1.2", IPPROTO_TCP, 80, 1000, 63})));
-    EXPECT_EQ(lb(&LbCounters::flows_created), 400u);
+    EXPECT_EQ(lb(&LbCounters::flows_created), 800u); // 400 DNAT flows, two entries each
 }
 
 TEST_F(Lb, AdministrativelyDownBackendGetsNoNewFlows) {
@@ -359,8 +359,9 @@ TEST_F(Lb, FullFlowTableIsCountedAndStillBalances) {
         rig.run(0, fr);
         EXPECT_EQ(sent(1).size(), 20u);
     }
+    // A DNAT flow takes two entries (request and reply): 512 flows fill the table.
     EXPECT_EQ(lb(&LbCounters::flows_created), 1024u);
-    EXPECT_EQ(lb(&LbCounters::flow_table_full), 2000u - 1024u);
+    EXPECT_EQ(lb(&LbCounters::flow_table_full), 2000u - 512u);
     EXPECT_EQ(lb(&LbCounters::dnat), 2000u);
     EXPECT_EQ(small.flows(0)->used, 1024u);
 }
@@ -371,15 +372,15 @@ TEST_F(Lb, IdleFlowsAge) {
         rig.run(0, {framed(port_mac[0], kHost1,
                            ip_packet({"10.0.1.2", "10.96.0.10", IPPROTO_TCP, sp, 80}))});
     sent(1);
-    EXPECT_EQ(rig.lb->flows(0)->used, 10u);
-    rig.lb->flows(0)->timeout = 0; // everything is idle now
+    EXPECT_EQ(rig.lb->flows(0)->used, 20u); // requests and replies
+    rig.lb->flows(0)->timeout = 0;          // everything is idle now
     // The ager visits kLbAgeScan slots per burst; enough bursts sweep the whole table.
     for (unsigned k = 0; k < rig.lb->flows(0)->capacity / dp::kLbAgeScan + 1; k++)
         rig.run(0, {framed(port_mac[0], kHost1,
                            ip_packet({"10.0.1.2", "10.0.2.2", IPPROTO_TCP, 7, 7}))});
     sent(1);
     EXPECT_EQ(rig.lb->flows(0)->used, 0u);
-    EXPECT_EQ(lb(&LbCounters::flows_aged), 10u);
+    EXPECT_EQ(lb(&LbCounters::flows_aged), 20u);
 }
 
 TEST_F(Lb, TruncatedPacketToAVipIsDropped) {
@@ -394,6 +395,19 @@ TEST_F(Lb, TruncatedPacketToAVipIsDropped) {
     EXPECT_EQ(rig.drops(Drop::lb_truncated), before + 1);
     EXPECT_TRUE(sent(1).empty());
     EXPECT_TRUE(rig.take_punts().empty());
+}
+
+// A backend's traffic that vleaf did not translate keeps its source: health checks and
+// clients that reach the pod directly.
+TEST_F(Lb, OnlyRepliesOfTranslatedFlowsGetTheVip) {
+    reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}}));
+    Frame direct =
+        framed(port_mac[1], kHost2, ip_packet({"10.0.2.2", "10.0.1.2", IPPROTO_TCP, 8080, 5555}));
+    rig.run(1, {direct});
+    auto out = sent(0);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0], routed(direct, kHost1, port_mac[0]));
+    EXPECT_EQ(lb(&LbCounters::reverse_nat), 0u);
 }
 
 TEST_F(Lb, OtherTrafficIsRoutedUntouched) {

@@ -202,14 +202,16 @@ def expect(cond, msg):
         raise AssertionError(msg)
 
 
-def run_lab(argv, doc, name, deadline, scenario):
-    """The frame every interop test shares: `usage: test.py VLEAF_BGPD`, root, one Lab in
-    which scenario(lab, check) builds its namespaces and runs its checks, an exception
-    or a stop recorded as a failure, and a last check that no namespace outlived the Lab.
+def run_lab(argv, doc, name, deadline, scenario, binaries=("VLEAF_BGPD",)):
+    """The frame every interop test shares: `usage: test.py VLEAF_BGPD` (or the binaries
+    named, each put in the environment variable of its name), root, one Lab in which
+    scenario(lab, check) builds its namespaces and runs its checks, an exception or a stop
+    recorded as a failure, and a last check that no namespace outlived the Lab.
     Returns the exit status."""
-    if len(argv) != 2:
+    if len(argv) != 1 + len(binaries):
         sys.exit(doc)
-    os.environ["VLEAF_BGPD"] = os.path.abspath(argv[1])
+    for env, path in zip(binaries, argv[1:]):
+        os.environ[env] = os.path.abspath(path)
     require_root()
     check = Checks()
     names = []

@@ -1,0 +1,189 @@
+// Cycles per packet of the whole worker pipeline with the LB stage at work: Maglev, a flow
+// table holding 1M established flows (random flow per packet, so mostly cache misses),
+// DNAT or DSR encapsulation, then route and forward, side by side in the same run with plain
+// routing of the same packets (no services, and services that the packets do not hit).
+#include "control/services/maglev.hpp"
+#include "tests/packet/frames.hpp"
+#include "tests/packet/harness.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+
+using namespace vleaf;
+using namespace vleaf::test;
+
+namespace {
+
+constexpr unsigned kBurst = 32;
+constexpr unsigned kBackends = 16;
+constexpr uint32_t kVip = 0x0a60000a; // 10.96.0.10
+
+enum Mode { Route, RouteBesideServices, Dnat, Dsr };
+
+struct Setup {
+    Rig rig;
+    std::vector<rte_mbuf *> pkts;
+    Frame tmpl;
+    uint32_t flows;
+    uint32_t rng = 12345;
+
+    static LbLimits limits(uint32_t flows) {
+        return {std::max<uint32_t>(2 * flows + 4096, 1024), 3600}; // DNAT: 2 entries a flow
+    }
+
+    Setup(Mode mode, uint32_t n_flows)
+        : rig(4096, 1 << 16, limits(n_flows)), flows(std::max<uint32_t>(n_flows, 1)) {
+        auto &f = *rig.prog;
+        f.add_interface(0, "in", rig.port[0], 0, {*Prefix::parse("10.0.1.1/24", true)});
+        f.add_interface(1, "pods", rig.port[1], 0, {*Prefix::parse("10.0.2.1/24", true)});
+        Service s;
+        s.name = "web";
+        s.vip = IpAddr::v4(kVip);
+        s.port = 80;
+        s.mode = mode == Dsr ? LbMode::DsrIpip : LbMode::Dnat;
+        s.encap_source = *IpAddr::parse("10.0.2.1");
+        std::vector<svc::Backend> mb;
+        for (unsigned b = 0; b < kBackends; b++) {
+            IpAddr ip = IpAddr::v4(0x0a000202 + b); // 10.0.2.2..
+            f.neighbor(1, ip, mac(uint8_t(0x40 + b)));
+            // DSR: pods behind 16 nodes; DNAT: the pods themselves.
+            IpAddr pod = mode == Dsr ? IpAddr::v4(0x0af40000 + b) : ip;
+            s.backends.push_back({pod, 80, ip, 1, true, true});
+            mb.push_back({pod, 80, 1});
+        }
+        if (!rig.errors.empty()) throw std::runtime_error(rig.errors.front());
+        if (mode != Route) rig.lb->set(1, 0, s, svc::build(65537, mb));
+        V4 v;
+        v.proto = IPPROTO_TCP;
+        v.dst = mode == Route || mode == RouteBesideServices ? "10.0.2.2" : "10.96.0.10";
+        v.dport = 80;
+        tmpl = ipv4(mac(0x10), mac(0x99), v);
+        for (unsigned k = 0; k < kBurst * 64; k++) {
+            pkts.push_back(rig.mbuf(tmpl));
+            pkts.back()->port = rig.port[0];
+        }
+        // Establish every flow once (not timed).
+        dp::Burst b;
+        for (uint32_t at = 0; at < n_flows; at += kBurst) {
+            fill(b, 0, at);
+            dp::pipeline(b, *rig.w);
+            discard_tx();
+        }
+        if (rig.w->stats.lb.flow_table_full) throw std::runtime_error("flow table too small");
+    }
+
+    ~Setup() {
+        for (rte_mbuf *m : pkts) rte_pktmbuf_free(m);
+    }
+
+    // Flow f: source 10.128.0.0 + f / 256, port 10000 + f % 256.
+    void fill(dp::Burst &b, unsigned base, uint32_t first_flow) {
+        b.n = kBurst;
+        b.port = rig.port[0];
+        for (unsigned k = 0; k < kBurst; k++) {
+            rte_mbuf *m = pkts[base + k];
+            uint32_t flow = first_flow == UINT32_MAX ? next() % flows : first_flow + k;
+            // DSR prepended a header: start again from the template.
+            m->data_off = RTE_PKTMBUF_HEADROOM;
+            m->data_len = m->pkt_len = uint32_t(tmpl.size());
+            auto *p = rte_pktmbuf_mtod(m, uint8_t *);
+            std::memcpy(p, tmpl.data(), 14 + 20 + 4);
+            uint32_t src = rte_cpu_to_be_32(0x0a800000 + flow / 256);
+            uint16_t sport = rte_cpu_to_be_16(uint16_t(10000 + flow % 256));
+            std::memcpy(p + 14 + 12, &src, 4);
+            std::memcpy(p + 14 + 20, &sport, 2);
+            b.m[k] = m;
+        }
+    }
+
+    uint32_t next() {
+        rng = rng * 1664525u + 1013904223u;
+        return rng >> 8;
+    }
+
+    void discard_tx() {
+        auto &w = *rig.w;
+        for (unsigned d = 0; d < w.n_dirty; d++) w.tx[w.dirty[d]].n = 0;
+        w.n_dirty = 0;
+    }
+};
+
+void run(benchmark::State &st, Mode mode) {
+    Setup s(mode, uint32_t(st.range(0)));
+    dp::Burst b;
+    std::vector<uint32_t> samples;
+    samples.reserve(1 << 22);
+    uint64_t cycles = 0, pkts = 0, base = 0;
+    uint64_t drops_before = 0;
+    for (uint64_t d : s.rig.w->stats.drops) drops_before += d;
+    for (auto _ : st) {
+        s.fill(b, unsigned(base), UINT32_MAX);
+        base = (base + kBurst) % s.pkts.size();
+        uint64_t t0 = rte_rdtsc();
+        dp::pipeline(b, *s.rig.w);
+        uint64_t d = rte_rdtsc() - t0;
+        s.discard_tx();
+        if (samples.size() < samples.capacity()) samples.push_back(uint32_t(d));
+        cycles += d;
+        pkts += kBurst;
+    }
+    uint64_t drops = 0;
+    for (uint64_t d : s.rig.w->stats.drops) drops += d;
+    if (drops != drops_before) st.SkipWithError("packets were dropped");
+    uint64_t established = (s.flows + kBurst - 1) / kBurst * kBurst;
+    if ((mode == Dnat || mode == Dsr) && s.rig.w->stats.lb.flows_created > 2 * established)
+        st.SkipWithError("flows were not pinned");
+    std::nth_element(samples.begin(), samples.begin() + long(samples.size() / 2), samples.end());
+    st.counters["cycles/pkt"] =
+        samples.empty() ? 0.0 : double(samples[samples.size() / 2]) / kBurst;
+    st.counters["mean_cycles/pkt"] = double(cycles) / double(pkts);
+    st.counters["Mpps@1core"] = benchmark::Counter(double(pkts) / 1e6, benchmark::Counter::kIsRate);
+    st.SetItemsProcessed(int64_t(pkts));
+}
+
+void BM_Route(benchmark::State &st) {
+    run(st, Route);
+}
+void BM_RouteBesideServices(benchmark::State &st) {
+    run(st, RouteBesideServices);
+}
+void BM_LbDnat(benchmark::State &st) {
+    run(st, Dnat);
+}
+void BM_LbDsr(benchmark::State &st) {
+    run(st, Dsr);
+}
+
+} // namespace
+
+BENCHMARK(BM_Route)->Arg(0)->ArgName("flows");
+BENCHMARK(BM_RouteBesideServices)->Arg(0)->ArgName("flows");
+BENCHMARK(BM_LbDnat)->Arg(1000)->Arg(1 << 20)->ArgName("flows");
+BENCHMARK(BM_LbDsr)->Arg(1 << 20)->ArgName("flows");
+
+// Hugepages when 768 MB of them are free: 2M flow entries on 4 KB pages measure TLB misses.
+bool hugepages_free() {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    uint64_t free = 0, size_kb = 0, v;
+    while (in >> key >> v) {
+        if (key == "HugePages_Free:") free = v;
+        if (key == "Hugepagesize:") size_kb = v;
+        in.ignore(256, '\n');
+    }
+    return free * size_kb >= 768 * 1024;
+}
+
+int main(int argc, char **argv) {
+    bool huge = hugepages_free();
+    std::printf("memory: %s\n", huge ? "hugepages" : "4 KB pages (--no-huge)");
+    init_eal(argv[0], huge ? 768 : 2048, huge);
+    benchmark::Initialize(&argc, argv);
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    finish_eal();
+    return 0;
+}
