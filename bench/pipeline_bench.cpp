@@ -219,7 +219,7 @@ void BM_MacSwapReference(benchmark::State &st) {
 enum class VxCase { Plain, DecapRoute, RouteEncap };
 
 struct VxSetup {
-    Rig rig{kPackets * 2, 1 << 18, {4096, 300}, 2};
+    Rig rig{kCold * 2, 1 << 18, {4096, 300}, 2};
     std::vector<Frame> frames;
     std::vector<rte_mbuf *> pkts;
     uint16_t in_port;
@@ -244,7 +244,7 @@ struct VxSetup {
             f.neighbor(2, ip, mac(uint8_t(0x40 + g)));
             gw.push_back(ip);
         }
-        auto w = bench::make_workload4(bench::Mix::Pods, n_routes, kPackets, 0.0, 42);
+        auto w = bench::make_workload4(bench::Mix::Pods, n_routes, kCold, 0.0, 42);
         auto vtep = *IpAddr::parse("10.99.0.2");
         for (auto &r : w.routes) {
             Prefix p = Prefix{IpAddr::v4(r.addr), r.depth}.masked();
@@ -295,7 +295,7 @@ void vxlan_case(benchmark::State &st, VxCase c) {
     auto &w = *s.rig.w;
     for (auto _ : st) {
         s.refill(b, at);
-        at = (at + kBurst) % kPackets;
+        at = (at + kBurst) % kCold;
         uint64_t t0 = rte_rdtsc();
         dp::pipeline(b, w);
         uint64_t d = rte_rdtsc() - t0;
