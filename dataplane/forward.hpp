@@ -41,6 +41,8 @@ struct NhView {
     __m128i v;
     NhKind kind() const { return static_cast<NhKind>(_mm_extract_epi8(v, 14)); }
     uint16_t port() const { return static_cast<uint16_t>(_mm_extract_epi16(v, 6)); }
+    uint32_t group() const { return static_cast<uint32_t>(_mm_extract_epi32(v, 2)); } // bytes 8-11
+    unsigned n_members() const { return static_cast<unsigned>(_mm_extract_epi8(v, 15)); }
 };
 
 inline NhView nh_view(const Nh *table, uint32_t id) {
@@ -49,10 +51,8 @@ inline NhView nh_view(const Nh *table, uint32_t id) {
 
 // The member of an ECMP group that `hash_of_flow` picks; its id replaces `id`.
 inline NhView ecmp_member(const Worker &w, NhView group, uint32_t &id, uint32_t hash_of_flow) {
-    unsigned n = static_cast<unsigned>(_mm_extract_epi8(group.v, 15));
-    unsigned g = static_cast<unsigned>(_mm_extract_epi16(group.v, 6));
     // Multiply-shift maps the hash onto [0, n) evenly without a division.
-    id = w.fib->groups()[g].members[(uint64_t(hash_of_flow) * n) >> 32];
+    id = w.fib->groups()[group.group()].members[(uint64_t(hash_of_flow) * group.n_members()) >> 32];
     NhView nh = nh_view(w.fib->nexthops(), id);
     if (nh.kind() == NhKind::Ecmp) // nested groups are not built
         nh.v = _mm_insert_epi8(nh.v, static_cast<int>(NhKind::NoRoute), 14);

@@ -55,6 +55,15 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
     cb.changed = [this](uint16_t ifid, const IpAddr &ip, std::optional<MacAddr> mac) {
         spdlog::info("neighbor {} on {}: {}", ip.str(), if_name(ifid), mac ? mac->str() : "gone");
         fib_->neighbor(ifid, ip, mac);
+        if (bgp_) {
+            fib::Event e;
+            e.kind = fib::Event::Kind::Neighbor;
+            e.reachable = mac.has_value();
+            e.ifid = ifid;
+            e.ip = ip;
+            if (mac) e.mac = *mac;
+            bgp_->send_event(e);
+        }
     };
     cb.release = [this](void *held, bool resolved) {
         auto *m = static_cast<rte_mbuf *>(held);
@@ -77,14 +86,38 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
     program_static(false);
     program_vxlan();
     program_static(true); // remote prefixes, once the underlay toward their VTEPs is known
+    // Before the services: their VIPs are announced through it.
+    if (cfg.bgp) bgp_ = std::make_unique<fib::BgpThread>(*cfg.bgp, cfg.fib);
     program_services();
     api_ = std::make_unique<api::Server>(cfg.api.socket);
     register_api();
     register_services();
 }
 
+bool Daemon::announce(const bgp::Announce &a) {
+    if (!bgp_) return false;
+    bgp_->announce(a);
+    return true;
+}
+
+bool Daemon::withdraw(const Prefix &p) {
+    if (!bgp_) return false;
+    bgp_->withdraw(p);
+    return true;
+}
+
+// The table writer's share of the loop: route messages from the BGP thread, a batch at a
+// time, with the punts served between batches so that a full table does not hold up
+// neighbor resolution.
+void Daemon::drain_routes(uint64_t now) {
+    if (!bgp_) return;
+    constexpr size_t kBatch = 4096;
+    while (fib::drain(bgp_->routes(), *fib_, kBatch, drain_) == kBatch) handle_punts(now);
+}
+
 Daemon::~Daemon() {
     api_.reset();
+    bgp_.reset(); // its sessions end with a NOTIFICATION
     health_.reset();
     services_.reset();
     if (dp_) dp_->stop(); // workers first: nothing may reach the resolver's held packets after
@@ -193,7 +226,7 @@ void Daemon::run(int signal_fd) {
     int tick = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     itimerspec its{{0, long(kTickMs) * 1000000}, {0, long(kTickMs) * 1000000}};
     timerfd_settime(tick, 0, &its, nullptr);
-    // epoll data: -1 signals, -2 timer, -3 api, k >= 0 the tap of interface k.
+    // epoll data: -1 signals, -2 timer, -3 api, -4 route ring, k >= 0 the tap of interface k.
     auto watch = [ep](int fd, int64_t tag) {
         epoll_event ev{};
         ev.events = EPOLLIN;
@@ -203,6 +236,10 @@ void Daemon::run(int signal_fd) {
     watch(signal_fd, -1);
     watch(tick, -2);
     watch(api_->fd(), -3);
+    if (bgp_) {
+        watch(bgp_->wake_fd(), -4);
+        bgp_->start();
+    }
     auto &ifs = dp_->interfaces();
     for (size_t k = 0; k < ifs.size(); k++)
         if (ifs[k].tap) watch(ifs[k].tap->fd(), static_cast<int64_t>(k));
@@ -229,13 +266,17 @@ void Daemon::run(int signal_fd) {
                 }
             } else if (tag == -3) {
                 api_->poll();
+            } else if (tag == -4) {
+                bgp_->clear_wake();
             } else {
                 handle_tap(static_cast<size_t>(tag));
             }
         }
         handle_learned(); // first, so that answers to punted ARP/ND find their MACs
         handle_punts(now);
+        drain_routes(now);
     }
+    if (bgp_) bgp_->stop();
     close(tick);
     close(ep);
     dp_->stop();

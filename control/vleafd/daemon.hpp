@@ -5,7 +5,9 @@
 
 #include "control/api/server.hpp"
 #include "control/config/config.hpp"
+#include "control/fib/bgp_thread.hpp"
 #include "control/fib/programmer.hpp"
+#include "control/fib/ring.hpp"
 #include "control/neigh/resolver.hpp"
 #include "control/services/health.hpp"
 #include "control/services/services.hpp"
@@ -51,6 +53,11 @@ class Daemon {
     // Serves until SIGINT/SIGTERM (delivered through `signal_fd`).
     void run(int signal_fd);
 
+    // Originates / withdraws one of our prefixes through the embedded BGP speaker (to its
+    // peers, not into our own FIB), e.g. a service VIP. False when BGP is not configured.
+    bool announce(const bgp::Announce &a);
+    bool withdraw(const Prefix &p);
+
   private:
     void program_static(bool tunnels);
     // VXLAN (vxlan.cpp): bridge domains, gateways, VNIs and flood lists from the
@@ -73,17 +80,21 @@ class Daemon {
     void handle_punts(uint64_t now);
     void handle_tap(size_t ifid);
     void to_kernel(size_t ifid, rte_mbuf *m);
+    void drain_routes(uint64_t now);
 
     nlohmann::json show_interfaces() const;
     nlohmann::json show_routes(const nlohmann::json &args) const;
     nlohmann::json show_neighbors() const;
     nlohmann::json show_stats() const;
+    nlohmann::json show_fib_summary() const;
 
     const config::Config &cfg_;
     std::unique_ptr<dp::Dataplane> dp_;
     std::unique_ptr<fib::Programmer> fib_;
     std::unique_ptr<neigh::Resolver> resolver_;
     std::unique_ptr<api::Server> api_;
+    std::unique_ptr<fib::BgpThread> bgp_; // null without a `bgp:` section
+    fib::DrainCounters drain_;
     std::unique_ptr<svc::Registry> services_;
     std::unique_ptr<svc::HealthChecker> health_;
     ExceptionCounters exc_;
