@@ -81,6 +81,8 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
         addrs.insert(addrs.end(), c.ipv6.begin(), c.ipv6.end());
         auto id = static_cast<uint16_t>(k);
         fib_->add_interface(id, ifs[k].name, ifs[k].port, ifs[k].vrf, addrs);
+        auto &own = own_addrs_[ifs[k].vrf];
+        own.insert(own.end(), addrs.begin(), addrs.end());
         resolver_->add_interface(neigh::NeighIf{id, ifs[k].mac, c.ipv4, c.ipv6});
     }
     program_static(false);
@@ -107,12 +109,16 @@ bool Daemon::withdraw(const Prefix &p) {
 }
 
 // The table writer's share of the loop: route messages from the BGP thread, a batch at a
-// time, with the punts served between batches so that a full table does not hold up
-// neighbor resolution.
+// time, with the punts served between batches, for at most a few milliseconds before
+// the loop serves the taps (the BGP sessions themselves go through them) and the API.
 void Daemon::drain_routes(uint64_t now) {
     if (!bgp_) return;
     constexpr size_t kBatch = 4096;
-    while (fib::drain(bgp_->routes(), *fib_, kBatch, drain_) == kBatch) handle_punts(now);
+    constexpr uint64_t kBudgetMs = 5;
+    while (fib::drain(bgp_->routes(), *fib_, kBatch, drain_) == kBatch) {
+        handle_punts(now);
+        if (now_ms() - now >= kBudgetMs) break;
+    }
 }
 
 Daemon::~Daemon() {
@@ -170,6 +176,10 @@ void Daemon::handle_punts(uint64_t now) {
             int ifid = dp_->interface_of_port(msg[k].port);
             auto reason = static_cast<Punt>(msg[k].reason);
             bool routed_port = reason == Punt::local || reason == Punt::arp || reason == Punt::nd;
+            if (reason == Punt::local && for_gateway(msg[k])) {
+                rte_pktmbuf_free(m);
+                continue;
+            }
             if (ifid < 0 && routed_port) {
                 rte_pktmbuf_free(m);
                 continue;
@@ -187,6 +197,9 @@ void Daemon::handle_punts(uint64_t now) {
             case Punt::bd_arp:
             case Punt::bd_nd:
                 handle_bd_punt(msg[k], now);
+                break;
+            case Punt::too_big:
+                handle_too_big(msg[k]);
                 break;
             case Punt::resolve: {
                 auto dst = destination(m);

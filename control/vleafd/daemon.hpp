@@ -26,12 +26,17 @@ struct ExceptionCounters {
 };
 
 #define VLEAF_VXLAN_COUNTERS(X)                                                                    \
-    X(arp_suppressed) /* ARP requests answered from a known MAC/IP binding */                      \
-    X(nd_suppressed)  /* neighbor solicitations answered from a known binding */                   \
-    X(bum_flooded)    /* ARP/ND from access ports flooded into their bridge domain */              \
-    X(learned)        /* learn reports applied */                                                  \
-    X(learn_errors)   /* learn reports that could not be applied (unknown VTEP, table full) */     \
-    X(vtep_resolves)  /* underlay neighbor resolutions started for remote VTEPs */
+    X(arp_suppressed)   /* ARP requests answered from a known MAC/IP binding */                    \
+    X(nd_suppressed)    /* neighbor solicitations answered from a known binding */                 \
+    X(bum_flooded)      /* ARP/ND from access ports flooded into their bridge domain */            \
+    X(learned)          /* learn reports applied */                                                \
+    X(learn_errors)     /* learn reports that could not be applied (unknown VTEP, table full) */   \
+    X(vtep_resolves)    /* underlay neighbor resolutions started for remote VTEPs */               \
+    X(frag_needed_sent) /* ICMP fragmentation needed for IPv4 too big for a tunnel */              \
+    X(packet_too_big_sent)  /* ICMPv6 packet too big for IPv6 too big for a tunnel */              \
+    X(too_big_unanswered)   /* no error allowed (RFC 1812/4443) or no address to send it from */   \
+    X(gateway_echo_replies) /* echo requests to an anycast gateway address answered */             \
+    X(gateway_unanswered)   /* anything else to a gateway address (it has no kernel behind it) */
 
 struct VxlanCounters {
 #define X(name) uint64_t name = 0;
@@ -67,6 +72,8 @@ class Daemon {
     void handle_learned();
     void handle_bd_punt(const dp::PuntMsg &msg, uint64_t now);
     bool suppress(const BdState &bd, std::span<const uint8_t> frame);
+    void handle_too_big(const dp::PuntMsg &msg);
+    bool for_gateway(const dp::PuntMsg &msg);
     std::string if_name(uint16_t ifid) const;
     const BdState *bd_of(uint16_t id) const;
     void send_frame(uint16_t ifid, std::span<const uint8_t> frame);
@@ -102,6 +109,8 @@ class Daemon {
     // MAC/IP bindings per bridge domain: configured and snooped from ARP/ND.
     std::map<std::pair<uint16_t, IpAddr>, MacAddr> bindings_;
     VxlanCounters vx_;
+    // Our addresses by VRF (interfaces and gateways): where ICMP errors come from.
+    std::map<uint32_t, std::vector<Prefix>> own_addrs_;
     uint64_t next_vxlan_tick_ = 0;
 };
 

@@ -1,6 +1,7 @@
 // RIB -> ring -> FIB: the producer's direct path, coalescing while the ring is full, the
 // full resync past the backlog limit, peer-down and graceful-restart semantics, all
 // checked by comparing what the dataplane model ends up with against the Loc-RIB.
+#include "control/fib/bgp_thread.hpp"
 #include "control/fib/feed.hpp"
 #include "tests/unit/fib_model.hpp"
 
@@ -8,6 +9,7 @@
 
 #include <random>
 #include <set>
+#include <thread>
 
 using namespace vleaf;
 using namespace vleaf::bgp;
@@ -214,6 +216,39 @@ TEST_F(FeedTest, OurOwnAnnouncementsStayOutOfTheFib) {
     pump();
     EXPECT_EQ(prog.bgp_routes(), 0u);
     EXPECT_FALSE(model.routes.count({0, P("10.96.0.10/32")}));
+}
+
+// The embedded speaker's thread: calls and posts run on it in order, an event from the
+// writer starts a resync that reaches the writer through the ring, and it stops cleanly.
+TEST(BgpThread, ServesCallsAndEventsAndStops) {
+    BgpConfig cfg;
+    cfg.asn = 65001;
+    cfg.router_id = A("10.0.0.1");
+    cfg.listen_address = ""; // no socket: nothing outside the process
+    fib::BgpThread t(cfg, config::FibRings{64, 1000});
+    t.start();
+    bgp::Announce vip;
+    vip.prefix = P("10.96.0.10/32");
+    t.announce(vip);
+    auto n = t.call([&] { return nlohmann::json(t.speaker().rib().prefixes(V4)); });
+    EXPECT_EQ(n, 1) << "the announcement, posted first, ran first";
+    test::Model model;
+    fib::Programmer prog{[&](const vleaf::Update &u) { model.apply(u); }};
+    fib::DrainCounters drained;
+    fib::Event e;
+    e.kind = fib::Event::Kind::ResyncRequest;
+    ASSERT_TRUE(t.send_event(e));
+    for (int k = 0; k < 500 && drained.resyncs == 0; k++) {
+        fib::drain(t.routes(), prog, 64, drained);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(drained.resyncs, 1u);
+    EXPECT_EQ(prog.bgp_routes(), 0u) << "our own VIP is not forwarded through BGP";
+    t.withdraw(vip.prefix);
+    EXPECT_EQ(t.call([&] { return nlohmann::json(t.speaker().rib().prefixes(V4)); }), 0);
+    t.stop();
+    // Without the thread, a call runs on the caller: nothing else touches the speaker.
+    EXPECT_EQ(t.call([&] { return nlohmann::json(t.speaker().rib().prefixes(V4)); }), 0);
 }
 
 } // namespace
