@@ -1,6 +1,5 @@
-// The table writer's EVPN side: the Programmer's removable overlay state (flood list
-// members, remote MACs, IP-VRF tunnel routes) and EvpnWriter, which applies EvpnMsgs and
-// reports local MACs back toward the speaker.
+// The table writer's EVPN side: the Programmer's IP-VRF routes from EVPN and EvpnWriter,
+// which applies EvpnMsgs and reports local MACs back toward the speaker.
 #include "control/fib/evpn.hpp"
 #include "control/fib/ring.hpp"
 
@@ -9,19 +8,6 @@
 #include <algorithm>
 
 namespace vleaf::fib {
-
-std::string Programmer::del_flood(uint16_t bd, const IpAddr &remote) {
-    Scope batch(*this);
-    auto it = vtep_ids_.find(remote);
-    if (it == vtep_ids_.end()) return "no VTEP " + remote.str();
-    emit(Update::flood(false, bd, it->second));
-    return {};
-}
-
-void Programmer::del_mac(uint16_t bd, const MacAddr &mac) {
-    Scope batch(*this);
-    emit(Update::mac_del(bd, mac));
-}
 
 std::string Programmer::set_evpn_route(uint32_t vrf, const Prefix &prefix,
                                        std::span<const TunnelHop> hops) {
@@ -35,7 +21,10 @@ std::string Programmer::set_evpn_route(uint32_t vrf, const Prefix &prefix,
     std::string err;
     for (auto &h : hops) {
         if (members.size() == kMaxEcmp) break;
-        if (auto v = vtep(h.vtep, &err)) members.push_back(tunnel(*v, h.vni, h.router_mac));
+        auto v = vtep_ref(h.vtep, &err);
+        if (!v) continue;
+        members.push_back(tunnel(*v, h.vni, h.router_mac));
+        vtep_unref(*v); // the tunnel next hop holds the VTEP
     }
     if (members.empty()) {
         if (it != routes_.end()) del_route(vrf, prefix);
@@ -89,7 +78,7 @@ void EvpnWriter::apply(const EvpnMsg &m) {
         if (auto err = prog_.add_flood(bd, m.vtep); !err.empty()) fail(what + "flood", err);
         break;
     case EvpnMsg::Op::FloodDel:
-        if (auto err = prog_.del_flood(bd, m.vtep); !err.empty()) fail(what + "flood", err);
+        prog_.del_flood(bd, m.vtep);
         break;
     case EvpnMsg::Op::MacSet: {
         if (auto err = prog_.add_remote_mac(bd, m.mac, m.vtep); !err.empty())
@@ -109,7 +98,7 @@ void EvpnWriter::apply(const EvpnMsg &m) {
     case EvpnMsg::Op::MacDel: {
         auto it = remote_.find({bd, m.mac});
         if (it == remote_.end()) break;
-        prog_.del_mac(bd, m.mac);
+        prog_.del_remote_mac(bd, m.mac);
         for (auto &ip : it->second)
             if (hooks_.binding) hooks_.binding(bd, ip, std::nullopt);
         remote_.erase(it);
