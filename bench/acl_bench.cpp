@@ -3,7 +3,7 @@
 // Rules look like NetworkPolicy-derived ones: pod/service CIDRs, TCP/UDP, single ports or
 // ranges, distinct priorities; 90 % of packets are made to match some rule. With 0 rules
 // no rte_acl context exists: what remains is key extraction and counting.
-#include "dataplane/acl.hpp"
+#include "dataplane/acl_set.hpp"
 #include "tests/packet/harness.hpp"
 
 #include <benchmark/benchmark.h>

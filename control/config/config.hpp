@@ -2,6 +2,7 @@
 // Every error names the file, the field path and the reason; nothing starts on error.
 #pragma once
 
+#include "vleaf/acl.hpp"
 #include "vleaf/addr.hpp"
 #include "vleaf/service.hpp"
 
@@ -143,6 +144,7 @@ struct Config {
     Api api;
     LbLimits lb;
     std::vector<Service> services; // see include/vleaf/service.hpp and conf/metallb-vip.yaml
+    std::vector<acl::Policy> acls; // see include/vleaf/acl.hpp and conf/network-policy.yaml
 
     const Port *port(const std::string &name) const;
     const Vrf *vrf(const std::string &name) const;

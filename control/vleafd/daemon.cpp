@@ -78,15 +78,18 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
     program_vxlan();
     program_static(true); // remote prefixes, once the underlay toward their VTEPs is known
     program_services();
+    program_acls();
     api_ = std::make_unique<api::Server>(cfg.api.socket);
     register_api();
     register_services();
+    register_acls();
 }
 
 Daemon::~Daemon() {
     api_.reset();
     health_.reset();
     services_.reset();
+    acls_.reset();
     if (dp_) dp_->stop(); // workers first: nothing may reach the resolver's held packets after
     // Removing the interfaces hands back (and frees) the packets still waiting on neighbors.
     if (resolver_ && dp_)

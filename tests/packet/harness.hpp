@@ -62,6 +62,7 @@ struct Rig {
     std::vector<std::string> errors;
     std::unique_ptr<fib::Programmer> prog;
     std::unique_ptr<dp::Lb> lb;
+    std::unique_ptr<dp::Acl> acl;
     std::atomic<bool> stop{false};
     std::unique_ptr<dp::Worker> w;
 
@@ -106,6 +107,8 @@ struct Rig {
         w = std::make_unique<dp::Worker>();
         w->lb = lb.get();
         w->flows = lb->flows(0);
+        acl = std::make_unique<dp::Acl>(rcu, 1, 0);
+        w->acl = acl.get();
         w->fib = fib.get();
         w->ov = &fib->overlay();
         w->pool = pool;
@@ -130,6 +133,7 @@ struct Rig {
         prog.reset();
         w.reset();
         lb.reset();
+        acl.reset();
         fib.reset();
         rte_ring_free(punt);
         rte_free(info);
