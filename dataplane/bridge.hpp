@@ -135,9 +135,9 @@ inline void to_access(Worker &w, rte_mbuf *m, const AccessRef &a) {
 }
 
 inline void to_tunnel(Worker &w, rte_mbuf *m, uint16_t vtep, uint32_t vni) {
-    uint16_t port;
+    uint16_t port, mtu;
     Drop why;
-    if (encap_one(w, m, vtep, vni, port, why)) return tx_queue(w, port, m);
+    if (encap_one(w, m, vtep, vni, port, why, mtu)) return tx_queue(w, port, m);
     w.stats.drops[static_cast<int>(why)]++;
     rte_pktmbuf_free(m);
 }

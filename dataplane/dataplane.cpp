@@ -200,6 +200,7 @@ Dataplane::Dataplane(const config::Config &cfg) {
         w->flows = lb_->flows(k);
         w->acl = acl_.get();
         w->resolve_gap = rte_get_tsc_hz() / 1000; // 1 ms
+        w->icmp_gap = rte_get_tsc_hz() / 100;     // 100 ICMP errors a second per source
         workers_.push_back(std::move(w));
     }
 }
@@ -251,49 +252,43 @@ unsigned Dataplane::poll_punts(PuntMsg *out, unsigned max) {
     return punt_ ? rte_ring_dequeue_burst_elem(punt_, out, sizeof(PuntMsg), max, nullptr) : 0;
 }
 
-bool Dataplane::transmit(uint16_t port, std::span<const uint8_t> frame) {
+rte_mbuf *Dataplane::copy_in(std::span<const uint8_t> frame) {
     rte_mbuf *m = rte_pktmbuf_alloc(pool_);
     if (!m || frame.size() > rte_pktmbuf_tailroom(m)) {
         rte_pktmbuf_free(m);
         exception_drops_++;
-        return false;
+        return nullptr;
     }
     std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(),
                 frame.size());
-    PuntMsg msg{m, 0, InjectTransmit, 0, port};
-    if (rte_ring_enqueue_elem(inject_, &msg, sizeof msg) != 0) {
-        rte_pktmbuf_free(m);
-        exception_drops_++;
-        return false;
-    }
-    return true;
+    return m;
+}
+
+bool Dataplane::inject(PuntMsg msg) {
+    if (rte_ring_enqueue_elem(inject_, &msg, sizeof msg) == 0) return true;
+    rte_pktmbuf_free(msg.m);
+    exception_drops_++;
+    return false;
+}
+
+bool Dataplane::transmit(uint16_t port, std::span<const uint8_t> frame) {
+    rte_mbuf *m = copy_in(frame);
+    return m && inject(PuntMsg{m, 0, InjectTransmit, 0, port});
 }
 
 bool Dataplane::transmit_bd(uint16_t bd, uint16_t port, uint16_t vlan,
                             std::span<const uint8_t> frame) {
-    rte_mbuf *m = rte_pktmbuf_alloc(pool_);
-    if (!m || frame.size() > rte_pktmbuf_tailroom(m)) {
-        rte_pktmbuf_free(m);
-        exception_drops_++;
-        return false;
-    }
-    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(),
-                frame.size());
-    PuntMsg msg{m, bd | uint32_t(vlan) << 16, InjectBridge, 0, port};
-    if (rte_ring_enqueue_elem(inject_, &msg, sizeof msg) != 0) {
-        rte_pktmbuf_free(m);
-        exception_drops_++;
-        return false;
-    }
-    return true;
+    rte_mbuf *m = copy_in(frame);
+    return m && inject(PuntMsg{m, bd | uint32_t(vlan) << 16, InjectBridge, 0, port});
+}
+
+bool Dataplane::route(uint32_t vrf, std::span<const uint8_t> frame) {
+    rte_mbuf *m = copy_in(frame);
+    return m && inject(PuntMsg{m, vrf, InjectProcess, 0, 0});
 }
 
 bool Dataplane::reprocess(rte_mbuf *m, uint32_t vrf) {
-    PuntMsg msg{m, vrf, InjectProcess, 0, m->port};
-    if (rte_ring_enqueue_elem(inject_, &msg, sizeof msg) == 0) return true;
-    rte_pktmbuf_free(m);
-    exception_drops_++;
-    return false;
+    return inject(PuntMsg{m, vrf, InjectProcess, 0, m->port});
 }
 
 } // namespace vleaf::dp

@@ -56,11 +56,14 @@ class Dataplane {
     // Copy into bridge domain `bd` (forwarded or flooded), never back out of `port`/`vlan`.
     bool transmit_bd(uint16_t bd, uint16_t port, uint16_t vlan, std::span<const uint8_t> frame);
     bool reprocess(rte_mbuf *m, uint32_t vrf); // routed in `vrf` through the pipeline again
+    bool route(uint32_t vrf, std::span<const uint8_t> frame); // a copy routed in `vrf`
     Overlay &overlay() { return fib_->overlay(); }
     uint64_t exception_drops() const { return exception_drops_; }
 
   private:
     void setup_port(uint16_t pid, const config::Port &p, uint16_t n_tx, uint16_t mtu);
+    rte_mbuf *copy_in(std::span<const uint8_t> frame);
+    bool inject(PuntMsg msg); // to worker 0; frees the packet if the ring is full
 
     std::vector<std::string> port_names_;
     std::vector<uint16_t> port_ids_;

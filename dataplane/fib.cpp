@@ -74,14 +74,16 @@ Fib::~Fib() {
 
 void Fib::quiesce() {
     rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
+    counters_.grace_periods++;
     deleted_since_quiesce_ = false;
-}
-
-void Fib::before_add() {
-    if (deleted_since_quiesce_) quiesce();
+    for (NhId id : retired_nh_) nh_used_[id] = 0;
+    retired_nh_.clear();
+    free_groups_.insert(free_groups_.end(), retired_groups_.begin(), retired_groups_.end());
+    retired_groups_.clear();
 }
 
 uint32_t Fib::alloc_group() {
+    if (free_groups_.empty() && !retired_groups_.empty()) quiesce();
     if (free_groups_.empty()) return UINT32_MAX;
     uint32_t g = free_groups_.back();
     free_groups_.pop_back();
@@ -89,9 +91,11 @@ uint32_t Fib::alloc_group() {
     return g;
 }
 
+// nh_used_: 0 free, 1 in use, 2 deleted but possibly still read by a worker.
 std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
     if (id < kFirstDynamicNh || id >= kMaxNh)
         return "next hop id " + std::to_string(id) + " out of range";
+    if (nh_used_[id] == 2) quiesce();
     Nh next{};
     next.kind = n.kind;
     next.port = n.port;
@@ -108,10 +112,11 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
         next.port = n.bd;
     }
     Nh old = nh_load(&nh_[id]);
+    bool had = nh_used_[id] == 1;
     if (n.kind == NhKind::Ecmp) {
         if (n.n_members == 0 || n.n_members > kMaxEcmp) return "ECMP group needs 1..16 members";
         for (unsigned i = 0; i < n.n_members; i++)
-            if (n.members[i] >= kMaxNh || !nh_used_[n.members[i]])
+            if (n.members[i] >= kMaxNh || nh_used_[n.members[i]] != 1)
                 return "ECMP member " + std::to_string(n.members[i]) + " is not a next hop";
         // A new group slot, published with the next hop; workers may still read the old one.
         uint32_t g = alloc_group();
@@ -120,54 +125,86 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
         next.group = g;
         next.n_members = n.n_members;
     }
-    if (!nh_used_[id]) counters_.nexthops++;
+    if (!had) counters_.nexthops++;
     nh_used_[id] = 1;
     nh_store(&nh_[id], next);
-    if (old.kind == NhKind::Ecmp) {
-        quiesce();
-        free_groups_.push_back(old.group);
+    if (had && old.kind == NhKind::Ecmp) {
+        retired_groups_.push_back(old.group);
         counters_.ecmp_groups--;
     }
     return {};
 }
 
 std::string Fib::del_nexthop(NhId id) {
-    if (id < kFirstDynamicNh || id >= kMaxNh || !nh_used_[id])
+    if (id < kFirstDynamicNh || id >= kMaxNh || nh_used_[id] != 1)
         return "next hop " + std::to_string(id) + " does not exist";
     Nh old = nh_load(&nh_[id]);
-    Nh gone{};
-    gone.kind = NhKind::NoRoute;
-    nh_store(&nh_[id], gone);
-    // The id may be reused as soon as this returns: no worker may still hold it.
-    quiesce();
+    nh_used_[id] = 2;
+    retired_nh_.push_back(id);
     if (old.kind == NhKind::Ecmp) {
-        free_groups_.push_back(old.group);
+        retired_groups_.push_back(old.group);
         counters_.ecmp_groups--;
     }
-    nh_used_[id] = 0;
     counters_.nexthops--;
     return {};
 }
 
+uint64_t Fib::parent_nh(rte_rib *rib, uint32_t ip, uint8_t len) {
+    rte_rib_node *n = rte_rib_lookup(rib, ip);
+    uint8_t depth;
+    while (n && rte_rib_get_depth(n, &depth) == 0 && depth >= len) n = rte_rib_lookup_parent(n);
+    uint64_t nh = UINT64_MAX;
+    if (n) rte_rib_get_nh(n, &nh);
+    return nh;
+}
+
+uint64_t Fib::parent_nh(rte_rib6 *rib, const uint8_t *ip, uint8_t len) {
+    rte_rib6_node *n = rte_rib6_lookup(rib, ip);
+    uint8_t depth;
+    while (n && rte_rib6_get_depth(n, &depth) == 0 && depth >= len) n = rte_rib6_lookup_parent(n);
+    uint64_t nh = UINT64_MAX;
+    if (n) rte_rib6_get_nh(n, &nh);
+    return nh;
+}
+
+NhId Fib::alias(NhId nh) {
+    for (int pass = 0; pass < 2; pass++) {
+        while (alias_cursor_ >= kFirstDynamicNh && nh_used_[alias_cursor_] != 0) alias_cursor_--;
+        if (alias_cursor_ >= kFirstDynamicNh) break;
+        quiesce(); // releases the aliases used so far
+        alias_cursor_ = kMaxNh - 1;
+    }
+    NhId a = alias_cursor_--;
+    nh_store(&nh_[a], nh_load(&nh_[nh]));
+    nh_used_[a] = 2; // retired at once: free again after the next grace period
+    retired_nh_.push_back(a);
+    return a;
+}
+
 std::string Fib::route(const Update &u, bool add) {
     if (u.vrf >= vrfs_.size() || !vrfs_[u.vrf].v4) return "no VRF " + std::to_string(u.vrf);
-    if (add && (u.nh >= kMaxNh || !nh_used_[u.nh]))
+    if (add && (u.nh >= kMaxNh || nh_used_[u.nh] != 1))
         return u.prefix.str() + ": next hop " + std::to_string(u.nh) + " does not exist";
     auto &t = vrfs_[u.vrf];
     const auto &p = u.prefix;
     int rc;
     bool existed;
-    if (add) before_add();
+    if (add && deleted_since_quiesce_) quiesce();
     if (p.addr.is_v4()) {
         uint32_t ip = p.addr.v4_host();
-        existed = rte_rib_lookup_exact(rte_fib_get_rib(t.v4), ip, p.len) != nullptr;
+        rte_rib *rib = rte_fib_get_rib(t.v4);
+        existed = rte_rib_lookup_exact(rib, ip, p.len) != nullptr;
+        if (add && !existed && p.len > 24 && parent_nh(rib, ip, p.len) == u.nh)
+            rc = rte_fib_add(t.v4, ip, p.len, alias(u.nh));
         rc = add ? rte_fib_add(t.v4, ip, p.len, u.nh) : rte_fib_delete(t.v4, ip, p.len);
         if (rc == 0 && add != existed) counters_.routes_v4 += add ? 1 : -1;
     } else {
-        existed =
-            rte_rib6_lookup_exact(rte_fib6_get_rib(t.v6), p.addr.bytes.data(), p.len) != nullptr;
-        rc = add ? rte_fib6_add(t.v6, p.addr.bytes.data(), p.len, u.nh)
-                 : rte_fib6_delete(t.v6, p.addr.bytes.data(), p.len);
+        const uint8_t *ip = p.addr.bytes.data();
+        rte_rib6 *rib = rte_fib6_get_rib(t.v6);
+        existed = rte_rib6_lookup_exact(rib, ip, p.len) != nullptr;
+        if (add && !existed && parent_nh(rib, ip, p.len) == u.nh)
+            rc = rte_fib6_add(t.v6, ip, p.len, alias(u.nh));
+        rc = add ? rte_fib6_add(t.v6, ip, p.len, u.nh) : rte_fib6_delete(t.v6, ip, p.len);
         if (rc == 0 && add != existed) counters_.routes_v6 += add ? 1 : -1;
     }
     if (rc == 0 && !add) deleted_since_quiesce_ = true;

@@ -13,6 +13,8 @@
 #include <rte_fib.h>
 #include <rte_fib6.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_rib.h>
+#include <rte_rib6.h>
 
 #include <memory>
 #include <string>
@@ -32,6 +34,7 @@ struct FibCounters {
     uint64_t routes_v6 = 0;
     uint64_t nexthops = 0;
     uint64_t ecmp_groups = 0;
+    uint64_t grace_periods = 0;
 };
 
 class Fib {
@@ -62,12 +65,28 @@ class Fib {
     std::string del_nexthop(NhId id);
     std::string route(const Update &u, bool add);
     uint32_t alloc_group();
-    void quiesce(); // wait until no worker can still see what was unlinked
+    // Waits until no worker can still see what was unlinked, then makes it reusable.
+    void quiesce();
     // rte_fib frees a tbl8 group on delete and may hand it to the next add at once; a
-    // worker midway through a lookup could then read another prefix's next hop. So a
-    // grace period separates any deletes from the next add (one per batch of deletes).
-    void before_add();
+    // worker midway through a lookup could then read another prefix's next hop. Deleted
+    // next hops and replaced ECMP groups keep their contents (a worker that looked up
+    // the old route still forwards it the old way) until their ids are reused. So
+    // deletes only retire things, and one grace period separates any retirements from
+    // the next reuse: the FIB programmer sends adds before deletes within a batch, so
+    // that is at most one grace period per batch.
     bool deleted_since_quiesce_ = false;
+    // DPDK 22.11's dir24_8 and trie skip their tbl8 reservation when a new route has the
+    // same next hop as its parent route, yet release one when that route is deleted:
+    // the counter underflows and every later add of a long prefix fails with ENOSPC.
+    // Such a route is added first with an alias of its next hop (a copy in a spare slot,
+    // so packets forward the same), which takes the accounted path; the second add then
+    // only rewrites the next hop.
+    static uint64_t parent_nh(rte_rib *rib, uint32_t ip, uint8_t len);
+    static uint64_t parent_nh(rte_rib6 *rib, const uint8_t *ip, uint8_t len);
+    NhId alias(NhId nh);
+    NhId alias_cursor_ = kMaxNh - 1;
+    std::vector<NhId> retired_nh_;
+    std::vector<uint32_t> retired_groups_;
 
     std::vector<VrfTables> vrfs_;
     rte_rcu_qsbr *rcu_;

@@ -54,6 +54,7 @@ inline void overlay_next(Burst &b, const Worker &w, unsigned i, const Nh &nh) {
     rte_ether_addr_copy(&nh.mac, &eth->dst_addr);
     if (nh.kind == NhKind::Tunnel) {
         rte_ether_addr_copy(&w.ov->router_macs()[b.vrf[i]], &eth->src_addr);
+        b.from[i] = From::Gateway; // routed: an error about it is routed back, not bridged
         return b.to_encap(i, nh.port, nh.group);
     }
     rte_ether_addr_copy(&w.ov->bds()[nh.port].gw_mac, &eth->src_addr);

@@ -120,31 +120,40 @@ inline bool lb_view(rte_mbuf *m, bool v6, LbPkt &p, bool &truncated) {
     return true;
 }
 
-inline void lb_age(LbFlows &fl, uint64_t now, LbCounters &c) {
+// Visits kLbAgeScan buckets per burst, freeing the slots of flows idle for the timeout.
+inline void lb_age(LbFlows &fl, uint32_t now, LbCounters &c) {
     for (unsigned k = 0; k < kLbAgeScan; k++) {
-        uint32_t at = fl.cursor;
-        fl.cursor = at + 1 == fl.capacity ? 0 : at + 1;
-        FlowEntry &e = fl.e[at];
-        if (e.last_seen == 0 || now - e.last_seen <= fl.timeout) continue;
-        void *key;
-        if (rte_hash_get_key_with_position(fl.h, int32_t(at), &key) == 0)
-            rte_hash_del_key(fl.h, key);
-        e.last_seen = 0;
-        fl.used--;
-        c.flows_aged++;
+        FlowBucket &bk = fl.bucket[fl.cursor];
+        fl.cursor = (fl.cursor + 1) & fl.mask;
+        for (unsigned w = 0; w < kFlowWays; w++) {
+            if (!bk.sig[w] || now - bk.seen[w] < fl.timeout) continue;
+            bk.sig[w] = 0;
+            fl.free[fl.nfree++] = bk.idx[w];
+            fl.used--;
+            c.flows_aged++;
+        }
     }
 }
 
-inline void flow_key(FlowKey &k, const uint8_t *src, const uint8_t *dst, unsigned alen,
-                     uint16_t sport, uint16_t dport, uint8_t proto, bool v6, uint16_t vrf) {
-    std::memset(&k, 0, sizeof k);
-    std::memcpy(k.src, src, alen);
-    std::memcpy(k.dst, dst, alen);
-    k.sport = sport;
-    k.dport = dport;
-    k.proto = proto;
-    k.v6 = v6;
-    k.vrf = vrf;
+// Makes the key in registers and stores it whole: hashing it right after would otherwise
+// stall on loads spanning several smaller stores. Returns its flow_sig().
+inline uint32_t flow_key(FlowKey &k, const uint8_t *src, const uint8_t *dst, bool v6,
+                         uint16_t sport, uint16_t dport, uint8_t proto, uint16_t vrf) {
+    uint64_t w[5] = {};
+    if (v6) {
+        std::memcpy(&w[0], src, 16);
+        std::memcpy(&w[2], dst, 16);
+    } else {
+        uint32_t a, b;
+        std::memcpy(&a, src, 4);
+        std::memcpy(&b, dst, 4);
+        w[0] = a;
+        w[2] = b;
+    }
+    w[4] = sport | uint32_t(dport) << 16 | uint64_t(proto) << 32 | uint64_t(v6) << 40 |
+           uint64_t(vrf) << 48;
+    std::memcpy(&k, w, sizeof k);
+    return flow_sig(w);
 }
 
 inline uint32_t maglev_hash(const FlowKey &k) {
@@ -158,20 +167,25 @@ inline uint32_t maglev_hash(const FlowKey &k) {
                            rte_be_to_cpu_16(k.sport), rte_be_to_cpu_16(k.dport));
 }
 
-// The flow's entry for `k`, made if new; null when the table is full. `fresh`: made now.
-inline FlowEntry *flow_add(LbFlows &fl, const FlowKey &k, LbCounters &c, bool &fresh) {
-    int32_t at = rte_hash_add_key(fl.h, &k);
-    if (at < 0) {
-        c.flow_table_full++;
-        return nullptr;
-    }
-    FlowEntry *e = &fl.e[at];
-    fresh = e->last_seen == 0; // else a packet earlier in this burst made it
-    if (fresh) {
-        fl.used++;
+// Pins flow `k` (absent from the table, or pinned to another service) to `to`:`port_be`.
+// Null slot when the table is full: the packet is still balanced, its flow not pinned.
+inline FlowSlot flow_pin(LbFlows &fl, FlowSlot at, const FlowKey &k, uint32_t sig,
+                         const LbService &s, const uint8_t *to, uint16_t port_be, uint32_t now,
+                         LbCounters &c) {
+    if (!at.b) {
+        if (!flow_insert(fl, k, sig, at)) {
+            c.flow_table_full++;
+            return {};
+        }
         c.flows_created++;
     }
-    return e;
+    FlowEntry &e = fl.e[at.b->idx[at.way]];
+    std::memcpy(e.to, to, 16);
+    e.port_be = port_be;
+    e.mode = s.mode;
+    at.b->service[at.way] = s.id;
+    at.b->seen[at.way] = now;
+    return at;
 }
 
 inline void lb(Burst &b, Worker &w) {
@@ -180,11 +194,11 @@ inline void lb(Burst &b, Worker &w) {
     LbFlows &fl = *w.flows;
     LbCounters &cnt = w.stats.lb;
 
-    // Packets to a VIP (svc set) and possible replies of DNAT flows (svc = kReply), looked
-    // up in the flow table together.
+    // Packets to a VIP (svc set) and possible replies of DNAT flows (svc = kReply); their
+    // flow table buckets, then entries, are prefetched for all of them before any is read.
     constexpr uint32_t kReply = UINT32_MAX;
     FlowKey keys[kMaxBurst];
-    const void *kp[kMaxBurst];
+    uint32_t sig[kMaxBurst];
     LbPkt pk[kMaxBurst];
     uint8_t at[kMaxBurst], slot[kMaxBurst]; // packet index; its index in idx4/idx6
     bool v6s[kMaxBurst];
@@ -195,30 +209,30 @@ inline void lb(Burst &b, Worker &w) {
     for (unsigned fam = 0; fam < 2; fam++) {
         const bool v6 = fam == 1;
         const unsigned count = v6 ? b.n6 : b.n4;
-        const unsigned alen = v6 ? 16 : 4;
         for (unsigned k = 0; k < count; k++) {
             unsigned i = v6 ? b.idx6[k] : b.idx4[k];
             const uint32_t vrf = v6 ? b.vrf6[k] : b.vrf4[k];
             LbPkt p;
             bool truncated;
             if (!lb_view(b.m[i], v6, p, truncated)) continue;
-            uint32_t s = kReply;
-            if (port_bit(st->vport_bits, rte_be_to_cpu_16(p.ports[1]))) {
-                uint8_t addr[16] = {};
-                std::memcpy(addr, p.dst, alen);
-                s = st->vips.find(lb_key(addr, vrf, p.ports[1], p.proto, v6));
+            uint32_t s = LbIndex::kNone;
+            if (test_bit(st->vport_bits, rte_be_to_cpu_16(p.ports[1])) &&
+                test_bit(st->vaddr_bits, addr_bit(p.dst, v6))) {
+                s = st->vips.find(lb_key(p.dst, v6, vrf, p.ports[1], p.proto));
             }
-            if (s == LbIndex::kNone || s == kReply) {
-                if (truncated || !port_bit(st->bport_bits, rte_be_to_cpu_16(p.ports[0]))) continue;
+            if (s == LbIndex::kNone) {
+                if (truncated || !test_bit(st->bport_bits, rte_be_to_cpu_16(p.ports[0])) ||
+                    !test_bit(st->baddr_bits, addr_bit(p.src, v6)))
+                    continue;
                 s = kReply;
             } else if (truncated) {
                 b.drop(i, Drop::lb_truncated);
                 dropped = true;
                 continue;
             }
-            flow_key(keys[n], p.src, p.dst, alen, p.ports[0], p.ports[1], p.proto, v6,
-                     s == kReply ? uint16_t(vrf | kReplyKey) : vrf);
-            kp[n] = &keys[n];
+            sig[n] = flow_key(keys[n], p.src, p.dst, v6, p.ports[0], p.ports[1], p.proto,
+                              s == kReply ? uint16_t(vrf | kReplyKey) : uint16_t(vrf));
+            flow_prefetch_bucket(fl, sig[n]);
             pk[n] = p;
             at[n] = uint8_t(i);
             slot[n] = uint8_t(k);
@@ -227,27 +241,31 @@ inline void lb(Burst &b, Worker &w) {
             svc[n++] = s;
         }
     }
-    const uint64_t now = rte_rdtsc();
-    int32_t pos[kMaxBurst];
-    if (n) rte_hash_lookup_bulk(fl.h, kp, n, pos);
+    for (unsigned j = 0; j < n; j++) flow_prefetch_entry(fl, sig[j]);
+    const uint32_t now = flow_now();
     for (unsigned j = 0; j < n; j++) {
         const bool v6 = v6s[j];
         const unsigned alen = v6 ? 16 : 4;
         LbPkt &p = pk[j];
-        FlowEntry *e = pos[j] >= 0 ? &fl.e[pos[j]] : nullptr;
+        // Found after the flows of earlier packets in this burst were pinned.
+        FlowSlot f = flow_find(fl, keys[j], sig[j]);
         if (svc[j] == kReply) {
-            if (!e || !e->last_seen) continue; // not a flow vleaf translated: routed as is
-            e->last_seen = now;
-            nat_rewrite(p.src, &p.ports[0], e->backend.addr, e->backend.port_be, alen, p.ip_csum,
+            if (!f.b) continue; // not a flow vleaf translated: routed as is
+            f.b->seen[f.way] = now;
+            const FlowEntry &e = fl.e[f.b->idx[f.way]];
+            nat_rewrite(p.src, &p.ports[0], e.to, e.port_be, alen, p.ip_csum,
                         l4_csum(p.l4, p.proto), p.proto == IPPROTO_UDP);
             cnt.reverse_nat++;
             continue;
         }
         const LbService &s = *st->svc[svc[j]];
-        const LbBackend *be;
-        if (e && e->last_seen && e->service == s.id) {
-            e->last_seen = now;
-            be = &e->backend;
+        const uint8_t *to;
+        uint16_t to_port;
+        if (f.b && f.b->service[f.way] == s.id && fl.e[f.b->idx[f.way]].mode == s.mode) {
+            f.b->seen[f.way] = now;
+            const FlowEntry &e = fl.e[f.b->idx[f.way]];
+            to = e.to;
+            to_port = e.port_be;
             cnt.flow_hits++;
         } else {
             uint32_t idx = s.table[svc::slot_of(maglev_hash(keys[j]), s.table_size)];
@@ -256,42 +274,30 @@ inline void lb(Burst &b, Worker &w) {
                 dropped = true;
                 continue;
             }
-            be = &s.backends[idx];
-            bool fresh = false;
-            if (!e) e = flow_add(fl, keys[j], cnt, fresh);
-            if (e && !fresh && e->last_seen && e->service == s.id) {
-                be = &e->backend; // the flow's first packet in this burst pinned it
-            } else if (e) {
-                e->backend = *be;
-                e->service = s.id;
-            }
-            if (e) e->last_seen = now;
-            if (e && s.mode == LbMode::Dnat) {
+            const LbBackend &be = s.backends[idx];
+            to = s.mode == LbMode::Dnat ? be.addr : be.node;
+            to_port = be.port_be;
+            if (flow_pin(fl, f, keys[j], sig[j], s, to, to_port, now, cnt).b &&
+                s.mode == LbMode::Dnat) {
                 // The reply's entry: backend -> client, giving back VIP:port.
                 FlowKey rk;
-                flow_key(rk, be->addr, p.src, alen, be->port_be, p.ports[0], p.proto, v6,
-                         uint16_t(vrfs[j] | kReplyKey));
-                if (FlowEntry *r = flow_add(fl, rk, cnt, fresh)) {
-                    std::memcpy(r->backend.addr, s.vip, 16);
-                    r->backend.port_be = s.vport_be;
-                    r->service = s.id;
-                    r->last_seen = now;
-                }
+                uint32_t rsig = flow_key(rk, be.addr, p.src, v6, be.port_be, p.ports[0], p.proto,
+                                         uint16_t(vrfs[j] | kReplyKey));
+                flow_pin(fl, flow_find(fl, rk, rsig), rk, rsig, s, s.vip, s.vport_be, now, cnt);
             }
         }
         if (s.mode == LbMode::Dnat) {
-            nat_rewrite(p.dst, &p.ports[1], be->addr, be->port_be, alen, p.ip_csum,
-                        l4_csum(p.l4, p.proto), p.proto == IPPROTO_UDP);
+            nat_rewrite(p.dst, &p.ports[1], to, to_port, alen, p.ip_csum, l4_csum(p.l4, p.proto),
+                        p.proto == IPPROTO_UDP);
             cnt.dnat++;
         } else {
-            if (!lb_encap(b.m[at[j]], v6, s.encap_src, be->node)) {
+            if (!lb_encap(b.m[at[j]], v6, s.encap_src, to)) {
                 b.drop(at[j], Drop::lb_no_headroom);
                 dropped = true;
                 continue;
             }
             cnt.dsr_encap++;
         }
-        const uint8_t *to = s.mode == LbMode::Dnat ? be->addr : be->node;
         if (v6) {
             std::memcpy(b.dst6[slot[j]], to, 16);
         } else {

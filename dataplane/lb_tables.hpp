@@ -6,9 +6,9 @@
 // service it alone referenced are freed after an RCU grace period. Unchanged services are
 // shared between consecutive states, so a backend change rebuilds only its own service.
 //
-// Flows: each worker owns an rte_hash (bounded, never resized, touched by that worker only)
-// that pins an established flow to the backend it was given, even when the backend set
-// changes afterwards. The entry holds a copy of the backend, so a removed backend keeps
+// Flows: each worker owns a flow table (lb_flows.hpp: bounded, never resized, touched by
+// that worker only) that pins an established flow to the backend it was given, even when the
+// backend set changes afterwards. The entry holds a copy of the backend, so a removed backend keeps
 // serving its flows until they go idle; workers age entries a few per burst. A DNAT flow
 // has a second entry keyed by its reply's 5-tuple that gives the reply its VIP back: only
 // replies of flows vleaf translated are touched, never other traffic of a backend (health
@@ -17,9 +17,10 @@
 // reverse state).
 #pragma once
 
+#include "dataplane/lb_flows.hpp"
 #include "vleaf/service.hpp"
 
-#include <rte_hash.h>
+#include <rte_hash_crc.h>
 #include <rte_rcu_qsbr.h>
 
 #include <atomic>
@@ -49,76 +50,74 @@ struct LbService {
     std::vector<uint32_t> table; // Maglev: slot -> index into backends (or svc::kNoBackend)
 };
 
-// Key of the VIP index.
+// Key of the VIP index, made in registers: the address (IPv4 in the low 4 bytes of w[0]),
+// then VRF, port, protocol and family in w[2].
 struct LbKey {
-    uint8_t addr[16];
-    uint32_t vrf;
-    uint16_t port_be;
-    uint8_t proto;
-    uint8_t v6;
+    uint64_t w[3];
+    bool operator==(const LbKey &) const = default;
 };
-static_assert(sizeof(LbKey) == 24);
 
-inline LbKey lb_key(const uint8_t addr[16], uint32_t vrf, uint16_t port_be, uint8_t proto,
-                    bool v6) {
-    LbKey k;
-    std::memcpy(k.addr, addr, 16);
-    k.vrf = vrf;
-    k.port_be = port_be;
-    k.proto = proto;
-    k.v6 = v6;
+inline LbKey lb_key(const uint8_t *addr, bool v6, uint32_t vrf, uint16_t port_be, uint8_t proto) {
+    LbKey k{};
+    if (v6) {
+        std::memcpy(&k.w[0], addr, 8);
+        std::memcpy(&k.w[1], addr + 8, 8);
+    } else {
+        uint32_t a;
+        std::memcpy(&a, addr, 4);
+        k.w[0] = a;
+    }
+    k.w[2] = vrf | uint64_t(port_be) << 32 | uint64_t(proto) << 48 | uint64_t(v6) << 56;
     return k;
 }
 
-// Immutable open-addressing index; at most half full, so probes stay short.
+// Immutable open-addressing index; at most half full, so probes stay short. find() only
+// after build().
 class LbIndex {
   public:
     static constexpr uint32_t kNone = UINT32_MAX;
     void build(const std::vector<std::pair<LbKey, uint32_t>> &items);
-    uint32_t find(const LbKey &k) const;
+    uint32_t find(const LbKey &k) const {
+        for (uint32_t at = hash(k) & mask_;; at = (at + 1) & mask_) {
+            if (vals_[at] == kNone) return kNone;
+            if (keys_[at] == k) return vals_[at];
+        }
+    }
 
   private:
+    static uint32_t hash(const LbKey &k) {
+        return rte_hash_crc_8byte(k.w[2],
+                                  rte_hash_crc_8byte(k.w[1], rte_hash_crc_8byte(k.w[0], 0)));
+    }
     std::vector<LbKey> keys_;
     std::vector<uint32_t> vals_;
     uint32_t mask_ = 0;
 };
 
+inline constexpr unsigned kAddrBits = 4096;
+
+// Bit of an address in an address filter.
+inline uint32_t addr_bit(const uint8_t *a, bool v6) {
+    uint32_t w[4] = {};
+    std::memcpy(w, a, v6 ? 16 : 4);
+    return ((w[0] ^ w[1] ^ w[2] ^ w[3]) * 0x9e3779b1u) >> 20;
+}
+static_assert(kAddrBits == 1u << (32 - 20));
+
 struct LbState {
     LbIndex vips;
-    // Bit per L4 port (host order): a VIP port / a port any DNAT backend ever had. Most
-    // packets of other traffic leave the stage after one bit test.
+    // Bit per L4 port (host order): a VIP port / a port any DNAT backend ever had; bit per
+    // address hash (addr_bit): a VIP / an address any DNAT backend ever had. Other traffic
+    // leaves the stage after two bit tests.
     uint64_t vport_bits[1024] = {}, bport_bits[1024] = {};
+    uint64_t vaddr_bits[kAddrBits / 64] = {}, baddr_bits[kAddrBits / 64] = {};
     std::vector<const LbService *> svc; // index values of vips
     bool empty() const { return svc.empty(); }
 };
 
-inline bool port_bit(const uint64_t *bits, uint16_t port) {
-    return (bits[port >> 6] >> (port & 63)) & 1;
+inline bool test_bit(const uint64_t *bits, uint32_t bit) {
+    return (bits[bit >> 6] >> (bit & 63)) & 1;
 }
-
-struct FlowKey {
-    uint8_t src[16], dst[16];
-    uint16_t sport, dport; // network order
-    uint8_t proto, v6;
-    uint16_t vrf; // | kReplyKey for the reply of a DNAT flow
-};
-inline constexpr uint16_t kReplyKey = 0x8000;
-static_assert(sizeof(FlowKey) == 40);
-
-struct FlowEntry {
-    LbBackend backend;  // a reply entry holds the VIP and its port here
-    uint32_t service;   // LbService::id the flow belongs to
-    uint64_t last_seen; // tsc; 0 = free slot
-};
-
-struct LbFlows {
-    rte_hash *h = nullptr;
-    FlowEntry *e = nullptr; // indexed by rte_hash key position
-    uint32_t capacity = 0;
-    uint32_t cursor = 0; // next position the ager looks at
-    uint32_t used = 0;
-    uint64_t timeout = 0; // idle tsc cycles before a flow is forgotten
-};
 
 class Lb {
   public:
@@ -137,6 +136,7 @@ class Lb {
 
   private:
     void publish();
+    void free_flows();
 
     struct Live {
         uint32_t vrf;
@@ -146,7 +146,7 @@ class Lb {
     LbLimits limits_;
     std::atomic<const LbState *> state_{nullptr};
     std::map<uint32_t, Live> live_;
-    uint64_t bport_bits_[1024] = {};
+    uint64_t bport_bits_[1024] = {}, baddr_bits_[kAddrBits / 64] = {};
     std::vector<LbFlows> flows_;
 };
 

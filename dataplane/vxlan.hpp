@@ -70,9 +70,10 @@ inline uint32_t inner_hash(const rte_mbuf *m) {
     return h;
 }
 
-// Encapsulates `m` toward `vtep`; returns the egress port, or false with `why`.
+// Encapsulates `m` toward `vtep`; returns the egress port, or false with `why` (and, for
+// vxlan_mtu_exceeded, the largest inner IP packet the tunnel takes in `mtu`).
 inline bool encap_one(Worker &w, rte_mbuf *m, uint16_t vtep, uint32_t vni, uint16_t &port,
-                      Drop &why) {
+                      Drop &why, uint16_t &mtu) {
     const RemoteVtep &v = w.ov->vteps()[vtep];
     uint8_t family = __atomic_load_n(&v.family, __ATOMIC_ACQUIRE);
     if (!family) return why = Drop::vxlan_no_vtep, false;
@@ -86,7 +87,10 @@ inline bool encap_one(Worker &w, rte_mbuf *m, uint16_t vtep, uint32_t vni, uint1
     unsigned outer = v6 ? kOuter6 : kOuter4;
     uint32_t inner_len = m->pkt_len;
     uint32_t ip_len = inner_len + outer - sizeof(rte_ether_hdr);
-    if (ip_len > out.mtu) return why = Drop::vxlan_mtu_exceeded, false;
+    if (ip_len > out.mtu) {
+        mtu = static_cast<uint16_t>(out.mtu - outer);
+        return why = Drop::vxlan_mtu_exceeded, false;
+    }
     auto *eth = reinterpret_cast<rte_ether_hdr *>(rte_pktmbuf_prepend(m, uint16_t(outer)));
     if (!eth) return why = Drop::vxlan_no_headroom, false;
     const VxlanParams &p = w.ov->params();
@@ -141,6 +145,33 @@ inline bool encap_one(Worker &w, rte_mbuf *m, uint16_t vtep, uint32_t vni, uint1
     return true;
 }
 
+// An IP packet too big for its tunnel goes to the control thread, which answers its
+// source with ICMP fragmentation needed or packet too big carrying `mtu` (RFC 1191,
+// RFC 8201): from the gateway of its bridge domain if it was bridged (nh: bd + 1 above
+// the MTU), from our address in its VRF if it was routed. IPv4 without DF and packets
+// beyond the per-source rate are dropped.
+inline void too_big(Burst &b, Worker &w, unsigned i, uint16_t mtu) {
+    auto *eth = rte_pktmbuf_mtod(b.m[i], const rte_ether_hdr *);
+    const uint8_t *src;
+    unsigned len;
+    if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+        auto *ip = reinterpret_cast<const rte_ipv4_hdr *>(eth + 1);
+        if (!(ip->fragment_offset & rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG)))
+            return b.drop(i, Drop::vxlan_mtu_exceeded);
+        src = reinterpret_cast<const uint8_t *>(&ip->src_addr);
+        len = 4;
+    } else if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6)) {
+        src = reinterpret_cast<const rte_ipv6_hdr *>(eth + 1)->src_addr;
+        len = 16;
+    } else {
+        return b.drop(i, Drop::vxlan_mtu_exceeded);
+    }
+    if (!w.allow_icmp(rte_hash_crc(src, len, 0), rte_rdtsc()))
+        return b.drop(i, Drop::vxlan_mtu_exceeded);
+    b.nh[i] = mtu | (b.from[i] == From::Gateway ? 0 : uint32_t(b.bd[i] + 1) << 16);
+    b.punt(i, Punt::too_big);
+}
+
 inline void vxlan_encap(Burst &b, Worker &w) {
     // The outer headers go into the headroom's last cache line, untouched so far.
     for (unsigned k = 0; k < b.ne; k++)
@@ -148,7 +179,12 @@ inline void vxlan_encap(Burst &b, Worker &w) {
     for (unsigned k = 0; k < b.ne; k++) {
         unsigned i = b.idxe[k];
         Drop why;
-        if (!encap_one(w, b.m[i], b.vtep[i], b.vni[i], b.out_port[i], why)) b.drop(i, why);
+        uint16_t mtu;
+        if (encap_one(w, b.m[i], b.vtep[i], b.vni[i], b.out_port[i], why, mtu)) continue;
+        if (why == Drop::vxlan_mtu_exceeded)
+            too_big(b, w, i, mtu);
+        else
+            b.drop(i, why);
     }
 }
 

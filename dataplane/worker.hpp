@@ -116,9 +116,17 @@ struct Worker {
     bool allow_learn(uint64_t key, uint64_t now) {
         return allow(learn_last, uint32_t(key ^ (key >> 29)), now);
     }
+    // Packets too big for a tunnel reach the control thread (to be answered with ICMP)
+    // at most once per icmp_gap cycles per source; the others are dropped.
+    uint64_t icmp_gap = 0;
+    uint64_t icmp_last[kResolveSlots] = {};
+    bool allow_icmp(uint32_t key, uint64_t now) { return allow(icmp_last, key, now, icmp_gap); }
     bool allow(uint64_t *table, uint32_t key, uint64_t now) {
+        return allow(table, key, now, resolve_gap);
+    }
+    static bool allow(uint64_t *table, uint32_t key, uint64_t now, uint64_t gap) {
         uint64_t &last = table[(key * 0x9e3779b1u) >> 24];
-        if (last != 0 && now - last < resolve_gap) return false; // 0: slot never used
+        if (last != 0 && now - last < gap) return false; // 0: slot never used
         last = now;
         return true;
     }

@@ -6,7 +6,7 @@
 // SIGHUP (or `vleafctl reload`) re-reads FILE and applies the differences.
 #include "control/api/server.hpp"
 #include "control/bgp/config.hpp"
-#include "control/bgp/speaker.hpp"
+#include "control/bgp/show.hpp"
 
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
@@ -21,6 +21,9 @@
 #include <vector>
 
 namespace {
+
+using vleaf::bgp::str_arg;
+using vleaf::bgp::uint_arg;
 
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_reload{false};
@@ -44,20 +47,6 @@ std::string reload(vleaf::bgp::Speaker &speaker, const std::string &file) {
         spdlog::error("vleaf-bgpd: reload of {} refused: {}", file, e.what());
         return e.what();
     }
-}
-
-std::string str_arg(const nlohmann::json &args, const char *key) {
-    if (!args.is_object() || !args.contains(key)) return "";
-    if (!args[key].is_string())
-        throw std::invalid_argument(std::string(key) + ": expected a string");
-    return args[key].get<std::string>();
-}
-
-uint32_t uint_arg(const nlohmann::json &args, const char *key) {
-    if (!args.is_object() || !args.contains(key)) return 0;
-    if (!args[key].is_number_unsigned() || args[key].get<uint64_t>() > 0xffffffffu)
-        throw std::invalid_argument(std::string(key) + ": expected a non-negative integer");
-    return args[key].get<uint32_t>();
 }
 
 vleaf::MacAddr mac_arg(const nlohmann::json &args) {
@@ -139,23 +128,7 @@ int main(int argc, char **argv) {
         vleaf::bgp::Speaker speaker(cfg);
         vleaf::api::Server api(socket_path);
         using nlohmann::json;
-        api.add("show bgp summary", [&](const json &) { return speaker.show_summary(); });
-        api.add("show bgp neighbors",
-                [&](const json &a) { return speaker.show_neighbors(str_arg(a, "address")); });
-        const std::pair<const char *, vleaf::bgp::RouteFamily> families[] = {
-            {"ipv4", vleaf::bgp::RouteFamily::Ipv4Unicast},
-            {"ipv6", vleaf::bgp::RouteFamily::Ipv6Unicast},
-            {"evpn", vleaf::bgp::RouteFamily::Evpn}};
-        for (auto [name, f] : families)
-            api.add(std::string("show bgp routes ") + name, [&speaker, f](const json &a) {
-                auto vrf = str_arg(a, "vrf");
-                if (!vrf.empty() && vrf != "default") return speaker.show_vrf_routes(vrf, f);
-                return speaker.show_routes(f, str_arg(a, "prefix"));
-            });
-        api.add("show evpn vni", [&](const json &) { return speaker.show_evpn_vni(); });
-        api.add("show evpn mac",
-                [&](const json &a) { return speaker.show_evpn_mac(uint_arg(a, "vni")); });
-        api.add("show evpn imet", [&](const json &) { return speaker.show_evpn_imet(); });
+        vleaf::bgp::add_show_commands(api, [&](auto &view) { return view(speaker); });
         // What the dataplane will feed through the Speaker API, by hand: local MAC/IPs
         // and service prefixes.
         api.add("evpn mac add", [&](const json &a) {

@@ -1,5 +1,5 @@
 // JSON views of the speaker for the management socket (`show bgp ...`).
-#include "control/bgp/speaker.hpp"
+#include "control/bgp/show.hpp"
 
 #include <stdexcept>
 
@@ -372,6 +372,51 @@ nlohmann::json Speaker::show_vrf_routes(const std::string &vrf, RouteFamily f) c
         out.push_back(r);
     }
     return out;
+}
+
+std::string str_arg(const nlohmann::json &args, const char *key) {
+    if (!args.is_object() || !args.contains(key)) return "";
+    if (!args[key].is_string())
+        throw std::invalid_argument(std::string(key) + ": expected a string");
+    return args[key].get<std::string>();
+}
+
+uint32_t uint_arg(const nlohmann::json &args, const char *key) {
+    if (!args.is_object() || !args.contains(key)) return 0;
+    if (!args[key].is_number_unsigned() || args[key].get<uint64_t>() > 0xffffffffu)
+        throw std::invalid_argument(std::string(key) + ": expected a non-negative integer");
+    return args[key].get<uint32_t>();
+}
+
+void add_show_commands(api::Server &api, ShowRunner run) {
+    api.add("show bgp summary", [run](const json &) {
+        return run([](const Speaker &sp) { return sp.show_summary(); });
+    });
+    api.add("show bgp neighbors", [run](const json &a) {
+        std::string address = str_arg(a, "address");
+        return run([address](const Speaker &sp) { return sp.show_neighbors(address); });
+    });
+    const std::pair<const char *, RouteFamily> families[] = {{"ipv4", RouteFamily::Ipv4Unicast},
+                                                             {"ipv6", RouteFamily::Ipv6Unicast},
+                                                             {"evpn", RouteFamily::Evpn}};
+    for (auto [name, f] : families)
+        api.add(std::string("show bgp routes ") + name, [run, f](const json &a) {
+            std::string vrf = str_arg(a, "vrf"), prefix = str_arg(a, "prefix");
+            return run([f, vrf, prefix](const Speaker &sp) {
+                if (!vrf.empty() && vrf != "default") return sp.show_vrf_routes(vrf, f);
+                return sp.show_routes(f, prefix);
+            });
+        });
+    api.add("show evpn vni", [run](const json &) {
+        return run([](const Speaker &sp) { return sp.show_evpn_vni(); });
+    });
+    api.add("show evpn mac", [run](const json &a) {
+        uint32_t vni = uint_arg(a, "vni");
+        return run([vni](const Speaker &sp) { return sp.show_evpn_mac(vni); });
+    });
+    api.add("show evpn imet", [run](const json &) {
+        return run([](const Speaker &sp) { return sp.show_evpn_imet(); });
+    });
 }
 
 } // namespace vleaf::bgp

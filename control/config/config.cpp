@@ -188,8 +188,8 @@ class Parser {
         if (root.IsNull()) c_.fail("ports", "at least one port is required (the file is empty)");
         Map top(c_, root, "",
                 {"log_level", "burst", "mempool", "ports", "interfaces", "workers", "vrfs",
-                 "routes", "vxlan", "bridge_domains", "neighbors", "api", "lb", "services",
-                 "acls"});
+                 "routes", "vxlan", "bridge_domains", "neighbors", "api", "fib", "bgp", "lb",
+                 "services", "acls"});
         top.str("log_level", cfg.log_level);
         static const std::vector<std::string> levels{"trace", "debug",    "info", "warn",
                                                      "error", "critical", "off"};
@@ -208,6 +208,14 @@ class Parser {
         bridge_domains(cfg, top.list("bridge_domains"));
         if (auto *n = top.get("neighbors")) cfg.neighbors = neighbors(*n);
         if (auto *n = top.get("api")) cfg.api = api(*n);
+        if (auto *n = top.get("fib")) cfg.fib = fib(*n);
+        if (auto *n = top.get("bgp")) {
+            try {
+                cfg.bgp = bgp::parse_config(*n, "bgp");
+            } catch (const bgp::BgpConfigError &e) {
+                throw ConfigError(c_.source() + ": " + e.what());
+            }
+        }
         if (auto *n = top.get("lb")) cfg.lb = lb(*n);
         services(cfg, top.list("services"));
         acls(cfg, top.list("acls"));
@@ -684,6 +692,14 @@ class Parser {
         m.num("retries", nb.retries, 1, 100);
         m.num("hold_packets", nb.hold_packets, 0, 256);
         return nb;
+    }
+
+    FibRings fib(const YAML::Node &n) {
+        Map m(c_, n, "fib", {"ring_size", "backlog_limit"});
+        FibRings f;
+        m.num("ring_size", f.ring_size, 2, 1u << 24);
+        m.num("backlog_limit", f.backlog_limit, 1, 1u << 26);
+        return f;
     }
 
     Api api(const YAML::Node &n) {

@@ -2,6 +2,7 @@
 // Every error names the file, the field path and the reason; nothing starts on error.
 #pragma once
 
+#include "control/bgp/config.hpp"
 #include "vleaf/acl.hpp"
 #include "vleaf/addr.hpp"
 #include "vleaf/service.hpp"
@@ -128,6 +129,14 @@ struct Api {
     std::string socket = "/run/vleaf/vleafd.sock";
 };
 
+// The rings between the BGP thread and the table writer (control/fib/ring.hpp).
+struct FibRings {
+    uint32_t ring_size = 1 << 16; // route messages in flight
+    // Prefixes waiting for ring space beyond which the producer gives up tracking them
+    // one by one and resynchronises the whole FIB from the RIB instead.
+    uint32_t backlog_limit = 1 << 18;
+};
+
 struct Config {
     std::string source; // file path, or "<embedded default>"
     std::string log_level = "info";
@@ -142,6 +151,8 @@ struct Config {
     std::vector<BridgeDomain> bridge_domains;
     Neighbors neighbors;
     Api api;
+    FibRings fib;
+    std::optional<bgp::BgpConfig> bgp; // absent: no BGP speaker
     LbLimits lb;
     std::vector<Service> services; // see include/vleaf/service.hpp and conf/metallb-vip.yaml
     std::vector<acl::Policy> acls; // see include/vleaf/acl.hpp and conf/network-policy.yaml

@@ -9,16 +9,17 @@ std::optional<NhId> Programmer::underlay(const IpAddr &ip) {
     const RouteEntry *best = nullptr;
     int best_len = -1;
     for (auto &[key, r] : routes_)
-        if (key.first == 0 && key.second.contains(ip) && key.second.len > best_len &&
-            r.type == "static" && r.nh >= kFirstDynamicNh) {
+        if (key.vrf == 0 && key.prefix.contains(ip) && key.prefix.len > best_len &&
+            r.type == RouteType::Static && r.nh >= kFirstDynamicNh) {
             best = &r;
-            best_len = key.second.len;
+            best_len = key.prefix.len;
         }
     if (!best) return std::nullopt;
     return best->nh;
 }
 
 std::optional<uint16_t> Programmer::vtep(const IpAddr &remote, std::string *error) {
+    Scope batch(*this);
     if (auto it = vtep_ids_.find(remote); it != vtep_ids_.end()) return it->second;
     if (vteps_.size() >= kMaxVtep) {
         if (error) *error = "out of VTEP ids";
@@ -36,7 +37,7 @@ std::optional<uint16_t> Programmer::vtep(const IpAddr &remote, std::string *erro
     nhs_.at(*nh).refs++; // VTEPs stay for the daemon's lifetime
     vteps_[id] = Vtep{remote, *nh, 0};
     vtep_ids_[remote] = id;
-    sink_(Update::vtep_set(id, remote, *nh));
+    emit(Update::vtep_set(id, remote, *nh));
     return id;
 }
 
@@ -57,30 +58,35 @@ NhId Programmer::tunnel(uint16_t vtep, uint32_t vni, const MacAddr &router_mac) 
 }
 
 void Programmer::add_l3vni(uint32_t vni, uint32_t vrf, const MacAddr &router_mac) {
-    sink_(Update::l3vni_set(vni, vrf, router_mac));
+    Scope batch(*this);
+    emit(Update::l3vni_set(vni, vrf, router_mac));
 }
 
 uint16_t Programmer::add_bridge_domain(uint32_t vni, uint32_t vrf,
                                        const std::optional<MacAddr> &gw) {
+    Scope batch(*this);
     uint16_t bd = next_bd_++;
-    sink_(Update::bd_set(bd, vni, vrf, gw.value_or(MacAddr{})));
-    sink_(Update::l2vni_set(vni, bd));
+    emit(Update::bd_set(bd, vni, vrf, gw.value_or(MacAddr{})));
+    emit(Update::l2vni_set(vni, bd));
     return bd;
 }
 
 void Programmer::add_access(uint16_t port, uint16_t vlan, uint16_t bd) {
-    sink_(Update::access(true, port, vlan, bd));
+    Scope batch(*this);
+    emit(Update::access(true, port, vlan, bd));
 }
 
 std::string Programmer::add_flood(uint16_t bd, const IpAddr &remote) {
+    Scope batch(*this);
     std::string err;
     auto v = vtep(remote, &err);
     if (!v) return err;
-    sink_(Update::flood(true, bd, *v));
+    emit(Update::flood(true, bd, *v));
     return {};
 }
 
 std::string Programmer::add_remote_mac(uint16_t bd, const MacAddr &mac, const IpAddr &remote) {
+    Scope batch(*this);
     std::string err;
     auto v = vtep(remote, &err);
     if (!v) return err;
@@ -88,16 +94,17 @@ std::string Programmer::add_remote_mac(uint16_t bd, const MacAddr &mac, const Ip
     d.kind = MacDest::Kind::Remote;
     d.is_static = true;
     d.vtep = *v;
-    sink_(Update::mac_set(bd, mac, d));
+    emit(Update::mac_set(bd, mac, d));
     return {};
 }
 
 std::string Programmer::add_tunnel_route(uint32_t vrf, const Prefix &prefix, const IpAddr &remote,
                                          uint32_t vni, const MacAddr &router_mac) {
+    Scope batch(*this);
     std::string err;
     auto v = vtep(remote, &err);
     if (!v) return err;
-    set_route(vrf, prefix, "vxlan", tunnel(*v, vni, router_mac));
+    set_route(vrf, prefix, RouteType::Vxlan, tunnel(*v, vni, router_mac));
     return {};
 }
 

@@ -1,8 +1,67 @@
 #include "control/fib/programmer.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace vleaf::fib {
+
+const char *route_type_name(RouteType t) {
+    switch (t) {
+    case RouteType::Connected:
+        return "connected";
+    case RouteType::Local:
+        return "local";
+    case RouteType::Static:
+        return "static";
+    case RouteType::Neighbor:
+        return "neighbor";
+    case RouteType::Blackhole:
+        return "blackhole";
+    case RouteType::Vxlan:
+        return "vxlan";
+    case RouteType::Bgp:
+        return "bgp";
+    }
+    return "?";
+}
+
+size_t Programmer::KeyHash::operator()(const RouteKey &k) const {
+    uint64_t a, b;
+    std::memcpy(&a, k.prefix.addr.bytes.data(), 8);
+    std::memcpy(&b, k.prefix.addr.bytes.data() + 8, 8);
+    uint64_t h = (a ^ (uint64_t(k.vrf) << 40 | k.prefix.len)) * 0x9e3779b97f4a7c15ull;
+    h ^= (b + 0x632be59bd9b4e019ull) * 0xff51afd7ed558ccdull;
+    return size_t(h ^ (h >> 29));
+}
+
+void Programmer::commit() {
+    if (nh_sets_.empty() && route_ops_.empty() && nh_dels_.empty()) return;
+    counters_.batches++;
+    for (const Update &u : nh_sets_) sink_(u);
+    // The last operation on a prefix decides; the first says what the dataplane had.
+    auto less = [](const PendingRoute &a, const PendingRoute &b) {
+        return a.key.vrf != b.key.vrf ? a.key.vrf < b.key.vrf : a.key.prefix < b.key.prefix;
+    };
+    if (route_ops_.size() > 1) std::stable_sort(route_ops_.begin(), route_ops_.end(), less);
+    for (size_t i = 0; i < route_ops_.size();) {
+        size_t j = i;
+        while (j + 1 < route_ops_.size() && route_ops_[j + 1].key == route_ops_[i].key) j++;
+        const PendingRoute &first = route_ops_[i], &last = route_ops_[j];
+        if (last.add && !(first.existed && first.prev == last.nh))
+            sink_(Update::route_add(last.key.vrf, last.key.prefix, last.nh));
+        else if (!last.add && first.existed)
+            dels_.push_back(Update::route_del(last.key.vrf, last.key.prefix));
+        i = j + 1;
+    }
+    for (const Update &u : dels_) sink_(u);
+    for (NhId id : nh_dels_) sink_(Update::nexthop_del(id));
+    free_.insert(free_.end(), freed_.begin(), freed_.end());
+    nh_sets_.clear();
+    route_ops_.clear();
+    dels_.clear();
+    nh_dels_.clear();
+    freed_.clear();
+}
 
 NhId Programmer::alloc() {
     if (!free_.empty()) {
@@ -42,7 +101,7 @@ void Programmer::publish(NhId id) {
         std::copy(o.members.begin(), o.members.end(), n.members.begin());
         break;
     }
-    sink_(Update::nexthop_set(id, n));
+    nh_sets_.push_back(Update::nexthop_set(id, n));
 }
 
 void Programmer::unref(NhId id) {
@@ -63,8 +122,8 @@ void Programmer::drop_unused(NhId id) {
     }
     std::vector<NhId> members = o.members;
     nhs_.erase(id);
-    sink_(Update::nexthop_del(id));
-    free_.push_back(id);
+    nh_dels_.push_back(id);
+    freed_.push_back(id);
     for (NhId m : members) unref(m);
 }
 
@@ -100,22 +159,30 @@ NhId Programmer::group(std::vector<NhId> members) {
     return id;
 }
 
-void Programmer::set_route(uint32_t vrf, const Prefix &p, const std::string &type, NhId nh) {
+void Programmer::set_route(uint32_t vrf, const Prefix &p, RouteType type, NhId nh) {
     if (nh >= kFirstDynamicNh) nhs_.at(nh).refs++;
-    auto key = RouteKey{vrf, p};
-    auto old = routes_.find(key);
-    NhId previous = old == routes_.end() ? kNhNoRoute : old->second.nh;
-    routes_[key] = {type, nh};
-    sink_(Update::route_add(vrf, p, nh));
-    if (old != routes_.end()) unref(previous);
+    auto [it, fresh] = routes_.try_emplace(RouteKey{vrf, p}, RouteEntry{type, 0, nh});
+    NhId previous = fresh ? kNhNoRoute : it->second.nh;
+    route_ops_.push_back({it->first, true, !fresh, nh, previous});
+    if (fresh) {
+        counts_[vrf][p.addr.is_v4() ? 0 : 1]++;
+        if (type == RouteType::Bgp) bgp_routes_++;
+    } else {
+        if (it->second.type == RouteType::Bgp && type != RouteType::Bgp) bgp_routes_--;
+        it->second = RouteEntry{type, 0, nh};
+        unref(previous);
+    }
+    if (type == RouteType::Bgp) it->second.resync_gen = resync_gen_;
 }
 
 void Programmer::del_route(uint32_t vrf, const Prefix &p) {
     auto it = routes_.find({vrf, p});
     if (it == routes_.end()) return;
     NhId nh = it->second.nh;
+    if (it->second.type == RouteType::Bgp) bgp_routes_--;
+    route_ops_.push_back({it->first, false, true, 0, nh});
+    counts_[vrf][p.addr.is_v4() ? 0 : 1]--;
     routes_.erase(it);
-    sink_(Update::route_del(vrf, p));
     unref(nh);
 }
 
@@ -131,6 +198,7 @@ void Programmer::add_interface(uint16_t ifid, const std::string &name, uint16_t 
 
 void Programmer::add_iface(uint16_t ifid, const std::string &name, uint16_t port, uint32_t vrf,
                            const std::vector<Prefix> &addresses, std::optional<uint16_t> bd) {
+    Scope batch(*this);
     NhId conn = alloc();
     ifs_[ifid] = Iface{name, port, vrf, addresses, conn, bd};
     NhObj o;
@@ -139,18 +207,20 @@ void Programmer::add_iface(uint16_t ifid, const std::string &name, uint16_t port
     nhs_[conn] = o;
     publish(conn);
     for (const Prefix &a : addresses) {
-        set_route(vrf, a.masked(), "connected", conn);
-        set_route(vrf, Prefix{a.addr, static_cast<uint8_t>(a.addr.max_len())}, "local", kNhLocal);
+        set_route(vrf, a.masked(), RouteType::Connected, conn);
+        set_route(vrf, Prefix{a.addr, static_cast<uint8_t>(a.addr.max_len())}, RouteType::Local,
+                  kNhLocal);
         if (a.addr.is_v4() && a.len <= 30) {
             // The subnet broadcast address belongs to the host, not to a neighbor.
             uint32_t bcast = a.addr.v4_host() | (0xffffffffu >> a.len);
-            set_route(vrf, Prefix{IpAddr::v4(bcast), 32}, "local", kNhLocal);
+            set_route(vrf, Prefix{IpAddr::v4(bcast), 32}, RouteType::Local, kNhLocal);
         }
     }
 }
 
 void Programmer::add_local(uint32_t vrf, const IpAddr &addr) {
-    set_route(vrf, Prefix{addr, static_cast<uint8_t>(addr.max_len())}, "local", kNhLocal);
+    Scope batch(*this);
+    set_route(vrf, Prefix{addr, static_cast<uint8_t>(addr.max_len())}, RouteType::Local, kNhLocal);
 }
 
 std::optional<uint16_t> Programmer::connected_if(uint32_t vrf, const IpAddr &ip) const {
@@ -165,14 +235,15 @@ std::optional<uint16_t> Programmer::connected_if(uint32_t vrf, const IpAddr &ip)
 std::string Programmer::add_static(uint32_t vrf, const Prefix &prefix,
                                    const std::vector<IpAddr> &via, std::optional<uint16_t> dev,
                                    bool blackhole) {
+    Scope batch(*this);
     if (blackhole) {
-        set_route(vrf, prefix, "blackhole", kNhBlackhole);
+        set_route(vrf, prefix, RouteType::Blackhole, kNhBlackhole);
         return {};
     }
     if (dev) {
         auto it = ifs_.find(*dev);
         if (it == ifs_.end()) return "no interface " + std::to_string(*dev);
-        set_route(vrf, prefix, "static", it->second.connected_nh);
+        set_route(vrf, prefix, RouteType::Static, it->second.connected_nh);
         return {};
     }
     std::vector<NhId> members;
@@ -184,11 +255,12 @@ std::string Programmer::add_static(uint32_t vrf, const Prefix &prefix,
         }
         members.push_back(adjacency(*ifid, gw));
     }
-    set_route(vrf, prefix, "static", group(members));
+    set_route(vrf, prefix, RouteType::Static, group(members));
     return {};
 }
 
 void Programmer::neighbor(uint16_t ifid, const IpAddr &ip, const std::optional<MacAddr> &mac) {
+    Scope batch(*this);
     auto itf = ifs_.find(ifid);
     if (itf == ifs_.end()) return;
     auto it = adj_.find({ifid, ip});
@@ -200,7 +272,7 @@ void Programmer::neighbor(uint16_t ifid, const IpAddr &ip, const std::optional<M
         o.mac = mac;
         if (changed) publish(id);
         if (!routes_.count({itf->second.vrf, host}))
-            set_route(itf->second.vrf, host, "neighbor", id);
+            set_route(itf->second.vrf, host, RouteType::Neighbor, id);
         return;
     }
     if (it == adj_.end()) return;
@@ -208,7 +280,8 @@ void Programmer::neighbor(uint16_t ifid, const IpAddr &ip, const std::optional<M
     nhs_.at(id).mac.reset();
     publish(id);
     auto r = routes_.find({itf->second.vrf, host});
-    if (r != routes_.end() && r->second.type == "neighbor") del_route(itf->second.vrf, host);
+    if (r != routes_.end() && r->second.type == RouteType::Neighbor)
+        del_route(itf->second.vrf, host);
 }
 
 std::optional<Programmer::Target> Programmer::resolve_target(NhId nh, const IpAddr &dst) const {
@@ -249,11 +322,60 @@ std::vector<Programmer::Hop> Programmer::hops(NhId id) const {
 }
 
 std::vector<Programmer::RouteView> Programmer::routes() const {
+    std::vector<const std::pair<const RouteKey, RouteEntry> *> sorted;
+    sorted.reserve(routes_.size());
+    for (auto &r : routes_) sorted.push_back(&r);
+    std::sort(sorted.begin(), sorted.end(), [](auto *a, auto *b) {
+        return a->first.vrf != b->first.vrf ? a->first.vrf < b->first.vrf
+                                            : a->first.prefix < b->first.prefix;
+    });
     std::vector<RouteView> out;
-    for (auto &[key, r] : routes_) {
-        out.push_back(RouteView{key.first, key.second, r.type, hops(r.nh)});
+    for (auto *kv : sorted) {
+        const auto &[key, r] = *kv;
+        out.push_back(RouteView{key.vrf, key.prefix, route_type_name(r.type), hops(r.nh)});
     }
     return out;
+}
+
+void Programmer::set_bgp(uint32_t vrf, const Prefix &prefix, const IpAddr *via, unsigned n_via) {
+    Scope batch(*this);
+    counters_.bgp_set++;
+    auto it = routes_.find({vrf, prefix});
+    if (it != routes_.end() && it->second.type != RouteType::Bgp) {
+        counters_.bgp_shadowed++;
+        return;
+    }
+    std::vector<NhId> members;
+    for (unsigned k = 0; k < n_via && members.size() < kMaxEcmp; k++)
+        if (auto ifid = connected_if(vrf, via[k])) members.push_back(adjacency(*ifid, via[k]));
+    if (members.empty()) {
+        // Not resolvable through a connected subnet (no recursive resolution yet).
+        counters_.bgp_unresolved++;
+        if (it != routes_.end()) del_route(vrf, prefix);
+        return;
+    }
+    set_route(vrf, prefix, RouteType::Bgp, group(members));
+}
+
+void Programmer::del_bgp(uint32_t vrf, const Prefix &prefix) {
+    Scope batch(*this);
+    counters_.bgp_del++;
+    auto it = routes_.find({vrf, prefix});
+    if (it != routes_.end() && it->second.type == RouteType::Bgp) del_route(vrf, prefix);
+}
+
+void Programmer::bgp_resync_begin() {
+    counters_.resyncs++;
+    resync_gen_++;
+}
+
+void Programmer::bgp_resync_end() {
+    Scope batch(*this);
+    std::vector<RouteKey> stale;
+    for (auto &[key, r] : routes_)
+        if (r.type == RouteType::Bgp && r.resync_gen != resync_gen_) stale.push_back(key);
+    for (auto &k : stale) del_route(k.vrf, k.prefix);
+    counters_.resync_removed += stale.size();
 }
 
 } // namespace vleaf::fib

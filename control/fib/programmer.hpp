@@ -1,24 +1,60 @@
 // Turns what the control plane knows (interface addresses, static routes, resolved
-// neighbors) into dataplane updates. Next hops are shared objects: every route through
-// the same neighbor points at one adjacency, so a neighbor's MAC change or loss is one
-// message, not one per route.
+// neighbors, BGP best paths) into dataplane updates. Next hops are shared objects: every
+// route through the same neighbor points at one adjacency, so a neighbor's MAC change or
+// loss is one message, not one per route.
+//
+// Updates leave in batches (commit()), ordered so that the single table writer needs at
+// most one RCU grace period per batch: next-hop (and overlay) sets in the order made,
+// then route adds, then route deletes, then next-hop deletes. Within a batch only the last
+// operation on a prefix leaves (an add then a delete of a prefix the dataplane never had sends
+// nothing), and a freed next-hop id is not reused before the batch that freed it is out.
 #pragma once
 
 #include "vleaf/update.hpp"
 
+#include <array>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 namespace vleaf::fib {
+
+enum class RouteType : uint8_t { Connected, Local, Static, Neighbor, Blackhole, Vxlan, Bgp };
+const char *route_type_name(RouteType t);
+
+struct ProgrammerCounters {
+    uint64_t bgp_set = 0;
+    uint64_t bgp_del = 0;
+    uint64_t bgp_unresolved = 0; // no BGP next hop in a connected subnet: not installed
+    uint64_t bgp_shadowed = 0;   // a connected/static route for the same prefix wins
+    uint64_t batches = 0;
+    uint64_t resyncs = 0;
+    uint64_t resync_removed = 0; // BGP routes the dataplane had and the RIB did not
+};
 
 class Programmer {
   public:
     using Sink = std::function<void(const Update &)>;
     explicit Programmer(Sink sink) : sink_(std::move(sink)) {}
+
+    // Groups the updates of several calls into one batch (commit() on the outermost
+    // scope's end). Every public call outside a scope is a batch of its own.
+    class Scope {
+      public:
+        explicit Scope(Programmer &p) : p_(p) { ++p_.depth_; }
+        ~Scope() {
+            if (--p_.depth_ == 0) p_.commit();
+        }
+        Scope(const Scope &) = delete;
+        Scope &operator=(const Scope &) = delete;
+
+      private:
+        Programmer &p_;
+    };
 
     void add_interface(uint16_t ifid, const std::string &name, uint16_t port, uint32_t vrf,
                        const std::vector<Prefix> &addresses);
@@ -49,6 +85,17 @@ class Programmer {
     // A neighbor became reachable (mac) or was lost (nullopt).
     void neighbor(uint16_t ifid, const IpAddr &ip, const std::optional<MacAddr> &mac);
 
+    // BGP best paths. `via` are the BGP next hops of the best path and its multipath
+    // siblings; each one in a connected subnet of the VRF becomes an adjacency (shared
+    // with static routes through the same gateway), several become an ECMP group.
+    // Connected, local and static routes win over BGP for the same prefix.
+    void set_bgp(uint32_t vrf, const Prefix &prefix, const IpAddr *via, unsigned n_via);
+    void del_bgp(uint32_t vrf, const Prefix &prefix);
+    // Full resync: BGP routes not set again between begin and end are removed.
+    void bgp_resync_begin();
+    void bgp_resync_end();
+    size_t bgp_routes() const { return bgp_routes_; }
+
     struct Target {
         uint16_t ifid;
         IpAddr ip;
@@ -64,10 +111,10 @@ class Programmer {
     struct RouteView {
         uint32_t vrf;
         Prefix prefix;
-        std::string type; // connected | local | static | neighbor | blackhole | vxlan
+        std::string type; // connected | local | static | neighbor | blackhole | vxlan | bgp
         std::vector<Hop> hops;
     };
-    std::vector<RouteView> routes() const;
+    std::vector<RouteView> routes() const; // sorted by VRF and prefix
     struct VtepView {
         uint16_t id;
         IpAddr addr;
@@ -76,8 +123,13 @@ class Programmer {
     };
     std::vector<VtepView> vteps() const;
     size_t nexthop_count() const { return nhs_.size(); }
+    size_t group_count() const { return groups_.size(); }
+    // Routes per VRF and family (index 0: IPv4, 1: IPv6).
+    const std::map<uint32_t, std::array<size_t, 2>> &route_counts() const { return counts_; }
+    const ProgrammerCounters &counters() const { return counters_; }
 
   private:
+    friend class Scope;
     struct Iface {
         std::string name;
         uint16_t port;
@@ -96,6 +148,14 @@ class Programmer {
         uint32_t vni = 0;           // Tunnel
         unsigned refs = 0;
     };
+    struct RouteKey {
+        uint32_t vrf;
+        Prefix prefix;
+        bool operator==(const RouteKey &) const = default;
+    };
+    struct KeyHash {
+        size_t operator()(const RouteKey &k) const;
+    };
     struct Vtep {
         IpAddr addr;
         NhId underlay;
@@ -103,11 +163,22 @@ class Programmer {
     };
     using TunnelKey = std::tuple<uint16_t, uint32_t, MacAddr>;
     struct RouteEntry {
-        std::string type;
+        RouteType type;
+        uint32_t resync_gen = 0; // BGP: the resync that last confirmed it
         NhId nh;
     };
-    using RouteKey = std::pair<uint32_t, Prefix>;
+    // One route operation of the open batch, with what the route was before it.
+    struct PendingRoute {
+        RouteKey key;
+        bool add;
+        bool existed; // before this operation
+        NhId nh;      // add: the new next hop
+        NhId prev;    // existed: the next hop it had
+    };
 
+    void commit();
+    // Next-hop and overlay (VTEP, VNI, bridge domain, MAC) updates, in the order made.
+    void emit(const Update &u) { nh_sets_.push_back(u); }
     void add_iface(uint16_t ifid, const std::string &name, uint16_t port, uint32_t vrf,
                    const std::vector<Prefix> &addresses, std::optional<uint16_t> bd);
     NhId alloc();
@@ -116,7 +187,7 @@ class Programmer {
     void drop_unused(NhId id);
     NhId adjacency(uint16_t ifid, const IpAddr &ip);
     NhId group(std::vector<NhId> members);
-    void set_route(uint32_t vrf, const Prefix &p, const std::string &type, NhId nh);
+    void set_route(uint32_t vrf, const Prefix &p, RouteType type, NhId nh);
     void del_route(uint32_t vrf, const Prefix &p);
     std::optional<uint16_t> connected_if(uint32_t vrf, const IpAddr &ip) const;
     std::optional<NhId> underlay(const IpAddr &ip);
@@ -129,9 +200,21 @@ class Programmer {
     std::map<NhId, NhObj> nhs_;
     std::map<std::pair<uint16_t, IpAddr>, NhId> adj_;
     std::map<std::vector<NhId>, NhId> groups_;
-    std::map<RouteKey, RouteEntry> routes_;
+    std::unordered_map<RouteKey, RouteEntry, KeyHash> routes_;
     std::vector<NhId> free_;
     NhId next_ = kFirstDynamicNh;
+    size_t bgp_routes_ = 0;
+    std::map<uint32_t, std::array<size_t, 2>> counts_;
+    uint32_t resync_gen_ = 0;
+    ProgrammerCounters counters_;
+
+    // The open batch.
+    unsigned depth_ = 0;
+    std::vector<Update> nh_sets_;
+    std::vector<PendingRoute> route_ops_;
+    std::vector<Update> dels_; // scratch of commit()
+    std::vector<NhId> nh_dels_;
+    std::vector<NhId> freed_; // join free_ once the batch is out
     std::map<uint16_t, Vtep> vteps_;
     std::map<IpAddr, uint16_t> vtep_ids_;
     std::map<TunnelKey, NhId> tunnels_;

@@ -199,6 +199,25 @@ std::vector<uint8_t> build_na(const MacAddr &eth_src, const MacAddr &eth_dst, co
                     kOptTargetLl);
 }
 
+std::optional<IpAddr> solicited(const Parsed &request) {
+    if (auto *a = std::get_if<ArpMsg>(&request); a && a->op == kArpRequest) return a->tpa;
+    if (auto *n = std::get_if<NdMsg>(&request);
+        n && n->type == NdType::NeighborSolicit && !n->src.is_unspecified())
+        return n->target;
+    return std::nullopt;
+}
+
+std::optional<std::vector<uint8_t>> proxy_reply(const Parsed &request, const MacAddr &owner) {
+    if (!solicited(request)) return std::nullopt;
+    if (auto *a = std::get_if<ArpMsg>(&request)) {
+        if (a->sha == owner) return std::nullopt;
+        return build_arp(kArpReply, a->sha, owner, a->tpa, a->sha, a->spa);
+    }
+    auto &n = std::get<NdMsg>(request);
+    if (n.eth_src == owner) return std::nullopt;
+    return build_na(owner, n.eth_src, n.target, n.src, n.target, kNaSolicited | kNaOverride);
+}
+
 uint16_t icmp6_checksum(const IpAddr &src, const IpAddr &dst, std::span<const uint8_t> msg) {
     uint64_t sum = 0;
     for (size_t i = 0; i < 16; i += 2) sum += rd16(&src.bytes[i]) + rd16(&dst.bytes[i]);

@@ -100,6 +100,12 @@ std::vector<uint8_t> build_ns(const MacAddr &eth_src, const MacAddr &eth_dst, co
 std::vector<uint8_t> build_na(const MacAddr &eth_src, const MacAddr &eth_dst, const IpAddr &src,
                               const IpAddr &dst, const IpAddr &target, uint8_t flags);
 
+// ARP/ND suppression: the reply to an ARP request or neighbor solicitation (not DAD)
+// given on behalf of `owner`, the host that has the address asked for; nothing if
+// `request` is neither or comes from `owner` itself.
+std::optional<IpAddr> solicited(const Parsed &request); // the address asked for
+std::optional<std::vector<uint8_t>> proxy_reply(const Parsed &request, const MacAddr &owner);
+
 // Internet checksum of an ICMPv6 message over the RFC 8200 8.1 pseudo-header. With the
 // message's checksum field filled in, a valid message sums to 0.
 uint16_t icmp6_checksum(const IpAddr &src, const IpAddr &dst, std::span<const uint8_t> msg);

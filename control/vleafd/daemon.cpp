@@ -55,6 +55,15 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
     cb.changed = [this](uint16_t ifid, const IpAddr &ip, std::optional<MacAddr> mac) {
         spdlog::info("neighbor {} on {}: {}", ip.str(), if_name(ifid), mac ? mac->str() : "gone");
         fib_->neighbor(ifid, ip, mac);
+        if (bgp_) {
+            fib::Event e;
+            e.kind = fib::Event::Kind::Neighbor;
+            e.reachable = mac.has_value();
+            e.ifid = ifid;
+            e.ip = ip;
+            if (mac) e.mac = *mac;
+            bgp_->send_event(e);
+        }
     };
     cb.release = [this](void *held, bool resolved) {
         auto *m = static_cast<rte_mbuf *>(held);
@@ -72,11 +81,15 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
         addrs.insert(addrs.end(), c.ipv6.begin(), c.ipv6.end());
         auto id = static_cast<uint16_t>(k);
         fib_->add_interface(id, ifs[k].name, ifs[k].port, ifs[k].vrf, addrs);
+        auto &own = own_addrs_[ifs[k].vrf];
+        own.insert(own.end(), addrs.begin(), addrs.end());
         resolver_->add_interface(neigh::NeighIf{id, ifs[k].mac, c.ipv4, c.ipv6});
     }
     program_static(false);
     program_vxlan();
     program_static(true); // remote prefixes, once the underlay toward their VTEPs is known
+    // Before the services: their VIPs are announced through it.
+    if (cfg.bgp) bgp_ = std::make_unique<fib::BgpThread>(*cfg.bgp, cfg.fib);
     program_services();
     program_acls();
     api_ = std::make_unique<api::Server>(cfg.api.socket);
@@ -85,8 +98,34 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
     register_acls();
 }
 
+bool Daemon::announce(const bgp::Announce &a) {
+    if (!bgp_) return false;
+    bgp_->announce(a);
+    return true;
+}
+
+bool Daemon::withdraw(const Prefix &p) {
+    if (!bgp_) return false;
+    bgp_->withdraw(p);
+    return true;
+}
+
+// The table writer's share of the loop: route messages from the BGP thread, a batch at a
+// time, with the punts served between batches, for at most a few milliseconds before
+// the loop serves the taps (the BGP sessions themselves go through them) and the API.
+void Daemon::drain_routes(uint64_t now) {
+    if (!bgp_) return;
+    constexpr size_t kBatch = 4096;
+    constexpr uint64_t kBudgetMs = 5;
+    while (fib::drain(bgp_->routes(), *fib_, kBatch, drain_) == kBatch) {
+        handle_punts(now);
+        if (now_ms() - now >= kBudgetMs) break;
+    }
+}
+
 Daemon::~Daemon() {
     api_.reset();
+    bgp_.reset(); // its sessions end with a NOTIFICATION
     health_.reset();
     services_.reset();
     acls_.reset();
@@ -140,6 +179,10 @@ void Daemon::handle_punts(uint64_t now) {
             int ifid = dp_->interface_of_port(msg[k].port);
             auto reason = static_cast<Punt>(msg[k].reason);
             bool routed_port = reason == Punt::local || reason == Punt::arp || reason == Punt::nd;
+            if (reason == Punt::local && for_gateway(msg[k])) {
+                rte_pktmbuf_free(m);
+                continue;
+            }
             if (ifid < 0 && routed_port) {
                 rte_pktmbuf_free(m);
                 continue;
@@ -157,6 +200,9 @@ void Daemon::handle_punts(uint64_t now) {
             case Punt::bd_arp:
             case Punt::bd_nd:
                 handle_bd_punt(msg[k], now);
+                break;
+            case Punt::too_big:
+                handle_too_big(msg[k]);
                 break;
             case Punt::resolve: {
                 auto dst = destination(m);
@@ -196,7 +242,7 @@ void Daemon::run(int signal_fd) {
     int tick = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     itimerspec its{{0, long(kTickMs) * 1000000}, {0, long(kTickMs) * 1000000}};
     timerfd_settime(tick, 0, &its, nullptr);
-    // epoll data: -1 signals, -2 timer, -3 api, k >= 0 the tap of interface k.
+    // epoll data: -1 signals, -2 timer, -3 api, -4 route ring, k >= 0 the tap of interface k.
     auto watch = [ep](int fd, int64_t tag) {
         epoll_event ev{};
         ev.events = EPOLLIN;
@@ -206,6 +252,10 @@ void Daemon::run(int signal_fd) {
     watch(signal_fd, -1);
     watch(tick, -2);
     watch(api_->fd(), -3);
+    if (bgp_) {
+        watch(bgp_->wake_fd(), -4);
+        bgp_->start();
+    }
     auto &ifs = dp_->interfaces();
     for (size_t k = 0; k < ifs.size(); k++)
         if (ifs[k].tap) watch(ifs[k].tap->fd(), static_cast<int64_t>(k));
@@ -232,13 +282,17 @@ void Daemon::run(int signal_fd) {
                 }
             } else if (tag == -3) {
                 api_->poll();
+            } else if (tag == -4) {
+                bgp_->clear_wake();
             } else {
                 handle_tap(static_cast<size_t>(tag));
             }
         }
         handle_learned(); // first, so that answers to punted ARP/ND find their MACs
         handle_punts(now);
+        drain_routes(now);
     }
+    if (bgp_) bgp_->stop();
     close(tick);
     close(ep);
     dp_->stop();

@@ -6,7 +6,9 @@
 #include "control/acl/acl.hpp"
 #include "control/api/server.hpp"
 #include "control/config/config.hpp"
+#include "control/fib/bgp_thread.hpp"
 #include "control/fib/programmer.hpp"
+#include "control/fib/ring.hpp"
 #include "control/neigh/resolver.hpp"
 #include "control/services/health.hpp"
 #include "control/services/services.hpp"
@@ -25,12 +27,17 @@ struct ExceptionCounters {
 };
 
 #define VLEAF_VXLAN_COUNTERS(X)                                                                    \
-    X(arp_suppressed) /* ARP requests answered from a known MAC/IP binding */                      \
-    X(nd_suppressed)  /* neighbor solicitations answered from a known binding */                   \
-    X(bum_flooded)    /* ARP/ND from access ports flooded into their bridge domain */              \
-    X(learned)        /* learn reports applied */                                                  \
-    X(learn_errors)   /* learn reports that could not be applied (unknown VTEP, table full) */     \
-    X(vtep_resolves)  /* underlay neighbor resolutions started for remote VTEPs */
+    X(arp_suppressed)   /* ARP requests answered from a known MAC/IP binding */                    \
+    X(nd_suppressed)    /* neighbor solicitations answered from a known binding */                 \
+    X(bum_flooded)      /* ARP/ND from access ports flooded into their bridge domain */            \
+    X(learned)          /* learn reports applied */                                                \
+    X(learn_errors)     /* learn reports that could not be applied (unknown VTEP, table full) */   \
+    X(vtep_resolves)    /* underlay neighbor resolutions started for remote VTEPs */               \
+    X(frag_needed_sent) /* ICMP fragmentation needed for IPv4 too big for a tunnel */              \
+    X(packet_too_big_sent)  /* ICMPv6 packet too big for IPv6 too big for a tunnel */              \
+    X(too_big_unanswered)   /* no error allowed (RFC 1812/4443) or no address to send it from */   \
+    X(gateway_echo_replies) /* echo requests to an anycast gateway address answered */             \
+    X(gateway_unanswered)   /* anything else to a gateway address (it has no kernel behind it) */
 
 struct VxlanCounters {
 #define X(name) uint64_t name = 0;
@@ -52,6 +59,11 @@ class Daemon {
     // Serves until SIGINT/SIGTERM (delivered through `signal_fd`).
     void run(int signal_fd);
 
+    // Originates / withdraws one of our prefixes through the embedded BGP speaker (to its
+    // peers, not into our own FIB), e.g. a service VIP. False when BGP is not configured.
+    bool announce(const bgp::Announce &a);
+    bool withdraw(const Prefix &p);
+
   private:
     void program_static(bool tunnels);
     // VXLAN (vxlan.cpp): bridge domains, gateways, VNIs and flood lists from the
@@ -61,6 +73,8 @@ class Daemon {
     void handle_learned();
     void handle_bd_punt(const dp::PuntMsg &msg, uint64_t now);
     bool suppress(const BdState &bd, std::span<const uint8_t> frame);
+    void handle_too_big(const dp::PuntMsg &msg);
+    bool for_gateway(const dp::PuntMsg &msg);
     std::string if_name(uint16_t ifid) const;
     const BdState *bd_of(uint16_t id) const;
     void send_frame(uint16_t ifid, std::span<const uint8_t> frame);
@@ -76,17 +90,21 @@ class Daemon {
     void handle_punts(uint64_t now);
     void handle_tap(size_t ifid);
     void to_kernel(size_t ifid, rte_mbuf *m);
+    void drain_routes(uint64_t now);
 
     nlohmann::json show_interfaces() const;
     nlohmann::json show_routes(const nlohmann::json &args) const;
     nlohmann::json show_neighbors() const;
     nlohmann::json show_stats() const;
+    nlohmann::json show_fib_summary() const;
 
     const config::Config &cfg_;
     std::unique_ptr<dp::Dataplane> dp_;
     std::unique_ptr<fib::Programmer> fib_;
     std::unique_ptr<neigh::Resolver> resolver_;
     std::unique_ptr<api::Server> api_;
+    std::unique_ptr<fib::BgpThread> bgp_; // null without a `bgp:` section
+    fib::DrainCounters drain_;
     std::unique_ptr<svc::Registry> services_;
     std::unique_ptr<svc::HealthChecker> health_;
     std::unique_ptr<acl::Registry> acls_;
@@ -95,6 +113,8 @@ class Daemon {
     // MAC/IP bindings per bridge domain: configured and snooped from ARP/ND.
     std::map<std::pair<uint16_t, IpAddr>, MacAddr> bindings_;
     VxlanCounters vx_;
+    // Our addresses by VRF (interfaces and gateways): where ICMP errors come from.
+    std::map<uint32_t, std::vector<Prefix>> own_addrs_;
     uint64_t next_vxlan_tick_ = 0;
 };
 

@@ -40,11 +40,22 @@ void Daemon::program_services() {
         dp_->lb().set(id, cfg_.vrf(s.vrf) ? cfg_.vrf(s.vrf)->id : 0, s, table);
     };
     cb.remove = [this](uint32_t id) { dp_->lb().del(id); };
-    // BGP hook: vleafd does not run a speaker yet; the announcement state is tracked and
-    // shown (`service show`), and logged when it changes.
-    cb.announce = [](const Service &s, bool on) {
+    // Through the embedded BGP speaker when there is one (`bgp:`); the announcement state
+    // is also tracked and shown (`service show`), and logged when it changes.
+    cb.announce = [this](const Service &s, bool on) {
         spdlog::info("service {}: VIP {}/{} {}", s.name, s.vip.str(), s.vip.max_len(),
                      on ? "has a usable backend: announce" : "has no usable backend: withdraw");
+        if (!s.announce.enabled) return;
+        Prefix vip{s.vip, static_cast<uint8_t>(s.vip.max_len())};
+        if (!on) {
+            withdraw(vip);
+            return;
+        }
+        bgp::Announce a;
+        a.prefix = vip;
+        a.communities = s.announce.communities;
+        a.local_pref = s.announce.local_pref;
+        announce(a);
     };
     services_ = std::make_unique<svc::Registry>(cb);
     health_ = std::make_unique<svc::HealthChecker>(

@@ -1,4 +1,5 @@
 // The management API's read side: every view is built from the live objects.
+#include "control/bgp/show.hpp"
 #include "control/vleafd/daemon.hpp"
 
 #include <rte_ethdev.h>
@@ -32,6 +33,18 @@ void Daemon::register_api() {
     api_->add("show routes", [this](const json &a) { return show_routes(a); });
     api_->add("show neighbors", [this](const json &) { return show_neighbors(); });
     api_->add("show stats", [this](const json &) { return show_stats(); });
+    api_->add("show fib summary", [this](const json &) { return show_fib_summary(); });
+    bgp::add_show_commands(*api_, [this](const bgp::ShowView &view) -> json {
+        if (!bgp_) throw std::runtime_error("BGP is not configured (no bgp: section)");
+        return bgp_->call([this, &view] { return view(bgp_->speaker()); });
+    });
+    api_->add("fib resync", [this](const json &) {
+        if (!bgp_) throw std::runtime_error("BGP is not configured (no bgp: section)");
+        fib::Event e;
+        e.kind = fib::Event::Kind::ResyncRequest;
+        if (!bgp_->send_event(e)) throw std::runtime_error("event ring full, try again");
+        return json{{"requested", true}};
+    });
     api_->add("show vxlan vni", [this](const json &a) { return show_vxlan_vni(a); });
     api_->add("show vxlan vtep", [this](const json &) { return show_vxlan_vtep(); });
     api_->add("show vxlan mac", [this](const json &a) { return show_vxlan_mac(a); });
@@ -177,6 +190,58 @@ json Daemon::show_stats() const {
               {"routes_v6", fc.routes_v6},
               {"nexthops", fc.nexthops},
               {"ecmp_groups", fc.ecmp_groups}}}};
+}
+
+json Daemon::show_fib_summary() const {
+    json vrfs = json::array();
+    for (auto &[id, n] : fib_->route_counts()) {
+        std::string name;
+        for (auto &v : cfg_.vrfs)
+            if (v.id == id) name = v.name;
+        vrfs.push_back({{"vrf", name}, {"ipv4", n[0]}, {"ipv6", n[1]}});
+    }
+    const auto &fc = dp_->fib().counters();
+    const auto &pc = fib_->counters();
+    json out = {{"vrfs", vrfs},
+                {"nexthops", fib_->nexthop_count()},
+                {"ecmp_groups", fib_->group_count()},
+                {"dataplane",
+                 {{"routes_v4", fc.routes_v4},
+                  {"routes_v6", fc.routes_v6},
+                  {"nexthops", fc.nexthops},
+                  {"ecmp_groups", fc.ecmp_groups},
+                  {"updates_applied", fc.applied},
+                  {"updates_failed", fc.failed},
+                  {"grace_periods", fc.grace_periods},
+                  {"batches", pc.batches}}},
+                {"bgp", nullptr}};
+    if (!bgp_) return out;
+    json producer = bgp_->call([this] {
+        const auto &c = bgp_->feed().counters();
+        return json{{"changes", c.changes},
+                    {"pushed", c.pushed},
+                    {"ring_full", c.ring_full},
+                    {"backlog", bgp_->feed().backlog()},
+                    {"backlog_max", c.backlog_max},
+                    {"backlogged", c.backlogged},
+                    {"resyncs_started", c.resyncs},
+                    {"resyncing", bgp_->feed().resyncing()},
+                    {"neighbor_events", bgp_->neighbor_events()}};
+    });
+    out["bgp"] = {{"routes", fib_->bgp_routes()},
+                  {"ring_depth", bgp_->routes().read_available()},
+                  {"ring_size", cfg_.fib.ring_size},
+                  {"messages_applied", drain_.messages},
+                  {"batches", drain_.batches},
+                  {"resyncs", drain_.resyncs},
+                  {"resync_removed", pc.resync_removed},
+                  {"unresolved", pc.bgp_unresolved},
+                  {"shadowed", pc.bgp_shadowed},
+                  {"update_lag_us", double(drain_.last_lag_ns) / 1e3},
+                  {"max_update_lag_us", double(drain_.max_lag_ns) / 1e3},
+                  {"events_dropped", bgp_->events_dropped()},
+                  {"producer", producer}};
+    return out;
 }
 
 } // namespace vleaf

@@ -4,6 +4,8 @@
 // and the `show vxlan` views.
 #include "control/vleafd/daemon.hpp"
 
+#include "control/icmp/icmp.hpp"
+
 #include <rte_cycles.h>
 
 #include <spdlog/spdlog.h>
@@ -20,6 +22,12 @@ constexpr uint64_t kVxlanTickMs = 1000;
 std::span<const uint8_t> bytes_of(rte_mbuf *m) {
     if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) return {};
     return {rte_pktmbuf_mtod(m, const uint8_t *), m->data_len};
+}
+
+std::vector<Prefix> gateway_addrs(const config::BridgeDomain &c) {
+    std::vector<Prefix> out = c.gateway_ipv4;
+    out.insert(out.end(), c.gateway_ipv6.begin(), c.gateway_ipv6.end());
+    return out;
 }
 
 MacAddr mac_of_key(uint64_t key) {
@@ -77,8 +85,8 @@ void Daemon::program_vxlan() {
             fib_->add_access(dp_->ports()[size_t(at)], a.vlan, st.id);
         }
         if (c.gateway_mac) {
-            std::vector<Prefix> addrs = c.gateway_ipv4;
-            addrs.insert(addrs.end(), c.gateway_ipv6.begin(), c.gateway_ipv6.end());
+            std::vector<Prefix> addrs = gateway_addrs(c);
+            own_addrs_[vrf].insert(own_addrs_[vrf].end(), addrs.begin(), addrs.end());
             fib_->add_gateway(st.gw_ifid, "vni" + std::to_string(c.vni), st.id, vrf, addrs);
             resolver_->add_interface(
                 neigh::NeighIf{st.gw_ifid, *c.gateway_mac, c.gateway_ipv4, c.gateway_ipv6});
@@ -146,23 +154,12 @@ void Daemon::vxlan_tick(uint64_t now) {
 // host, so that it is not flooded through every tunnel.
 bool Daemon::suppress(const BdState &bd, std::span<const uint8_t> frame) {
     auto parsed = neigh::parse_frame(frame);
-    std::vector<uint8_t> reply;
-    if (auto *a = std::get_if<neigh::ArpMsg>(&parsed); a && a->op == neigh::kArpRequest) {
-        auto it = bindings_.find({bd.id, a->tpa});
-        if (it == bindings_.end() || it->second == a->sha) return false;
-        reply = neigh::build_arp(neigh::kArpReply, a->sha, it->second, a->tpa, a->sha, a->spa);
-        vx_.arp_suppressed++;
-    } else if (auto *n = std::get_if<neigh::NdMsg>(&parsed);
-               n && n->type == neigh::NdType::NeighborSolicit && !n->src.is_unspecified()) {
-        auto it = bindings_.find({bd.id, n->target});
-        if (it == bindings_.end() || it->second == n->eth_src) return false;
-        reply = neigh::build_na(it->second, n->eth_src, n->target, n->src, n->target,
-                                neigh::kNaSolicited | neigh::kNaOverride);
-        vx_.nd_suppressed++;
-    } else {
-        return false;
-    }
-    dp_->transmit_bd(bd.id, 0, dp::kAnyVlan, reply);
+    auto target = neigh::solicited(parsed);
+    auto it = target ? bindings_.find({bd.id, *target}) : bindings_.end();
+    auto reply = it != bindings_.end() ? neigh::proxy_reply(parsed, it->second) : std::nullopt;
+    if (!reply) return false;
+    (target->is_v4() ? vx_.arp_suppressed : vx_.nd_suppressed)++;
+    dp_->transmit_bd(bd.id, 0, dp::kAnyVlan, *reply);
     return true;
 }
 
@@ -194,11 +191,56 @@ void Daemon::handle_bd_punt(const dp::PuntMsg &msg, uint64_t now) {
         resolver_->on_frame(bd->gw_ifid, frame, now);
         for_gateway = dst == *bd->cfg->gateway_mac ||
                       (target && target == neigh::link_local(*bd->cfg->gateway_mac));
-        for (auto *as : {&bd->cfg->gateway_ipv4, &bd->cfg->gateway_ipv6})
-            for (auto &a : *as) for_gateway |= target && a.addr == *target;
+        for (auto &a : gateway_addrs(*bd->cfg)) for_gateway |= target && a.addr == *target;
     }
     if (for_gateway || !neigh::is_multicast(dst) || suppress(*bd, frame)) return;
     if (dp_->transmit_bd(bd->id, msg.port, vlan, frame)) vx_.bum_flooded++;
+}
+
+void Daemon::handle_too_big(const dp::PuntMsg &msg) {
+    auto frame = bytes_of(msg.m);
+    auto to = icmp::source_of(frame);
+    auto mtu = static_cast<uint16_t>(msg.nh & 0xffff);
+    std::optional<std::vector<uint8_t>> err;
+    if (auto bd_plus_one = msg.nh >> 16; to && bd_plus_one) {
+        // Bridged: from the domain's gateway straight back to the sender's MAC.
+        const BdState *bd = bd_of(static_cast<uint16_t>(bd_plus_one - 1));
+        auto from = bd && bd->cfg->gateway_mac ? icmp::source_for(gateway_addrs(*bd->cfg), *to)
+                                               : std::nullopt;
+        MacAddr sender;
+        std::copy(frame.begin() + 6, frame.begin() + 12, sender.bytes.begin());
+        if (from) err = icmp::too_big(frame, *from, mtu, false, sender, *bd->cfg->gateway_mac);
+        if (err) dp_->transmit_bd(bd->id, 0, dp::kAnyVlan, *err);
+    } else if (to) {
+        // Routed: routed back in its VRF like any packet of ours.
+        auto from = icmp::source_for(own_addrs_[msg.vrf], *to);
+        if (from) err = icmp::too_big(frame, *from, mtu, true, MacAddr{}, MacAddr{});
+        if (err) dp_->route(msg.vrf, *err);
+    }
+    if (!err)
+        vx_.too_big_unanswered++;
+    else if (to->is_v4())
+        vx_.frag_needed_sent++;
+    else
+        vx_.packet_too_big_sent++;
+}
+
+// Packets to an anycast gateway address: echo requests are answered here (the gateways
+// have no tap), anything else is dropped. False for other local packets.
+bool Daemon::for_gateway(const dp::PuntMsg &msg) {
+    auto frame = bytes_of(msg.m);
+    auto dst = icmp::destination_of(frame);
+    if (!dst) return false;
+    bool gateway = false;
+    for (auto &bd : bds_)
+        if (bd.cfg->gateway_mac && cfg_.vrf(bd.cfg->vrf)->id == msg.vrf)
+            for (auto &a : gateway_addrs(*bd.cfg)) gateway |= a.addr == *dst;
+    if (!gateway) return false;
+    if (auto reply = icmp::echo_reply(frame); reply && dp_->route(msg.vrf, *reply))
+        vx_.gateway_echo_replies++;
+    else
+        vx_.gateway_unanswered++;
+    return true;
 }
 
 json Daemon::show_vxlan_vni(const json &args) const {
@@ -223,8 +265,7 @@ json Daemon::show_vxlan_vni(const json &args) const {
         for (auto &a : c.access)
             access.push_back(a.vlan ? a.port + "." + std::to_string(a.vlan) : a.port);
         for (auto &f : c.flood) flood.push_back(f.str());
-        for (auto *as : {&c.gateway_ipv4, &c.gateway_ipv6})
-            for (auto &a : *as) gw.push_back(a.str());
+        for (auto &a : gateway_addrs(c)) gw.push_back(a.str());
         out.push_back({{"vni", c.vni},
                        {"type", "l2"},
                        {"bridge_domain", b.id},

@@ -29,7 +29,7 @@ namespace vleaf {
     X(vxlan_wrong_dst)           /* VXLAN to one of our addresses that is not a VTEP */            \
     X(vxlan_no_vtep)             /* tunnel to a remote VTEP that is gone */                        \
     X(vxlan_underlay_unresolved) /* the remote VTEP's underlay neighbor has no MAC yet */          \
-    X(vxlan_mtu_exceeded)        /* encapsulated frame larger than the underlay MTU */             \
+    X(vxlan_mtu_exceeded) /* larger than the underlay MTU, no ICMP error (rate limit, no DF) */    \
     X(vxlan_no_headroom)                                                                           \
     X(unknown_vlan)     /* tagged frame on an access port without that VLAN */                     \
     X(l2_bad_source)    /* multicast or zero source MAC */                                         \
@@ -61,8 +61,10 @@ inline constexpr const char *drop_names[] = {
     X(arp)                                                                                         \
     X(nd)                                                                                          \
     X(resolve)                                                                                     \
-    X(bd_arp) /* ARP in a bridge domain: gateway, suppression or flood; nh = bd | vlan << 16 */    \
-    X(bd_nd)  /* the same for IPv6 neighbor discovery */
+    X(bd_arp)  /* ARP in a bridge domain: gateway, suppression or flood; nh = bd | vlan << 16 */   \
+    X(bd_nd)   /* the same for IPv6 neighbor discovery */                                          \
+    X(too_big) /* too big for its tunnel, to answer with ICMP; nh = MTU | (bd + 1) << 16 bridged   \
+                */
 
 enum class Punt : uint8_t {
 #define X(name) name,

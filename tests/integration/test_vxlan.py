@@ -10,7 +10,11 @@ ARP/ND by head-end replication, learns MACs; h3's IPv4 binding is configured, so
 ARP for it is answered by vleafd: suppression). Routed: h1 and h2 reach h4's subnets
 through vleafd's anycast gateways (192.168.10.1, 192.168.20.1, same MAC on every leaf)
 into L3VNI 100, symmetric IRB: the kernel routes back with vleafd's router MAC as inner
-destination. Checks use kernel ping and TCP between the hosts and vleafctl -j.
+destination. The underlay MTU is 1500 on both VTEPs: hosts behind the kernel VTEP have
+the overlay MTU (1450), those behind vleafd 1500, so their path MTU discovery rests on
+vleafd's ICMP fragmentation needed / packet too big (bridged and routed; TCP h1 -> h4 needs
+it). vleafd answers pings to its anycast gateway addresses and h1's neighbor solicitations
+for h3 (ND suppression). Checks use kernel ping and TCP between the hosts and vleafctl -j.
 
 usage: test_vxlan.py VLEAFD VLEAFCTL
 """
@@ -37,7 +41,7 @@ ports:
   - {{name: p1, device: "net_af_packet1,iface=vl-h1,qpairs=1,blocksz=4096,framesz=2048,framecnt=512", rss: false, rx_desc: 512, tx_desc: 512}}
   - {{name: p2, device: "net_af_packet2,iface=vl-h2,qpairs=1,blocksz=4096,framesz=2048,framecnt=512", rss: false, rx_desc: 512, tx_desc: 512}}
 interfaces:
-  - {{name: fabric, port: p0, mtu: 1600, ipv4: [10.99.0.1/24], tap: vl-tap-fab}}
+  - {{name: fabric, port: p0, mtu: 1500, ipv4: [10.99.0.1/24], tap: vl-tap-fab}}
 workers:
   - lcore: 1
     rx: [{{port: p0}}, {{port: p1}}, {{port: p2}}]
@@ -58,7 +62,7 @@ bridge_domains:
     gateway_ipv6: ["fd00:10::1/64"]
     access: [{{port: p1}}]
     flood: [10.99.0.2]
-    macs: [{{mac: "{h3}", vtep: 10.99.0.2, ips: [192.168.10.3]}}]
+    macs: [{{mac: "{h3}", vtep: 10.99.0.2, ips: [192.168.10.3, "fd00:10::3"]}}]
   - vni: 20
     vrf: tenant
     gateway_mac: "{gw20}"
@@ -80,7 +84,6 @@ class Topology:
         lab.veth(self.kv, "kv-h4", self.h4, "eth0")
         for port in ("vl-fab", "vl-h1", "vl-h2"):
             self.vl.kernel_ignores(port)
-        self.vl.ip("link", "set", "vl-fab", "mtu", "1600")
         # Hosts behind vleafd: h1 untagged in VNI 10, h2 on VLAN 20 (VNI 20).
         self.h1.no_offloads("eth0")
         self.h1.add_addr("eth0", "192.168.10.2/24")
@@ -100,7 +103,6 @@ class Topology:
     def kernel_vtep(self):
         kv = self.kv
         kv.no_offloads("eth0")
-        kv.ip("link", "set", "eth0", "mtu", "1600")
         kv.add_addr("eth0", "10.99.0.2/24")
         for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
             kv.sysctl(key, 1)
@@ -108,8 +110,8 @@ class Topology:
             kv.sysctl(f"net.ipv4.conf.{key}.rp_filter", 0)
         # L2VNI 10: vxlan10 and h3 in br10; BUM frames go to vleafd (head-end replication).
         kv.ip("link", "add", "br10", "type", "bridge")
-        kv.ip("link", "add", "vxlan10", "type", "vxlan", "id", "10", "local", "10.99.0.2",
-              "dstport", "4789")
+        kv.ip("link", "add", "vxlan10", "mtu", "1450", "type", "vxlan", "id", "10", "local",
+              "10.99.0.2", "dstport", "4789")
         for dev in ("vxlan10", "kv-h3"):
             kv.ip("link", "set", dev, "master", "br10")
         for dev in ("br10", "vxlan10", "kv-h3"):
@@ -117,14 +119,16 @@ class Topology:
         kv.run(["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vxlan10", "dst", "10.99.0.1"])
         self.h3.no_offloads("eth0")
         self.h3.ip("link", "set", "eth0", "address", H3_MAC)
+        self.h3.ip("link", "set", "eth0", "mtu", "1450")
+        kv.ip("link", "set", "kv-h3", "mtu", "1450")
         self.h3.add_addr("eth0", "192.168.10.3/24")
         self.h3.add_addr("eth0", "fd00:10::3/64")
         # L3VNI 100, symmetric IRB as FRR programs it without kernel VRFs: vxlan100 in br100
         # carrying the router MAC; routes to vleafd's subnets through its router MAC.
         kv.ip("link", "add", "br100", "type", "bridge")
         kv.ip("link", "set", "br100", "address", KERNEL_RMAC)
-        kv.ip("link", "add", "vxlan100", "type", "vxlan", "id", "100", "local", "10.99.0.2",
-              "dstport", "4789", "nolearning")
+        kv.ip("link", "add", "vxlan100", "mtu", "1450", "type", "vxlan", "id", "100", "local",
+              "10.99.0.2", "dstport", "4789", "nolearning")
         kv.ip("link", "set", "vxlan100", "master", "br100")
         for dev in ("br100", "vxlan100", "kv-h4"):
             kv.ip("link", "set", dev, "up")
@@ -187,7 +191,31 @@ def check_tcp(src, dst, addr, nbytes, port):
 def check_suppressed(d):
     s = d.vxlan_stats()
     expect(s["arp_suppressed"] >= 1, f"no ARP request answered from a binding: {s}")
+    expect(s["nd_suppressed"] >= 1, f"no neighbor solicitation answered from a binding: {s}")
     expect(s["bum_flooded"] >= 1, f"no ARP/ND flooded into a bridge domain: {s}")
+
+
+def check_too_big(ns, dst, size, message, fits):
+    """A DF ping of `size` bytes gets `message` back from the gateway; then `fits` passes."""
+    v6 = ":" in dst
+    argv = ["ping", "-n", "-M", "do", "-c", "1", "-W", "3", "-s", str(size), dst]
+    out = ns.run(argv, check=False, timeout=15).stdout
+    gateway = "fd00:10::1" if v6 else "192.168.10.1"
+    expect(f"From {gateway}" in out and message in out, f"{' '.join(argv)}:\n{out}")
+    again = ns.run(argv, check=False, timeout=15)
+    expect("message too long" in again.stdout + again.stderr,
+           f"second ping not refused locally (path MTU not lowered):\n{again.stdout}{again.stderr}")
+    ok = ns.run(["ping", "-n", "-q", "-M", "do", "-c", "3", "-i", "0.2", "-s", str(fits), dst],
+                check=False, timeout=15).stdout
+    expect(" 3 received" in ok, f"{fits}-byte DF pings:\n{ok}")
+
+
+def check_gateway_ping(d, ns, addrs):
+    before = d.vxlan_stats()["gateway_echo_replies"]
+    for a in addrs:
+        check_ping(ns, a, count=2)
+    got = d.vxlan_stats()["gateway_echo_replies"] - before
+    expect(got >= 3 * len(addrs), f"{got} echo replies counted for {addrs}")
 
 
 def check_macs(d, topo):
@@ -215,11 +243,16 @@ def check_vteps(d):
 
 
 def check_counters(d):
-    w = d.show("stats")["workers"][0]
+    stats = d.show("stats")
+    w = stats["workers"][0]
     expect(w["decapsulated"] > 0 and w["encapsulated"] > 0, f"worker {w}")
     drops = {k: v for k, v in w["drops"].items() if v and k.startswith(("vxlan_", "l2_"))}
-    print(f"     overlay drops: {drops}", flush=True)
-    expect(not drops.get("vxlan_mtu_exceeded"), f"encapsulated frames over the underlay MTU: {drops}")
+    print(f"     overlay drops: {drops}, too_big punts: {w['punts']['too_big']}", flush=True)
+    vx = stats["vxlan"]
+    expect(vx["frag_needed_sent"] >= 2 and vx["packet_too_big_sent"] >= 1,
+           f"ICMP errors for packets too big for the tunnel: {vx}")
+    expect(w["punts"]["too_big"] == vx["frag_needed_sent"] + vx["packet_too_big_sent"] +
+           vx["too_big_unanswered"], f"too_big punts {w['punts']} vs {vx}")
 
 
 def scenario(lab, check, vleafd, vleafctl):
@@ -227,7 +260,7 @@ def scenario(lab, check, vleafd, vleafctl):
     d = Vleafd(lab, topo, vleafd, vleafctl)
     t = topo
     check("bridged IPv4 h1 -> h3 (L2VNI 10, ARP suppressed)", check_ping, t.h1, "192.168.10.3")
-    check("bridged IPv6 h1 -> h3 (L2VNI 10, ND flooded)", check_ping, t.h1, "fd00:10::3")
+    check("bridged IPv6 h1 -> h3 (L2VNI 10, ND suppressed)", check_ping, t.h1, "fd00:10::3")
     check("bridged IPv4 h3 -> h1", check_ping, t.h3, "192.168.10.2")
     check("bridged TCP 2 MB h1 -> h3 IPv4", check_tcp, t.h1, t.h3, "192.168.10.3", 2 << 20, 5101)
     check("bridged TCP 1 MB h3 -> h1 IPv6", check_tcp, t.h3, t.h1, "fd00:10::2", 1 << 20, 5102)
@@ -237,12 +270,19 @@ def scenario(lab, check, vleafd, vleafctl):
     check("routed IPv4 h2 (VNI 20) -> h4", check_ping, t.h2, "192.168.30.2")
     check("routed IPv6 h2 (VNI 20) -> h4", check_ping, t.h2, "fd00:30::2")
     check("routed between VNIs h1 -> h2", check_ping, t.h1, "192.168.20.2")
-    check("routed TCP 2 MB h1 -> h4 IPv4", check_tcp, t.h1, t.h4, "192.168.30.2", 2 << 20, 5103)
+    check("anycast gateways answer ping", check_gateway_ping, d, t.h1, ["192.168.10.1", "fd00:10::1"])
+    check("anycast gateway of VNI 20 answers ping", check_gateway_ping, d, t.h2, ["192.168.20.1"])
+    check("bridged PMTU h1 -> h3: frag needed (mtu 1450) from the gateway", check_too_big,
+          t.h1, "192.168.10.3", 1472, "Frag needed and DF set (mtu = 1450)", 1422)
+    check("routed PMTU h1 -> h4 IPv6: packet too big (mtu 1450)", check_too_big,
+          t.h1, "fd00:30::2", 1452, "Packet too big: mtu=1450", 1402)
+    check("routed TCP 2 MB h1 -> h4 IPv4 (path MTU from vleafd)", check_tcp, t.h1, t.h4,
+          "192.168.30.2", 2 << 20, 5103)
     check("routed TCP 1 MB h4 -> h1 IPv6", check_tcp, t.h4, t.h1, "fd00:10::2", 1 << 20, 5104)
     check("ARP suppression and BUM flooding counted", check_suppressed, d)
     check("vleafctl show vxlan mac [VNI]", check_macs, d, topo)
     check("vleafctl show vxlan vtep|vni", check_vteps, d)
-    check("decap/encap counters, no MTU drops", check_counters, d)
+    check("decap/encap counters, ICMP errors counted", check_counters, d)
     if check.failed:
         stats = d.show("stats")
         print(f"vleafd log:\n{d.proc.log()[-6000:]}", flush=True)

@@ -4,6 +4,7 @@
 
 #include "vleaf/addr.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -114,6 +115,64 @@ inline Frame tagged(Frame f, uint16_t vlan) {
     uint8_t tag[4] = {0x81, 0x00, uint8_t(vlan >> 8), uint8_t(vlan)};
     f.insert(f.begin() + 12, tag, tag + 4);
     return f;
+}
+
+// An ICMPv4 message (type, code, the 4 bytes after the checksum, body) in an IPv4 packet
+// with TTL 64, ID 0, no DF, precedence 6 when `control` (RFC 1812 4.3.2.5).
+inline Frame icmp4(const MacAddr &dst_mac, const MacAddr &src_mac, const std::string &src,
+                   const std::string &dst, uint8_t type, uint8_t code, uint32_t rest,
+                   const Frame &body, bool control = false) {
+    Frame f = ether(dst_mac, src_mac, 0x0800);
+    size_t ip = f.size(), msg = ip + 20;
+    f.resize(msg + 8, 0);
+    f.insert(f.end(), body.begin(), body.end());
+    f[ip] = 0x45;
+    f[ip + 1] = control ? 0xc0 : 0;
+    put16(f, ip + 2, uint16_t(f.size() - ip));
+    f[ip + 8] = 64;
+    f[ip + 9] = 1;
+    auto s = IpAddr::parse(src)->bytes, d = IpAddr::parse(dst)->bytes;
+    std::copy(s.begin(), s.begin() + 4, f.begin() + long(ip + 12));
+    std::copy(d.begin(), d.begin() + 4, f.begin() + long(ip + 16));
+    put16(f, ip + 10, checksum(&f[ip], 20));
+    f[msg] = type;
+    f[msg + 1] = code;
+    put16(f, msg + 4, uint16_t(rest >> 16));
+    put16(f, msg + 6, uint16_t(rest));
+    put16(f, msg + 2, checksum(&f[msg], f.size() - msg));
+    return f;
+}
+
+// The same for ICMPv6 (hop limit 64), checksummed over the RFC 8200 8.1 pseudo-header.
+inline Frame icmp6(const MacAddr &dst_mac, const MacAddr &src_mac, const std::string &src,
+                   const std::string &dst, uint8_t type, uint8_t code, uint32_t rest,
+                   const Frame &body, uint8_t hops = 64) {
+    Frame f = ether(dst_mac, src_mac, 0x86dd);
+    size_t ip = f.size(), msg = ip + 40;
+    f.resize(msg + 8, 0);
+    f.insert(f.end(), body.begin(), body.end());
+    uint16_t len = uint16_t(f.size() - msg);
+    f[ip] = 0x60;
+    put16(f, ip + 4, len);
+    f[ip + 6] = 58;
+    f[ip + 7] = hops;
+    auto s = IpAddr::parse(src)->bytes, d = IpAddr::parse(dst)->bytes;
+    std::copy(s.begin(), s.end(), f.begin() + long(ip + 8));
+    std::copy(d.begin(), d.end(), f.begin() + long(ip + 24));
+    f[msg] = type;
+    f[msg + 1] = code;
+    put16(f, msg + 4, uint16_t(rest >> 16));
+    put16(f, msg + 6, uint16_t(rest));
+    Frame pseudo(f.begin() + long(ip + 8), f.begin() + long(ip + 40));
+    pseudo.insert(pseudo.end(), {0, 0, uint8_t(len >> 8), uint8_t(len), 0, 0, 0, 58});
+    pseudo.insert(pseudo.end(), f.begin() + long(msg), f.end());
+    put16(f, msg + 2, checksum(pseudo.data(), pseudo.size()));
+    return f;
+}
+
+// The first `n` bytes of the IP packet in `frame`.
+inline Frame ip_part(const Frame &frame, size_t n) {
+    return Frame(frame.begin() + 14, frame.begin() + long(14 + std::min(n, frame.size() - 14)));
 }
 
 // Outer headers of a VXLAN frame (RFC 7348), built field by field.

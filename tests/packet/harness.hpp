@@ -19,12 +19,14 @@
 namespace vleaf::test {
 
 // EAL for one process: no hugepages (unless `huge`: then unlinked at once, so nothing is
-// left behind), no PCI, a file prefix of its own.
-inline void init_eal(const char *prog, unsigned mem_mb = 512, bool huge = false) {
+// left behind), no PCI, a file prefix of its own. More lcores than "0" for tests that
+// launch real worker lcores.
+inline void init_eal(const char *prog, unsigned mem_mb = 512, bool huge = false,
+                     const char *lcores = "0") {
     std::string prefix = "--file-prefix=pkt" + std::to_string(getpid());
     std::vector<std::string> args{prog,
                                   "-l",
-                                  "0",
+                                  lcores,
                                   huge ? "--huge-unlink" : "--no-huge",
                                   "-m",
                                   std::to_string(mem_mb),

@@ -2,12 +2,16 @@
 // both sides, symmetric IRB through the L3VNI, bridging in L2VNIs (untagged and 802.1Q
 // access ports), flooding with split horizon, learning, and every drop reason.
 // Expected frames are built field by field in frames.hpp, not by the dataplane's code.
+#include "control/icmp/icmp.hpp"
+#include "control/neigh/packets.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <set>
+#include <thread>
 
 using namespace vleaf;
 using namespace vleaf::test;
@@ -27,6 +31,9 @@ const MacAddr kGw10{{0, 0, 0x5e, 0, 1, 1}}, kGw20{{0, 0, 0x5e, 0, 1, 2}};
 const MacAddr kRmac = mac(0x64), kRemoteRmac = mac(0x65);
 const MacAddr kBroadcast{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
 constexpr uint16_t kIfUnderlay = 0, kGwIf10 = 10, kGwIf20 = 11;
+// Our addresses in VRF 1 (the gateways'), for ICMP messages from us.
+const std::vector<Prefix> kVrf1Addrs{P("192.168.20.1/24"), P("192.168.10.1/24"),
+                                     P("fd00:10::1/64")};
 
 class Vxlan : public ::testing::Test {
   protected:
@@ -94,6 +101,11 @@ class Vxlan : public ::testing::Test {
     // One frame in on port `in`; exactly one out of `out`, whose bytes are returned.
     Frame one_out(unsigned in, const Frame &f, unsigned out) {
         rig.run(in, {f});
+        return only_out(out);
+    }
+
+    // What left since the last look: exactly one frame, out of `out`.
+    Frame only_out(unsigned out) {
         Frame got;
         for (unsigned p = 0; p < Rig::kPorts; p++) {
             auto sent = rig.take_tx(p);
@@ -105,6 +117,36 @@ class Vxlan : public ::testing::Test {
         }
         EXPECT_TRUE(rig.take_punts().empty());
         return got;
+    }
+
+    // The one packet the pipeline handed to the control thread, with `why`.
+    Frame one_punt(Punt why, uint32_t nh, uint8_t vrf) {
+        auto p = rig.take_punts();
+        for (unsigned k = 0; k < Rig::kPorts; k++) EXPECT_TRUE(rig.take_tx(k).empty());
+        if (p.size() != 1) {
+            ADD_FAILURE() << p.size() << " punts";
+            for (auto &pm : p) rte_pktmbuf_free(pm.m);
+            return {};
+        }
+        EXPECT_EQ(p[0].reason, uint8_t(why));
+        EXPECT_EQ(p[0].nh, nh);
+        EXPECT_EQ(p[0].vrf, vrf);
+        Frame f = bytes_of(p[0].m);
+        rte_pktmbuf_free(p[0].m);
+        return f;
+    }
+
+    // What the control thread does with its answers: into the pipeline, routed in a VRF
+    // or bridged in a bridge domain.
+    void inject(dp::Entry entry, uint16_t id, const Frame &f) {
+        dp::Burst b;
+        b.n = 1;
+        b.port = rig.port[0];
+        b.entry = entry;
+        b.entry_id = id;
+        b.entry_vlan = dp::kAnyVlan;
+        b.m[0] = rig.mbuf(f);
+        rig.w->process(b);
     }
 
     // The outer UDP source port is a hash: take it from what was sent, check its range.
@@ -394,6 +436,174 @@ TEST_F(Vxlan, EncapDropReasons) {
     expect_drop(2, tagged(l2(kH4, kH2, 0x0800, 60), 30), Drop::unknown_vlan);
     expect_drop(1, l2(kH1, mac(0x5b), 0x0800, 60), Drop::l2_hairpin);
     expect_drop(1, l2(kH3, kBroadcast, 0x0800, 60), Drop::l2_bad_source);
+}
+
+// Too big for the tunnel after routing: ICMP fragmentation needed (RFC 1191) with the
+// tunnel's inner MTU (1500 - 50), from the gateway address of the sender's subnet, routed
+// back; the quote carries the packet as it arrived.
+TEST_F(Vxlan, TooBigRoutedIpv4GetsFragNeededFromItsGateway) {
+    Frame in =
+        ipv4(kGw10, kH1,
+             {.src = "192.168.10.2", .dst = "192.168.30.2", .payload = 1472 - 28, .frag = 0x4000});
+    rig.run(1, {in});
+    Frame punted = one_punt(Punt::too_big, 1450, 1);
+    auto from = icmp::source_for(kVrf1Addrs, A("192.168.10.2"));
+    ASSERT_EQ(from, A("192.168.10.1"));
+    auto err = icmp::too_big(punted, *from, 1450, true, MacAddr{}, MacAddr{});
+    ASSERT_TRUE(err);
+    inject(dp::Entry::Routed, 1, *err);
+    Frame want =
+        icmp4(kH1, kGw10, "192.168.10.1", "192.168.10.2", 3, 4, 1450, ip_part(in, 576 - 28), true);
+    EXPECT_EQ(only_out(1), routed(want, kH1, kGw10));
+    EXPECT_EQ(rig.drops(Drop::vxlan_mtu_exceeded), 0u);
+    EXPECT_EQ(rig.punts(Punt::too_big), 1u);
+}
+
+TEST_F(Vxlan, TooBigRoutedIpv6GetsPacketTooBig) {
+    Frame in = ipv6(kGw10, kH1, {.src = "fd00:10::2", .dst = "fd00:30::2", .payload = 1452 - 48});
+    rig.run(1, {in});
+    Frame punted = one_punt(Punt::too_big, 1450, 1);
+    auto from = icmp::source_for(kVrf1Addrs, A("fd00:10::2"));
+    ASSERT_EQ(from, A("fd00:10::1"));
+    auto err = icmp::too_big(punted, *from, 1450, true, MacAddr{}, MacAddr{});
+    ASSERT_TRUE(err);
+    inject(dp::Entry::Routed, 1, *err);
+    Frame want = icmp6(kH1, kGw10, "fd00:10::1", "fd00:10::2", 2, 0, 1450, ip_part(in, 1280 - 48));
+    EXPECT_EQ(only_out(1), routed(want, kH1, kGw10));
+}
+
+// Bridged into the tunnel: the error comes from the domain's gateway and goes straight
+// back to the sender's MAC.
+TEST_F(Vxlan, TooBigBridgedGetsFragNeededFromTheDomainsGateway) {
+    Frame in =
+        ipv4(kH3, kH1,
+             {.src = "192.168.10.2", .dst = "192.168.10.3", .payload = 1472 - 28, .frag = 0x4000});
+    rig.run(1, {in});
+    Frame punted = one_punt(Punt::too_big, 1450 | uint32_t(bd10 + 1) << 16, 0);
+    auto err = icmp::too_big(punted, A("192.168.10.1"), 1450, false, kH1, kGw10);
+    ASSERT_TRUE(err);
+    inject(dp::Entry::Bridged, bd10, *err);
+    EXPECT_EQ(only_out(1), icmp4(kH1, kGw10, "192.168.10.1", "192.168.10.2", 3, 4, 1450,
+                                 ip_part(in, 576 - 28), true));
+}
+
+TEST_F(Vxlan, TooBigOverAnIpv6UnderlayLeavesRoomFor70Bytes) {
+    Frame in =
+        ipv4(kGw10, kH1,
+             {.src = "192.168.10.2", .dst = "192.168.40.9", .payload = 1440 - 28, .frag = 0x4000});
+    rig.run(1, {in});
+    one_punt(Punt::too_big, 1430, 1);
+    Frame fits =
+        ipv4(kGw10, kH1,
+             {.src = "192.168.10.2", .dst = "192.168.40.9", .payload = 1430 - 28, .frag = 0x4000});
+    one_out(1, fits, 0);
+}
+
+// No DF: no error (the sender did not ask for path MTU discovery); beyond the rate, a
+// source's packets are dropped without one.
+TEST_F(Vxlan, TooBigWithoutDfOrBeyondTheRateIsDropped) {
+    expect_drop(1,
+                ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.30.2", .payload = 1600}),
+                Drop::vxlan_mtu_exceeded);
+    rig.w->icmp_gap = rte_get_tsc_hz() * 60;
+    auto big = [](const char *src) {
+        return ipv4(kGw10, kH1,
+                    {.src = src, .dst = "192.168.30.2", .payload = 1600, .frag = 0x4000});
+    };
+    rig.run(1, {big("192.168.10.2")});
+    one_punt(Punt::too_big, 1450, 1);
+    expect_drop(1, big("192.168.10.2"), Drop::vxlan_mtu_exceeded);
+    rig.run(1, {big("192.168.10.5")});
+    one_punt(Punt::too_big, 1450, 1);
+}
+
+// The anycast gateway has no kernel behind it: the control thread answers echo requests.
+TEST_F(Vxlan, EchoToTheGatewayAddressIsAnswered) {
+    Frame payload(56, 0x61);
+    Frame req = icmp4(kGw10, kH1, "192.168.10.2", "192.168.10.1", 8, 0, 0x4d2a0001, payload);
+    rig.run(1, {req});
+    auto reply = icmp::echo_reply(one_punt(Punt::local, kNhLocal, 1));
+    ASSERT_TRUE(reply);
+    inject(dp::Entry::Routed, 1, *reply);
+    Frame want = icmp4(kH1, kGw10, "192.168.10.1", "192.168.10.2", 0, 0, 0x4d2a0001, payload);
+    EXPECT_EQ(only_out(1), routed(want, kH1, kGw10));
+
+    Frame req6 = icmp6(kGw10, kH1, "fd00:10::2", "fd00:10::1", 128, 0, 0x4d2a0002, payload);
+    rig.run(1, {req6});
+    reply = icmp::echo_reply(one_punt(Punt::local, kNhLocal, 1));
+    ASSERT_TRUE(reply);
+    inject(dp::Entry::Routed, 1, *reply);
+    Frame want6 = icmp6(kH1, kGw10, "fd00:10::1", "fd00:10::2", 129, 0, 0x4d2a0002, payload);
+    EXPECT_EQ(only_out(1), routed(want6, kH1, kGw10));
+}
+
+// ND suppression: a solicitation for an address with a known binding is answered in the
+// owner's name and bridged back to the asker, not flooded into the tunnels.
+TEST_F(Vxlan, NeighborSolicitationForAKnownBindingIsAnswered) {
+    auto target = A("fd00:10::3").bytes;
+    Frame ns_body(target.begin(), target.end());
+    ns_body.insert(ns_body.end(), {1, 1});
+    ns_body.insert(ns_body.end(), kH1.bytes.begin(), kH1.bytes.end());
+    Frame ns = icmp6(MacAddr{{0x33, 0x33, 0xff, 0, 0, 3}}, kH1, "fd00:10::2", "ff02::1:ff00:3", 135,
+                     0, 0, ns_body, 255);
+    rig.run(1, {ns});
+    auto parsed = neigh::parse_frame(one_punt(Punt::bd_nd, bd10, 0));
+    EXPECT_EQ(neigh::solicited(parsed), A("fd00:10::3"));
+    auto na = neigh::proxy_reply(parsed, kH3);
+    ASSERT_TRUE(na);
+    inject(dp::Entry::Bridged, bd10, *na);
+    Frame na_body(target.begin(), target.end());
+    na_body.insert(na_body.end(), {2, 1});
+    na_body.insert(na_body.end(), kH3.bytes.begin(), kH3.bytes.end());
+    EXPECT_EQ(only_out(1),
+              icmp6(kH1, kH3, "fd00:10::3", "fd00:10::2", 136, 0, 0x60000000, na_body, 255));
+    EXPECT_FALSE(neigh::proxy_reply(parsed, kH1)); // the asker itself: nothing to answer
+}
+
+TEST_F(Vxlan, ArpRequestForAKnownBindingIsAnswered) {
+    auto arp = [](uint16_t op, const MacAddr &sha, const char *spa, const MacAddr &tha,
+                  const char *tpa) {
+        Frame f = ether(op == 1 ? kBroadcast : tha, sha, 0x0806);
+        f.insert(f.end(), {0, 1, 8, 0, 6, 4, 0, uint8_t(op)});
+        auto s = A(spa).bytes, t = A(tpa).bytes;
+        f.insert(f.end(), sha.bytes.begin(), sha.bytes.end());
+        f.insert(f.end(), s.begin(), s.begin() + 4);
+        f.insert(f.end(), tha.bytes.begin(), tha.bytes.end());
+        f.insert(f.end(), t.begin(), t.begin() + 4);
+        f.resize(60, 0);
+        return f;
+    };
+    rig.run(1, {arp(1, kH1, "192.168.10.2", MacAddr{}, "192.168.10.3")});
+    auto parsed = neigh::parse_frame(one_punt(Punt::bd_arp, bd10, 0));
+    auto reply = neigh::proxy_reply(parsed, kH3);
+    ASSERT_TRUE(reply);
+    inject(dp::Entry::Bridged, bd10, *reply);
+    EXPECT_EQ(only_out(1), arp(2, kH3, "192.168.10.3", kH1, "192.168.10.2"));
+}
+
+// Dynamic MACs not seen for the aging time leave the table (frames to them are flooded
+// again); MACs seen meanwhile and static ones stay.
+TEST_F(Vxlan, DynamicMacsAgeOut) {
+    MacDest d;
+    d.port = rig.port[1];
+    const MacAddr idle = mac(0x71), busy = mac(0x72);
+    ASSERT_EQ(rig.fib->apply(Update::mac_set(bd10, idle, d)), "");
+    ASSERT_EQ(rig.fib->apply(Update::mac_set(bd10, busy, d)), "");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    Frame from_busy = l2(kH3, busy, 0x0800, 60);
+    expect_encap(1, from_busy, to_vtep(kVtep2, "10.99.0.2", 10), from_busy);
+    auto &ov = rig.fib->overlay();
+    EXPECT_EQ(ov.age(rte_rdtsc(), rte_get_tsc_hz() / 10), 1u);
+    EXPECT_EQ(ov.counters().macs_aged, 1u);
+    std::set<MacAddr> left;
+    for (auto &e : ov.mac_table(rte_rdtsc())) left.insert(e.mac);
+    EXPECT_EQ(left, (std::set<MacAddr>{kH1, kH2, kH3, kH4, busy}));
+    Frame to_idle = l2(idle, mac(0x59), 0x0800, 60);
+    EXPECT_EQ(one_out(0, vxlan(from_vtep2(10), to_idle), 1), to_idle);
+    EXPECT_EQ(rig.w->stats.flooded, 1u);
+    Frame to_busy = l2(busy, mac(0x59), 0x0800, 60);
+    EXPECT_EQ(one_out(0, vxlan(from_vtep2(10), to_busy), 1), to_busy);
+    EXPECT_EQ(rig.w->stats.flooded, 1u);
 }
 
 } // namespace

@@ -122,6 +122,19 @@ TEST(Config, GatewayHasEcmpBlackholeAndTenantVrf) {
     EXPECT_EQ(c.interfaces.at(1).mac->str(), "02:00:0a:0a:00:01");
 }
 
+TEST(Config, CalicoPeerRunsTheEmbeddedSpeaker) {
+    Config c = load_file(conf_dir() / "calico-peer.yaml");
+    ASSERT_TRUE(c.bgp);
+    EXPECT_EQ(c.bgp->asn, 64512u);
+    EXPECT_EQ(c.bgp->max_paths, 8);
+    ASSERT_EQ(c.bgp->peers.size(), 2u);
+    EXPECT_EQ(c.bgp->peers[0].range->str(), "10.20.0.0/16");
+    EXPECT_TRUE(c.bgp->peers[0].rr_client);
+    EXPECT_EQ(c.fib.ring_size, 65536u);
+    EXPECT_EQ(c.fib.backlog_limit, 262144u);
+    EXPECT_FALSE(load_file(conf_dir() / "demo.yaml").bgp) << "no bgp: section, no speaker";
+}
+
 TEST(Config, EvpnLeafHasVnisGatewaysAndTunnels) {
     Config c = load_file(conf_dir() / "evpn-leaf.yaml");
     ASSERT_TRUE(c.vxlan);
@@ -203,6 +216,13 @@ routes:
   - {prefix: 10.3.0.0/16, via: [10.0.0.300]}
 )"),
               "t.yaml: routes[2].via[0]: '10.0.0.300' is not an IP address");
+}
+
+TEST(ConfigReject, BgpAndFibErrorsNameTheField) {
+    expect_rejected(kBase +
+                        "bgp: {asn: 65001, router_id: 10.0.0.1, peers: [{address: 10.0.0.2}]}\n",
+                    "bgp.peers[0].remote_as", "");
+    expect_rejected(kBase + "fib: {ring_size: 1}\n", "fib.ring_size", "");
 }
 
 TEST(ConfigReject, UnknownTopLevelKey) {

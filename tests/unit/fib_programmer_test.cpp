@@ -1,5 +1,6 @@
 // The FIB programmer's bookkeeping: shared next hops, reference counts and ordering.
 #include "control/fib/programmer.hpp"
+#include "tests/unit/fib_model.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,6 +9,7 @@
 
 using namespace vleaf;
 using Op = Update::Op;
+using test::Model;
 
 namespace {
 
@@ -20,58 +22,6 @@ IpAddr A(const char *s) {
 MacAddr M(uint8_t b) {
     return MacAddr{{2, 0, 0, 0, 0, b}};
 }
-
-// Replays updates the way the dataplane applies them and checks that every reference
-// is to something that exists at that moment.
-struct Model {
-    std::map<NhId, Nexthop> nhs;
-    std::map<std::pair<uint32_t, Prefix>, NhId> routes;
-    std::map<uint16_t, Update> vteps;
-    std::vector<Update> log;
-
-    void apply(const Update &u) {
-        log.push_back(u);
-        switch (u.op) {
-        case Op::NexthopSet:
-            for (unsigned k = 0; k < u.nexthop.n_members; k++)
-                ASSERT_TRUE(nhs.count(u.nexthop.members[k])) << "member before group";
-            if (u.nexthop.kind == NhKind::Tunnel) {
-                ASSERT_TRUE(vteps.count(u.nexthop.vtep)) << "tunnel before its VTEP";
-            }
-            nhs[u.nh] = u.nexthop;
-            break;
-        case Op::NexthopDel:
-            ASSERT_TRUE(nhs.count(u.nh));
-            for (auto &[k, v] : routes)
-                ASSERT_NE(v, u.nh) << "deleted while " << k.second.str() << " uses it";
-            nhs.erase(u.nh);
-            break;
-        case Op::RouteAdd:
-            ASSERT_TRUE(u.nh < kFirstDynamicNh || nhs.count(u.nh)) << "route before its next hop";
-            routes[{u.vrf, u.prefix}] = u.nh;
-            break;
-        case Op::RouteDel:
-            ASSERT_EQ(routes.erase({u.vrf, u.prefix}), 1u);
-            break;
-        case Op::VtepSet:
-            ASSERT_TRUE(nhs.count(u.nh)) << "VTEP before its underlay next hop";
-            ASSERT_FALSE(vteps.count(u.ov.vtep)) << "VTEP id reused";
-            vteps[u.ov.vtep] = u;
-            break;
-        case Op::FloodAdd:
-        case Op::FloodDel:
-            ASSERT_TRUE(vteps.count(u.ov.vtep)) << "flood list names an unknown VTEP";
-            break;
-        case Op::MacSet:
-            if (u.ov.dest.kind == MacDest::Kind::Remote) {
-                ASSERT_TRUE(vteps.count(u.ov.dest.vtep)) << "MAC behind an unknown VTEP";
-            }
-            break;
-        default:
-            break;
-        }
-    }
-};
 
 class ProgrammerTest : public ::testing::Test {
   protected:
@@ -170,6 +120,118 @@ TEST_F(ProgrammerTest, RouteViewListsNexthops) {
         return;
     }
     FAIL() << "route missing";
+}
+
+TEST_F(ProgrammerTest, BgpRoutesShareAdjacenciesWithStaticRoutesAndFormEcmpGroups) {
+    ASSERT_EQ(f.add_static(0, P("10.100.0.0/16"), {A("10.0.2.2")}, {}, false), "");
+    NhId adj = model.routes.at({0, P("10.100.0.0/16")});
+    IpAddr one[] = {A("10.0.2.2")};
+    f.set_bgp(0, P("192.168.0.0/24"), one, 1);
+    EXPECT_EQ(model.routes.at({0, P("192.168.0.0/24")}), adj);
+    IpAddr two[] = {A("10.0.2.2"), A("10.0.1.9")};
+    f.set_bgp(0, P("192.168.1.0/24"), two, 2);
+    NhId g = model.routes.at({0, P("192.168.1.0/24")});
+    ASSERT_EQ(model.nhs.at(g).kind, NhKind::Ecmp);
+    EXPECT_EQ(model.nhs.at(g).n_members, 2);
+    // A neighbor's MAC is one update, whether static, BGP or ECMP routes use it.
+    size_t before = model.log.size();
+    f.neighbor(1, A("10.0.2.2"), M(7));
+    EXPECT_EQ(model.nhs.at(adj).mac, M(7));
+    EXPECT_LE(model.log.size(), before + 2); // the adjacency and its host route
+    EXPECT_EQ(f.bgp_routes(), 2u);
+    f.del_bgp(0, P("192.168.1.0/24"));
+    EXPECT_FALSE(model.nhs.count(g));
+    EXPECT_EQ(f.bgp_routes(), 1u);
+}
+
+TEST_F(ProgrammerTest, BgpNeverReplacesConnectedOrStaticRoutesAndSkipsUnreachableNexthops) {
+    IpAddr via[] = {A("10.0.1.2")};
+    f.set_bgp(0, P("10.0.2.0/24"), via, 1); // the connected subnet of interface b
+    EXPECT_EQ(model.nhs.at(model.routes.at({0, P("10.0.2.0/24")})).kind, NhKind::Resolve);
+    f.del_bgp(0, P("10.0.2.0/24"));
+    EXPECT_TRUE(model.routes.count({0, P("10.0.2.0/24")}));
+    EXPECT_EQ(f.counters().bgp_shadowed, 1u);
+    IpAddr far[] = {A("192.0.2.1")};
+    f.set_bgp(0, P("172.16.0.0/12"), far, 1);
+    EXPECT_FALSE(model.routes.count({0, P("172.16.0.0/12")}));
+    EXPECT_EQ(f.counters().bgp_unresolved, 1u);
+    // A path that loses its only reachable next hop leaves the FIB.
+    f.set_bgp(0, P("172.16.0.0/12"), via, 1);
+    EXPECT_TRUE(model.routes.count({0, P("172.16.0.0/12")}));
+    f.set_bgp(0, P("172.16.0.0/12"), far, 1);
+    EXPECT_FALSE(model.routes.count({0, P("172.16.0.0/12")}));
+}
+
+TEST_F(ProgrammerTest, BatchSendsOnlyTheLastStateOfEachPrefixAddsBeforeDeletes) {
+    IpAddr a[] = {A("10.0.1.2")}, b[] = {A("10.0.2.2")};
+    f.set_bgp(0, P("192.168.9.0/24"), a, 1);
+    size_t before = model.log.size();
+    {
+        fib::Programmer::Scope batch(f);
+        f.set_bgp(0, P("192.168.7.0/24"), a, 1); // added and deleted: nothing to send
+        f.del_bgp(0, P("192.168.7.0/24"));
+        f.del_bgp(0, P("192.168.9.0/24")); // deleted, re-added, deleted again
+        f.set_bgp(0, P("192.168.9.0/24"), a, 1);
+        f.set_bgp(0, P("192.168.8.0/24"), b, 1); // a new adjacency and a route
+        f.del_bgp(0, P("192.168.9.0/24"));
+        EXPECT_EQ(model.log.size(), before) << "nothing leaves before the batch ends";
+    }
+    // Phases in order: next-hop sets, route adds, route deletes, next-hop deletes; one
+    // route operation per prefix (192.168.8/24 added, 192.168.9/24 deleted).
+    auto phase = [](Op op) {
+        return op == Op::NexthopSet ? 0 : op == Op::RouteAdd ? 1 : op == Op::RouteDel ? 2 : 3;
+    };
+    std::map<Op, int> n;
+    for (size_t k = before; k < model.log.size(); k++) {
+        n[model.log[k].op]++;
+        if (k > before) {
+            EXPECT_LE(phase(model.log[k - 1].op), phase(model.log[k].op)) << k;
+        }
+    }
+    EXPECT_EQ(n[Op::RouteAdd], 1);
+    EXPECT_EQ(n[Op::RouteDel], 1);
+    EXPECT_TRUE(model.routes.count({0, P("192.168.8.0/24")}));
+    EXPECT_FALSE(model.routes.count({0, P("192.168.7.0/24")}));
+    EXPECT_FALSE(model.routes.count({0, P("192.168.9.0/24")}));
+}
+
+TEST_F(ProgrammerTest, FreedNexthopIdIsNotReusedWithinItsBatch) {
+    IpAddr a[] = {A("10.0.1.2")}, b[] = {A("10.0.2.2")};
+    f.set_bgp(0, P("192.168.1.0/24"), a, 1);
+    NhId old = model.routes.at({0, P("192.168.1.0/24")});
+    {
+        fib::Programmer::Scope batch(f);
+        f.del_bgp(0, P("192.168.1.0/24")); // frees the adjacency of a
+        f.set_bgp(0, P("192.168.2.0/24"), b, 1);
+    }
+    EXPECT_NE(model.routes.at({0, P("192.168.2.0/24")}), old);
+    EXPECT_FALSE(model.nhs.count(old));
+}
+
+TEST_F(ProgrammerTest, ResyncRemovesExactlyTheBgpRoutesNotConfirmed) {
+    IpAddr a[] = {A("10.0.1.2")}, b[] = {A("10.0.2.2")};
+    for (int k = 0; k < 20; k++)
+        f.set_bgp(0, P(("192.168." + std::to_string(k) + ".0/24").c_str()), k % 2 ? a : b, 1);
+    ASSERT_EQ(f.add_static(0, P("10.100.0.0/16"), {A("10.0.2.2")}, {}, false), "");
+    f.bgp_resync_begin();
+    for (int k = 0; k < 20; k += 3) // confirm some, change the next hop of one
+        f.set_bgp(0, P(("192.168." + std::to_string(k) + ".0/24").c_str()), k == 3 ? b : a, 1);
+    f.set_bgp(0, P("192.169.0.0/24"), a, 1); // new in the RIB
+    f.bgp_resync_end();
+    std::set<Prefix> bgp;
+    for (auto &r : f.routes())
+        if (r.type == "bgp") bgp.insert(r.prefix);
+    std::set<Prefix> want{P("192.169.0.0/24")};
+    for (int k = 0; k < 20; k += 3)
+        want.insert(P(("192.168." + std::to_string(k) + ".0/24").c_str()));
+    EXPECT_EQ(bgp, want);
+    EXPECT_EQ(f.counters().resync_removed, 20u - 7u);
+    EXPECT_TRUE(model.routes.count({0, P("10.100.0.0/16")})) << "static routes are not BGP's";
+    EXPECT_EQ(model.nhs.at(model.routes.at({0, P("192.168.3.0/24")})).port, 8);
+    // Every model route matches the programmer's view: nothing stale left in the dataplane.
+    size_t n = 0;
+    for (auto &r : f.routes()) n += model.routes.count({r.vrf, r.prefix});
+    EXPECT_EQ(n, model.routes.size());
 }
 
 TEST_F(ProgrammerTest, TunnelRoutesShareTheirVtepAndTunnelNexthop) {
