@@ -179,6 +179,12 @@ struct Rig {
         return out;
     }
 
+    // Forgets what the worker queued for transmission (benchmarks reuse their mbufs).
+    void discard_tx() {
+        for (unsigned d = 0; d < w->n_dirty; d++) w->tx[w->dirty[d]].n = 0;
+        w->n_dirty = 0;
+    }
+
     uint64_t drops(Drop d) const { return w->stats.drops[static_cast<int>(d)]; }
     uint64_t punts(Punt p) const { return w->stats.punts[static_cast<int>(p)]; }
 };
