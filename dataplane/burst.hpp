@@ -39,7 +39,8 @@ struct Burst {
     uint8_t vrf4[kMaxBurst], vrf6[kMaxBurst];
     uint32_t dst4[kMaxBurst]; // host byte order, as rte_fib wants
     uint8_t dst6[kMaxBurst][16];
-    uint64_t nh64[kMaxBurst]; // lookup results of one family
+    // route -> forward: next-hop ids in list order (rte_fib's 64-bit results)
+    uint64_t nh4[kMaxBurst], nh6[kMaxBurst];
 
     // -> vxlan_decap
     uint16_t nd = 0;
@@ -61,7 +62,7 @@ struct Burst {
     uint32_t vni[kMaxBurst];
 
     uint8_t vrf[kMaxBurst]; // the VRF a packet is routed in
-    uint32_t nh[kMaxBurst];
+    uint32_t nh[kMaxBurst]; // Punt: the next hop (to resolve)
     Action action[kMaxBurst];
     uint8_t reason[kMaxBurst]; // Drop or Punt value
     uint16_t out_port[kMaxBurst];

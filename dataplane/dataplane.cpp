@@ -159,6 +159,7 @@ Dataplane::Dataplane(const config::Config &cfg) {
                 fail("interfaces." + itf->name + ".mac: the device refuses to change its MAC");
         }
         rte_eth_macaddr_get(pid, &pi.mac);
+        fib_->set_port_mac(pid, pi.mac);
         pi.mtu = mtu;
         if (!itf) continue;
         pi.vrf = cfg.vrf(itf->vrf)->id;

@@ -25,12 +25,31 @@ inline void tx_queue(Worker &w, uint16_t port, rte_mbuf *m) {
     t.m[t.n++] = m;
 }
 
+inline void tx_queue_all(Worker &w, uint16_t port, rte_mbuf *const *m, unsigned n) {
+    TxBuf &t = w.tx[port];
+    if (t.n == 0) w.dirty[w.n_dirty++] = port;
+    for (unsigned k = 0; k < n; k++) t.m[t.n + k] = m[k];
+    t.n = static_cast<uint16_t>(t.n + n);
+}
+
 inline void tx_flush(Worker &w) {
     for (unsigned d = 0; d < w.n_dirty; d++) tx_port(w, w.dirty[d]);
     w.n_dirty = 0;
 }
 
+// Usually the whole burst leaves by one port: then it is queued with one copy.
+inline bool dispatch_uniform(Burst &b, Worker &w) {
+    uint16_t port = b.out_port[0];
+    unsigned odd = 0;
+    for (unsigned i = 0; i < b.n; i++)
+        odd |= unsigned(b.action[i] != Action::Tx) | unsigned(b.out_port[i] != port);
+    if (odd || b.n == 0) return false;
+    tx_queue_all(w, port, b.m, b.n);
+    return true;
+}
+
 inline void dispatch(Burst &b, Worker &w) {
+    if (dispatch_uniform(b, w)) return;
     rte_mbuf *dropped[kMaxBurst];
     PuntMsg punted[kMaxBurst];
     unsigned nd = 0, np = 0;

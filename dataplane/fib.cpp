@@ -72,6 +72,12 @@ Fib::~Fib() {
     rte_free(groups_);
 }
 
+void Fib::set_port_mac(uint16_t port, const rte_ether_addr &mac) {
+    if (counters_.nexthops)
+        throw std::logic_error("Fib::set_port_mac after next hops were set: they keep the old MAC");
+    port_mac_.at(port) = mac;
+}
+
 void Fib::quiesce() {
     rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
     counters_.grace_periods++;
@@ -99,12 +105,17 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
     Nh next{};
     next.kind = n.kind;
     next.port = n.port;
+    if (n.kind == NhKind::Forward) {
+        if (n.port >= RTE_MAX_ETHPORTS)
+            return "next hop " + std::to_string(id) + ": no port " + std::to_string(n.port);
+        next.src = port_mac_[n.port];
+    }
     std::memcpy(next.mac.addr_bytes, n.mac.bytes.data(), 6);
     if (n.kind == NhKind::Tunnel) {
         if (n.vtep >= kMaxVtep || !overlay_->vteps()[n.vtep].family)
             return "tunnel next hop " + std::to_string(id) + ": no VTEP " + std::to_string(n.vtep);
         next.port = n.vtep;
-        next.group = n.vni;
+        next.set_group(n.vni);
     }
     if (n.kind == NhKind::Bridge) {
         if (n.bd >= kMaxBd || !overlay_->bds()[n.bd].used)
@@ -122,14 +133,14 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
         uint32_t g = alloc_group();
         if (g == UINT32_MAX) return "out of ECMP groups";
         for (unsigned i = 0; i < kMaxEcmp; i++) groups_[g].members[i] = n.members[i % n.n_members];
-        next.group = g;
+        next.set_group(g);
         next.n_members = n.n_members;
     }
     if (!had) counters_.nexthops++;
     nh_used_[id] = 1;
     nh_store(&nh_[id], next);
     if (had && old.kind == NhKind::Ecmp) {
-        retired_groups_.push_back(old.group);
+        retired_groups_.push_back(old.group());
         counters_.ecmp_groups--;
     }
     return {};
@@ -142,7 +153,7 @@ std::string Fib::del_nexthop(NhId id) {
     nh_used_[id] = 2;
     retired_nh_.push_back(id);
     if (old.kind == NhKind::Ecmp) {
-        retired_groups_.push_back(old.group);
+        retired_groups_.push_back(old.group());
         counters_.ecmp_groups--;
     }
     counters_.nexthops--;

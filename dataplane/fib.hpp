@@ -16,6 +16,7 @@
 #include <rte_rib.h>
 #include <rte_rib6.h>
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,9 @@ class Fib {
     ~Fib();
     Fib(const Fib &) = delete;
     Fib &operator=(const Fib &) = delete;
+
+    // The source MAC that Forward next hops out of `port` write; before any next hop.
+    void set_port_mac(uint16_t port, const rte_ether_addr &mac);
 
     // Applies one update; returns an error text, empty on success.
     std::string apply(const Update &u);
@@ -96,6 +100,7 @@ class Fib {
     std::vector<uint32_t> free_groups_;
     std::vector<uint8_t> nh_used_;
     FibCounters counters_;
+    std::array<rte_ether_addr, RTE_MAX_ETHPORTS> port_mac_{};
 };
 
 } // namespace vleaf::dp

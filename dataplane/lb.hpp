@@ -135,14 +135,16 @@ inline void lb_age(LbFlows &fl, uint32_t now, LbCounters &c) {
     }
 }
 
-// Makes the key in registers and stores it whole: hashing it right after would otherwise
+// Makes the key in registers and stores it word by word: hashing it back from memory would
 // stall on loads spanning several smaller stores. Returns its flow_sig().
 inline uint32_t flow_key(FlowKey &k, const uint8_t *src, const uint8_t *dst, bool v6,
                          uint16_t sport, uint16_t dport, uint8_t proto, uint16_t vrf) {
     uint64_t w[5] = {};
     if (v6) {
-        std::memcpy(&w[0], src, 16);
-        std::memcpy(&w[2], dst, 16);
+        std::memcpy(&w[0], src, 8);
+        std::memcpy(&w[1], src + 8, 8);
+        std::memcpy(&w[2], dst, 8);
+        std::memcpy(&w[3], dst + 8, 8);
     } else {
         uint32_t a, b;
         std::memcpy(&a, src, 4);
@@ -152,7 +154,8 @@ inline uint32_t flow_key(FlowKey &k, const uint8_t *src, const uint8_t *dst, boo
     }
     w[4] = sport | uint32_t(dport) << 16 | uint64_t(proto) << 32 | uint64_t(v6) << 40 |
            uint64_t(vrf) << 48;
-    std::memcpy(&k, w, sizeof k);
+    auto *out = reinterpret_cast<uint8_t *>(&k);
+    for (unsigned i = 0; i < 5; i++) std::memcpy(out + 8 * i, &w[i], 8);
     return flow_sig(w);
 }
 

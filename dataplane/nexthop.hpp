@@ -9,17 +9,31 @@
 #include <immintrin.h>
 #include <rte_ether.h>
 
+#include <cstddef>
+#include <cstring>
+
 namespace vleaf::dp {
 
 struct alignas(16) Nh {
+    // Forward: the new Ethernet addresses in header order (the next hop's, then the egress
+    // port's), so that a worker rewrites both with one 16-byte blend.
     rte_ether_addr mac; // destination MAC: Forward, Bridge; inner destination MAC: Tunnel
+    rte_ether_addr src; // Forward: the egress port's MAC
     uint16_t port;      // Forward: egress port; Tunnel: remote VTEP; Bridge: bridge domain
     NhKind kind;
     uint8_t n_members; // Ecmp
-    uint16_t unused;
-    uint32_t group; // Ecmp: index into the group table; Tunnel: VNI
+
+    // Ecmp: index into the group table; Tunnel: VNI. Kept in bytes 8-11, which only a
+    // Forward next hop uses (for its source MAC).
+    uint32_t group() const {
+        uint32_t g;
+        std::memcpy(&g, src.addr_bytes + 2, 4);
+        return g;
+    }
+    void set_group(uint32_t g) { std::memcpy(src.addr_bytes + 2, &g, 4); }
 };
 static_assert(sizeof(Nh) == 16);
+static_assert(offsetof(Nh, src) == 6 && offsetof(Nh, port) == 12 && offsetof(Nh, kind) == 14);
 
 struct alignas(64) EcmpGroup {
     NhId members[kMaxEcmp];

@@ -5,25 +5,30 @@
 
 #include "dataplane/worker.hpp"
 
+#include <algorithm>
+
 namespace vleaf::dp {
 
+// Next-hop ids land in `nh` in list order, where forward reads them.
 template <class Dst, class Lookup>
-inline void route_family(Burst &b, const Fib &fib, unsigned n, const uint8_t *idx,
-                         const uint8_t *vrf, Dst *dst, Lookup lookup) {
+inline void route_family(const Fib &fib, unsigned n, const uint8_t *vrf, Dst *dst, uint64_t *nh,
+                         Lookup lookup) {
     if (n == 0) return;
     uint8_t first = vrf[0];
     bool one = true;
     for (unsigned k = 1; k < n; k++) one &= vrf[k] == first;
     if (one) {
         const VrfTables *t = fib.vrf(first);
-        if (!t || !t->v4) return; // no such VRF: every packet stays kNhNoRoute
-        lookup(t, dst, b.nh64, n);
-        for (unsigned k = 0; k < n; k++) b.nh[idx[k]] = static_cast<uint32_t>(b.nh64[k]);
+        if (t && t->v4)
+            lookup(t, dst, nh, n);
+        else
+            std::fill_n(nh, n, uint64_t(kNhNoRoute)); // no such VRF
         return;
     }
     // Several VRFs: gather each VRF's destinations, look them up together, scatter back.
     uint64_t done = 0;
     Dst sub[kMaxBurst];
+    uint64_t sub_nh[kMaxBurst];
     uint8_t at[kMaxBurst];
     for (unsigned k = 0; k < n; k++) {
         if (done >> k & 1) continue;
@@ -36,19 +41,21 @@ inline void route_family(Burst &b, const Fib &fib, unsigned n, const uint8_t *id
                 done |= uint64_t(1) << j;
             }
         const VrfTables *t = fib.vrf(v);
-        if (!t || !t->v4) continue;
-        lookup(t, sub, b.nh64, m);
-        for (unsigned j = 0; j < m; j++) b.nh[idx[at[j]]] = static_cast<uint32_t>(b.nh64[j]);
+        if (t && t->v4)
+            lookup(t, sub, sub_nh, m);
+        else
+            std::fill_n(sub_nh, m, uint64_t(kNhNoRoute));
+        for (unsigned j = 0; j < m; j++) nh[at[j]] = sub_nh[j];
     }
 }
 
 inline void route(Burst &b, const Worker &w) {
-    route_family(b, *w.fib, b.n4, b.idx4, b.vrf4, b.dst4,
+    route_family(*w.fib, b.n4, b.vrf4, b.dst4, b.nh4,
                  [](const VrfTables *t, uint32_t *d, uint64_t *nh, unsigned n) {
                      rte_fib_lookup_bulk(t->v4, d, nh, n);
                  });
     using Dst6 = uint8_t[16];
-    route_family(b, *w.fib, b.n6, b.idx6, b.vrf6, b.dst6,
+    route_family(*w.fib, b.n6, b.vrf6, b.dst6, b.nh6,
                  [](const VrfTables *t, Dst6 *d, uint64_t *nh, unsigned n) {
                      rte_fib6_lookup_bulk(t->v6, d, nh, n);
                  });

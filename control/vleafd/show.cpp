@@ -124,21 +124,23 @@ json Daemon::show_stats() const {
             for (int k = 0; k < dp::StageCount; k++)
                 stages[dp::stage_names[k]] = pkts ? double(s.stage_cycles[k]) / pkts : 0.0;
         }
-        workers.push_back({{"lcore", w->lcore},
-                           {"rx_packets", s.rx},
-                           {"tx_packets", s.tx},
-                           {"bursts", s.bursts},
-                           {"packets_per_burst", s.bursts ? pkts / double(s.bursts) : 0.0},
-                           {"cycles_per_packet", pkts ? double(s.pipeline_cycles) / pkts : 0.0},
-                           {"stage_cycles_per_packet", stages},
-                           {"injected", s.injected},
-                           {"decapsulated", s.decapsulated},
-                           {"encapsulated", s.encapsulated},
-                           {"flooded", s.flooded},
-                           {"learn_sent", s.learn_sent},
-                           {"learn_dropped", s.learn_dropped},
-                           {"drops", reasons(s.drops, drop_names, n_drops)},
-                           {"punts", reasons(s.punts, punt_names, n_punts)}});
+        workers.push_back(
+            {{"lcore", w->lcore},
+             {"rx_packets", s.rx},
+             {"tx_packets", s.tx},
+             {"bursts", s.bursts},
+             {"packets_per_burst", s.bursts ? pkts / double(s.bursts) : 0.0},
+             {"cycles_per_packet",
+              s.timed_packets ? double(s.pipeline_cycles) / double(s.timed_packets) : 0.0},
+             {"stage_cycles_per_packet", stages},
+             {"injected", s.injected},
+             {"decapsulated", s.decapsulated},
+             {"encapsulated", s.encapsulated},
+             {"flooded", s.flooded},
+             {"learn_sent", s.learn_sent},
+             {"learn_dropped", s.learn_dropped},
+             {"drops", reasons(s.drops, drop_names, n_drops)},
+             {"punts", reasons(s.punts, punt_names, n_punts)}});
     }
     json ports = json::array();
     for (size_t k = 0; k < dp_->ports().size(); k++) {

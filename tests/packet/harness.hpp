@@ -101,6 +101,7 @@ struct Rig {
         std::vector<dp::Fib::VrfSpec> vrfs{{0, max_routes_v4, 1 << 16}};
         for (uint32_t v = 1; v < n_vrfs; v++) vrfs.push_back({v, max_routes_v4, 1024});
         fib = std::make_unique<dp::Fib>(vrfs, rcu, 0);
+        for (unsigned p = 0; p < kPorts; p++) fib->set_port_mac(port[p], info[port[p]].mac);
         prog = std::make_unique<fib::Programmer>([this](const Update &u) {
             auto e = fib->apply(u);
             if (!e.empty()) errors.push_back(e);
