@@ -63,7 +63,13 @@ std::string Overlay::vtep_set(const Update &u) {
     if (u.ov.vtep >= kMaxVtep) return "VTEP id " + std::to_string(u.ov.vtep) + " out of range";
     if (u.nh >= kMaxNh) return "VTEP " + u.ov.addr.str() + ": bad underlay next hop";
     RemoteVtep &v = vteps_[u.ov.vtep];
-    if (v.family) return "VTEP id " + std::to_string(u.ov.vtep) + " is already in use";
+    if (v.family) {
+        // Its route moved: the new underlay next hop, one store.
+        if (std::memcmp(v.addr, u.ov.addr.bytes.data(), 16) != 0)
+            return "VTEP id " + std::to_string(u.ov.vtep) + " is already in use";
+        __atomic_store_n(&v.underlay, u.nh, __ATOMIC_RELEASE);
+        return {};
+    }
     if (u.ov.addr.is_v4() ? !params_.has4 : !params_.has6)
         return "VTEP " + u.ov.addr.str() + ": no local VTEP address of its family";
     v.underlay = u.nh;
@@ -222,12 +228,18 @@ std::string Overlay::mac_del(uint64_t key) {
 unsigned Overlay::age(uint64_t now_tsc, uint64_t max_age) {
     uint32_t now = uint32_t(now_tsc >> kSeenShift);
     uint32_t limit = uint32_t(max_age >> kSeenShift);
+    unsigned n = remove_macs([&](const Shadow &s) {
+        if (s.dest & mac_dest::kStatic) return false;
+        return uint32_t(now - __atomic_load_n(&slots_[s.slot].seen, __ATOMIC_RELAXED)) > limit;
+    });
+    counters_.macs_aged += n;
+    return n;
+}
+
+unsigned Overlay::remove_macs(const std::function<bool(const Shadow &)> &which) {
     std::vector<std::pair<uint64_t, int32_t>> gone;
-    for (auto &[key, s] : mac_shadow_) {
-        if (s.dest & mac_dest::kStatic) continue;
-        uint32_t seen = __atomic_load_n(&slots_[s.slot].seen, __ATOMIC_RELAXED);
-        if (uint32_t(now - seen) > limit) gone.emplace_back(key, rte_hash_del_key(mac_hash_, &key));
-    }
+    for (auto &[key, s] : mac_shadow_)
+        if (which(s)) gone.emplace_back(key, rte_hash_del_key(mac_hash_, &key));
     if (gone.empty()) return 0;
     rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID); // one grace period for all
     for (auto &[key, pos] : gone) {
@@ -237,7 +249,6 @@ unsigned Overlay::age(uint64_t now_tsc, uint64_t max_age) {
         mac_shadow_.erase(it);
     }
     counters_.macs -= gone.size();
-    counters_.macs_aged += gone.size();
     return unsigned(gone.size());
 }
 
@@ -273,6 +284,11 @@ std::string Overlay::apply(const Update &u) {
         if (u.ov.vtep >= kMaxVtep || !vteps_[u.ov.vtep].family)
             return "no VTEP " + std::to_string(u.ov.vtep);
         __atomic_store_n(&vteps_[u.ov.vtep].family, uint8_t(0), __ATOMIC_RELEASE);
+        // MACs learned behind it go with it (static ones went before, from the control
+        // plane); the id may name another VTEP after the grace period.
+        counters_.macs_flushed += remove_macs([&](const Shadow &s) {
+            return (s.dest & mac_dest::kRemote) && mac_dest::vtep(s.dest) == u.ov.vtep;
+        });
         rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
         counters_.vteps--;
         return {};

@@ -14,6 +14,7 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -113,6 +114,7 @@ static_assert(sizeof(LearnMsg) == 40);
 struct OverlayCounters {
     uint64_t macs = 0, macs_learned = 0, mac_moves = 0, macs_aged = 0;
     uint64_t learn_static_conflicts = 0; // learning tried to move a static MAC
+    uint64_t macs_flushed = 0;           // learned behind a VTEP that was deleted
     uint64_t vteps = 0, vnis = 0, bds = 0;
 };
 
@@ -168,6 +170,12 @@ class Overlay {
     std::string access_set(const Update &u, bool add);
     std::string mac_set(const Update &u);
     std::string mac_del(uint64_t key);
+    struct Shadow {
+        uint64_t dest;
+        uint32_t slot;
+    };
+    // Removes the MACs `which` picks with one grace period; returns how many.
+    unsigned remove_macs(const std::function<bool(const Shadow &)> &which);
 
     rte_rcu_qsbr *rcu_;
     int socket_;
@@ -180,10 +188,6 @@ class Overlay {
     rte_hash *mac_hash_ = nullptr;
     MacSlot *slots_ = nullptr;
     rte_ring *learn_ = nullptr;
-    struct Shadow {
-        uint64_t dest;
-        uint32_t slot;
-    };
     std::map<uint64_t, Shadow> mac_shadow_; // what the table holds, for display and aging
     std::vector<uint32_t> free_slots_;
     OverlayCounters counters_;

@@ -4,41 +4,90 @@
 
 namespace vleaf::fib {
 
+// The next hop of the best default-VRF route to `ip`: for a connected subnet (or a route
+// out of an interface) the neighbor `ip` itself; nothing through local, blackhole or
+// VXLAN routes.
 std::optional<NhId> Programmer::underlay(const IpAddr &ip) {
-    if (auto ifid = connected_if(0, ip)) return adjacency(*ifid, ip);
-    const RouteEntry *best = nullptr;
-    int best_len = -1;
-    for (auto &[key, r] : routes_)
-        if (key.vrf == 0 && key.prefix.contains(ip) && key.prefix.len > best_len &&
-            r.type == RouteType::Static && r.nh >= kFirstDynamicNh) {
-            best = &r;
-            best_len = key.prefix.len;
-        }
-    if (!best) return std::nullopt;
-    return best->nh;
+    for (int len = ip.max_len(); len >= 0; len--) {
+        auto it = routes_.find(RouteKey{0, Prefix{ip, uint8_t(len)}.masked()});
+        if (it == routes_.end()) continue;
+        NhId nh = it->second.nh;
+        if (nh < kFirstDynamicNh) return std::nullopt;
+        const NhObj &o = nhs_.at(nh);
+        if (o.type == NhObj::Type::Connected) return adjacency(o.ifid, ip);
+        if (o.type == NhObj::Type::Tunnel) return std::nullopt;
+        return nh;
+    }
+    return std::nullopt;
 }
 
-std::optional<uint16_t> Programmer::vtep(const IpAddr &remote, std::string *error) {
-    Scope batch(*this);
-    if (auto it = vtep_ids_.find(remote); it != vtep_ids_.end()) return it->second;
-    if (vteps_.size() >= kMaxVtep) {
-        if (error) *error = "out of VTEP ids";
+std::optional<uint16_t> Programmer::vtep_id(const IpAddr &remote) const {
+    auto it = vtep_ids_.find(remote);
+    if (it == vtep_ids_.end()) return std::nullopt;
+    return it->second;
+}
+
+// A reference to the VTEP at `remote`, created if new.
+std::optional<uint16_t> Programmer::vtep_ref(const IpAddr &remote, std::string *error) {
+    if (auto it = vtep_ids_.find(remote); it != vtep_ids_.end()) {
+        vteps_.at(it->second).refs++;
+        return it->second;
+    }
+    if (free_vteps_.empty() && next_vtep_ == kMaxVtep) {
+        *error = "out of VTEP ids";
         return std::nullopt;
     }
     auto nh = underlay(remote);
     if (!nh) {
-        if (error)
-            *error =
-                "VTEP " + remote.str() +
-                " is neither on a connected subnet nor behind a static route in the default VRF";
+        *error = "VTEP " + remote.str() + " is reached by no route in the default VRF";
         return std::nullopt;
     }
-    auto id = static_cast<uint16_t>(vteps_.size());
-    nhs_.at(*nh).refs++; // VTEPs stay for the daemon's lifetime
-    vteps_[id] = Vtep{remote, *nh, 0};
+    uint16_t id = next_vtep_;
+    if (free_vteps_.empty()) {
+        next_vtep_++;
+    } else {
+        id = free_vteps_.back();
+        free_vteps_.pop_back();
+    }
+    nhs_.at(*nh).refs++;
+    vteps_[id] = Vtep{remote, *nh, 0, 1};
     vtep_ids_[remote] = id;
     emit(Update::vtep_set(id, remote, *nh));
     return id;
+}
+
+void Programmer::vtep_unref(uint16_t id) {
+    Vtep &v = vteps_.at(id);
+    if (--v.refs > 0) return;
+    NhId underlay = v.underlay;
+    vtep_dels_.push_back(Update::vtep_del(id));
+    freed_vteps_.push_back(id);
+    vtep_ids_.erase(v.addr);
+    vteps_.erase(id);
+    unref(underlay);
+}
+
+// VTEPs inside default-VRF prefixes whose routes changed take the next hop of their best
+// route now (kNhNoRoute if none is left: encapsulation drops until one comes back).
+void Programmer::follow_underlay() {
+    if (underlay_dirty_.empty()) return;
+    std::set<uint16_t> moved;
+    for (const Prefix &p : underlay_dirty_)
+        for (auto it = vtep_ids_.lower_bound(p.masked().addr);
+             it != vtep_ids_.end() && p.contains(it->first); ++it)
+            moved.insert(it->second);
+    underlay_dirty_.clear();
+    for (uint16_t id : moved) {
+        Vtep &v = vteps_.at(id);
+        NhId now = underlay(v.addr).value_or(kNhNoRoute);
+        if (now == v.underlay) continue;
+        if (now >= kFirstDynamicNh) nhs_.at(now).refs++;
+        NhId before = v.underlay;
+        v.underlay = now;
+        emit(Update::vtep_set(id, v.addr, now));
+        counters_.vtep_underlay_changes++;
+        unref(before);
+    }
 }
 
 NhId Programmer::tunnel(uint16_t vtep, uint32_t vni, const MacAddr &router_mac) {
@@ -53,6 +102,7 @@ NhId Programmer::tunnel(uint16_t vtep, uint32_t vni, const MacAddr &router_mac) 
     nhs_[id] = o;
     tunnels_[key] = id;
     vteps_.at(vtep).tunnels++;
+    vteps_.at(vtep).refs++;
     publish(id);
     return id;
 }
@@ -79,33 +129,68 @@ void Programmer::add_access(uint16_t port, uint16_t vlan, uint16_t bd) {
 std::string Programmer::add_flood(uint16_t bd, const IpAddr &remote) {
     Scope batch(*this);
     std::string err;
-    auto v = vtep(remote, &err);
+    auto v = vtep_ref(remote, &err);
     if (!v) return err;
+    if (!floods_.insert({bd, *v}).second) {
+        vtep_unref(*v); // already in the list
+        return {};
+    }
     emit(Update::flood(true, bd, *v));
     return {};
+}
+
+void Programmer::del_flood(uint16_t bd, const IpAddr &remote) {
+    Scope batch(*this);
+    auto v = vtep_id(remote);
+    if (!v || !floods_.erase({bd, *v})) return;
+    emit(Update::flood(false, bd, *v));
+    vtep_unref(*v);
 }
 
 std::string Programmer::add_remote_mac(uint16_t bd, const MacAddr &mac, const IpAddr &remote) {
     Scope batch(*this);
     std::string err;
-    auto v = vtep(remote, &err);
+    auto v = vtep_ref(remote, &err);
     if (!v) return err;
     MacDest d;
     d.kind = MacDest::Kind::Remote;
     d.is_static = true;
     d.vtep = *v;
     emit(Update::mac_set(bd, mac, d));
+    auto [it, fresh] = remote_macs_.try_emplace({bd, mac}, *v);
+    if (!fresh) {
+        uint16_t before = it->second; // moved, or set again: one reference per MAC
+        it->second = *v;
+        vtep_unref(before);
+    }
     return {};
+}
+
+void Programmer::del_remote_mac(uint16_t bd, const MacAddr &mac) {
+    Scope batch(*this);
+    auto it = remote_macs_.find({bd, mac});
+    if (it == remote_macs_.end()) return;
+    uint16_t v = it->second;
+    remote_macs_.erase(it);
+    emit(Update::mac_del(bd, mac));
+    vtep_unref(v);
 }
 
 std::string Programmer::add_tunnel_route(uint32_t vrf, const Prefix &prefix, const IpAddr &remote,
                                          uint32_t vni, const MacAddr &router_mac) {
     Scope batch(*this);
     std::string err;
-    auto v = vtep(remote, &err);
+    auto v = vtep_ref(remote, &err);
     if (!v) return err;
     set_route(vrf, prefix, RouteType::Vxlan, tunnel(*v, vni, router_mac));
+    vtep_unref(*v); // the tunnel next hop holds the VTEP
     return {};
+}
+
+void Programmer::del_tunnel_route(uint32_t vrf, const Prefix &prefix) {
+    Scope batch(*this);
+    auto it = routes_.find({vrf, prefix});
+    if (it != routes_.end() && it->second.type == RouteType::Vxlan) del_route(vrf, prefix);
 }
 
 std::vector<std::pair<uint16_t, IpAddr>> Programmer::unresolved_vteps() const {
@@ -115,6 +200,7 @@ std::vector<std::pair<uint16_t, IpAddr>> Programmer::unresolved_vteps() const {
         if (o.type == NhObj::Type::Adjacency && !o.mac) out.emplace_back(o.ifid, o.ip);
     };
     for (auto &[id, v] : vteps_) {
+        if (v.underlay < kFirstDynamicNh) continue;
         const NhObj &o = nhs_.at(v.underlay);
         if (o.type == NhObj::Type::Group)
             for (NhId m : o.members) add(m);
@@ -126,7 +212,8 @@ std::vector<std::pair<uint16_t, IpAddr>> Programmer::unresolved_vteps() const {
 
 std::vector<Programmer::VtepView> Programmer::vteps() const {
     std::vector<VtepView> out;
-    for (auto &[id, v] : vteps_) out.push_back(VtepView{id, v.addr, hops(v.underlay), v.tunnels});
+    for (auto &[id, v] : vteps_)
+        out.push_back(VtepView{id, v.addr, hops(v.underlay), v.tunnels, v.refs});
     return out;
 }
 

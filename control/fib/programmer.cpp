@@ -35,7 +35,8 @@ size_t Programmer::KeyHash::operator()(const RouteKey &k) const {
 }
 
 void Programmer::commit() {
-    if (nh_sets_.empty() && route_ops_.empty() && nh_dels_.empty()) return;
+    follow_underlay();
+    if (nh_sets_.empty() && route_ops_.empty() && nh_dels_.empty() && vtep_dels_.empty()) return;
     counters_.batches++;
     for (const Update &u : nh_sets_) sink_(u);
     // The last operation on a prefix decides; the first says what the dataplane had.
@@ -54,8 +55,13 @@ void Programmer::commit() {
         i = j + 1;
     }
     for (const Update &u : dels_) sink_(u);
+    // No route leads to their tunnel next hops any more; their underlay next hops go next.
+    for (const Update &u : vtep_dels_) sink_(u);
     for (NhId id : nh_dels_) sink_(Update::nexthop_del(id));
     free_.insert(free_.end(), freed_.begin(), freed_.end());
+    free_vteps_.insert(free_vteps_.end(), freed_vteps_.begin(), freed_vteps_.end());
+    vtep_dels_.clear();
+    freed_vteps_.clear();
     nh_sets_.clear();
     route_ops_.clear();
     dels_.clear();
@@ -119,6 +125,7 @@ void Programmer::drop_unused(NhId id) {
     if (o.type == NhObj::Type::Tunnel) {
         tunnels_.erase({o.vtep, o.vni, *o.mac});
         vteps_.at(o.vtep).tunnels--;
+        vtep_unref(o.vtep);
     }
     std::vector<NhId> members = o.members;
     nhs_.erase(id);
@@ -160,6 +167,7 @@ NhId Programmer::group(std::vector<NhId> members) {
 }
 
 void Programmer::set_route(uint32_t vrf, const Prefix &p, RouteType type, NhId nh) {
+    if (vrf == 0 && !vteps_.empty()) underlay_dirty_.push_back(p);
     if (nh >= kFirstDynamicNh) nhs_.at(nh).refs++;
     auto [it, fresh] = routes_.try_emplace(RouteKey{vrf, p}, RouteEntry{type, 0, nh});
     NhId previous = fresh ? kNhNoRoute : it->second.nh;
@@ -178,6 +186,7 @@ void Programmer::set_route(uint32_t vrf, const Prefix &p, RouteType type, NhId n
 void Programmer::del_route(uint32_t vrf, const Prefix &p) {
     auto it = routes_.find({vrf, p});
     if (it == routes_.end()) return;
+    if (vrf == 0 && !vteps_.empty()) underlay_dirty_.push_back(p);
     NhId nh = it->second.nh;
     if (it->second.type == RouteType::Bgp) bgp_routes_--;
     route_ops_.push_back({it->first, false, true, 0, nh});

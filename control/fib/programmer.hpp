@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -33,7 +34,8 @@ struct ProgrammerCounters {
     uint64_t bgp_shadowed = 0;   // a connected/static route for the same prefix wins
     uint64_t batches = 0;
     uint64_t resyncs = 0;
-    uint64_t resync_removed = 0; // BGP routes the dataplane had and the RIB did not
+    uint64_t resync_removed = 0;        // BGP routes the dataplane had and the RIB did not
+    uint64_t vtep_underlay_changes = 0; // a remote VTEP's route moved to another next hop
 };
 
 class Programmer {
@@ -63,17 +65,25 @@ class Programmer {
     void add_gateway(uint16_t ifid, const std::string &name, uint16_t bd, uint32_t vrf,
                      const std::vector<Prefix> &addresses);
 
-    // VXLAN (overlay.cpp). Remote VTEPs are found or created by address; the underlay
-    // next hop to each is a neighbor on a connected subnet or a static route's next hop.
-    std::optional<uint16_t> vtep(const IpAddr &remote, std::string *error = nullptr);
+    // VXLAN (overlay.cpp). A remote VTEP lives while tunnel next hops, flood lists or
+    // remote MACs name it: the first creates it (an error if no route leads to it), the
+    // last one gone deletes it. Its underlay next hop is the one of the best default-VRF
+    // route to it (for a connected subnet, the VTEP itself as a neighbor), followed as
+    // routes change: one VtepSet per VTEP whose route changed, the neighbors' MACs being
+    // shared next hops already.
+    std::optional<uint16_t> vtep_id(const IpAddr &remote) const; // known VTEPs only
     void add_l3vni(uint32_t vni, uint32_t vrf, const MacAddr &router_mac);
     uint16_t add_bridge_domain(uint32_t vni, uint32_t vrf, const std::optional<MacAddr> &gw);
     void add_access(uint16_t port, uint16_t vlan, uint16_t bd);
     std::string add_flood(uint16_t bd, const IpAddr &vtep);
+    void del_flood(uint16_t bd, const IpAddr &vtep);
+    // A static (configured or EVPN) MAC behind `vtep`; setting it again moves it.
     std::string add_remote_mac(uint16_t bd, const MacAddr &mac, const IpAddr &vtep);
+    void del_remote_mac(uint16_t bd, const MacAddr &mac);
     // A remote prefix in `vrf` behind `vtep` (EVPN type-5, symmetric IRB).
     std::string add_tunnel_route(uint32_t vrf, const Prefix &prefix, const IpAddr &vtep,
                                  uint32_t vni, const MacAddr &router_mac);
+    void del_tunnel_route(uint32_t vrf, const Prefix &prefix);
     // Underlay neighbors of remote VTEPs that have no MAC yet: to resolve.
     std::vector<std::pair<uint16_t, IpAddr>> unresolved_vteps() const;
 
@@ -120,6 +130,7 @@ class Programmer {
         IpAddr addr;
         std::vector<Hop> underlay;
         unsigned tunnels; // tunnel next hops through it
+        unsigned users;   // tunnel next hops, flood list entries and remote MACs
     };
     std::vector<VtepView> vteps() const;
     size_t nexthop_count() const { return nhs_.size(); }
@@ -158,8 +169,9 @@ class Programmer {
     };
     struct Vtep {
         IpAddr addr;
-        NhId underlay;
+        NhId underlay; // kNhNoRoute while no route leads to it
         unsigned tunnels = 0;
+        unsigned refs = 0;
     };
     using TunnelKey = std::tuple<uint16_t, uint32_t, MacAddr>;
     struct RouteEntry {
@@ -191,6 +203,9 @@ class Programmer {
     void del_route(uint32_t vrf, const Prefix &p);
     std::optional<uint16_t> connected_if(uint32_t vrf, const IpAddr &ip) const;
     std::optional<NhId> underlay(const IpAddr &ip);
+    std::optional<uint16_t> vtep_ref(const IpAddr &remote, std::string *error);
+    void vtep_unref(uint16_t id);
+    void follow_underlay();
     NhId tunnel(uint16_t vtep, uint32_t vni, const MacAddr &router_mac);
     Hop hop(NhId id) const;
     std::vector<Hop> hops(NhId id) const;
@@ -214,10 +229,17 @@ class Programmer {
     std::vector<PendingRoute> route_ops_;
     std::vector<Update> dels_; // scratch of commit()
     std::vector<NhId> nh_dels_;
-    std::vector<NhId> freed_; // join free_ once the batch is out
+    std::vector<NhId> freed_;            // join free_ once the batch is out
+    std::vector<Prefix> underlay_dirty_; // default-VRF routes changed: VTEPs to re-resolve
+    std::vector<Update> vtep_dels_;      // after the route deletes, before the next hops'
+    std::vector<uint16_t> freed_vteps_;  // join free_vteps_ once the batch is out
     std::map<uint16_t, Vtep> vteps_;
-    std::map<IpAddr, uint16_t> vtep_ids_;
+    std::map<IpAddr, uint16_t> vtep_ids_; // ordered: the VTEPs inside a prefix are a range
+    std::vector<uint16_t> free_vteps_;
+    uint16_t next_vtep_ = 0;
     std::map<TunnelKey, NhId> tunnels_;
+    std::set<std::pair<uint16_t, uint16_t>> floods_;               // bridge domain, VTEP
+    std::map<std::pair<uint16_t, MacAddr>, uint16_t> remote_macs_; // -> VTEP
     uint16_t next_bd_ = 0;
 };
 

@@ -27,13 +27,13 @@ struct ExceptionCounters {
 };
 
 #define VLEAF_VXLAN_COUNTERS(X)                                                                    \
-    X(arp_suppressed)   /* ARP requests answered from a known MAC/IP binding */                    \
-    X(nd_suppressed)    /* neighbor solicitations answered from a known binding */                 \
-    X(bum_flooded)      /* ARP/ND from access ports flooded into their bridge domain */            \
-    X(learned)          /* learn reports applied */                                                \
-    X(learn_errors)     /* learn reports that could not be applied (unknown VTEP, table full) */   \
-    X(vtep_resolves)    /* underlay neighbor resolutions started for remote VTEPs */               \
-    X(frag_needed_sent) /* ICMP fragmentation needed for IPv4 too big for a tunnel */              \
+    X(arp_suppressed)       /* ARP requests answered from a known MAC/IP binding */                \
+    X(nd_suppressed)        /* neighbor solicitations answered from a known binding */             \
+    X(bum_flooded)          /* ARP/ND from access ports flooded into their bridge domain */        \
+    X(learned)              /* learn reports applied */                                            \
+    X(learn_errors)         /* not applied (VTEP in no flood list, tunnel or MAC; table full) */   \
+    X(vtep_resolves)        /* underlay neighbor resolutions started for remote VTEPs */           \
+    X(frag_needed_sent)     /* ICMP fragmentation needed for IPv4 too big for a tunnel */          \
     X(packet_too_big_sent)  /* ICMPv6 packet too big for IPv6 too big for a tunnel */              \
     X(too_big_unanswered)   /* no error allowed (RFC 1812/4443) or no address to send it from */   \
     X(gateway_echo_replies) /* echo requests to an anycast gateway address answered */             \

@@ -167,6 +167,7 @@ json Daemon::show_stats() const {
                   {"mac_moves", oc.mac_moves},
                   {"macs_aged", oc.macs_aged},
                   {"learn_static_conflicts", oc.learn_static_conflicts},
+                  {"macs_flushed", oc.macs_flushed},
                   {"vteps", oc.vteps},
                   {"vnis", oc.vnis},
                   {"bridge_domains", oc.bds}};

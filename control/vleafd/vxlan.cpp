@@ -116,7 +116,7 @@ void Daemon::handle_learned() {
                                ? IpAddr::v4(uint32_t(msg[k].addr[0]) << 24 | msg[k].addr[1] << 16 |
                                             msg[k].addr[2] << 8 | msg[k].addr[3])
                                : IpAddr::v6(msg[k].addr);
-                auto vtep = fib_->vtep(a);
+                auto vtep = fib_->vtep_id(a); // only from VTEPs of a flood list, tunnel or MAC
                 if (!vtep) {
                     vx_.learn_errors++;
                     continue;
@@ -297,10 +297,15 @@ json Daemon::show_vxlan_vtep() const {
         json hops = json::array();
         for (auto &h : v.underlay)
             hops.push_back({{"via", h.via}, {"interface", h.interface}, {"mac", h.mac}});
-        remote.push_back(
-            {{"id", v.id}, {"address", v.addr.str()}, {"underlay", hops}, {"tunnels", v.tunnels}});
+        remote.push_back({{"id", v.id},
+                          {"address", v.addr.str()},
+                          {"underlay", hops},
+                          {"tunnels", v.tunnels},
+                          {"users", v.users}});
     }
-    return {{"local", local}, {"remote", remote}};
+    return {{"local", local},
+            {"remote", remote},
+            {"underlay_changes", fib_->counters().vtep_underlay_changes}};
 }
 
 json Daemon::show_vxlan_mac(const json &args) const {

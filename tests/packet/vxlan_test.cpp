@@ -606,6 +606,53 @@ TEST_F(Vxlan, DynamicMacsAgeOut) {
     EXPECT_EQ(rig.w->stats.flooded, 1u);
 }
 
+// The underlay next hop of a VTEP follows the route to it: a more specific route moves
+// the tunnel's frames to another neighbor (same outer IP, other outer MAC), withdrawing it
+// moves them back, and the neighbor's new MAC is used as soon as it is known.
+TEST_F(Vxlan, EncapFollowsTheUnderlayRouteToItsVtep) {
+    auto &f = *rig.prog;
+    ASSERT_EQ(f.add_static(0, P("10.77.0.0/16"), {A("10.99.0.2")}, {}, false), "");
+    ASSERT_EQ(f.add_tunnel_route(1, P("192.168.77.0/24"), A("10.77.0.1"), 100, kRemoteRmac), "");
+    Frame in = ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.77.5"});
+    Frame inner = routed(in, kRemoteRmac, kRmac);
+    expect_encap(1, in, to_vtep(kVtep2, "10.77.0.1", 100), inner);
+    IpAddr via = A("10.99.0.3");
+    f.set_bgp(0, P("10.77.0.0/24"), &via, 1);
+    expect_encap(1, in, to_vtep(kVtep3, "10.77.0.1", 100), inner);
+    f.del_bgp(0, P("10.77.0.0/24"));
+    expect_encap(1, in, to_vtep(kVtep2, "10.77.0.1", 100), inner);
+    f.neighbor(kIfUnderlay, A("10.99.0.2"), mac(0x96));
+    expect_encap(1, in, to_vtep(mac(0x96), "10.77.0.1", 100), inner);
+    f.neighbor(kIfUnderlay, A("10.99.0.2"), std::nullopt);
+    expect_drop(1, in, Drop::vxlan_underlay_unresolved);
+    EXPECT_TRUE(rig.errors.empty()) << rig.errors.front();
+}
+
+// The last user of a VTEP gone, the VTEP goes, and the MACs learned behind it with it.
+TEST_F(Vxlan, DeletedVtepTakesItsLearnedMacs) {
+    auto &f = *rig.prog;
+    ASSERT_EQ(f.add_flood(bd10, A("10.99.0.7")), "");
+    auto id = f.vtep_id(A("10.99.0.7"));
+    ASSERT_TRUE(id);
+    MacDest d;
+    d.kind = MacDest::Kind::Remote;
+    d.vtep = *id;
+    const MacAddr learned = mac(0x77);
+    ASSERT_EQ(rig.fib->apply(Update::mac_set(bd10, learned, d)), "");
+    uint64_t vteps = rig.fib->overlay().counters().vteps;
+    f.del_flood(bd10, A("10.99.0.7"));
+    EXPECT_FALSE(f.vtep_id(A("10.99.0.7")));
+    EXPECT_EQ(rig.fib->overlay().counters().vteps, vteps - 1);
+    EXPECT_EQ(rig.fib->overlay().counters().macs_flushed, 1u);
+    for (auto &e : rig.fib->overlay().mac_table(rte_rdtsc())) EXPECT_NE(e.mac, learned);
+    // Frames to it are unknown unicast again: flooded to the VTEPs left in the list.
+    rig.run(1, {l2(learned, kH1, 0x0800, 60)});
+    auto tunnel = rig.take_tx(0);
+    EXPECT_EQ(tunnel.size(), 2u);
+    for (rte_mbuf *m : tunnel) rte_pktmbuf_free(m);
+    EXPECT_TRUE(rig.errors.empty()) << rig.errors.front();
+}
+
 } // namespace
 
 int main(int argc, char **argv) {

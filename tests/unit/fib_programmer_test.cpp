@@ -296,4 +296,106 @@ TEST_F(ProgrammerTest, BridgeDomainsFloodListsAndGatewayNeighbors) {
     EXPECT_TRUE(l2vni);
 }
 
+// A VTEP lives while a tunnel route, a flood list or a remote MAC names it; with the last
+// it goes (after the routes and before the next hops that named it), its id free again.
+TEST_F(ProgrammerTest, VtepIsDeletedWithItsLastUser) {
+    uint16_t bd = f.add_bridge_domain(10, 1, M(0x5e));
+    ASSERT_EQ(f.add_tunnel_route(1, P("192.168.30.0/24"), A("10.0.2.9"), 100, M(0x64)), "");
+    ASSERT_EQ(f.add_flood(bd, A("10.0.2.9")), "");
+    ASSERT_EQ(f.add_flood(bd, A("10.0.2.9")), ""); // twice: still one user
+    ASSERT_EQ(f.add_remote_mac(bd, M(0x33), A("10.0.2.9")), "");
+    ASSERT_EQ(f.add_remote_mac(bd, M(0x33), A("10.0.2.9")), "");
+    uint16_t id = *f.vtep_id(A("10.0.2.9"));
+    NhId underlay = model.vteps.at(id).nh;
+    ASSERT_EQ(f.vteps().at(0).users, 3u);
+    f.del_tunnel_route(1, P("192.168.30.0/24"));
+    f.del_remote_mac(bd, M(0x33));
+    EXPECT_TRUE(model.vteps.count(id));
+    EXPECT_FALSE(model.routes.count({1, P("192.168.30.0/24")}));
+    size_t before = model.log.size();
+    f.del_flood(bd, A("10.0.2.9"));
+    EXPECT_FALSE(model.vteps.count(id));
+    EXPECT_FALSE(f.vtep_id(A("10.0.2.9")));
+    EXPECT_FALSE(model.nhs.count(underlay)) << "the unresolved neighbor served only the VTEP";
+    std::vector<Op> ops;
+    for (size_t k = before; k < model.log.size(); k++) ops.push_back(model.log[k].op);
+    EXPECT_EQ(ops, (std::vector<Op>{Op::FloodDel, Op::VtepDel, Op::NexthopDel}));
+    // The id serves the next VTEP.
+    ASSERT_EQ(f.add_flood(bd, A("10.0.1.9")), "");
+    EXPECT_EQ(f.vtep_id(A("10.0.1.9")), id);
+    EXPECT_EQ(model.vteps.at(id).ov.addr, A("10.0.1.9"));
+}
+
+TEST_F(ProgrammerTest, LastTunnelRouteTakesItsVtepAfterTheRoute) {
+    f.neighbor(1, A("10.0.2.9"), M(9)); // the host route keeps the adjacency
+    ASSERT_EQ(f.add_tunnel_route(1, P("192.168.30.0/24"), A("10.0.2.9"), 100, M(0x64)), "");
+    NhId tunnel = model.routes.at({1, P("192.168.30.0/24")});
+    NhId adj = model.routes.at({0, P("10.0.2.9/32")});
+    size_t before = model.log.size();
+    // Replacing the route by a blackhole releases the tunnel next hop in the same batch.
+    ASSERT_EQ(f.add_static(1, P("192.168.30.0/24"), {}, {}, true), "");
+    std::vector<Op> ops;
+    for (size_t k = before; k < model.log.size(); k++) ops.push_back(model.log[k].op);
+    EXPECT_EQ(ops, (std::vector<Op>{Op::RouteAdd, Op::VtepDel, Op::NexthopDel}));
+    EXPECT_EQ(model.log.back().nh, tunnel);
+    EXPECT_TRUE(model.vteps.empty());
+    EXPECT_TRUE(model.nhs.count(adj));
+}
+
+TEST_F(ProgrammerTest, RemoteMacMovesBetweenVteps) {
+    uint16_t bd = f.add_bridge_domain(10, 1, M(0x5e));
+    ASSERT_EQ(f.add_remote_mac(bd, M(0x33), A("10.0.2.9")), "");
+    uint16_t first = *f.vtep_id(A("10.0.2.9"));
+    ASSERT_EQ(f.add_remote_mac(bd, M(0x33), A("10.0.2.8")), "");
+    EXPECT_FALSE(f.vtep_id(A("10.0.2.9"))) << "the MAC was its only user";
+    EXPECT_FALSE(model.vteps.count(first) && model.vteps.at(first).ov.addr == A("10.0.2.9"));
+    EXPECT_EQ(model.remote_macs.at({bd, M(0x33)}), *f.vtep_id(A("10.0.2.8")));
+    f.del_remote_mac(bd, M(0x33));
+    EXPECT_TRUE(model.vteps.empty());
+    EXPECT_TRUE(model.remote_macs.empty());
+}
+
+// The underlay next hop is the best route's: a more specific route takes the VTEP, its
+// withdrawal gives it back, a blackhole leaves it without one; one VtepSet each time.
+TEST_F(ProgrammerTest, VtepFollowsTheRouteToIt) {
+    ASSERT_EQ(f.add_static(0, P("10.99.0.0/16"), {A("10.0.2.2")}, {}, false), "");
+    ASSERT_EQ(f.add_tunnel_route(1, P("192.168.30.0/24"), A("10.99.3.3"), 100, M(1)), "");
+    uint16_t id = *f.vtep_id(A("10.99.3.3"));
+    NhId wide = model.routes.at({0, P("10.99.0.0/16")});
+    EXPECT_EQ(model.vteps.at(id).nh, wide);
+    auto vtep_sets = [&](size_t from) {
+        unsigned n = 0;
+        for (size_t k = from; k < model.log.size(); k++) n += model.log[k].op == Op::VtepSet;
+        return n;
+    };
+    size_t before = model.log.size();
+    IpAddr via = A("10.0.1.2");
+    f.set_bgp(0, P("10.99.3.0/24"), &via, 1);
+    NhId narrow = model.routes.at({0, P("10.99.3.0/24")});
+    EXPECT_NE(narrow, wide);
+    EXPECT_EQ(model.vteps.at(id).nh, narrow);
+    EXPECT_EQ(vtep_sets(before), 1u);
+    EXPECT_EQ(f.counters().vtep_underlay_changes, 1u);
+    // A route beside it moves nothing.
+    before = model.log.size();
+    f.set_bgp(0, P("10.99.4.0/24"), &via, 1);
+    EXPECT_EQ(vtep_sets(before), 0u);
+    f.del_bgp(0, P("10.99.3.0/24"));
+    EXPECT_EQ(model.vteps.at(id).nh, wide);
+    ASSERT_EQ(f.add_static(0, P("10.99.3.0/24"), {}, {}, true), "");
+    EXPECT_EQ(model.vteps.at(id).nh, kNhNoRoute);
+    EXPECT_TRUE(f.vteps().front().underlay.empty());
+    // The neighbor's MAC is a shared next hop: no VTEP message when it resolves.
+    ASSERT_EQ(f.add_flood(f.add_bridge_domain(10, 1, M(0x5e)), A("10.0.1.7")), "");
+    before = model.log.size();
+    f.neighbor(0, A("10.0.1.7"), M(7));
+    EXPECT_EQ(vtep_sets(before), 0u);
+    EXPECT_EQ(model.nhs.at(model.vteps.at(*f.vtep_id(A("10.0.1.7"))).nh).mac, M(7));
+    // A static host route to a connected VTEP is more specific than its subnet: it wins.
+    before = model.log.size();
+    ASSERT_EQ(f.add_static(0, P("10.0.1.7/32"), {A("10.0.2.2")}, {}, false), "");
+    EXPECT_EQ(vtep_sets(before), 1u);
+    EXPECT_EQ(model.vteps.at(*f.vtep_id(A("10.0.1.7"))).nh, wide);
+}
+
 } // namespace
