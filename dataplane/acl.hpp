@@ -1,78 +1,91 @@
-// Stateless ACLs with Kubernetes-NetworkPolicy-like rules, compiled into rte_acl tries.
-//
-// Semantics: a policy is an ordered rule list plus a default action. Among the Allow and
-// Deny rules that match a packet, the one with the lowest `priority` number decides (ties:
-// the earlier rule in the list); if none matches, the default action decides. Count rules
-// are not terminal: the best matching Count rule is reported and counted, and the decision
-// still comes from the Allow/Deny rules. Every rule and the default have hit counters.
-//
-// Publishing: AclSet::build runs on the control thread (it can take seconds for 10k rules)
-// and returns a new immutable set; the owner publishes it with an atomic pointer swap, and
-// frees the old set only after an RCU grace period, when no worker can still be classifying
-// with it. At that point its counters are final and can be folded into running totals.
+// Stages: ACLs (tables in acl_tables.hpp, classifier in acl_set.hpp). acl_in filters routed
+// packets as they were received, before the LB stage (so a denied packet never makes flow
+// state); acl_out filters packets the forward stage sends out of a port, as they leave
+// (after DNAT: a policy on a pod's port sees the backend address, as Kubernetes
+// NetworkPolicy does). A port's policy wins over its VRF's. Denied packets are dropped as
+// acl_deny. Bridged frames and packets entering the overlay are not filtered.
 #pragma once
 
-#include "vleaf/acl.hpp"
-
-#include <rte_acl.h>
-
-#include <memory>
-#include <optional>
-#include <vector>
+#include "dataplane/acl_tables.hpp"
+#include "dataplane/worker.hpp"
 
 namespace vleaf::dp {
 
-using vleaf::AclAction;
-using vleaf::AclPolicy;
-using vleaf::AclRule;
+// Classifies packets at[0..n) of one family, each with its policy sets[k] (null: passes),
+// one classify call per distinct policy; drops the denied ones. True if any was dropped.
+inline bool acl_apply(Burst &b, unsigned worker, bool v6, unsigned n, const uint8_t *at,
+                      const AclSet *const *sets) {
+    bool dropped = false;
+    uint64_t done = 0;
+    for (unsigned j = 0; j < n; j++) {
+        if (done >> j & 1) continue;
+        const AclSet *s = sets[j];
+        const uint8_t *l3[kMaxBurst];
+        uint16_t len[kMaxBurst];
+        uint8_t who[kMaxBurst];
+        unsigned m = 0;
+        for (unsigned k = j; k < n; k++) {
+            if (sets[k] != s) continue;
+            done |= uint64_t(1) << k;
+            rte_mbuf *mb = b.m[at[k]];
+            l3[m] = rte_pktmbuf_mtod_offset(mb, const uint8_t *, sizeof(rte_ether_hdr));
+            len[m] = uint16_t(mb->data_len - sizeof(rte_ether_hdr));
+            who[m++] = at[k];
+        }
+        if (!s) continue;
+        AclVerdict v[kMaxBurst];
+        if (v6)
+            s->classify6(l3, len, m, v, worker);
+        else
+            s->classify4(l3, len, m, v, worker);
+        for (unsigned k = 0; k < m; k++)
+            if (v[k].action == AclAction::Deny) {
+                b.drop(who[k], Drop::acl_deny);
+                dropped = true;
+            }
+    }
+    return dropped;
+}
 
-constexpr uint32_t kAclDefault = UINT32_MAX;
+inline void acl_in(Burst &b, Worker &w) {
+    constexpr unsigned in = unsigned(AclDirection::In);
+    const AclState *st = w.acl ? w.acl->state() : nullptr;
+    // Held packets coming back after neighbor resolution passed already.
+    if (!st || !st->any[in] || b.entry == Entry::Routed) return;
+    const AclSet *by_port = st->port[in][b.port];
+    const AclSet *sets[kMaxBurst];
+    for (unsigned k = 0; k < b.n4; k++) sets[k] = by_port ? by_port : st->vrf[in][b.vrf4[k]];
+    bool dropped = acl_apply(b, w.rcu_id, false, b.n4, b.idx4, sets);
+    for (unsigned k = 0; k < b.n6; k++) sets[k] = by_port ? by_port : st->vrf[in][b.vrf6[k]];
+    dropped |= acl_apply(b, w.rcu_id, true, b.n6, b.idx6, sets);
+    if (dropped) b.compact();
+}
 
-struct AclVerdict {
-    AclAction action; // Allow or Deny
-    uint32_t rule;    // index in AclPolicy::rules of the deciding rule, or kAclDefault
-    uint32_t counted; // index of the best matching Count rule, or kAclDefault for none
-};
-
-class AclSet {
-  public:
-    // Validates and compiles `p` for `workers` workers (each with its own counter row).
-    // Throws std::invalid_argument naming the bad rule and field, std::runtime_error if
-    // rte_acl fails (e.g. out of memory).
-    static std::unique_ptr<const AclSet> build(const AclPolicy &p, unsigned workers, int socket);
-    ~AclSet();
-    AclSet(const AclSet &) = delete;
-    AclSet &operator=(const AclSet &) = delete;
-
-    // Classifies n packets given pointers to their L3 headers and the bytes available from
-    // there; `worker` selects the counter row. Non-first fragments and truncated packets have
-    // no L4 header: they are classified with ports 0 (ICMP type 0). IPv6 extension headers
-    // (hop-by-hop, routing, fragment, destination options, AH) are walked to the L4 header.
-    void classify4(const uint8_t *const l3[], const uint16_t len[], unsigned n, AclVerdict out[],
-                   unsigned worker) const;
-    void classify6(const uint8_t *const l3[], const uint16_t len[], unsigned n, AclVerdict out[],
-                   unsigned worker) const;
-
-    // Hits summed over workers; kAclDefault gives the default action's. Exact once no worker
-    // uses the set any more, approximate (but never torn) while they do.
-    uint64_t hits(uint32_t rule) const;
-    size_t size() const { return actions_.size(); }
-
-  private:
-    AclSet() = default;
-    template <typename Key>
-    void classify(rte_acl_ctx *ctx, const uint8_t *const l3[], const uint16_t len[], unsigned n,
-                  AclVerdict out[], unsigned worker) const;
-
-    rte_acl_ctx *ctx4_ = nullptr, *ctx6_ = nullptr; // null when the family has no rules
-    uint32_t categories_ = 1; // 1, or RTE_ACL_RESULTS_MULTIPLIER when Count rules exist
-    AclAction default_ = AclAction::Allow;
-    std::vector<AclAction> actions_;
-    // workers rows of `stride_` counters, rows padded to a cache line so that workers
-    // never write the same line: no atomics needed.
-    uint64_t *hits_ = nullptr;
-    unsigned workers_ = 0;
-    size_t stride_ = 0;
-};
+// Right after forward: of the routed packets, those in the encapsulation or bridge lists
+// went to the overlay (frames bridge_in kept are never in the route lists); every other
+// Tx packet has its out_port.
+inline void acl_out(Burst &b, Worker &w) {
+    constexpr unsigned out = unsigned(AclDirection::Out);
+    const AclState *st = w.acl ? w.acl->state() : nullptr;
+    if (!st || !st->any[out]) return;
+    uint64_t overlay = 0;
+    for (unsigned k = 0; k < b.ne; k++) overlay |= uint64_t(1) << b.idxe[k];
+    for (unsigned k = 0; k < b.n2; k++) overlay |= uint64_t(1) << b.idx2[k];
+    const AclSet *sets[kMaxBurst];
+    uint8_t at[kMaxBurst];
+    for (unsigned fam = 0; fam < 2; fam++) {
+        const unsigned count = fam ? b.n6 : b.n4;
+        const uint8_t *idx = fam ? b.idx6 : b.idx4;
+        unsigned n = 0;
+        for (unsigned k = 0; k < count; k++) {
+            unsigned i = idx[k];
+            if (b.action[i] != Action::Tx || (overlay >> i & 1)) continue;
+            const AclSet *by_port = st->port[out][b.out_port[i]];
+            sets[n] = by_port ? by_port : st->vrf[out][b.vrf[i]];
+            at[n++] = uint8_t(i);
+        }
+        acl_apply(b, w.rcu_id, fam == 1, n, at, sets);
+    }
+}
 
 } // namespace vleaf::dp

@@ -137,6 +137,7 @@ Dataplane::Dataplane(const config::Config &cfg) {
     fib_ = std::make_unique<Fib>(vrfs, rcu_, socket);
     if (cfg.vxlan) fib_->overlay().set_params(vxlan_params(*cfg.vxlan));
     lb_ = std::make_unique<Lb>(rcu_, n_workers, cfg.lb, socket);
+    acl_ = std::make_unique<Acl>(rcu_, n_workers, socket);
 
     port_info_ = static_cast<PortInfo *>(
         rte_zmalloc("vleaf_ports", sizeof(PortInfo) * RTE_MAX_ETHPORTS, RTE_CACHE_LINE_SIZE));
@@ -198,6 +199,7 @@ Dataplane::Dataplane(const config::Config &cfg) {
         w->stop = &stop_;
         w->lb = lb_.get();
         w->flows = lb_->flows(k);
+        w->acl = acl_.get();
         w->resolve_gap = rte_get_tsc_hz() / 1000; // 1 ms
         w->icmp_gap = rte_get_tsc_hz() / 100;     // 100 ICMP errors a second per source
         workers_.push_back(std::move(w));
@@ -238,6 +240,7 @@ Dataplane::~Dataplane() {
     ifs_.clear();
     workers_.clear();
     lb_.reset();
+    acl_.reset();
     fib_.reset();
     rte_ring_free(punt_);
     rte_ring_free(inject_);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "control/config/config.hpp"
+#include "dataplane/acl_tables.hpp"
 #include "dataplane/fib.hpp"
 #include "dataplane/lb_tables.hpp"
 #include "dataplane/tap.hpp"
@@ -41,6 +42,8 @@ class Dataplane {
     Fib &fib() { return *fib_; }
     Lb &lb() { return *lb_; }
     const Lb &lb() const { return *lb_; }
+    Acl &acl() { return *acl_; }
+    const Acl &acl() const { return *acl_; }
     std::vector<Interface> &interfaces() { return ifs_; }
     const std::vector<std::unique_ptr<Worker>> &workers() const { return workers_; }
     const std::vector<uint16_t> &ports() const { return port_ids_; }
@@ -73,6 +76,7 @@ class Dataplane {
     rte_ring *inject_ = nullptr;
     std::unique_ptr<Fib> fib_;
     std::unique_ptr<Lb> lb_;
+    std::unique_ptr<Acl> acl_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::atomic<bool> stop_{false};
     bool running_ = false;

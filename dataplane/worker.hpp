@@ -2,6 +2,7 @@
 // never locks and never allocates.
 #pragma once
 
+#include "dataplane/acl_tables.hpp"
 #include "dataplane/burst.hpp"
 #include "dataplane/lb_tables.hpp"
 
@@ -23,16 +24,19 @@ enum Stage : uint8_t {
     StageParse,
     StageDecap,
     StageBridgeIn,
+    StageAclIn,
     StageLb,
     StageRoute,
     StageForward,
+    StageAclOut,
     StageBridgeOut,
     StageEncap,
     StageDispatch,
     StageCount
 };
-inline constexpr const char *stage_names[] = {
-    "parse", "decap", "bridge_in", "lb", "route", "forward", "bridge_out", "encap", "dispatch"};
+inline constexpr const char *stage_names[] = {"parse",      "decap", "bridge_in", "acl_in",
+                                              "lb",         "route", "forward",   "acl_out",
+                                              "bridge_out", "encap", "dispatch"};
 
 // rdtsc costs ~50 cycles in a VM, 3 per packet if every burst of 32 were timed: the
 // pipeline's cycles per packet are sampled on one burst in this many.
@@ -102,6 +106,7 @@ struct Worker {
     const std::atomic<bool> *stop = nullptr;
     const Lb *lb = nullptr;   // services; null: the LB stage passes everything
     LbFlows *flows = nullptr; // this worker's own flow table
+    const Acl *acl = nullptr; // ACL policies; rcu_id is this worker's hit counter row
 
     // Packets waiting for a neighbor reach the control thread at most once per
     // resolve_gap cycles per destination (hashed into a small table), so that a flood

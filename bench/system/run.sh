@@ -171,7 +171,7 @@ measure() {
     esac
     # In the background so that a signal to this script is handled at once (bash runs
     # traps only between foreground commands, but interrupts `wait`).
-    "$PY" "$HERE/telemetry.py" rate "$prefix" --pid "$RUNNING" --warmup "$WARMUP" \
+    "$PY" "$HERE/telemetry.py" rate "$prefix" --pid "$RUNNING" --cpu 1 --warmup "$WARMUP" \
         --seconds "$SECONDS_" >"$WORK/$name.rate" &
     SAMPLER=$!
     if ! wait "$SAMPLER"; then
@@ -219,6 +219,12 @@ def median_mpps(name):
     rates = mpps(name)
     return statistics.median(rates) if rates else None
 
+def median_cpu_mpps(name):
+    # packets per second of CPU time the forwarding lcore got (preemption excluded)
+    rates = [r["opps_cpu"] / 1e6 for k in range(1, rounds + 1)
+             if (r := load(f"{work}/{name}_{k}.json")) and r.get("opps_cpu")]
+    return statistics.median(rates) if rates else None
+
 def vleafd_cycles():
     # cycles/packet of the worker(s), as vleafd reports them (median over rounds)
     vals = []
@@ -230,13 +236,14 @@ def vleafd_cycles():
     return statistics.median(vals) if vals else None
 
 base = median_mpps("testpmd")
-print("\n| forwarder | Mpps (median) | vs testpmd io | rounds ok | all rounds (Mpps) | cycles/packet |")
-print("|---|---|---|---|---|---|")
+print("\n| forwarder | Mpps (median) | vs testpmd io | rounds ok | all rounds (Mpps) | Mpps per lcore CPU-second | cycles/packet |")
+print("|---|---|---|---|---|---|---|")
 for n in names:
     m = median_mpps(n)
+    c = median_cpu_mpps(n)
     cyc = vleafd_cycles() if n == "vleafd" else None
-    print("| {} | {} | {} | {}/{} | {} | {} |".format(
+    print("| {} | {} | {} | {}/{} | {} | {} | {} |".format(
         n, f"{m:.2f}" if m else "failed", f"{m / base:.2f}" if m and base else "-",
         len(mpps(n)), rounds, " ".join(f"{r:.2f}" for r in mpps(n)),
-        f"{cyc:.1f}" if cyc else "-"))
+        f"{c:.2f}" if c else "-", f"{cyc:.1f}" if cyc else "-"))
 EOF

@@ -2,6 +2,7 @@
 #include "control/config/evpn.hpp"
 
 #include "config/demo_yaml.hpp"
+#include "control/acl/acl.hpp"
 #include "control/services/services.hpp"
 #include "vleaf/update.hpp"
 
@@ -189,7 +190,7 @@ class Parser {
         Map top(c_, root, "",
                 {"log_level", "burst", "mempool", "ports", "interfaces", "workers", "vrfs",
                  "routes", "vxlan", "bridge_domains", "neighbors", "api", "fib", "bgp", "lb",
-                 "services"});
+                 "services", "acls"});
         top.str("log_level", cfg.log_level);
         static const std::vector<std::string> levels{"trace", "debug",    "info", "warn",
                                                      "error", "critical", "off"};
@@ -218,6 +219,7 @@ class Parser {
         }
         if (auto *n = top.get("lb")) cfg.lb = lb(*n);
         services(cfg, top.list("services"));
+        acls(cfg, top.list("acls"));
         link_evpn(cfg);
         return cfg;
     }
@@ -795,6 +797,55 @@ class Parser {
                 c_.fail(m.path(), e.what());
             }
             cfg.services.push_back(std::move(s));
+        }
+    }
+
+    // A mapping's scalars as ACL fields; the registry's checks name the field.
+    acl::Fields fields(const Map &m) {
+        return [this, &m](const char *key) -> std::optional<std::string> {
+            auto *n = m.get(key);
+            if (!n) return std::nullopt;
+            if (!n->IsScalar()) c_.fail(m.path(key), "expected a value, got " + describe(*n));
+            return n->Scalar();
+        };
+    }
+
+    void acls(Config &cfg, const YAML::Node &list) {
+        acl::Registry dry_run(
+            {[](uint32_t, const acl::Policy &) { return std::vector<uint64_t>{}; }, [](uint32_t) {},
+             nullptr});
+        for (size_t i = 0; i < list.size(); i++) {
+            Map m(c_, list[i], at("acls", i),
+                  {"name", "direction", "interface", "vrf", "default", "rules"});
+            acl::Policy p;
+            try {
+                p = acl::policy_from(fields(m));
+            } catch (const acl::AclError &e) {
+                c_.fail(m.path(), e.what());
+            }
+            if (!p.interface.empty() &&
+                std::none_of(cfg.interfaces.begin(), cfg.interfaces.end(),
+                             [&](const Interface &itf) { return itf.name == p.interface; }))
+                c_.fail(m.path("interface"), "unknown interface '" + p.interface + "'");
+            if (!p.vrf.empty() && !cfg.vrf(p.vrf))
+                c_.fail(m.path("vrf"), "unknown VRF '" + p.vrf + "'");
+            YAML::Node rules = m.list("rules");
+            for (size_t j = 0; j < rules.size(); j++) {
+                Map r(c_, rules[j], at(m.path("rules"), j),
+                      {"id", "src", "dst", "family", "proto", "sport", "dport", "icmp_type",
+                       "priority", "action"});
+                try {
+                    p.rules.push_back(acl::rule_from(fields(r)));
+                } catch (const acl::AclError &e) {
+                    c_.fail(r.path(), e.what());
+                }
+            }
+            try {
+                dry_run.add_policy(p);
+            } catch (const acl::AclError &e) {
+                c_.fail(m.path(), e.what());
+            }
+            cfg.acls.push_back(std::move(p));
         }
     }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "control/bgp/config.hpp"
+#include "vleaf/acl.hpp"
 #include "vleaf/addr.hpp"
 #include "vleaf/service.hpp"
 
@@ -154,6 +155,7 @@ struct Config {
     std::optional<bgp::BgpConfig> bgp; // absent: no BGP speaker
     LbLimits lb;
     std::vector<Service> services; // see include/vleaf/service.hpp and conf/metallb-vip.yaml
+    std::vector<acl::Policy> acls; // see include/vleaf/acl.hpp and conf/network-policy.yaml
 
     const Port *port(const std::string &name) const;
     const Vrf *vrf(const std::string &name) const;

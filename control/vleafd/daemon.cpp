@@ -92,9 +92,11 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
     if (cfg.bgp) bgp_ = std::make_unique<fib::BgpThread>(*cfg.bgp, cfg.fib, evpn_vrf_ids());
     setup_evpn();
     program_services();
+    program_acls();
     api_ = std::make_unique<api::Server>(cfg.api.socket);
     register_api();
     register_services();
+    register_acls();
 }
 
 bool Daemon::announce(const bgp::Announce &a) {
@@ -128,6 +130,7 @@ Daemon::~Daemon() {
     bgp_.reset(); // its sessions end with a NOTIFICATION
     health_.reset();
     services_.reset();
+    acls_.reset();
     if (dp_) dp_->stop(); // workers first: nothing may reach the resolver's held packets after
     // Removing the interfaces hands back (and frees) the packets still waiting on neighbors.
     if (resolver_ && dp_)

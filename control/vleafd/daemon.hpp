@@ -3,6 +3,7 @@
 // the vleafd binary (it is where control meets DPDK).
 #pragma once
 
+#include "control/acl/acl.hpp"
 #include "control/api/server.hpp"
 #include "control/config/config.hpp"
 #include "control/fib/bgp_thread.hpp"
@@ -91,6 +92,8 @@ class Daemon {
     void register_services();
     void program_services();
     nlohmann::json show_lb() const;
+    void program_acls(); // acl.cpp
+    void register_acls();
     void handle_punts(uint64_t now);
     void handle_tap(size_t ifid);
     void to_kernel(size_t ifid, rte_mbuf *m);
@@ -112,6 +115,7 @@ class Daemon {
     fib::DrainCounters drain_;
     std::unique_ptr<svc::Registry> services_;
     std::unique_ptr<svc::HealthChecker> health_;
+    std::unique_ptr<acl::Registry> acls_;
     ExceptionCounters exc_;
     std::vector<BdState> bds_;
     // MAC/IP bindings per bridge domain: configured and snooped from ARP/ND.

@@ -64,6 +64,7 @@ struct Rig {
     std::vector<std::string> errors;
     std::unique_ptr<fib::Programmer> prog;
     std::unique_ptr<dp::Lb> lb;
+    std::unique_ptr<dp::Acl> acl;
     std::atomic<bool> stop{false};
     std::unique_ptr<dp::Worker> w;
 
@@ -109,6 +110,8 @@ struct Rig {
         w = std::make_unique<dp::Worker>();
         w->lb = lb.get();
         w->flows = lb->flows(0);
+        acl = std::make_unique<dp::Acl>(rcu, 1, 0);
+        w->acl = acl.get();
         w->fib = fib.get();
         w->ov = &fib->overlay();
         w->pool = pool;
@@ -133,6 +136,7 @@ struct Rig {
         prog.reset();
         w.reset();
         lb.reset();
+        acl.reset();
         fib.reset();
         rte_ring_free(punt);
         rte_free(info);
@@ -174,6 +178,12 @@ struct Rig {
             rte_ring_dequeue_burst_elem(punt, out.data(), sizeof(dp::PuntMsg), 1024, nullptr);
         out.resize(n);
         return out;
+    }
+
+    // Forgets what the worker queued for transmission (benchmarks reuse their mbufs).
+    void discard_tx() {
+        for (unsigned d = 0; d < w->n_dirty; d++) w->tx[w->dirty[d]].n = 0;
+        w->n_dirty = 0;
     }
 
     uint64_t drops(Drop d) const { return w->stats.drops[static_cast<int>(d)]; }

@@ -609,3 +609,52 @@ TEST(ConfigReject, MissingFileNamesThePath) {
         EXPECT_STREQ(e.what(), "/nonexistent/vleaf.yaml: cannot open: No such file or directory");
     }
 }
+
+TEST(ConfigAcl, NetworkPolicyExample) {
+    Config c = load_file(conf_dir() / "network-policy.yaml");
+    ASSERT_EQ(c.acls.size(), 2u);
+    const acl::Policy &p = c.acls[0];
+    EXPECT_EQ(p.name, "pods-ingress");
+    EXPECT_EQ(p.interface, "pods");
+    EXPECT_EQ(p.dir, AclDirection::Out);
+    ASSERT_EQ(p.rules.size(), 7u);
+    EXPECT_EQ(p.rules[2].id, 20u);
+    EXPECT_EQ(p.rules[2].rule.src.str(), "10.0.1.0/28");
+    EXPECT_EQ(p.rules[2].rule.dport_lo, 22);
+    EXPECT_EQ(p.rules[4].rule.priority, 100);
+    EXPECT_EQ(p.rules[4].rule.action, AclAction::Deny);
+    EXPECT_EQ(p.rules[5].rule.dport_hi, 65535);
+    EXPECT_EQ(c.acls[1].rules[1].rule.action, AclAction::Count);
+    EXPECT_EQ(c.acls[1].default_action, AclAction::Allow);
+}
+
+TEST(ConfigAcl, ErrorsNameTheField) {
+    const std::string base = kBase + kInterfaces + "acls:\n";
+    expect_rejected(base + "  - {name: a, interface: nope}\n", "acls[0].interface",
+                    "unknown interface 'nope'");
+    expect_rejected(base + "  - {name: a, vrf: red}\n", "acls[0].vrf", "unknown VRF 'red'");
+    expect_rejected(base + "  - {name: a}\n", "acls[0]", "interface: give exactly one");
+    expect_rejected(base + "  - {name: a, vrf: blue, direction: up}\n", "acls[0]",
+                    "direction: 'up' is not in or out");
+    expect_rejected(base + "  - {name: a, vrf: blue, default: count}\n", "acls[0]",
+                    "default: 'count' is not allow or deny");
+    const std::string pol = base + "  - name: a\n    vrf: blue\n    rules:\n";
+    expect_rejected(pol + "      - {dst: 10.0.0.0/8, proto: tcp, dport: 70000, action: deny}\n",
+                    "acls[0].rules[0]", "dport: '70000' is not a port");
+    expect_rejected(pol + "      - {dst: 10.0.0.1/8, action: deny}\n", "acls[0].rules[0]",
+                    "dst: '10.0.0.1/8' has host bits set");
+    expect_rejected(pol + "      - {dst: 10.0.0.0/8, dport: 80, action: deny}\n",
+                    "acls[0].rules[0]", "dport: port ranges need proto tcp, udp or sctp");
+    expect_rejected(pol + "      - {src: 10.0.0.0/8, dst: \"fd00::/8\", action: deny}\n",
+                    "acls[0].rules[0]", "dst: not of the family of src");
+    expect_rejected(pol + "      - {proto: tcp, action: deny}\n", "acls[0].rules[0]",
+                    "family: required");
+    expect_rejected(pol + "      - {dst: 10.0.0.0/8}\n", "acls[0].rules[0]", "action: required");
+    expect_rejected(pol + "      - {dst: 10.0.0.0/8, action: deny, colour: red}\n",
+                    "acls[0].rules[0].colour", "unknown key");
+    expect_rejected(pol + "      - {id: 3, dst: 10.0.0.0/8, action: deny}\n" +
+                        "      - {id: 3, dst: 10.0.0.0/8, action: allow}\n",
+                    "acls[0]", "rules[1].id: 3 given twice");
+    expect_rejected(base + "  - {name: a, vrf: blue}\n  - {name: b, vrf: blue}\n", "acls[1]",
+                    "vrf: 'blue' already has policy 'a' in direction in");
+}

@@ -1,4 +1,4 @@
-#include "dataplane/acl.hpp"
+#include "dataplane/acl_set.hpp"
 
 #include <rte_malloc.h>
 
@@ -51,26 +51,9 @@ template <typename Key> std::vector<rte_acl_field_def> layout() {
     return defs;
 }
 
-bool has_ports(uint8_t proto) {
-    return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
-}
-
 void check(const AclRule &r, size_t i) {
-    auto bad = [i](const std::string &what) {
-        throw std::invalid_argument("acl rule " + std::to_string(i) + ": " + what);
-    };
-    if (r.src.addr.family != r.dst.addr.family) bad("src and dst are of different families");
-    if (r.src.len > r.src.addr.max_len() || r.dst.len > r.dst.addr.max_len())
-        bad("prefix length too long");
-    if (r.sport_lo > r.sport_hi) bad("sport range is empty");
-    if (r.dport_lo > r.dport_hi) bad("dport range is empty");
-    bool ports = r.sport_lo != 0 || r.sport_hi != 65535 || r.dport_lo != 0 || r.dport_hi != 65535;
-    if (ports && !(r.proto && has_ports(*r.proto))) bad("port ranges need proto tcp, udp or sctp");
-    uint8_t icmp = r.src.addr.is_v4() ? uint8_t(IPPROTO_ICMP) : uint8_t(IPPROTO_ICMPV6);
-    if (r.icmp_type && r.proto != icmp)
-        bad(r.src.addr.is_v4() ? "icmp_type needs proto icmp" : "icmp_type needs proto icmpv6");
-    if (r.action != AclAction::Allow && r.action != AclAction::Deny && r.action != AclAction::Count)
-        bad("unknown action");
+    if (std::string e = acl_rule_error(r); !e.empty())
+        throw std::invalid_argument("acl rule " + std::to_string(i) + ": " + e);
 }
 
 // The layout RTE_ACL_RULE_DEF declares, as a template over the field count.
