@@ -399,14 +399,17 @@ void add_show_commands(api::Server &api, ShowRunner run) {
     const std::pair<const char *, RouteFamily> families[] = {{"ipv4", RouteFamily::Ipv4Unicast},
                                                              {"ipv6", RouteFamily::Ipv6Unicast},
                                                              {"evpn", RouteFamily::Evpn}};
-    for (auto [name, f] : families)
-        api.add(std::string("show bgp routes ") + name, [run, f](const json &a) {
+    // Not a structured binding: clang 14 (the fuzz build) cannot capture those.
+    for (const auto &entry : families) {
+        RouteFamily f = entry.second;
+        api.add(std::string("show bgp routes ") + entry.first, [run, f](const json &a) {
             std::string vrf = str_arg(a, "vrf"), prefix = str_arg(a, "prefix");
             return run([f, vrf, prefix](const Speaker &sp) {
                 if (!vrf.empty() && vrf != "default") return sp.show_vrf_routes(vrf, f);
                 return sp.show_routes(f, prefix);
             });
         });
+    }
     api.add("show evpn vni", [run](const json &) {
         return run([](const Speaker &sp) { return sp.show_evpn_vni(); });
     });
