@@ -15,8 +15,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from netns import Lab, Terminated, namespaces, run, wait_for  # noqa: E402
-from test_forwarding import Checks, Topology, Vleafd, check_ping, check_tcp, expect  # noqa: E402
+from bgplab import expect, run_lab  # noqa: E402
+from netns import run  # noqa: E402
+from test_forwarding import Topology, Vleafd, check_ping, check_tcp  # noqa: E402
 
 BLOCKED, OPEN = 5101, 5102
 
@@ -102,36 +103,22 @@ def check_delete(d, topo):
     expect(json.loads(ctl(d, "acl", "show").stdout) == [], "policies left")
 
 
-def main(argv):
-    if len(argv) != 3:
-        sys.exit(__doc__)
-    vleafd, vleafctl = (os.path.abspath(a) for a in argv[1:])
-    check = Checks()
-    lab_names = []
-    try:
-        with Lab("acl", deadline=200) as lab:
-            topo = Topology(lab)
-            lab_names = [ns.name for ns in lab.namespaces]
-            d = Vleafd(lab, topo, vleafd, vleafctl)
-            d.start()
-            check("ping h1 -> h2 (neighbors resolved)", check_ping, topo.h1, "10.0.2.2")
-            check("ping h1 -> h2 IPv6", check_ping, topo.h1, "fd00:2::2")
-            check("deny rules block a TCP port (IPv4, IPv6); ping and another port pass; hits move",
-                  check_deny, d, topo)
-            check("bad acl requests refused naming the field, nothing changed", check_errors, d)
-            check("deleting rules and the policy opens the port again", check_delete, d, topo)
-            if check.failed:
-                print(f"vleafd log:\n{d.proc.log()[-6000:]}", flush=True)
-    except (Terminated, Exception) as exc:
-        check.failed.append(f"{type(exc).__name__}: {exc}")
-        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
+def scenario(lab, check):
+    topo = Topology(lab)
+    d = Vleafd(lab, topo, os.environ["VLEAFD"], os.environ["VLEAFCTL"])
+    d.start()
+    check("ping h1 -> h2 (neighbors resolved)", check_ping, topo.h1, "10.0.2.2")
+    check("ping h1 -> h2 IPv6", check_ping, topo.h1, "fd00:2::2")
+    check("deny rules block a TCP port (IPv4, IPv6); ping and another port pass; hits move",
+          check_deny, d, topo)
+    check("bad acl requests refused naming the field, nothing changed", check_errors, d)
+    check("deleting rules and the policy opens the port again", check_delete, d, topo)
+    if check.failed:
+        print(f"vleafd log:\n{d.proc.log()[-6000:]}", flush=True)
 
-    def cleaned():
-        left = [n for n in lab_names if n in namespaces()]
-        expect(not left, f"namespaces left: {left}")
-    check("no namespaces left behind", cleaned)
-    print(f"{check.passed} passed, {len(check.failed)} failed", flush=True)
-    return 1 if check.failed else 0
+
+def main(argv):
+    return run_lab(argv, __doc__, "acl", 200, scenario, binaries=("VLEAFD", "VLEAFCTL"))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bgplab import run_lab, Vleaf, expect, frr_bgpd, link, wait_for  # noqa: E402
+from bgplab import FRR_EVPN_ZEBRA, run_lab, Vleaf, expect, frr_bgpd, frr_evpn_bgpd, kernel_vtep, link, wait_for  # noqa: E402
 
 VLEAF = """\
 bgp:
@@ -36,35 +36,6 @@ bgp:
       - {vni: 10, route_targets: ["65003:10"], vrf: blue}
 """
 
-ZEBRA = """\
-hostname fr
-log stdout informational
-vrf default
- vni 100
-exit-vrf
-"""
-
-BGPD = """\
-frr defaults datacenter
-hostname fr
-log stdout informational
-router bgp 65003
- bgp router-id 10.8.0.2
- no bgp ebgp-requires-policy
- no bgp network import-check
- neighbor 10.8.0.1 remote-as 65001
- neighbor 10.8.0.1 timers 3 9
- neighbor 10.8.0.1 timers connect 1
- address-family ipv4 unicast
-  network 10.30.0.0/24
- exit-address-family
- address-family l2vpn evpn
-  neighbor 10.8.0.1 activate
-  advertise-all-vni
-  advertise ipv4 unicast
- exit-address-family
-"""
-
 H1_MAC, VLEAF_MAC = "02:00:00:00:0a:11", "02:00:00:aa:00:01"
 FRR_RMAC = "02:00:00:00:02:00"
 
@@ -73,15 +44,7 @@ def build_vtep(lab, fr, h1):
     lab.veth(h1, "eth0", fr, "h1")
     h1.ip("link", "set", "eth0", "address", H1_MAC)
     h1.add_addr("eth0", "192.168.10.11/24")
-    for vni, br in ((10, "br10"), (100, "br100")):
-        fr.ip("link", "add", br, "type", "bridge")
-        if vni == 100:
-            fr.ip("link", "set", br, "address", FRR_RMAC)
-        fr.ip("link", "add", f"vxlan{vni}", "type", "vxlan", "id", str(vni), "local",
-              "10.8.0.2", "dstport", "4789", "nolearning")
-        fr.ip("link", "set", f"vxlan{vni}", "master", br)
-        fr.ip("link", "set", f"vxlan{vni}", "up")
-        fr.ip("link", "set", br, "up")
+    kernel_vtep(fr, "10.8.0.2", FRR_RMAC)
     fr.ip("link", "set", "h1", "master", "br10")
 
 
@@ -135,7 +98,7 @@ def scenario(lab, check):
     link(lab, vl, ["10.8.0.1/24"], fr, ["10.8.0.2/24"])
     build_vtep(lab, fr, h1)
     v = Vleaf(lab, vl, VLEAF)
-    vtysh = frr_bgpd(lab, fr, "fr", BGPD, zebra_conf=ZEBRA)
+    vtysh = frr_bgpd(lab, fr, "fr", frr_evpn_bgpd("10.30.0.0/24"), zebra_conf=FRR_EVPN_ZEBRA)
     check("EVPN session Established", check_session, v)
     check("vleaf imports FRR's types 3, 2 and 5", check_vleaf_imports, v, h1)
     check("FRR and its kernel import vleaf's types 3, 2 and 5", check_frr_imports, v, fr, vtysh)

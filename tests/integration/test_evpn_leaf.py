@@ -22,7 +22,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bgplab import expect, frr_bgpd, run_lab  # noqa: E402
+from bgplab import FRR_EVPN_ZEBRA, expect, frr_bgpd, frr_evpn_bgpd, kernel_vtep, run_lab  # noqa: E402
 from netns import free_hugepage_mb, run, wait_for  # noqa: E402
 
 RMAC = "02:00:00:00:64:01"      # vleafd's router MAC in L3VNI 100
@@ -60,35 +60,6 @@ bgp:
 api: {{socket: {sock}}}
 """
 
-ZEBRA = """\
-hostname fr
-log stdout informational
-vrf default
- vni 100
-exit-vrf
-"""
-
-BGPD = """\
-frr defaults datacenter
-hostname fr
-log stdout informational
-router bgp 65003
- bgp router-id 10.8.0.2
- no bgp ebgp-requires-policy
- neighbor 10.8.0.1 remote-as 65001
- neighbor 10.8.0.1 timers 3 9
- neighbor 10.8.0.1 timers connect 1
- address-family ipv4 unicast
-  network 192.168.30.0/24
- exit-address-family
- address-family l2vpn evpn
-  neighbor 10.8.0.1 activate
-  advertise-all-vni
-  advertise ipv4 unicast
- exit-address-family
-"""
-
-
 def build(lab):
     vl, fr = lab.netns("vl"), lab.netns("fr")
     h1, h3, h4 = lab.netns("h1"), lab.netns("h3"), lab.netns("h4")
@@ -108,15 +79,7 @@ def build(lab):
     fr.sysctl("net.ipv4.ip_forward", 1)
     for key in ("all", "default"):
         fr.sysctl(f"net.ipv4.conf.{key}.rp_filter", 0)
-    for vni, br in ((10, "br10"), (100, "br100")):
-        fr.ip("link", "add", br, "type", "bridge")
-        if vni == 100:
-            fr.ip("link", "set", br, "address", FRR_RMAC)
-        fr.ip("link", "add", f"vxlan{vni}", "type", "vxlan", "id", str(vni), "local",
-              "10.8.0.2", "dstport", "4789", "nolearning")
-        fr.ip("link", "set", f"vxlan{vni}", "master", br)
-        fr.ip("link", "set", f"vxlan{vni}", "up")
-        fr.ip("link", "set", br, "up")
+    kernel_vtep(fr, "10.8.0.2", FRR_RMAC)
     fr.ip("link", "set", "fr-h3", "master", "br10")
     fr.ip("link", "set", "fr-h3", "up")
     h3.no_offloads("eth0")
@@ -198,7 +161,7 @@ def check_withdrawn(d, vtysh):
 def scenario(lab, check):
     vl, fr, h1, h3, h4 = build(lab)
     d = Vleafd(lab, vl, os.environ["VLEAFD"], os.environ["VLEAFCTL"])
-    vtysh = frr_bgpd(lab, fr, "fr", BGPD, zebra_conf=ZEBRA)
+    vtysh = frr_bgpd(lab, fr, "fr", frr_evpn_bgpd("192.168.30.0/24"), zebra_conf=FRR_EVPN_ZEBRA)
     check("EVPN session Established", check_session, d)
     check("bridged h1 -> h3 over L2VNI 10 from EVPN state", check_ping, h1, "192.168.10.3")
     check("bridged h3 -> h1", check_ping, h3, "192.168.10.2")

@@ -25,8 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bgplab import Checks, expect, gobgpd, require_root  # noqa: E402
-from netns import Lab, Terminated, free_hugepage_mb, namespaces, run, wait_for  # noqa: E402
+from bgplab import expect, gobgpd, run_lab  # noqa: E402
+from netns import free_hugepage_mb, run, wait_for  # noqa: E402
 
 PREFIX = "10.200.0.0/24"
 DST = "10.200.0.1"
@@ -195,8 +195,8 @@ def follows(s, name, what, since):
     expect(not arriving_at(s, other), f"{what}: stream still arrives at {other}")
 
 
-def scenario(lab, check, binaries):
-    s = Setup(lab, *binaries)
+def scenario(lab, check):
+    s = Setup(lab, *(os.environ[b] for b in ("VLEAFD", "VLEAFCTL", "VLEAF_BGPD")))
     check("sessions to both GoBGP routers Established through the dataplane and tap",
           lambda: wait_for(lambda: s.established("10.0.2.2") and s.established("10.0.3.2"), 30,
                            "sessions"))
@@ -292,24 +292,8 @@ bgp:
 
 
 def main(argv):
-    if len(argv) != 4:
-        sys.exit(__doc__)
-    binaries = [os.path.abspath(a) for a in argv[1:]]
-    require_root()
-    check = Checks()
-    names = []
-    try:
-        with Lab("fibbgp", deadline=240) as lab:
-            try:
-                scenario(lab, check, binaries)
-            finally:
-                names = [ns.name for ns in lab.namespaces]
-    except (Terminated, Exception) as exc:
-        check.failed.append(f"{type(exc).__name__}: {exc}")
-        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
-    check("no namespaces left behind",
-          lambda: expect(not [n for n in names if n in namespaces()], "namespaces left"))
-    return check.result()
+    return run_lab(argv, __doc__, "fibbgp", 240, scenario,
+                   binaries=("VLEAFD", "VLEAFCTL", "VLEAF_BGPD"))
 
 
 if __name__ == "__main__":

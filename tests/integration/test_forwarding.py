@@ -19,36 +19,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from netns import (Lab, Terminated, free_hugepage_mb, hugepage_files, namespaces,  # noqa: E402
-                   run, tcp_transfer, wait_for)
+from bgplab import expect, run_lab  # noqa: E402
+from netns import free_hugepage_mb, hugepage_files, run, tcp_transfer, wait_for  # noqa: E402
 
 # The demo configuration (also vleafd's embedded default), with the API socket moved
 # into the test's directory so that the test never touches a running demo.
 DEMO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf", "demo.yaml")
 DEMO_SOCKET = "socket: /run/vleaf/demo.sock"
-
-
-class Checks:
-    """Runs every check even after one fails, so one run shows all that is broken."""
-
-    def __init__(self):
-        self.passed = 0
-        self.failed = []
-
-    def __call__(self, name, fn, *args):
-        try:
-            fn(*args)
-        except Exception as exc:  # Terminated is a BaseException and ends the test
-            self.failed.append(name)
-            print(f"FAIL {name}: {exc}", flush=True)
-        else:
-            self.passed += 1
-            print(f"ok   {name}", flush=True)
-
-
-def expect(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
 
 
 class Topology:
@@ -231,47 +208,33 @@ def check_sigterm(d, topo):
         expect(not topo.vl.link_exists(tap), f"{tap} still exists")
 
 
-def main(argv):
-    if len(argv) != 3:
-        sys.exit(__doc__)
-    vleafd, vleafctl = (os.path.abspath(a) for a in argv[1:])
-    check = Checks()
-    lab_names = []
-    try:
-        with Lab("fwd", deadline=240) as lab:
-            topo = Topology(lab)
-            lab_names = [ns.name for ns in lab.namespaces]
-            d = Vleafd(lab, topo, vleafd, vleafctl)
-            d.start()
-            check("ping h1 -> h2 IPv4", check_ping, topo.h1, "10.0.2.2")
-            check("ping h1 -> h2 IPv6", check_ping, topo.h1, "fd00:2::2")
-            check("ping static route target IPv4", check_ping, topo.h1, "10.100.0.1")
-            check("ping static route target IPv6", check_ping, topo.h1, "fd00:100::1")
-            check("ping vleafd's own IPv4 (kernel via tap)", check_ping, topo.h1, "10.0.1.1")
-            check("ping vleafd's own IPv6 (kernel via tap)", check_ping, topo.h1, "fd00:1::1")
-            check("TCP 4 MB h1 -> h2 IPv4, sha256 equal", check_tcp, topo, "10.0.2.2", 4 << 20, 5001)
-            check("TCP 2 MB h1 -> h2 IPv6, sha256 equal", check_tcp, topo, "fd00:2::2", 2 << 20, 5002)
-            check("vleafctl show interfaces", check_interfaces, d, topo)
-            check("vleafctl show routes", check_routes, d)
-            check("vleafctl show neighbors", check_neighbors, d, topo)
-            check("per-worker tx counters grow with traffic", check_worker_tx, d, topo)
-            check("TTL 1 dropped as ttl_exceeded", check_drop, d, topo, "ttl_exceeded", "10.0.2.2", 1)
-            check("unrouted IPv4 dropped as no_route", check_drop, d, topo, "no_route", "192.0.2.1")
-            check("unrouted IPv6 dropped as no_route", check_drop, d, topo, "no_route", "2001:db8::1")
-            check("second vleafd with the same --file-prefix refuses to start", check_second_instance, d, topo)
-            check("SIGTERM: exit 0 within 5 s, no hugepage files or EAL runtime dir, taps gone", check_sigterm, d, topo)
-            if check.failed:
-                print(f"vleafd log:\n{d.proc.log()[-6000:]}", flush=True)
-    except (Terminated, Exception) as exc:  # set-up failed or the test was stopped
-        check.failed.append(f"{type(exc).__name__}: {exc}")
-        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
+def scenario(lab, check):
+    topo = Topology(lab)
+    d = Vleafd(lab, topo, os.environ["VLEAFD"], os.environ["VLEAFCTL"])
+    d.start()
+    check("ping h1 -> h2 IPv4", check_ping, topo.h1, "10.0.2.2")
+    check("ping h1 -> h2 IPv6", check_ping, topo.h1, "fd00:2::2")
+    check("ping static route target IPv4", check_ping, topo.h1, "10.100.0.1")
+    check("ping static route target IPv6", check_ping, topo.h1, "fd00:100::1")
+    check("ping vleafd's own IPv4 (kernel via tap)", check_ping, topo.h1, "10.0.1.1")
+    check("ping vleafd's own IPv6 (kernel via tap)", check_ping, topo.h1, "fd00:1::1")
+    check("TCP 4 MB h1 -> h2 IPv4, sha256 equal", check_tcp, topo, "10.0.2.2", 4 << 20, 5001)
+    check("TCP 2 MB h1 -> h2 IPv6, sha256 equal", check_tcp, topo, "fd00:2::2", 2 << 20, 5002)
+    check("vleafctl show interfaces", check_interfaces, d, topo)
+    check("vleafctl show routes", check_routes, d)
+    check("vleafctl show neighbors", check_neighbors, d, topo)
+    check("per-worker tx counters grow with traffic", check_worker_tx, d, topo)
+    check("TTL 1 dropped as ttl_exceeded", check_drop, d, topo, "ttl_exceeded", "10.0.2.2", 1)
+    check("unrouted IPv4 dropped as no_route", check_drop, d, topo, "no_route", "192.0.2.1")
+    check("unrouted IPv6 dropped as no_route", check_drop, d, topo, "no_route", "2001:db8::1")
+    check("second vleafd with the same --file-prefix refuses to start", check_second_instance, d, topo)
+    check("SIGTERM: exit 0 within 5 s, no hugepage files or EAL runtime dir, taps gone", check_sigterm, d, topo)
+    if check.failed:
+        print(f"vleafd log:\n{d.proc.log()[-6000:]}", flush=True)
 
-    def cleaned():
-        left = [n for n in lab_names if n in namespaces()]
-        expect(not left, f"namespaces left: {left}")
-    check("no namespaces left behind", cleaned)
-    print(f"{check.passed} passed, {len(check.failed)} failed", flush=True)
-    return 1 if check.failed else 0
+
+def main(argv):
+    return run_lab(argv, __doc__, "fwd", 240, scenario, binaries=("VLEAFD", "VLEAFCTL"))
 
 
 if __name__ == "__main__":

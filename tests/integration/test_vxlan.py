@@ -24,8 +24,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bgplab import Checks, expect  # noqa: E402
-from netns import Lab, Terminated, free_hugepage_mb, namespaces, run, tcp_transfer, wait_for  # noqa: E402
+from bgplab import expect, run_lab  # noqa: E402
+from netns import free_hugepage_mb, run, tcp_transfer, wait_for  # noqa: E402
 
 RMAC = "02:00:00:00:64:01"         # vleafd's router MAC in L3VNI 100
 KERNEL_RMAC = "02:00:00:00:64:02"  # the kernel VTEP's (br100)
@@ -255,7 +255,8 @@ def check_counters(d):
            vx["too_big_unanswered"], f"too_big punts {w['punts']} vs {vx}")
 
 
-def scenario(lab, check, vleafd, vleafctl):
+def scenario(lab, check):
+    vleafd, vleafctl = os.environ["VLEAFD"], os.environ["VLEAFCTL"]
     topo = Topology(lab)
     d = Vleafd(lab, topo, vleafd, vleafctl)
     t = topo
@@ -293,23 +294,7 @@ def scenario(lab, check, vleafd, vleafctl):
 
 
 def main(argv):
-    if len(argv) != 3:
-        sys.exit(__doc__)
-    vleafd, vleafctl = (os.path.abspath(a) for a in argv[1:])
-    check = Checks()
-    names = []
-    try:
-        with Lab("vx", deadline=240) as lab:
-            try:
-                scenario(lab, check, vleafd, vleafctl)
-            finally:
-                names = [ns.name for ns in lab.namespaces]
-    except (Terminated, Exception) as exc:
-        check.failed.append(f"{type(exc).__name__}: {exc}")
-        print(f"FAIL {type(exc).__name__}: {exc}", flush=True)
-    check("no namespaces left behind",
-          lambda: expect(not [n for n in names if n in namespaces()], "namespaces left"))
-    return check.result()
+    return run_lab(argv, __doc__, "vx", 240, scenario, binaries=("VLEAFD", "VLEAFCTL"))
 
 
 if __name__ == "__main__":

@@ -142,6 +142,54 @@ def gobgpd(lab, ns, name, toml, api_port):
     return gobgp
 
 
+# FRR as an EVPN leaf with a kernel VTEP (AS 65003, router id 10.8.0.2, vleaf at 10.8.0.1):
+# zebra puts L3VNI 100 in the default VRF; bgpd advertises every VNI and `network`.
+FRR_EVPN_ZEBRA = """\
+hostname fr
+log stdout informational
+vrf default
+ vni 100
+exit-vrf
+"""
+
+
+def frr_evpn_bgpd(network):
+    return f"""\
+frr defaults datacenter
+hostname fr
+log stdout informational
+router bgp 65003
+ bgp router-id 10.8.0.2
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ neighbor 10.8.0.1 remote-as 65001
+ neighbor 10.8.0.1 timers 3 9
+ neighbor 10.8.0.1 timers connect 1
+ address-family ipv4 unicast
+  network {network}
+ exit-address-family
+ address-family l2vpn evpn
+  neighbor 10.8.0.1 activate
+  advertise-all-vni
+  advertise ipv4 unicast
+ exit-address-family
+"""
+
+
+def kernel_vtep(ns, local, router_mac):
+    """Linux VTEPs in `ns`: vxlan10 in br10 (L2VNI 10) and vxlan100 in br100 (L3VNI 100,
+    whose bridge MAC is the router MAC), learning left to EVPN."""
+    for vni, br in ((10, "br10"), (100, "br100")):
+        ns.ip("link", "add", br, "type", "bridge")
+        if vni == 100:
+            ns.ip("link", "set", br, "address", router_mac)
+        ns.ip("link", "add", f"vxlan{vni}", "type", "vxlan", "id", str(vni), "local",
+              local, "dstport", "4789", "nolearning")
+        ns.ip("link", "set", f"vxlan{vni}", "master", br)
+        ns.ip("link", "set", f"vxlan{vni}", "up")
+        ns.ip("link", "set", br, "up")
+
+
 def frr_bgpd(lab, ns, name, bgpd_conf, zebra_conf=None):
     """FRR bgpd in a namespace; returns a vtysh runner. Without zebra_conf bgpd runs
     alone (-Z); with it zebra runs first and programs the namespace's kernel (EVPN VTEP,
