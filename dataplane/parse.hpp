@@ -24,6 +24,14 @@ inline bool is_vxlan_port(const rte_mbuf *m, unsigned l4_off, const VxlanParams 
     return rte_pktmbuf_mtod_offset(m, const rte_udp_hdr *, l4_off)->dst_port == vx.port_be;
 }
 
+// VXLAN to decapsulate: the inner headers lie in the frame's second cache line, which
+// decapsulation reads after the whole burst has been parsed.
+inline void to_decap(Burst &b, unsigned i, const rte_mbuf *m, unsigned &nd) {
+    rte_prefetch0(rte_pktmbuf_mtod_offset(m, const char *, RTE_CACHE_LINE_SIZE));
+    b.action[i] = Action::Tx;
+    b.idxd[nd++] = static_cast<uint8_t>(i);
+}
+
 // Multicast, broadcast and zero destinations are never routed.
 inline bool martian4(uint32_t dst) {
     return ((dst >> 28) == 0xe) | (dst == 0) | (dst == 0xffffffff);
@@ -47,8 +55,9 @@ inline void parse_ipv4(Burst &b, unsigned i, rte_mbuf *m, uint8_t vrf, const Vxl
         return b.drop(i, Drop::ip_fragment);
     if (vx && ip->next_proto_id == IPPROTO_UDP && vx->has4 && ip->dst_addr == vx->src4 &&
         is_vxlan_port(m, kUdpOff + sizeof(rte_ipv4_hdr), *vx)) {
-        b.action[i] = Action::Tx;
-        b.idxd[b.nd++] = static_cast<uint8_t>(i);
+        unsigned nd = b.nd;
+        to_decap(b, i, m, nd);
+        b.nd = static_cast<uint16_t>(nd);
         return;
     }
     uint32_t dst = rte_be_to_cpu_32(ip->dst_addr);
@@ -77,8 +86,9 @@ inline void parse_ipv6(Burst &b, unsigned i, rte_mbuf *m, uint8_t vrf, const Vxl
     if (vx && ip->proto == IPPROTO_UDP && vx->has6 &&
         std::memcmp(ip->dst_addr, vx->src6, 16) == 0 &&
         is_vxlan_port(m, kUdpOff + sizeof(rte_ipv6_hdr), *vx)) {
-        b.action[i] = Action::Tx;
-        b.idxd[b.nd++] = static_cast<uint8_t>(i);
+        unsigned nd = b.nd;
+        to_decap(b, i, m, nd);
+        b.nd = static_cast<uint16_t>(nd);
         return;
     }
     b.to_route6(i, ip->dst_addr, vrf);
@@ -178,8 +188,20 @@ inline void drop_martians4(Burst &b) {
         b.drop(i, Drop::unknown_ethertype);
 }
 
-// A plain IPv4 frame (ipv4_plain) not addressed to our VTEP goes straight into the list.
-inline bool parse_plain4(Burst &b, unsigned i, unsigned &n4, uint32_t vtep4) {
+// A plain IPv4 frame to our VTEP address on the VXLAN port goes to decapsulation;
+// anything else to that address is left to parse_one.
+inline bool plain_vxlan4(Burst &b, unsigned i, const rte_mbuf *m, const uint8_t *frame,
+                         unsigned &nd, const VxlanParams &vx) {
+    constexpr unsigned l4 = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr);
+    if (frame[sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, next_proto_id)] != IPPROTO_UDP ||
+        !vx.has4 || !is_vxlan_port(m, l4, vx))
+        return false;
+    to_decap(b, i, m, nd);
+    return true;
+}
+
+// A plain IPv4 frame (ipv4_plain) goes straight into the route list, or to decapsulation.
+inline bool parse_plain4(Burst &b, unsigned i, unsigned &n4, unsigned &nd, const VxlanParams &vx) {
     rte_mbuf *m = b.m[i];
     auto *frame = rte_pktmbuf_mtod(m, const uint8_t *);
     if (unlikely(m->data_len < sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr)) ||
@@ -187,7 +209,7 @@ inline bool parse_plain4(Burst &b, unsigned i, unsigned &n4, uint32_t vtep4) {
         return false;
     uint32_t dst;
     std::memcpy(&dst, frame + sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, dst_addr), 4);
-    if (unlikely(dst == vtep4)) return false; // maybe VXLAN to decapsulate
+    if (unlikely(dst == vx.src4)) return plain_vxlan4(b, i, m, frame, nd, vx);
     b.dst4[n4] = rte_be_to_cpu_32(dst);
     b.idx4[n4++] = static_cast<uint8_t>(i);
     return true;
@@ -204,12 +226,14 @@ inline void parse(Burst &b, const Worker &w) {
     std::fill_n(b.action, kMaxBurst, Action::Tx);
     std::fill_n(b.vrf, kMaxBurst, vrf);
     std::fill_n(b.vrf4, kMaxBurst, vrf);
-    unsigned n4 = 0, i = 0;
+    unsigned n4 = 0, nd = 0, i = 0;
     auto one = [&](unsigned k) {
-        if (!access && likely(parse_plain4(b, k, n4, vx.src4))) return;
+        if (!access && likely(parse_plain4(b, k, n4, nd, vx))) return;
         b.n4 = static_cast<uint16_t>(n4);
+        b.nd = static_cast<uint16_t>(nd);
         parse_one(b, k, access, vrf, vx);
         n4 = b.n4;
+        nd = b.nd;
     };
     for (unsigned k = 0; k < kPrefetchAhead && k < n; k++)
         rte_prefetch0(rte_pktmbuf_mtod(b.m[k], void *));
@@ -219,6 +243,7 @@ inline void parse(Burst &b, const Worker &w) {
     }
     for (; i < n; i++) one(i);
     b.n4 = static_cast<uint16_t>(n4);
+    b.nd = static_cast<uint16_t>(nd);
     drop_martians4(b);
     b.n2in = b.n2;
 }
