@@ -324,8 +324,8 @@ void vxlan_case(benchmark::State &st, VxCase c) {
     if (c == VxCase::RouteEncap && w.stats.encapsulated != pkts)
         st.SkipWithError("not encapsulated");
     report(st, cycles, whole, pkts, total);
-    for (int k : {dp::StageParse, dp::StageDecap, dp::StageRoute, dp::StageForward,
-                  dp::StageEncap, dp::StageDispatch})
+    for (int k : {dp::StageParse, dp::StageDecap, dp::StageRoute, dp::StageForward, dp::StageEncap,
+                  dp::StageDispatch})
         st.counters[std::string(dp::stage_names[k]) + "/pkt"] = per_stage[k].median_per_pkt();
 }
 

@@ -1,9 +1,10 @@
 // Stages: VXLAN decapsulation and encapsulation (RFC 7348, RFC 8365).
 // Decap takes frames parse found addressed to our VTEP on the VXLAN port, checks them,
 // strips the outer headers and hands the inner frame to its VNI's VRF (L3VNI, routed)
-// or bridge domain (L2VNI, bridged). Encap prepends outer Ethernet, IPv4 or IPv6, UDP
-// (source port from the inner flow hash) and VXLAN headers toward a remote VTEP, whose
-// underlay next hop gives the egress port and MAC.
+// or bridge domain (L2VNI, bridged). Parse itself takes the common case apart (outer
+// IPv4, L3VNI, plain IPv4 inside: decap4_l3); this stage gets the rest. Encap prepends outer
+// Ethernet, IPv4 or IPv6, UDP (source port from the inner flow hash) and VXLAN headers toward a
+// remote VTEP, whose underlay next hop gives the egress port and MAC.
 #pragma once
 
 #include "dataplane/forward.hpp"
@@ -11,35 +12,6 @@
 #include <rte_udp.h>
 
 namespace vleaf::dp {
-
-struct VxlanHdr {
-    uint32_t flags; // 0x08000000: the VNI is valid
-    uint32_t vni;   // VNI << 8
-};
-inline constexpr uint32_t kVxlanFlagI = 0x08000000;
-inline constexpr unsigned kOuter4 =
-    sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(VxlanHdr); // 50
-inline constexpr unsigned kOuter6 = kOuter4 + sizeof(rte_ipv6_hdr) - sizeof(rte_ipv4_hdr); // 70
-
-// Most bursts carry one VNI: its map slot is looked up once per run of equal VNIs.
-struct VniCache {
-    uint32_t vni = ~0u; // no 24-bit VNI
-    uint64_t slot = 0;
-};
-
-// A decapsulated frame into its L3VNI's VRF: a plain IPv4 frame (ipv4_plain) straight
-// into the route list, anything else through parse_ip's checks.
-inline void decap_to_vrf(Burst &b, unsigned i, rte_mbuf *m, uint8_t vrf) {
-    auto *frame = rte_pktmbuf_mtod(m, const uint8_t *);
-    if (likely(m->data_len >= sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr)) &&
-        likely(ipv4_plain(m, frame))) {
-        uint32_t dst;
-        std::memcpy(&dst, frame + sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, dst_addr), 4);
-        dst = rte_be_to_cpu_32(dst);
-        if (likely(!martian4(dst))) return b.to_route4(i, dst, vrf);
-    }
-    parse_ip(b, i, m, vrf);
-}
 
 // Returns whether the frame was decapsulated.
 inline bool decap_one(Burst &b, Worker &w, unsigned i, VniCache &c) {
@@ -60,13 +32,8 @@ inline bool decap_one(Burst &b, Worker &w, unsigned i, VniCache &c) {
     if (vni != c.vni) c = VniCache{vni, w.ov->vni(vni)};
     uint64_t slot = c.slot;
     if (!slot) return b.drop(i, Drop::vxlan_unknown_vni), false;
-    // The outer headers go with three stores (data_len covers them: checked above).
-    m->data_off = static_cast<uint16_t>(m->data_off + outer);
-    m->data_len = static_cast<uint16_t>(m->data_len - outer);
-    m->pkt_len -= outer;
-    // Receive checksum flags describe the outer header.
-    m->ol_flags &= ~(RTE_MBUF_F_RX_IP_CKSUM_MASK | RTE_MBUF_F_RX_L4_CKSUM_MASK);
-    if (slot & kVniL3) return decap_to_vrf(b, i, m, static_cast<uint8_t>(slot)), true;
+    strip_outer(m, outer);
+    if (slot & kVniL3) return parse_ip(b, i, m, static_cast<uint8_t>(slot)), true;
     // For learning: the outer source stays readable in the headroom until something is
     // prepended.
     b.outer_src[i] = reinterpret_cast<const uint8_t *>(eth + 1) + (v6 ? 8 : 12);
