@@ -275,9 +275,7 @@ int main(int argc, char **argv) {
         const bgp::AttrData *via[2] = {attrs_via(0), attrs_via(1)};
         bgp::Rib::ref(via[0]); // kept alive across withdrawals
         bgp::Rib::ref(via[1]);
-        auto prefix = [&](size_t k) {
-            return Prefix{IpAddr::v4(routes[k].addr), routes[k].depth};
-        };
+        auto prefix = [&](size_t k) { return Prefix{IpAddr::v4(routes[k].addr), routes[k].depth}; };
 
         Loop loop;
         loop.rig = &rig;
@@ -402,17 +400,16 @@ int main(int argc, char **argv) {
             double secs = seconds_since(t);
             loop.measuring = false;
             uint64_t applied = drained.messages - msgs_before;
-            std::printf("%s: %zu updates, %lu messages applied in %.2f s = %.0f updates/s "
-                        "(producer coalesced %lu; %lu resyncs); %lu grace periods; %lu errors; "
-                        "CPU: writer %.2f s = %.0f updates per writer CPU-second (%.2f "
-                        "us/update), BGP side %.2f s\n",
-                        what, list.size(), (unsigned long)applied, secs,
-                        double(list.size()) / secs, (unsigned long)(list.size() - applied),
-                        (unsigned long)feed.counters().resyncs,
-                        (unsigned long)(rig.fib->counters().grace_periods - gp_before),
-                        (unsigned long)rig.errors.size(), writer_cpu,
-                        double(list.size()) / writer_cpu,
-                        writer_cpu * 1e6 / double(list.size()), bgp_cpu);
+            std::printf(
+                "%s: %zu updates, %lu messages applied in %.2f s = %.0f updates/s "
+                "(producer coalesced %lu; %lu resyncs); %lu grace periods; %lu errors; "
+                "CPU: writer %.2f s = %.0f updates per writer CPU-second (%.2f "
+                "us/update), BGP side %.2f s\n",
+                what, list.size(), (unsigned long)applied, secs, double(list.size()) / secs,
+                (unsigned long)(list.size() - applied), (unsigned long)feed.counters().resyncs,
+                (unsigned long)(rig.fib->counters().grace_periods - gp_before),
+                (unsigned long)rig.errors.size(), writer_cpu, double(list.size()) / writer_cpu,
+                writer_cpu * 1e6 / double(list.size()), bgp_cpu);
             loop.print("during the updates", secs);
             loop.reset();
         };
