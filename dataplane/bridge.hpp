@@ -137,7 +137,11 @@ inline void to_access(Worker &w, rte_mbuf *m, const AccessRef &a) {
 inline void to_tunnel(Worker &w, rte_mbuf *m, uint16_t vtep, uint32_t vni) {
     uint16_t port, mtu;
     Drop why;
-    if (encap_one(w, m, vtep, vni, port, why, mtu)) return tx_queue(w, port, m);
+    VtepCache c;
+    if (encap_one(w, c, m, inner_hash(m), vtep, vni, port, why, mtu)) {
+        w.stats.encapsulated++;
+        return tx_queue(w, port, m);
+    }
     w.stats.drops[static_cast<int>(why)]++;
     rte_pktmbuf_free(m);
 }
@@ -199,7 +203,8 @@ inline void bridge_out(Burst &b, Worker &w) {
                 b.drop(i, Drop::l2_split_horizon);
                 continue;
             }
-            b.to_encap(i, mac_dest::vtep(d), w.ov->bds()[b.bd[i]].vni);
+            b.to_encap(i, rte_pktmbuf_mtod(m, const uint8_t *), mac_dest::vtep(d),
+                       w.ov->bds()[b.bd[i]].vni, inner_hash(m));
             continue;
         }
         AccessRef a{mac_dest::port(d), mac_dest::vlan(d)};

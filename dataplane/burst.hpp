@@ -60,6 +60,7 @@ struct Burst {
     uint8_t idxe[kMaxBurst];
     uint16_t vtep[kMaxBurst];
     uint32_t vni[kMaxBurst];
+    uint32_t hash[kMaxBurst]; // the inner flow's (RFC 7348: the outer UDP source port)
 
     uint8_t vrf[kMaxBurst]; // the VRF a packet is routed in
     uint32_t nh[kMaxBurst]; // Punt: the next hop (to resolve)
@@ -96,9 +97,15 @@ struct Burst {
         vlan_in[i] = vlan;
         idx2[n2++] = static_cast<uint8_t>(i);
     }
-    void to_encap(unsigned i, uint16_t to_vtep, uint32_t to_vni) {
+    // `frame`: where packet i starts.
+    void to_encap(unsigned i, const uint8_t *frame, uint16_t to_vtep, uint32_t to_vni,
+                  uint32_t flow_hash) {
+        // The outer headers go into the headroom's last cache line, which nothing has
+        // touched since the buffer was last used: fetched well before encapsulation.
+        rte_prefetch0_write(frame - RTE_CACHE_LINE_SIZE);
         vtep[i] = to_vtep;
         vni[i] = to_vni;
+        hash[i] = flow_hash;
         idxe[ne++] = static_cast<uint8_t>(i);
     }
     // A stage between parse and route that dropped packets takes them out of the family

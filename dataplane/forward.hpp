@@ -65,26 +65,24 @@ inline void rewrite_l2(uint8_t *frame, NhView nh) {
     _mm_storeu_si128(reinterpret_cast<__m128i *>(frame), _mm_blend_epi16(nh.v, now, 0xc0));
 }
 
-// The next hop of route result `id`, an ECMP group resolved to its member for the flow.
-inline Nh pick_nexthop(const Worker &w, uint32_t &id, uint32_t hash_of_flow) {
-    NhView nh = nh_view(w.fib->nexthops(), id);
-    if (nh.kind() == NhKind::Ecmp) nh = ecmp_member(w, nh, id, hash_of_flow);
-    Nh out;
-    _mm_store_si128(reinterpret_cast<__m128i *>(&out), nh.v);
-    return out;
+// A packet routed into a tunnel (TTL already decremented), symmetric IRB (RFC 9135):
+// the inner frame goes from our router MAC to the remote one. `hash`: its flow's, for
+// the outer UDP source port (taken here, where its headers were just read).
+inline void tunnel_next(Burst &b, const Worker &w, unsigned i, uint8_t *frame, NhView nh,
+                        uint32_t hash) {
+    _mm_storeu_si64(frame, nh.v);                              // bytes 0-7: the remote MAC
+    std::memcpy(frame + 6, &w.ov->router_macs()[b.vrf[i]], 6); // then ours over 6-11
+    b.from[i] = From::Gateway; // routed: an error about it is routed back, not bridged
+    b.to_encap(i, frame, nh.port(), nh.group(), hash);
 }
 
-// A routed packet (TTL already decremented) leaving through the overlay.
-inline void overlay_next(Burst &b, const Worker &w, unsigned i, const Nh &nh) {
-    auto *eth = rte_pktmbuf_mtod(b.m[i], rte_ether_hdr *);
-    rte_ether_addr_copy(&nh.mac, &eth->dst_addr);
-    if (nh.kind == NhKind::Tunnel) {
-        rte_ether_addr_copy(&w.ov->router_macs()[b.vrf[i]], &eth->src_addr);
-        b.from[i] = From::Gateway; // routed: an error about it is routed back, not bridged
-        return b.to_encap(i, nh.port, nh.group());
-    }
-    rte_ether_addr_copy(&w.ov->bds()[nh.port].gw_mac, &eth->src_addr);
-    b.to_bridge(i, nh.port, From::Gateway, kAnyVlan);
+// A routed packet (TTL already decremented) into the bridge domain of an anycast gateway.
+inline void bridge_next(Burst &b, const Worker &w, unsigned i, NhView nh) {
+    auto *frame = rte_pktmbuf_mtod(b.m[i], uint8_t *);
+    auto *eth = reinterpret_cast<rte_ether_hdr *>(frame);
+    _mm_storeu_si64(frame, nh.v);
+    rte_ether_addr_copy(&w.ov->bds()[nh.port()].gw_mac, &eth->src_addr);
+    b.to_bridge(i, nh.port(), From::Gateway, kAnyVlan);
 }
 
 // What non-Forward next hops do with a packet; shared by both families. `dst` (`len`
@@ -141,9 +139,9 @@ inline void ttl_decrement4(rte_ipv4_hdr *ip, uint32_t ttl_word) {
     bool expired = uint8_t(ttl_word) <= 1;
     if (nh.kind < NhKind::Forward) return exception(b, w, i, nh.kind, expired, &b.dst4[k], 4);
     if (expired) return b.drop(i, Drop::ttl_exceeded);
-    if (nh.kind != NhKind::Forward) { // Tunnel, Bridge
+    if (nh.kind != NhKind::Forward) { // Bridge (forward4 takes a Tunnel with TTL left)
         ttl_decrement4(ip, ttl_word);
-        return overlay_next(b, w, i, nh);
+        return bridge_next(b, w, i, view);
     }
     if (rte_be_to_cpu_16(ip->total_length) > w.ports[nh.port].mtu)
         return b.drop(i, Drop::mtu_exceeded);
@@ -159,16 +157,21 @@ inline void forward4(Burst &b, Worker &w) {
         auto *frame = rte_pktmbuf_mtod(b.m[i], uint8_t *);
         auto *ip = reinterpret_cast<rte_ipv4_hdr *>(frame + sizeof(rte_ether_hdr));
         NhView nh = nh_view(table, id);
+        uint32_t ttl_word;
+        std::memcpy(&ttl_word, &ip->time_to_live, 4);
         if (unlikely(nh.kind() != NhKind::Forward)) {
             if (nh.kind() == NhKind::Ecmp) nh = ecmp_member(w, nh, id, flow_hash4(ip));
+            if (nh.kind() == NhKind::Tunnel && uint8_t(ttl_word) > 1) { // routed into the overlay
+                ttl_decrement4(ip, ttl_word);
+                tunnel_next(b, w, i, frame, nh, flow_hash4(ip));
+                continue;
+            }
             if (nh.kind() != NhKind::Forward) {
                 forward4_other(b, w, k, id, nh);
                 continue;
             }
         }
         uint16_t port = nh.port();
-        uint32_t ttl_word;
-        std::memcpy(&ttl_word, &ip->time_to_live, 4);
         if (unlikely((uint8_t(ttl_word) <= 1) |
                      (rte_be_to_cpu_16(ip->total_length) > ports[port].mtu))) {
             forward4_other(b, w, k, id, nh);
@@ -190,9 +193,9 @@ inline void forward4(Burst &b, Worker &w) {
     bool expired = ip->hop_limits <= 1;
     if (nh.kind < NhKind::Forward) return exception(b, w, i, nh.kind, expired, b.dst6[k], 16);
     if (expired) return b.drop(i, Drop::ttl_exceeded);
-    if (nh.kind != NhKind::Forward) { // Tunnel, Bridge
+    if (nh.kind != NhKind::Forward) { // Bridge (forward6 takes a Tunnel with TTL left)
         ip->hop_limits--;
-        return overlay_next(b, w, i, nh);
+        return bridge_next(b, w, i, view);
     }
     if (rte_be_to_cpu_16(ip->payload_len) + sizeof(rte_ipv6_hdr) > w.ports[nh.port].mtu)
         return b.drop(i, Drop::mtu_exceeded);
@@ -210,6 +213,11 @@ inline void forward6(Burst &b, Worker &w) {
         NhView nh = nh_view(table, id);
         if (unlikely(nh.kind() != NhKind::Forward)) {
             if (nh.kind() == NhKind::Ecmp) nh = ecmp_member(w, nh, id, flow_hash6(ip));
+            if (nh.kind() == NhKind::Tunnel && ip->hop_limits > 1) { // routed into the overlay
+                ip->hop_limits--;
+                tunnel_next(b, w, i, frame, nh, flow_hash6(ip));
+                continue;
+            }
             if (nh.kind() != NhKind::Forward) {
                 forward6_other(b, w, k, id, nh);
                 continue;

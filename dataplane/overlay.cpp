@@ -5,6 +5,7 @@
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
 
+#include <cstring>
 #include <stdexcept>
 
 namespace vleaf::dp {
@@ -14,6 +15,36 @@ constexpr unsigned kLearnRing = 4096;
 
 std::string bd_name(uint16_t bd) {
     return "bridge domain " + std::to_string(bd);
+}
+
+// RemoteVtep::outer and sum4 for a VTEP of family `v6` at v.addr.
+void build_outer(RemoteVtep &v, bool v6, const VxlanParams &p) {
+    uint8_t *h = v.outer;
+    std::memset(h, 0, sizeof v.outer);
+    auto *eth = reinterpret_cast<rte_ether_hdr *>(h);
+    eth->ether_type = rte_cpu_to_be_16(v6 ? RTE_ETHER_TYPE_IPV6 : RTE_ETHER_TYPE_IPV4);
+    rte_udp_hdr *udp;
+    if (!v6) {
+        auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
+        ip->version_ihl = RTE_IPV4_VHL_DEF;
+        ip->fragment_offset = p.df ? rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG) : 0;
+        ip->time_to_live = p.ttl;
+        ip->next_proto_id = IPPROTO_UDP;
+        ip->src_addr = p.src4;
+        std::memcpy(&ip->dst_addr, v.addr, 4);
+        v.sum4 = rte_raw_cksum(ip, sizeof *ip); // length, identification, checksum: 0
+        udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
+    } else {
+        auto *ip = reinterpret_cast<rte_ipv6_hdr *>(eth + 1);
+        ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
+        ip->proto = IPPROTO_UDP;
+        ip->hop_limits = p.ttl;
+        std::memcpy(ip->src_addr, p.src6, 16);
+        std::memcpy(ip->dst_addr, v.addr, 16);
+        udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
+    }
+    udp->dst_port = p.port_be;
+    reinterpret_cast<VxlanHdr *>(udp + 1)->flags = rte_cpu_to_be_32(kVxlanFlagI);
 }
 } // namespace
 
@@ -74,6 +105,7 @@ std::string Overlay::vtep_set(const Update &u) {
         return "VTEP " + u.ov.addr.str() + ": no local VTEP address of its family";
     v.underlay = u.nh;
     std::memcpy(v.addr, u.ov.addr.bytes.data(), 16);
+    build_outer(v, !u.ov.addr.is_v4(), params_);
     __atomic_store_n(&v.family, uint8_t(u.ov.addr.is_v4() ? 4 : 6), __ATOMIC_RELEASE);
     counters_.vteps++;
     return {};

@@ -11,8 +11,10 @@
 
 #include <rte_ether.h>
 #include <rte_hash.h>
+#include <rte_ip.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
+#include <rte_udp.h>
 
 #include <functional>
 #include <map>
@@ -33,11 +35,29 @@ struct VxlanParams {
     bool df = true;
 };
 
-struct alignas(32) RemoteVtep {
+struct VxlanHdr {
+    uint32_t flags; // 0x08000000: the VNI is valid
+    uint32_t vni;   // VNI << 8
+};
+inline constexpr uint32_t kVxlanFlagI = 0x08000000;
+inline constexpr unsigned kOuter4 =
+    sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(VxlanHdr); // 50
+inline constexpr unsigned kOuter6 = kOuter4 + sizeof(rte_ipv6_hdr) - sizeof(rte_ipv4_hdr); // 70
+
+struct alignas(64) RemoteVtep {
     uint8_t family = 0; // 0: unused slot, 4 or 6
     NhId underlay = kNhNoRoute;
     uint8_t addr[16] = {}; // network order; IPv4 in the first 4 bytes
+    // IPv4: the ones' complement sum (RFC 1071, folded) of the outer header's constant
+    // words, to which encapsulation adds the total length and identification.
+    uint16_t sum4 = 0;
+    // The outer headers of every frame toward this VTEP (kOuter4 or kOuter6 bytes), built
+    // when it is set: Ethernet type, IPv4 or IPv6, UDP and VXLAN with what never changes.
+    // Encapsulation copies them with 32-byte stores and fills in the MACs of the underlay
+    // next hop, the lengths, the IPv4 checksum, the UDP source port and the VNI.
+    alignas(32) uint8_t outer[96] = {};
 };
+static_assert(kOuter6 <= sizeof(RemoteVtep::outer) && sizeof(RemoteVtep) == 128);
 
 // VNI map slot: valid bit, L3 bit, 24-bit VNI, and the bridge domain or VRF.
 inline constexpr uint64_t kVniValid = 1ull << 63, kVniL3 = 1ull << 62;
@@ -126,6 +146,7 @@ class Overlay {
     Overlay &operator=(const Overlay &) = delete;
 
     std::string apply(const Update &u);
+    // Before any VTEP is set: their outer header templates are built from it.
     void set_params(const VxlanParams &p) { params_ = p; }
 
     // Worker side.

@@ -20,15 +20,6 @@ namespace vleaf::dp {
 inline constexpr unsigned kPrefetchAhead = 4;
 inline constexpr unsigned kUdpOff = sizeof(rte_ether_hdr);
 
-struct VxlanHdr {
-    uint32_t flags; // 0x08000000: the VNI is valid
-    uint32_t vni;   // VNI << 8
-};
-inline constexpr uint32_t kVxlanFlagI = 0x08000000;
-inline constexpr unsigned kOuter4 =
-    sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(VxlanHdr); // 50
-inline constexpr unsigned kOuter6 = kOuter4 + sizeof(rte_ipv6_hdr) - sizeof(rte_ipv4_hdr); // 70
-
 // Most bursts carry one VNI: its map slot is looked up once per run of equal VNIs.
 struct VniCache {
     uint32_t vni = ~0u; // no 24-bit VNI

@@ -51,33 +51,71 @@ inline void vxlan_decap(Burst &b, Worker &w) {
     b.n2in = b.n2; // only received bursts decapsulate: their whole L2 list enters
 }
 
-// RFC 7348: the outer source port carries entropy from the inner frame for ECMP.
+// RFC 7348: the outer source port carries entropy from the inner frame for ECMP: its
+// 5-tuple, or for other frames its MACs.
 inline uint32_t inner_hash(const rte_mbuf *m) {
     auto *eth = rte_pktmbuf_mtod(m, const rte_ether_hdr *);
-    uint32_t h = rte_hash_crc(eth, 12, 0);
     if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
         m->data_len >= sizeof(*eth) + sizeof(rte_ipv4_hdr) + 4)
-        h ^= flow_hash4(reinterpret_cast<const rte_ipv4_hdr *>(eth + 1));
-    else if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6) &&
-             m->data_len >= sizeof(*eth) + sizeof(rte_ipv6_hdr) + 4)
-        h ^= flow_hash6(reinterpret_cast<const rte_ipv6_hdr *>(eth + 1));
-    return h;
+        return flow_hash4(reinterpret_cast<const rte_ipv4_hdr *>(eth + 1));
+    if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6) &&
+        m->data_len >= sizeof(*eth) + sizeof(rte_ipv6_hdr) + 4)
+        return flow_hash6(reinterpret_cast<const rte_ipv6_hdr *>(eth + 1));
+    return rte_hash_crc(eth, 12, 0);
 }
+
+// The VTEP's outer header template (RemoteVtep::outer) in front of the inner frame at
+// `at`, the underlay next hop's MACs blended into its first 12 bytes; 32-byte stores,
+// overlapping where `outer` is not a multiple of 32 (the bytes they share are equal).
+inline void put_outer(uint8_t *at, const RemoteVtep &v, unsigned outer, NhView u) {
+    auto *t = reinterpret_cast<const __m256i *>(v.outer);
+    __m256i head = _mm256_blend_epi32(_mm256_load_si256(t), _mm256_castsi128_si256(u.v), 0x07);
+    _mm256_storeu_si256(
+        reinterpret_cast<__m256i *>(at + outer - 32),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i *>(v.outer + outer - 32)));
+    if (outer > 64)
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(at + 32), _mm256_load_si256(t + 1));
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(at), head);
+}
+
+inline void put16(uint8_t *p, uint16_t v) {
+    std::memcpy(p, &v, 2);
+}
+
+// What encapsulation reads of a remote VTEP, once per run of packets toward it (a burst
+// mostly goes to one): the VTEP and its underlay next hop (an ECMP group's member is
+// picked per packet).
+struct VtepCache {
+    uint32_t vtep = ~0u; // no VTEP id
+    const RemoteVtep *v = nullptr;
+    uint8_t family = 0;
+    uint32_t id = 0;
+    NhView u{};
+
+    void look_up(const Worker &w, uint16_t to) {
+        vtep = to;
+        v = &w.ov->vteps()[to];
+        family = __atomic_load_n(&v->family, __ATOMIC_ACQUIRE);
+        id = __atomic_load_n(&v->underlay, __ATOMIC_RELAXED);
+        u = nh_view(w.fib->nexthops(), id);
+    }
+};
 
 // Encapsulates `m` toward `vtep`; returns the egress port, or false with `why` (and, for
 // vxlan_mtu_exceeded, the largest inner IP packet the tunnel takes in `mtu`).
-inline bool encap_one(Worker &w, rte_mbuf *m, uint16_t vtep, uint32_t vni, uint16_t &port,
-                      Drop &why, uint16_t &mtu) {
-    const RemoteVtep &v = w.ov->vteps()[vtep];
-    uint8_t family = __atomic_load_n(&v.family, __ATOMIC_ACQUIRE);
-    if (!family) return why = Drop::vxlan_no_vtep, false;
-    uint32_t hash = inner_hash(m);
-    uint32_t id = v.underlay;
-    Nh u = nh_load(&w.fib->nexthops()[id]);
-    if (u.kind == NhKind::Ecmp) u = pick_nexthop(w, id, hash);
-    if (u.kind != NhKind::Forward) return why = Drop::vxlan_underlay_unresolved, false;
-    const PortInfo &out = w.ports[u.port];
-    bool v6 = family == 6;
+inline bool encap_one(Worker &w, VtepCache &c, rte_mbuf *m, uint32_t hash, uint16_t vtep,
+                      uint32_t vni, uint16_t &port, Drop &why, uint16_t &mtu) {
+    if (vtep != c.vtep) c.look_up(w, vtep);
+    if (!c.family) return why = Drop::vxlan_no_vtep, false;
+    const RemoteVtep &v = *c.v;
+    NhView u = c.u;
+    if (unlikely(u.kind() != NhKind::Forward)) {
+        uint32_t id = c.id;
+        if (u.kind() == NhKind::Ecmp) u = ecmp_member(w, u, id, hash);
+        if (u.kind() != NhKind::Forward) return why = Drop::vxlan_underlay_unresolved, false;
+    }
+    const PortInfo &out = w.ports[u.port()];
+    bool v6 = c.family == 6;
     unsigned outer = v6 ? kOuter6 : kOuter4;
     uint32_t inner_len = m->pkt_len;
     uint32_t ip_len = inner_len + outer - sizeof(rte_ether_hdr);
@@ -85,57 +123,46 @@ inline bool encap_one(Worker &w, rte_mbuf *m, uint16_t vtep, uint32_t vni, uint1
         mtu = static_cast<uint16_t>(out.mtu - outer);
         return why = Drop::vxlan_mtu_exceeded, false;
     }
-    auto *eth = reinterpret_cast<rte_ether_hdr *>(rte_pktmbuf_prepend(m, uint16_t(outer)));
+    auto *eth = reinterpret_cast<uint8_t *>(rte_pktmbuf_prepend(m, uint16_t(outer)));
     if (!eth) return why = Drop::vxlan_no_headroom, false;
+    put_outer(eth, v, outer, u);
     const VxlanParams &p = w.ov->params();
-    rte_ether_addr_copy(&u.mac, &eth->dst_addr);
-    rte_ether_addr_copy(&out.mac, &eth->src_addr);
-    rte_udp_hdr *udp;
-    uint16_t udp_len = static_cast<uint16_t>(inner_len + sizeof(rte_udp_hdr) + sizeof(VxlanHdr));
+    auto udp_len = static_cast<uint16_t>(inner_len + sizeof(rte_udp_hdr) + sizeof(VxlanHdr));
+    uint8_t *udp;
     if (!v6) {
-        eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-        auto *ip = reinterpret_cast<rte_ipv4_hdr *>(eth + 1);
-        ip->version_ihl = RTE_IPV4_VHL_DEF;
-        ip->type_of_service = 0;
-        ip->total_length = rte_cpu_to_be_16(uint16_t(ip_len));
-        ip->packet_id = p.df ? 0 : rte_cpu_to_be_16(w.ip_id++);
-        ip->fragment_offset = p.df ? rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG) : 0;
-        ip->time_to_live = p.ttl;
-        ip->next_proto_id = IPPROTO_UDP;
-        ip->src_addr = p.src4;
-        std::memcpy(&ip->dst_addr, v.addr, 4);
-        ip->hdr_checksum = 0;
+        constexpr unsigned ip = sizeof(rte_ether_hdr);
+        uint16_t len = rte_cpu_to_be_16(uint16_t(ip_len));
+        uint16_t ident = p.df ? 0 : rte_cpu_to_be_16(w.ip_id++);
+        put16(eth + ip + offsetof(rte_ipv4_hdr, total_length), len);
+        put16(eth + ip + offsetof(rte_ipv4_hdr, packet_id), ident);
         if (out.tx_ip_cksum) {
             m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
             m->l2_len = sizeof(rte_ether_hdr);
             m->l3_len = sizeof(rte_ipv4_hdr);
-        } else {
-            ip->hdr_checksum = rte_ipv4_cksum(ip);
+        } else { // the template's sum plus the two words that change (RFC 1071)
+            uint32_t sum = uint32_t(v.sum4) + len + ident;
+            sum = (sum & 0xffff) + (sum >> 16);
+            sum += sum >> 16;
+            put16(eth + ip + offsetof(rte_ipv4_hdr, hdr_checksum), uint16_t(~sum));
         }
-        udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
+        udp = eth + ip + sizeof(rte_ipv4_hdr);
     } else {
-        eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
-        auto *ip = reinterpret_cast<rte_ipv6_hdr *>(eth + 1);
-        ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
-        ip->payload_len = rte_cpu_to_be_16(udp_len);
-        ip->proto = IPPROTO_UDP;
-        ip->hop_limits = p.ttl;
-        std::memcpy(ip->src_addr, p.src6, 16);
-        std::memcpy(ip->dst_addr, v.addr, 16);
-        udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
+        put16(eth + sizeof(rte_ether_hdr) + offsetof(rte_ipv6_hdr, payload_len),
+              rte_cpu_to_be_16(udp_len));
+        udp = eth + sizeof(rte_ether_hdr) + sizeof(rte_ipv6_hdr);
     }
-    udp->src_port =
-        rte_cpu_to_be_16(uint16_t(p.sport_min + ((uint64_t(hash) * p.sport_span) >> 32)));
-    udp->dst_port = p.port_be;
-    udp->dgram_len = rte_cpu_to_be_16(udp_len);
-    udp->dgram_cksum = 0; // optional over IPv4 (RFC 7348)
-    auto *vx = reinterpret_cast<VxlanHdr *>(udp + 1);
-    vx->flags = rte_cpu_to_be_32(kVxlanFlagI);
-    vx->vni = rte_cpu_to_be_32(vni << 8);
-    if (v6) // mandatory over IPv6 for receivers that do not accept zero (RFC 6935)
-        udp->dgram_cksum = rte_ipv6_udptcp_cksum(reinterpret_cast<rte_ipv6_hdr *>(eth + 1), udp);
-    port = u.port;
-    w.stats.encapsulated++;
+    put16(udp + offsetof(rte_udp_hdr, src_port),
+          rte_cpu_to_be_16(uint16_t(p.sport_min + ((uint64_t(hash) * p.sport_span) >> 32))));
+    put16(udp + offsetof(rte_udp_hdr, dgram_len), rte_cpu_to_be_16(udp_len));
+    uint32_t vni_be = rte_cpu_to_be_32(vni << 8);
+    std::memcpy(udp + sizeof(rte_udp_hdr) + offsetof(VxlanHdr, vni), &vni_be, 4);
+    // The UDP checksum stays 0 over IPv4 (RFC 7348); over IPv6 it is computed, for
+    // receivers that do not accept zero (RFC 6935).
+    if (v6)
+        put16(udp + offsetof(rte_udp_hdr, dgram_cksum),
+              rte_ipv6_udptcp_cksum(reinterpret_cast<rte_ipv6_hdr *>(eth + sizeof(rte_ether_hdr)),
+                                    udp));
+    port = u.port();
     return true;
 }
 
@@ -167,19 +194,22 @@ inline void too_big(Burst &b, Worker &w, unsigned i, uint16_t mtu) {
 }
 
 inline void vxlan_encap(Burst &b, Worker &w) {
-    // The outer headers go into the headroom's last cache line, untouched so far.
-    for (unsigned k = 0; k < b.ne; k++)
-        rte_prefetch0_write(rte_pktmbuf_mtod(b.m[b.idxe[k]], char *) - RTE_CACHE_LINE_SIZE);
+    unsigned done = 0;
+    VtepCache c;
     for (unsigned k = 0; k < b.ne; k++) {
         unsigned i = b.idxe[k];
         Drop why;
         uint16_t mtu;
-        if (encap_one(w, b.m[i], b.vtep[i], b.vni[i], b.out_port[i], why, mtu)) continue;
+        if (encap_one(w, c, b.m[i], b.hash[i], b.vtep[i], b.vni[i], b.out_port[i], why, mtu)) {
+            done++;
+            continue;
+        }
         if (why == Drop::vxlan_mtu_exceeded)
             too_big(b, w, i, mtu);
         else
             b.drop(i, why);
     }
+    w.stats.encapsulated += done;
 }
 
 } // namespace vleaf::dp

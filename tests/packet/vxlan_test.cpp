@@ -48,6 +48,7 @@ class Vxlan : public ::testing::Test {
         vp.src4 = A("10.255.0.1").v4_net();
         std::memcpy(vp.src6, A("fd00:255::1").bytes.data(), 16);
         vp.port_be = rte_cpu_to_be_16(4789);
+        tune(vp);
         rig.fib->overlay().set_params(vp);
         auto &f = *rig.prog;
         f.add_interface(kIfUnderlay, "underlay", rig.port[0], 0,
@@ -81,6 +82,8 @@ class Vxlan : public ::testing::Test {
                   "");
         ASSERT_TRUE(rig.errors.empty()) << rig.errors.front();
     }
+
+    virtual void tune(dp::VxlanParams &) {}
 
     void local_mac(uint16_t bd, const MacAddr &m, uint16_t port, uint16_t vlan) {
         MacDest d;
@@ -214,6 +217,26 @@ TEST_F(Vxlan, EncapOverIpv6UnderlayWithUdpChecksum) {
                  routed(in, kRemoteRmac, kRmac));
 }
 
+// A port that computes IPv4 checksums gets the outer one to do: left 0, flagged.
+TEST_F(Vxlan, EncapLeavesTheOuterChecksumToAPortThatOffloadsIt) {
+    rig.info[rig.port[0]].tx_ip_cksum = true;
+    Frame in = ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.30.2"});
+    rig.run(1, {in});
+    auto sent = rig.take_tx(0);
+    ASSERT_EQ(sent.size(), 1u);
+    Frame got = bytes_of(sent[0]);
+    EXPECT_TRUE(sent[0]->ol_flags & RTE_MBUF_F_TX_IP_CKSUM);
+    EXPECT_TRUE(sent[0]->ol_flags & RTE_MBUF_F_TX_IPV4);
+    EXPECT_EQ(sent[0]->l2_len, 14u);
+    EXPECT_EQ(sent[0]->l3_len, 20u);
+    rte_pktmbuf_free(sent[0]);
+    Outer o = to_vtep(kVtep2, "10.99.0.2", 100);
+    o.sport = sport_of(got);
+    Frame want = vxlan(o, routed(in, kRemoteRmac, kRmac));
+    put16(want, 14 + 10, 0);
+    EXPECT_EQ(got, want);
+}
+
 TEST_F(Vxlan, EncapFromTaggedAccessPortRoutesBetweenVnis) {
     Frame in = tagged(ipv4(kGw20, kH2, {.src = "192.168.20.2", .dst = "192.168.30.7"}), 20);
     Frame untagged = ipv4(kGw20, kH2, {.src = "192.168.20.2", .dst = "192.168.30.7"});
@@ -221,6 +244,31 @@ TEST_F(Vxlan, EncapFromTaggedAccessPortRoutesBetweenVnis) {
     // Between the two local VNIs through their gateways, tag added on the way out.
     Frame to_h2 = ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.20.2"});
     EXPECT_EQ(one_out(1, to_h2, 2), tagged(routed(to_h2, kH2, kGw20), 20));
+}
+
+// Outer IPv4 without DF: each frame its own identification (and checksum); the
+// configured TTL.
+class VxlanNoDf : public Vxlan {
+    void tune(dp::VxlanParams &vp) override {
+        vp.df = false;
+        vp.ttl = 9;
+    }
+};
+
+TEST_F(VxlanNoDf, EncapNumbersOuterIpv4Packets) {
+    Frame in = ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.30.2"});
+    Outer o = to_vtep(kVtep2, "10.99.0.2", 100);
+    o.df = false;
+    o.ttl = 9;
+    for (uint16_t ident : {0, 1, 2}) {
+        Frame got = one_out(1, in, 0);
+        o.sport = sport_of(got);
+        Frame want = vxlan(o, routed(in, kRemoteRmac, kRmac));
+        put16(want, 14 + 4, ident);
+        put16(want, 14 + 10, 0);
+        put16(want, 14 + 10, checksum(&want[14], 20));
+        EXPECT_EQ(got, want) << "identification " << ident;
+    }
 }
 
 TEST_F(Vxlan, SourcePortFollowsTheInnerFlow) {
