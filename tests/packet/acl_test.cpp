@@ -267,6 +267,13 @@ TEST(AclRandom, V6_100) {
 TEST(AclRandom, V6_1000) {
     random_check(1000, true, 4);
 }
+// Sets of more than 1000 rules are classified with AVX2 instead of SSE (acl_set.cpp).
+TEST(AclRandom, V4_2000) {
+    random_check(2000, false, 5);
+}
+TEST(AclRandom, V6_2000) {
+    random_check(2000, true, 6);
+}
 
 namespace {
 
