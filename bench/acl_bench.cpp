@@ -58,7 +58,8 @@ struct Traffic {
 
     // Pods in 10.0.0.0/14 (4096 Calico /26 blocks), the protected ones in 10.0.0.0/16.
     dp::AclRule policy_rule(unsigned i) {
-        static constexpr uint16_t tcp[] = {80, 443, 8080, 8443, 3306, 5432, 6379, 9090, 9093, 27017};
+        static constexpr uint16_t tcp[] = {80,   443,  8080, 8443, 3306,
+                                           5432, 6379, 9090, 9093, 27017};
         static constexpr uint16_t udp[] = {53, 123, 514, 8125};
         dp::AclRule r;
         uint32_t pod = 0x0a000000 | ((i / 5 * 2654435761u) & 0xffff);
@@ -69,7 +70,8 @@ struct Traffic {
         else if (peer < 90)
             r.src = Prefix{IpAddr::v4(0x0a000000 | below(1 << 12) << 6), 26};
         else
-            r.src = Prefix{IpAddr::v4(0xac100000 | below(1 << 20)), uint8_t(16 + below(9))}.masked();
+            r.src =
+                Prefix{IpAddr::v4(0xac100000 | below(1 << 20)), uint8_t(16 + below(9))}.masked();
         r.proto = below(100) < 85 ? IPPROTO_TCP : IPPROTO_UDP;
         r.dport_lo = r.dport_hi = *r.proto == IPPROTO_TCP ? tcp[below(10)] : udp[below(4)];
         if (below(100) < 5) r.dport_lo = 8000, r.dport_hi = 8999;
