@@ -2,7 +2,7 @@
 """rte_flow offload falling back to software in the real vleafd (topology as in test_acl).
 
 The demo configuration with offload left on for p0 (h1's port) and turned off for p1,
-plus a VXLAN VTEP with an L3VNI steered to queue 0. af_packet ports have no rte_flow at
+plus a VXLAN VTEP with a VNI steered to queue 0. af_packet ports have no rte_flow at
 all, so every rule p0 is offered falls back as no_flow_api, with the port's own error as
 the reason, while the software ACL still drops what the deny rule matches; p1 reports its
 rules as disabled; a rule that could match IPv6 neighbor discovery is never offered
@@ -21,9 +21,10 @@ from netns import run  # noqa: E402
 from test_acl import BLOCKED, OPEN, acl_deny_drops, connects, ctl, policy  # noqa: E402
 from test_forwarding import Topology, Vleafd, check_ping, check_tcp  # noqa: E402
 
+# A bridge domain without access ports gives a VNI without another VRF's FIB memory.
 EXTRA_CONFIG = """
-vrfs:
-  - {name: tenant, id: 1, l3vni: 100, router_mac: "02:00:00:00:01:00"}
+bridge_domains:
+  - {vni: 100}
 
 vxlan:
   source: 10.0.9.9
