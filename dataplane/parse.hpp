@@ -1,6 +1,7 @@
 // Stage 1: classify by ethertype, validate L3 headers, collect destinations for bulk
 // lookups. Frames of access ports go to their bridge domain, VXLAN to our VTEP address
-// to decapsulation. Anything for the control plane (ARP, ND, IPv6 multicast) is punted.
+// to decapsulation (the common L3VNI case is taken apart right here, in the same pass).
+// Anything for the control plane (ARP, ND, IPv6 multicast) is punted.
 #pragma once
 
 #include "dataplane/worker.hpp"
@@ -19,9 +20,40 @@ namespace vleaf::dp {
 inline constexpr unsigned kPrefetchAhead = 4;
 inline constexpr unsigned kUdpOff = sizeof(rte_ether_hdr);
 
+struct VxlanHdr {
+    uint32_t flags; // 0x08000000: the VNI is valid
+    uint32_t vni;   // VNI << 8
+};
+inline constexpr uint32_t kVxlanFlagI = 0x08000000;
+inline constexpr unsigned kOuter4 =
+    sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(VxlanHdr); // 50
+inline constexpr unsigned kOuter6 = kOuter4 + sizeof(rte_ipv6_hdr) - sizeof(rte_ipv4_hdr); // 70
+
+// Most bursts carry one VNI: its map slot is looked up once per run of equal VNIs.
+struct VniCache {
+    uint32_t vni = ~0u; // no 24-bit VNI
+    uint64_t slot = 0;
+};
+
+// Takes the outer headers off with three stores (rte_pktmbuf_adj's checks are the
+// caller's: data_len covers `outer`).
+inline void strip_outer(rte_mbuf *m, unsigned outer) {
+    m->data_off = static_cast<uint16_t>(m->data_off + outer);
+    m->data_len = static_cast<uint16_t>(m->data_len - outer);
+    m->pkt_len -= outer;
+    // Receive checksum flags describe the outer header.
+    m->ol_flags &= ~(RTE_MBUF_F_RX_IP_CKSUM_MASK | RTE_MBUF_F_RX_L4_CKSUM_MASK);
+}
+
 inline bool is_vxlan_port(const rte_mbuf *m, unsigned l4_off, const VxlanParams &vx) {
     if (m->data_len < l4_off + sizeof(rte_udp_hdr)) return false;
     return rte_pktmbuf_mtod_offset(m, const rte_udp_hdr *, l4_off)->dst_port == vx.port_be;
+}
+
+// VXLAN for the decapsulation stage.
+inline void to_decap(Burst &b, unsigned i, unsigned &nd) {
+    b.action[i] = Action::Tx;
+    b.idxd[nd++] = static_cast<uint8_t>(i);
 }
 
 // Multicast, broadcast and zero destinations are never routed.
@@ -47,8 +79,9 @@ inline void parse_ipv4(Burst &b, unsigned i, rte_mbuf *m, uint8_t vrf, const Vxl
         return b.drop(i, Drop::ip_fragment);
     if (vx && ip->next_proto_id == IPPROTO_UDP && vx->has4 && ip->dst_addr == vx->src4 &&
         is_vxlan_port(m, kUdpOff + sizeof(rte_ipv4_hdr), *vx)) {
-        b.action[i] = Action::Tx;
-        b.idxd[b.nd++] = static_cast<uint8_t>(i);
+        unsigned nd = b.nd;
+        to_decap(b, i, nd);
+        b.nd = static_cast<uint16_t>(nd);
         return;
     }
     uint32_t dst = rte_be_to_cpu_32(ip->dst_addr);
@@ -77,8 +110,9 @@ inline void parse_ipv6(Burst &b, unsigned i, rte_mbuf *m, uint8_t vrf, const Vxl
     if (vx && ip->proto == IPPROTO_UDP && vx->has6 &&
         std::memcmp(ip->dst_addr, vx->src6, 16) == 0 &&
         is_vxlan_port(m, kUdpOff + sizeof(rte_ipv6_hdr), *vx)) {
-        b.action[i] = Action::Tx;
-        b.idxd[b.nd++] = static_cast<uint8_t>(i);
+        unsigned nd = b.nd;
+        to_decap(b, i, nd);
+        b.nd = static_cast<uint16_t>(nd);
         return;
     }
     b.to_route6(i, ip->dst_addr, vrf);
@@ -107,7 +141,7 @@ inline void parse_injected(Burst &b) {
 // The common case in one test: IPv4 without options, not a fragment, with a total length
 // that fits the frame and no checksum error flagged by the NIC. Whatever fails goes
 // through parse_one, whose checks name the reason.
-inline bool ipv4_plain(const rte_mbuf *m, const uint8_t *frame) {
+inline bool ipv4_plain(const uint8_t *frame, uint32_t pkt_len, uint64_t ol_flags) {
     uint64_t h; // frame bytes 12-19: ether type, version/IHL, TOS, total length, id
     uint16_t frag;
     std::memcpy(&h, frame + 12, 8);
@@ -117,8 +151,8 @@ inline bool ipv4_plain(const rte_mbuf *m, const uint8_t *frame) {
     odd |= frag & rte_cpu_to_be_16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK);
     // 20 <= total <= pkt_len - 14, where pkt_len >= data_len >= 34
     odd |= unsigned(total - sizeof(rte_ipv4_hdr) >
-                    m->pkt_len - sizeof(rte_ether_hdr) - sizeof(rte_ipv4_hdr));
-    odd |= unsigned((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_BAD);
+                    pkt_len - sizeof(rte_ether_hdr) - sizeof(rte_ipv4_hdr));
+    odd |= unsigned((ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_BAD);
     return odd == 0;
 }
 
@@ -178,22 +212,74 @@ inline void drop_martians4(Burst &b) {
         b.drop(i, Drop::unknown_ethertype);
 }
 
-// A plain IPv4 frame (ipv4_plain) not addressed to our VTEP goes straight into the list.
-inline bool parse_plain4(Burst &b, unsigned i, unsigned &n4, uint32_t vtep4) {
-    rte_mbuf *m = b.m[i];
-    auto *frame = rte_pktmbuf_mtod(m, const uint8_t *);
-    if (unlikely(m->data_len < sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr)) ||
-        unlikely(!ipv4_plain(m, frame)))
+// The common VXLAN frame, taken apart here in one pass: a valid VNI of an L3VNI with a
+// plain IPv4 frame (ipv4_plain) inside, whose destination goes into the VRF's route list.
+// Anything else (L2VNI, unknown VNI, bad flags, truncated, inner IPv6) is left to the
+// decapsulation stage, whose checks name the reason.
+inline bool decap4_l3(Burst &b, unsigned i, rte_mbuf *m, const uint8_t *frame, unsigned &n4,
+                      VniCache &c, const Overlay &ov) {
+    constexpr unsigned udp = kOuter4 - sizeof(VxlanHdr) - sizeof(rte_udp_hdr);
+    constexpr unsigned least = sizeof(rte_udp_hdr) + sizeof(VxlanHdr) + sizeof(rte_ether_hdr);
+    if (m->data_len < kOuter4 + sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr)) return false;
+    VxlanHdr vx;
+    uint16_t dgram_len;
+    std::memcpy(&vx, frame + udp + sizeof(rte_udp_hdr), sizeof vx);
+    std::memcpy(&dgram_len, frame + udp + offsetof(rte_udp_hdr, dgram_len), 2);
+    if (!(vx.flags & rte_cpu_to_be_32(kVxlanFlagI)) || rte_be_to_cpu_16(dgram_len) < least)
         return false;
+    uint32_t vni = rte_be_to_cpu_32(vx.vni) >> 8;
+    if (vni != c.vni) c = VniCache{vni, ov.vni(vni)};
+    const uint8_t *inner = frame + kOuter4;
+    if (!(c.slot & kVniL3) || !ipv4_plain(inner, m->pkt_len - kOuter4, 0)) return false;
+    strip_outer(m, kOuter4);
     uint32_t dst;
-    std::memcpy(&dst, frame + sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, dst_addr), 4);
-    if (unlikely(dst == vtep4)) return false; // maybe VXLAN to decapsulate
+    std::memcpy(&dst, inner + sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, dst_addr), 4);
+    auto vrf = static_cast<uint8_t>(c.slot);
+    b.vrf[i] = vrf;
+    b.vrf4[n4] = vrf;
     b.dst4[n4] = rte_be_to_cpu_32(dst);
     b.idx4[n4++] = static_cast<uint8_t>(i);
     return true;
 }
 
-inline void parse(Burst &b, const Worker &w) {
+// VXLAN over plain IPv4 to our VTEP address on the VXLAN port is decapsulated: here or in
+// the decapsulation stage. Anything else to that address is left to parse_one.
+struct Vxlan4 {
+    const VxlanParams &vx;
+    const Overlay &ov;
+    unsigned nd = 0, decapsulated = 0;
+    VniCache vni;
+};
+
+inline bool plain_vxlan4(Burst &b, unsigned i, rte_mbuf *m, const uint8_t *frame, unsigned &n4,
+                         Vxlan4 &v) {
+    constexpr unsigned l4 = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr);
+    if (frame[sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, next_proto_id)] != IPPROTO_UDP ||
+        !v.vx.has4 || !is_vxlan_port(m, l4, v.vx))
+        return false;
+    if (decap4_l3(b, i, m, frame, n4, v.vni, v.ov))
+        v.decapsulated++;
+    else
+        to_decap(b, i, v.nd);
+    return true;
+}
+
+// A plain IPv4 frame (ipv4_plain) goes straight into the route list, or to decapsulation.
+inline bool parse_plain4(Burst &b, unsigned i, unsigned &n4, Vxlan4 &v) {
+    rte_mbuf *m = b.m[i];
+    auto *frame = rte_pktmbuf_mtod(m, const uint8_t *);
+    if (unlikely(m->data_len < sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr)) ||
+        unlikely(!ipv4_plain(frame, m->pkt_len, m->ol_flags)))
+        return false;
+    uint32_t dst;
+    std::memcpy(&dst, frame + sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, dst_addr), 4);
+    if (unlikely(dst == v.vx.src4)) return plain_vxlan4(b, i, m, frame, n4, v);
+    b.dst4[n4] = rte_be_to_cpu_32(dst);
+    b.idx4[n4++] = static_cast<uint8_t>(i);
+    return true;
+}
+
+inline void parse(Burst &b, Worker &w) {
     b.n4 = b.n6 = b.nd = b.n2 = b.n2in = b.ne = 0;
     if (b.entry != Entry::Port) return parse_injected(b);
     const VxlanParams &vx = w.ov->params();
@@ -205,20 +291,32 @@ inline void parse(Burst &b, const Worker &w) {
     std::fill_n(b.vrf, kMaxBurst, vrf);
     std::fill_n(b.vrf4, kMaxBurst, vrf);
     unsigned n4 = 0, i = 0;
+    Vxlan4 v{vx, *w.ov, 0, 0, {}};
     auto one = [&](unsigned k) {
-        if (!access && likely(parse_plain4(b, k, n4, vx.src4))) return;
+        if (!access && likely(parse_plain4(b, k, n4, v))) return;
         b.n4 = static_cast<uint16_t>(n4);
+        b.nd = static_cast<uint16_t>(v.nd);
         parse_one(b, k, access, vrf, vx);
         n4 = b.n4;
+        v.nd = b.nd;
     };
-    for (unsigned k = 0; k < kPrefetchAhead && k < n; k++)
-        rte_prefetch0(rte_pktmbuf_mtod(b.m[k], void *));
+    // A frame longer than a cache line may be VXLAN, whose inner headers start in the
+    // second line: both are fetched (the first twice when the frame is short).
+    auto fetch = [&](unsigned k) {
+        const rte_mbuf *m = b.m[k];
+        auto *p = rte_pktmbuf_mtod(m, const char *);
+        rte_prefetch0(p);
+        rte_prefetch0(p + (m->data_len > RTE_CACHE_LINE_SIZE ? RTE_CACHE_LINE_SIZE : 0));
+    };
+    for (unsigned k = 0; k < kPrefetchAhead && k < n; k++) fetch(k);
     for (; i + kPrefetchAhead < n; i++) {
-        rte_prefetch0(rte_pktmbuf_mtod(b.m[i + kPrefetchAhead], void *));
+        fetch(i + kPrefetchAhead);
         one(i);
     }
     for (; i < n; i++) one(i);
     b.n4 = static_cast<uint16_t>(n4);
+    b.nd = static_cast<uint16_t>(v.nd);
+    w.stats.decapsulated += v.decapsulated;
     drop_martians4(b);
     b.n2in = b.n2;
 }

@@ -14,29 +14,31 @@
 
 namespace vleaf::dp {
 
-#ifdef VLEAF_STAGE_CYCLES
-#define VLEAF_STAGE(w, stage, call)                                                                \
-    do {                                                                                           \
-        uint64_t t0_ = rte_rdtsc();                                                                \
-        call;                                                                                      \
-        (w).stats.stage_cycles[stage] += rte_rdtsc() - t0_;                                        \
-    } while (0)
-#else
-#define VLEAF_STAGE(w, stage, call) call
-#endif
+// Runs the stages through `each(stage, call)`, which may time them (benchmarks,
+// -Dstage_cycles=true); the plain pipeline just calls them.
+template <class Each> inline void stages(Burst &b, Worker &w, Each &&each) {
+    each(StageParse, [&] { parse(b, w); });
+    each(StageDecap, [&] { vxlan_decap(b, w); });
+    each(StageBridgeIn, [&] { bridge_in(b, w); });
+    each(StageAclIn, [&] { acl_in(b, w); });
+    each(StageLb, [&] { lb(b, w); });
+    each(StageRoute, [&] { route(b, w); });
+    each(StageForward, [&] { forward(b, w); });
+    each(StageAclOut, [&] { acl_out(b, w); });
+    each(StageBridgeOut, [&] { bridge_out(b, w); });
+    each(StageEncap, [&] { vxlan_encap(b, w); });
+    each(StageDispatch, [&] { dispatch(b, w); });
+}
 
 inline void pipeline(Burst &b, Worker &w) {
-    VLEAF_STAGE(w, StageParse, parse(b, w));
-    VLEAF_STAGE(w, StageDecap, vxlan_decap(b, w));
-    VLEAF_STAGE(w, StageBridgeIn, bridge_in(b, w));
-    VLEAF_STAGE(w, StageAclIn, acl_in(b, w));
-    VLEAF_STAGE(w, StageLb, lb(b, w));
-    VLEAF_STAGE(w, StageRoute, route(b, w));
-    VLEAF_STAGE(w, StageForward, forward(b, w));
-    VLEAF_STAGE(w, StageAclOut, acl_out(b, w));
-    VLEAF_STAGE(w, StageBridgeOut, bridge_out(b, w));
-    VLEAF_STAGE(w, StageEncap, vxlan_encap(b, w));
-    VLEAF_STAGE(w, StageDispatch, dispatch(b, w));
+    if constexpr (kStageCycles)
+        stages(b, w, [&](Stage s, auto &&call) {
+            uint64_t t0 = rte_rdtsc();
+            call();
+            w.stats.stage_cycles[s] += rte_rdtsc() - t0;
+        });
+    else
+        stages(b, w, [](Stage, auto &&call) { call(); });
 }
 
 } // namespace vleaf::dp

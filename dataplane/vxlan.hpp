@@ -1,9 +1,10 @@
 // Stages: VXLAN decapsulation and encapsulation (RFC 7348, RFC 8365).
 // Decap takes frames parse found addressed to our VTEP on the VXLAN port, checks them,
 // strips the outer headers and hands the inner frame to its VNI's VRF (L3VNI, routed)
-// or bridge domain (L2VNI, bridged). Encap prepends outer Ethernet, IPv4 or IPv6, UDP
-// (source port from the inner flow hash) and VXLAN headers toward a remote VTEP, whose
-// underlay next hop gives the egress port and MAC.
+// or bridge domain (L2VNI, bridged). Parse itself takes the common case apart (outer
+// IPv4, L3VNI, plain IPv4 inside: decap4_l3); this stage gets the rest. Encap prepends outer
+// Ethernet, IPv4 or IPv6, UDP (source port from the inner flow hash) and VXLAN headers toward a
+// remote VTEP, whose underlay next hop gives the egress port and MAC.
 #pragma once
 
 #include "dataplane/forward.hpp"
@@ -12,16 +13,8 @@
 
 namespace vleaf::dp {
 
-struct VxlanHdr {
-    uint32_t flags; // 0x08000000: the VNI is valid
-    uint32_t vni;   // VNI << 8
-};
-inline constexpr uint32_t kVxlanFlagI = 0x08000000;
-inline constexpr unsigned kOuter4 =
-    sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(VxlanHdr); // 50
-inline constexpr unsigned kOuter6 = kOuter4 + sizeof(rte_ipv6_hdr) - sizeof(rte_ipv4_hdr); // 70
-
-inline void decap_one(Burst &b, Worker &w, unsigned i) {
+// Returns whether the frame was decapsulated.
+inline bool decap_one(Burst &b, Worker &w, unsigned i, VniCache &c) {
     rte_mbuf *m = b.m[i];
     auto *eth = rte_pktmbuf_mtod(m, const rte_ether_hdr *);
     bool v6 = eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
@@ -31,29 +24,30 @@ inline void decap_one(Burst &b, Worker &w, unsigned i) {
     if (m->data_len < outer + sizeof(rte_ether_hdr) ||
         rte_be_to_cpu_16(udp->dgram_len) <
             sizeof(rte_udp_hdr) + sizeof(VxlanHdr) + sizeof(rte_ether_hdr))
-        return b.drop(i, Drop::vxlan_truncated);
+        return b.drop(i, Drop::vxlan_truncated), false;
     auto *vx = reinterpret_cast<const VxlanHdr *>(udp + 1);
-    if (!(vx->flags & rte_cpu_to_be_32(kVxlanFlagI))) return b.drop(i, Drop::vxlan_bad_flags);
+    if (!(vx->flags & rte_cpu_to_be_32(kVxlanFlagI)))
+        return b.drop(i, Drop::vxlan_bad_flags), false;
     uint32_t vni = rte_be_to_cpu_32(vx->vni) >> 8;
-    uint64_t slot = w.ov->vni(vni);
-    if (!slot) return b.drop(i, Drop::vxlan_unknown_vni);
-    // The outer source stays readable in the headroom until something is prepended.
+    if (vni != c.vni) c = VniCache{vni, w.ov->vni(vni)};
+    uint64_t slot = c.slot;
+    if (!slot) return b.drop(i, Drop::vxlan_unknown_vni), false;
+    strip_outer(m, outer);
+    if (slot & kVniL3) return parse_ip(b, i, m, static_cast<uint8_t>(slot)), true;
+    // For learning: the outer source stays readable in the headroom until something is
+    // prepended.
     b.outer_src[i] = reinterpret_cast<const uint8_t *>(eth + 1) + (v6 ? 8 : 12);
     b.outer_v6[i] = v6;
-    rte_pktmbuf_adj(m, static_cast<uint16_t>(outer));
-    // Receive checksum flags describe the outer header.
-    m->ol_flags &= ~(RTE_MBUF_F_RX_IP_CKSUM_MASK | RTE_MBUF_F_RX_L4_CKSUM_MASK);
-    w.stats.decapsulated++;
-    if (slot & kVniL3) return parse_ip(b, i, m, static_cast<uint8_t>(slot));
     b.to_bridge(i, static_cast<uint16_t>(slot), From::Tunnel, 0);
+    return true;
 }
 
 inline void vxlan_decap(Burst &b, Worker &w) {
     if (b.nd == 0) return;
-    // The inner IP header starts in the frame's second cache line, which parse never read.
-    for (unsigned k = 0; k < b.nd; k++)
-        rte_prefetch0(rte_pktmbuf_mtod_offset(b.m[b.idxd[k]], char *, RTE_CACHE_LINE_SIZE));
-    for (unsigned k = 0; k < b.nd; k++) decap_one(b, w, b.idxd[k]);
+    VniCache c;
+    unsigned done = 0;
+    for (unsigned k = 0; k < b.nd; k++) done += decap_one(b, w, b.idxd[k], c);
+    w.stats.decapsulated += done;
     b.n2in = b.n2; // only received bursts decapsulate: their whole L2 list enters
 }
 

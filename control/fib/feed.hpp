@@ -63,6 +63,8 @@ class Feed {
     RouteMsg make(const Key &k, std::span<const bgp::Path> best) const;
     bool push(const RouteMsg &m);
     void remember(const Key &k);
+    // Empties the backlog and gives its memory back.
+    void forget();
 
     bgp::Rib &rib_;
     RouteRing &ring_;

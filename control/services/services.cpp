@@ -266,11 +266,32 @@ void Registry::publish(const Service &s) {
     if (cb_.program) cb_.program(id, s, table);
     bool usable = std::any_of(s.backends.begin(), s.backends.end(),
                               [](const ServiceBackend &b) { return b.usable(); });
-    bool &announced = announced_[s.name];
-    if (usable != announced) {
-        announced = usable;
-        if (cb_.announce && s.announce.enabled) cb_.announce(s, usable);
+    announced_[s.name] = usable;
+    announce_vip(s.vrf, s.vip);
+}
+
+void Registry::announce_vip(const std::string &vrf, const IpAddr &vip) {
+    std::optional<Announce> how;
+    for (const auto &[name, s] : services_) {
+        if (s.vrf != vrf || s.vip != vip || !s.announce.enabled || !announced_.at(name)) continue;
+        if (!how) {
+            how = s.announce;
+            continue;
+        }
+        how->local_pref = std::max(how->local_pref, s.announce.local_pref);
+        for (uint32_t c : s.announce.communities)
+            if (std::find(how->communities.begin(), how->communities.end(), c) ==
+                how->communities.end())
+                how->communities.push_back(c);
     }
+    auto key = std::make_pair(vrf, vip);
+    auto it = vips_.find(key);
+    if (how ? it != vips_.end() && it->second == *how : it == vips_.end()) return;
+    if (how)
+        vips_[key] = *how;
+    else
+        vips_.erase(it);
+    if (cb_.announce) cb_.announce(vrf, vip, how ? &*how : nullptr);
 }
 
 void Registry::add(Service s) {
@@ -286,12 +307,14 @@ void Registry::add(Service s) {
 
 void Registry::del(const std::string &name) {
     Service &s = get(name);
-    if (announced_[name] && cb_.announce && s.announce.enabled) cb_.announce(s, false);
     if (cb_.remove) cb_.remove(ids_.at(name));
     std::erase_if(streaks_, [&](const auto &e) { return std::get<0>(e.first) == name; });
+    std::string vrf = s.vrf;
+    IpAddr vip = s.vip;
     services_.erase(name);
     ids_.erase(name);
     announced_.erase(name);
+    announce_vip(vrf, vip);
 }
 
 void Registry::add_backend(const std::string &service, ServiceBackend b) {

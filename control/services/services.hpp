@@ -1,7 +1,8 @@
 // The service registry: VIPs and their backends, from the configuration and the management
 // API, validated here with errors that name the bad field. Every change rebuilds the
 // service's Maglev table from its usable backends and hands it to the dataplane through
-// `program`; a VIP is announced (BGP hook `announce`) only while it has a usable backend.
+// `program`; a VIP is announced (BGP hook `announce`) only while one of the services that
+// share it (several ports, like MetalLB's allow-shared-ip) has a usable backend.
 #pragma once
 
 #include "vleaf/service.hpp"
@@ -38,8 +39,11 @@ struct Callbacks {
     // Publishes service `id` with its Maglev table (indices into s.backends).
     std::function<void(uint32_t id, const Service &s, const std::vector<uint32_t> &table)> program;
     std::function<void(uint32_t id)> remove;
-    // The VIP gained its first usable backend (true) or lost its last one (false).
-    std::function<void(const Service &s, bool announce)> announce;
+    // How VIP `vip` in VRF `vrf` is to be announced now; null: withdraw it. Called when
+    // the VIP gains its first usable backend, loses its last one, or its attributes
+    // change: the union of the communities and the highest local-pref of the announcing
+    // services that have a usable backend.
+    std::function<void(const std::string &vrf, const IpAddr &vip, const Announce *how)> announce;
 };
 
 class Registry {
@@ -66,11 +70,13 @@ class Registry {
     ServiceBackend &backend(Service &s, const IpAddr &addr, uint16_t port);
     void check_conflicts(const Service &s) const;
     void publish(const Service &s);
+    void announce_vip(const std::string &vrf, const IpAddr &vip);
 
     Callbacks cb_;
     std::map<std::string, Service> services_;
     std::map<std::string, uint32_t> ids_;
-    std::map<std::string, bool> announced_;
+    std::map<std::string, bool> announced_;                   // per service: has a usable backend
+    std::map<std::pair<std::string, IpAddr>, Announce> vips_; // what the hook last announced
     struct Streak {
         uint32_t ok = 0, fail = 0;
     };

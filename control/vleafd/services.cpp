@@ -40,21 +40,21 @@ void Daemon::program_services() {
         dp_->lb().set(id, cfg_.vrf(s.vrf) ? cfg_.vrf(s.vrf)->id : 0, s, table);
     };
     cb.remove = [this](uint32_t id) { dp_->lb().del(id); };
-    // Through the embedded BGP speaker when there is one (`bgp:`); the announcement state
-    // is also tracked and shown (`service show`), and logged when it changes.
-    cb.announce = [this](const Service &s, bool on) {
-        spdlog::info("service {}: VIP {}/{} {}", s.name, s.vip.str(), s.vip.max_len(),
-                     on ? "has a usable backend: announce" : "has no usable backend: withdraw");
-        if (!s.announce.enabled) return;
-        Prefix vip{s.vip, static_cast<uint8_t>(s.vip.max_len())};
-        if (!on) {
-            withdraw(vip);
+    // Through the embedded BGP speaker when there is one (`bgp:`); each service's state is
+    // also shown (`service show`), and the VIP's logged when it changes.
+    cb.announce = [this](const std::string &vrf, const IpAddr &vip, const vleaf::Announce *how) {
+        Prefix p{vip, static_cast<uint8_t>(vip.max_len())};
+        spdlog::info("VIP {}/{} (VRF {}): {}", vip.str(), p.len, vrf,
+                     how ? "a service has a usable backend: announce"
+                         : "no service has a usable backend: withdraw");
+        if (!how) {
+            withdraw(p);
             return;
         }
         bgp::Announce a;
-        a.prefix = vip;
-        a.communities = s.announce.communities;
-        a.local_pref = s.announce.local_pref;
+        a.prefix = p;
+        a.communities = how->communities;
+        a.local_pref = how->local_pref;
         announce(a);
     };
     services_ = std::make_unique<svc::Registry>(cb);

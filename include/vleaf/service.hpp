@@ -32,6 +32,8 @@ struct Announce {
     bool enabled = true;
     std::vector<uint32_t> communities; // standard communities, as AS:value packed in 32 bits
     uint32_t local_pref = 100;
+
+    bool operator==(const Announce &) const = default;
 };
 
 struct HealthCheck {

@@ -25,8 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from bgplab import expect, gobgpd, run_lab  # noqa: E402
-from netns import free_hugepage_mb, run, wait_for  # noqa: E402
+from bgplab import expect, gobgpd, popen_vleafd, run_lab, vleafd_ports  # noqa: E402
+from netns import run, wait_for  # noqa: E402
 
 PREFIX = "10.200.0.0/24"
 DST = "10.200.0.1"
@@ -125,29 +125,18 @@ class Setup:
         self.lab, self.ctl = lab, vleafctl
         self.vl, self.h1 = lab.netns("vl"), lab.netns("h1")
         self.r2, self.r3 = lab.netns("r2"), lab.netns("r3")
-        ports, ifs = [], []
-        for k, (ns, n) in enumerate(((self.h1, 1), (self.r2, 2), (self.r3, 3))):
-            lab.veth(self.vl, f"vl-p{k}", ns, "eth0")
-            self.vl.kernel_ignores(f"vl-p{k}")
-            ns.no_offloads("eth0")
+        hosts = ((self.h1, 1), (self.r2, 2), (self.r3, 3))
+        ports, ifs = vleafd_ports(lab, self.vl, hosts)
+        for ns, n in hosts:
             ns.add_addr("eth0", f"10.0.{n}.2/24")
-            ports.append(f"  - {{name: p{k}, device: 'net_af_packet{k},iface=vl-p{k},qpairs=1,"
-                         f"blocksz=4096,framesz=2048,framecnt=512', rx_desc: 512, tx_desc: 512,"
-                         f" rss: false}}")
-            ifs.append(f"  - {{name: i{k}, port: p{k}, ipv4: [10.0.{n}.1/24], tap: vl-tap{k}}}")
         self.r3.add_addr("eth0", "10.0.3.3/24")  # the bulk peer's address
         self.h1.add_route("default", via="10.0.1.1")
         for r in (self.r2, self.r3):
             r.add_addr("lo", f"{DST}/32")  # the stream's destination exists on both
             r.sysctl("net.ipv4.conf.all.rp_filter", "0")
         self.socket = lab.path("vleafd.sock")
-        cfg = lab.write("vleafd.yaml", VLEAFD_CONFIG.format(
-            ports="\n".join(ports), interfaces="\n".join(ifs), socket=self.socket))
-        prefix = lab.dpdk_prefix("vleafd")
-        mem = ["-m", "256"] if free_hugepage_mb() >= 512 else ["--no-huge", "-m", "512"]
-        self.vleafd = self.vl.popen([vleafd, "-l", "0,1", *mem, "--no-pci", "--file-prefix",
-                                     prefix, "--log-level=*:warning", "--", "--config", cfg],
-                                    "vleafd")
+        cfg = lab.write("vleafd.yaml", VLEAFD_CONFIG.format(ports=ports, interfaces=ifs, socket=self.socket))
+        self.vleafd = popen_vleafd(lab, self.vl, vleafd, cfg)
         wait_for(lambda: self.alive() and os.path.exists(self.socket) and self.vl.link_exists("vl-tap2"),
                  30, "vleafd API and taps")
         self.gobgp = {}

@@ -20,9 +20,9 @@ namespace vleaf::test {
 
 // EAL for one process: no hugepages (unless `huge`: then unlinked at once, so nothing is
 // left behind), no PCI, a file prefix of its own. More lcores than "0" for tests that
-// launch real worker lcores.
+// launch real worker lcores; `extra` EAL arguments (--vdev ...) last.
 inline void init_eal(const char *prog, unsigned mem_mb = 512, bool huge = false,
-                     const char *lcores = "0") {
+                     const char *lcores = "0", const std::vector<std::string> &extra = {}) {
     std::string prefix = "--file-prefix=pkt" + std::to_string(getpid());
     std::vector<std::string> args{prog,
                                   "-l",
@@ -34,6 +34,7 @@ inline void init_eal(const char *prog, unsigned mem_mb = 512, bool huge = false,
                                   prefix,
                                   "--log-level=*:error",
                                   "--no-telemetry"};
+    args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char *> argv;
     for (auto &a : args) argv.push_back(a.data());
     if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0)

@@ -420,6 +420,41 @@ TEST_F(Vxlan, DecapDropReasons) {
     EXPECT_EQ(rig.w->stats.decapsulated, 0u);
 }
 
+// The inner frame of an L3VNI gets the checks of any received frame, whether parse
+// decapsulates it in place (martian) or the decapsulation stage does (fragment).
+TEST_F(Vxlan, DecapL3vniChecksTheInnerFrame) {
+    Frame martian = ipv4(kRmac, kRemoteRmac, {.src = "192.168.30.2", .dst = "224.0.0.5"});
+    expect_drop(0, vxlan(from_vtep2(100), martian), Drop::ip_martian);
+    Frame frag =
+        ipv4(kRmac, kRemoteRmac, {.src = "192.168.30.2", .dst = "192.168.10.2", .frag = 0x2000});
+    expect_drop(0, vxlan(from_vtep2(100), frag), Drop::ip_fragment);
+    EXPECT_EQ(rig.w->stats.decapsulated, 2u);
+}
+
+// One burst mixing VNIs (the VNI lookup is cached per burst): each frame to its own VNI.
+TEST_F(Vxlan, DecapBurstOfSeveralVnis) {
+    Frame l3 = ipv4(kRmac, kRemoteRmac, {.src = "192.168.30.2", .dst = "192.168.10.2"});
+    Frame l3b = ipv4(kRmac, kRemoteRmac, {.src = "192.168.30.3", .dst = "192.168.20.2"});
+    Frame l2a = l2(kH1, mac(0x58), 0x0800, 60), l2b = l2(kH2, mac(0x59), 0x0800, 60);
+    uint64_t unknown = rig.drops(Drop::vxlan_unknown_vni);
+    rig.run(0, {vxlan(from_vtep2(100), l3), vxlan(from_vtep2(10), l2a), vxlan(from_vtep2(4242), l3),
+                vxlan(from_vtep2(20), l2b), vxlan(from_vtep2(100), l3b)});
+    EXPECT_EQ(rig.drops(Drop::vxlan_unknown_vni), unknown + 1);
+    EXPECT_EQ(rig.w->stats.decapsulated, 4u);
+    auto sent = [&](unsigned p) {
+        std::vector<Frame> out;
+        for (rte_mbuf *m : rig.take_tx(p)) {
+            out.push_back(bytes_of(m));
+            rte_pktmbuf_free(m);
+        }
+        return out;
+    };
+    // Each port sends its frames in the order they came.
+    EXPECT_EQ(sent(1), (std::vector<Frame>{routed(l3, kH1, kGw10), l2a}));
+    EXPECT_EQ(sent(2), (std::vector<Frame>{tagged(l2b, 20), tagged(routed(l3b, kH2, kGw20), 20)}));
+    EXPECT_TRUE(rig.take_punts().empty());
+}
+
 TEST_F(Vxlan, EncapDropReasons) {
     // The underlay neighbor of a new VTEP is not resolved yet.
     ASSERT_EQ(

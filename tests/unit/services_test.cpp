@@ -40,7 +40,8 @@ std::string error_of(const std::function<void()> &fn) {
 struct Recorder {
     std::map<uint32_t, std::vector<uint32_t>> tables;
     std::map<uint32_t, Service> programmed;
-    std::vector<std::pair<std::string, bool>> announcements;
+    // VIP and how it is announced ("" when withdrawn): "10.96.0.10 lp 100 [65000:1]".
+    std::vector<std::string> announcements;
     std::vector<uint32_t> removed;
 
     Callbacks callbacks() {
@@ -50,7 +51,16 @@ struct Recorder {
             programmed[id] = s;
         };
         cb.remove = [this](uint32_t id) { removed.push_back(id); };
-        cb.announce = [this](const Service &s, bool on) { announcements.emplace_back(s.name, on); };
+        cb.announce = [this](const std::string &, const IpAddr &vip, const Announce *how) {
+            std::string a = vip.str();
+            if (how) {
+                a += " lp " + std::to_string(how->local_pref) + " [";
+                for (uint32_t c : how->communities)
+                    a += std::to_string(c >> 16) + ":" + std::to_string(c & 0xffff) + " ";
+                a += "]";
+            }
+            announcements.push_back(a);
+        };
         return cb;
     }
 };
@@ -160,9 +170,39 @@ TEST(Services, AnnouncedOnlyWhileABackendIsUsable) {
     reg.set_up("web", A("10.0.0.2"), 8080, false);
     reg.set_up("web", A("10.0.0.2"), 8080, true);
     reg.del("web");
-    using P = std::pair<std::string, bool>;
-    EXPECT_EQ(r.announcements,
-              (std::vector<P>{{"web", true}, {"web", false}, {"web", true}, {"web", false}}));
+    EXPECT_EQ(r.announcements, (std::vector<std::string>{"10.96.0.10 lp 100 []", "10.96.0.10",
+                                                         "10.96.0.10 lp 100 []", "10.96.0.10"}));
+}
+
+// Services on one VIP (different ports) share its announcement: it stays while any of
+// them has a usable backend, with the union of their communities and the highest
+// local-pref of those that do.
+TEST(Services, SharedVipAnnouncedWhileAnyServiceIsUsable) {
+    Recorder r;
+    Registry reg(r.callbacks());
+    json web = web_args();
+    web["communities"] = "65000:1";
+    web["local_pref"] = 150;
+    json tls = web_args();
+    tls["name"] = "tls";
+    tls["port"] = 443;
+    tls["communities"] = "65000:1,65000:2";
+    tls["local_pref"] = 200;
+    reg.add(service_from_args(web));
+    reg.add(service_from_args(tls));
+    reg.add_backend("web", be("10.0.0.1"));
+    reg.add_backend("tls", be("10.0.0.2"));
+    reg.set_up("tls", A("10.0.0.2"), 8080, false); // web alone: its attributes
+    reg.set_up("web", A("10.0.0.1"), 8080, false); // none left: withdrawn
+    reg.set_up("tls", A("10.0.0.2"), 8080, true);
+    reg.set_up("web", A("10.0.0.1"), 8080, true); // no change: tls already gives more
+    reg.del("tls");
+    reg.del("web");
+    std::string both = "10.96.0.10 lp 200 [65000:1 65000:2 ]",
+                web_only = "10.96.0.10 lp 150 [65000:1 ]";
+    EXPECT_EQ(r.announcements, (std::vector<std::string>{web_only, both, web_only, "10.96.0.10",
+                                                         both, web_only, "10.96.0.10"}));
+    EXPECT_FALSE(reg.find("web"));
 }
 
 TEST(Services, HealthChecksApplyRiseAndFall) {

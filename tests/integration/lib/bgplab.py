@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 
-from netns import Lab, Terminated, namespaces, wait_for  # noqa: F401 (re-exported)
+from netns import Lab, Terminated, free_hugepage_mb, namespaces, wait_for  # noqa: F401 (re-exported)
 
 SKIP = 77  # meson: test skipped (shown as SKIP, never as a pass)
 
@@ -105,6 +105,31 @@ class Vleaf:
         return self.proc.log()
 
 
+def vleafd_ports(lab, vl, hosts, ipv6=False):
+    """vleafd's ports toward `hosts`, (namespace, n) pairs: port pK on veth vl-pK (left to
+    DPDK by vl's kernel) to the host's eth0, interface iK with 10.0.n.1/24 (and fd00:n::1/64)
+    and tap vl-tapK. Returns the `ports:` and `interfaces:` YAML lines."""
+    ports, ifs = [], []
+    for k, (ns, n) in enumerate(hosts):
+        lab.veth(vl, f"vl-p{k}", ns, "eth0")
+        vl.kernel_ignores(f"vl-p{k}")
+        ns.no_offloads("eth0")
+        ports.append(f"  - {{name: p{k}, device: 'net_af_packet{k},iface=vl-p{k},qpairs=1,"
+                     f"blocksz=4096,framesz=2048,framecnt=512', rx_desc: 512, tx_desc: 512,"
+                     f" rss: false}}")
+        v6 = f", ipv6: ['fd00:{n}::1/64']" if ipv6 else ""
+        ifs.append(f"  - {{name: i{k}, port: p{k}, ipv4: [10.0.{n}.1/24]{v6}, tap: vl-tap{k}}}")
+    return "\n".join(ports), "\n".join(ifs)
+
+
+def popen_vleafd(lab, ns, vleafd, config):
+    """vleafd on lcores 0 and 1 with hugepages when enough are free, else --no-huge."""
+    mem = ["-m", "256"] if free_hugepage_mb() >= 512 else ["--no-huge", "-m", "512"]
+    return ns.popen([vleafd, "-l", "0,1", *mem, "--no-pci", "--file-prefix",
+                     lab.dpdk_prefix("vleafd"), "--log-level=*:warning", "--", "--config", config],
+                    "vleafd")
+
+
 def bird(lab, ns, name, conf):
     """BIRD 2 in a namespace; returns a function running birdc commands."""
     cfg = lab.write(f"{name}/bird.conf", conf)
@@ -124,6 +149,31 @@ def bird(lab, ns, name, conf):
                               text=True, check=True).stdout
     birdc.proc = proc
     return birdc
+
+
+def gobgp_toml(asn, router_id, local_addresses, neighbors, hold=9, keepalive=3, connect_retry=1):
+    """A gobgpd configuration: neighbors are (address, peer AS, AFI-SAFI name) tuples."""
+    text = f"""\
+[global.config]
+  as = {asn}
+  router-id = "{router_id}"
+  local-address-list = {json.dumps(local_addresses)}
+"""
+    for address, peer_as, family in neighbors:
+        text += f"""\
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "{address}"
+    peer-as = {peer_as}
+  [neighbors.timers.config]
+    hold-time = {hold}
+    keepalive-interval = {keepalive}
+    connect-retry = {connect_retry}
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "{family}"
+"""
+    return text
 
 
 def gobgpd(lab, ns, name, toml, api_port):
