@@ -199,12 +199,14 @@ std::string Fib::route(const Update &u, bool add) {
     auto &t = vrfs_[u.vrf];
     const auto &p = u.prefix;
     int rc;
+    // A delete tells by its result whether the route was there (-ENOENT): only adds pay
+    // for another walk of the rte_rib tree (cache misses, at 1M routes) to know it.
     bool existed;
     if (add && deleted_since_quiesce_) quiesce();
     if (p.addr.is_v4()) {
         uint32_t ip = p.addr.v4_host();
         rte_rib *rib = rte_fib_get_rib(t.v4);
-        existed = rte_rib_lookup_exact(rib, ip, p.len) != nullptr;
+        existed = !add || rte_rib_lookup_exact(rib, ip, p.len) != nullptr;
         if (add && !existed && p.len > 24 && parent_nh(rib, ip, p.len) == u.nh)
             rc = rte_fib_add(t.v4, ip, p.len, alias(u.nh));
         rc = add ? rte_fib_add(t.v4, ip, p.len, u.nh) : rte_fib_delete(t.v4, ip, p.len);
@@ -212,7 +214,7 @@ std::string Fib::route(const Update &u, bool add) {
     } else {
         const uint8_t *ip = p.addr.bytes.data();
         rte_rib6 *rib = rte_fib6_get_rib(t.v6);
-        existed = rte_rib6_lookup_exact(rib, ip, p.len) != nullptr;
+        existed = !add || rte_rib6_lookup_exact(rib, ip, p.len) != nullptr;
         if (add && !existed && parent_nh(rib, ip, p.len) == u.nh)
             rc = rte_fib6_add(t.v6, ip, p.len, alias(u.nh));
         rc = add ? rte_fib6_add(t.v6, ip, p.len, u.nh) : rte_fib6_delete(t.v6, ip, p.len);

@@ -356,16 +356,19 @@ void Programmer::set_bgp(uint32_t vrf, const Prefix &prefix, const IpAddr *via, 
         counters_.bgp_shadowed++;
         return;
     }
-    std::vector<NhId> members;
-    for (unsigned k = 0; k < n_via && members.size() < kMaxEcmp; k++)
-        if (auto ifid = connected_if(vrf, via[k])) members.push_back(adjacency(*ifid, via[k]));
-    if (members.empty()) {
+    // On the writer's path for every BGP update: no heap allocation unless it is ECMP.
+    std::array<NhId, kMaxEcmp> members;
+    unsigned n = 0;
+    for (unsigned k = 0; k < n_via && n < kMaxEcmp; k++)
+        if (auto ifid = connected_if(vrf, via[k])) members[n++] = adjacency(*ifid, via[k]);
+    if (n == 0) {
         // Not resolvable through a connected subnet (no recursive resolution yet).
         counters_.bgp_unresolved++;
         if (it != routes_.end()) del_route(vrf, prefix);
         return;
     }
-    set_route(vrf, prefix, RouteType::Bgp, group(members));
+    NhId nh = n == 1 ? members[0] : group({members.begin(), members.begin() + n});
+    set_route(vrf, prefix, RouteType::Bgp, nh);
 }
 
 void Programmer::del_bgp(uint32_t vrf, const Prefix &prefix) {
