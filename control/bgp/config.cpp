@@ -179,11 +179,12 @@ Policy policy_field(const YAML::Node &n, const std::string &path) {
 }
 
 PeerConfig peer_field(const YAML::Node &n, const std::string &path) {
-    check_keys(n, path, {"address",          "range",         "remote_as",     "local_as",
-                         "description",      "passive",       "password",      "ttl_security",
-                         "multihop",         "update_source", "port",          "timers",
-                         "families",         "rr_client",     "next_hop_self", "max_prefix",
-                         "graceful_restart", "restart_time",  "import",        "export"});
+    check_keys(n, path, {"address",           "range",         "remote_as",     "local_as",
+                         "description",       "passive",       "password",      "ttl_security",
+                         "multihop",          "update_source", "port",          "timers",
+                         "families",          "rr_client",     "next_hop_self", "max_prefix",
+                         "graceful_restart",  "restart_time",  "import",        "export",
+                         "refresh_stale_time"});
     PeerConfig p;
     if (n["address"] && n["range"]) fail(path, "give either address or range, not both");
     if (n["address"])
@@ -253,6 +254,11 @@ PeerConfig peer_field(const YAML::Node &n, const std::string &path) {
         p.graceful_restart = bool_field(n["graceful_restart"], path + ".graceful_restart");
     if (n["restart_time"])
         p.restart_time = uint16_t(uint_field(n["restart_time"], path + ".restart_time", 4095));
+    if (n["refresh_stale_time"]) {
+        p.refresh_stale_time =
+            uint16_t(uint_field(n["refresh_stale_time"], path + ".refresh_stale_time", 65535));
+        if (!p.refresh_stale_time) fail(path + ".refresh_stale_time", "must be at least 1 second");
+    }
     if (n["import"]) p.import_policy = policy_field(n["import"], path + ".import");
     if (n["export"]) p.export_policy = policy_field(n["export"], path + ".export");
     return p;

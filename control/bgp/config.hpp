@@ -87,6 +87,9 @@ struct PeerConfig {
     uint32_t max_prefix = 0; // 0: unlimited
     bool graceful_restart = true;
     uint16_t restart_time = 120;
+    // RFC 7313 4: paths the peer marked stale with a BoRR and did not send again are
+    // purged at its EoRR, or after this many seconds without one (FRR's stale-path time).
+    uint16_t refresh_stale_time = 360;
     Policy import_policy;
     Policy export_policy;
 

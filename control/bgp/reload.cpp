@@ -23,6 +23,7 @@ PeerConfig session_part(PeerConfig c) {
     c.export_policy = {};
     c.next_hop_self = false;
     c.max_prefix = 0;
+    c.refresh_stale_time = 0; // a BoRR after the reload uses the new value
     return c;
 }
 

@@ -109,8 +109,9 @@ struct Session {
     FamilyMask gr_stale = 0;
     FamilyMask eor_in = 0; // End-of-RIB received since Established
     // Enhanced route refresh: families between the peer's BoRR and EoRR, whose paths
-    // not re-sent by EoRR are stale.
+    // not re-sent by EoRR are stale, and when each family's stale paths go without EoRR.
     FamilyMask refresh_stale = 0;
+    std::array<std::optional<TimePoint>, kRouteFamilies> refresh_deadline;
     PendingOut out;
     // Export rewrites computed during one burst: (source set, source peer) -> exported
     // set. export_keys holds a reference on each source set so that its address is not

@@ -592,15 +592,18 @@ void Speaker::on_route_refresh(Session &s, const RouteRefresh &rr) {
         break;
     case RouteRefresh::BeginOfRib:
         ++s.counters.borr_in;
-        // RFC 7313 4: what the peer does not send again before EoRR is gone.
+        // RFC 7313 4: what the peer does not send again before EoRR is gone, and so is
+        // all of it still stale if no EoRR comes in time.
         rib_.mark_stale(s.rib_id, bit);
         s.refresh_stale |= bit;
+        s.refresh_deadline[size_t(*f)] = Clock::now() + Seconds(s.cfg.refresh_stale_time);
         break;
     case RouteRefresh::EndOfRib:
         ++s.counters.eorr_in;
         if (s.refresh_stale & bit) {
             rib_.sweep_stale(s.rib_id, bit);
             s.refresh_stale &= FamilyMask(~bit);
+            s.refresh_deadline[size_t(*f)].reset();
         }
         break;
     default: // RFC 7313 5: unknown subtypes are ignored
@@ -825,6 +828,7 @@ void Speaker::session_down(Session &s) {
                  s.last_error.empty() ? "no reason" : s.last_error,
                  keep ? ": keeping its routes as stale (graceful restart)" : "");
     s.refresh_stale = 0;
+    s.refresh_deadline = {};
     rib_.peer_down(s.rib_id, keep);
     if (keep) {
         s.gr_stale |= keep;
@@ -847,6 +851,16 @@ void Speaker::fire_timers(TimePoint now) {
             s->gr_stale = 0;
             s->gr_deadline.reset();
         }
+        for (unsigned i = 0; i < kRouteFamilies; ++i) {
+            auto &d = s->refresh_deadline[i];
+            if (!d || *d > now) continue;
+            spdlog::warn("bgp {}: no EoRR {} s after BoRR for {}: stale routes removed",
+                         s->remote.str(), s->cfg.refresh_stale_time, family_name(RouteFamily(i)));
+            FamilyMask bit = family_bit(RouteFamily(i));
+            rib_.sweep_stale(s->rib_id, bit);
+            s->refresh_stale &= FamilyMask(~bit);
+            d.reset();
+        }
     }
 }
 
@@ -859,6 +873,8 @@ int Speaker::wait_ms(int max_wait_ms) const {
             if (c)
                 if (auto d = c->fsm.next_deadline(); d && *d < until) until = *d;
         if (s->gr_deadline && *s->gr_deadline < until) until = *s->gr_deadline;
+        for (auto &d : s->refresh_deadline)
+            if (d && *d < until) until = *d;
     }
     if (defer_deadline_ && *defer_deadline_ < until) until = *defer_deadline_;
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();

@@ -44,6 +44,7 @@ peers:
     ttl_security: true
     families: [ipv4-unicast, ipv6-unicast, l2vpn-evpn]
     max_prefix: 1000
+    refresh_stale_time: 30
     import: {prefix_list: [{prefix: 10.244.0.0/16, ge: 26, le: 26}, 10.96.0.0/12]}
     export: {set_community: ["64512:7"], set_local_pref: 150}
 announce:
@@ -60,6 +61,8 @@ announce:
     EXPECT_EQ(c.peers[0].families, std::vector{RouteFamily::Ipv4Unicast});
     EXPECT_TRUE(c.peers[1].passive) << "ranges are passive";
     EXPECT_EQ(c.peers[1].families.size(), 3u);
+    EXPECT_EQ(c.peers[0].refresh_stale_time, 360) << "FRR's stale-path time";
+    EXPECT_EQ(c.peers[1].refresh_stale_time, 30);
     ASSERT_EQ(c.peers[1].import_policy.prefix_list.size(), 2u);
     EXPECT_TRUE(c.peers[1].import_policy.prefix_list[0].matches(*Prefix::parse("10.244.3.64/26")));
     EXPECT_FALSE(c.peers[1].import_policy.prefix_list[0].matches(*Prefix::parse("10.244.3.0/24")));
@@ -90,6 +93,9 @@ TEST(BgpConfig, ErrorsNameTheField) {
         {"asn: 1\nrouter_id: 10.0.0.1\npeers: [{address: 10.0.0.2, remote_as: 2, ttl_security: "
          "true, multihop: 3}]",
          "bgp.peers[0].multihop: cannot be combined with ttl_security"},
+        {"asn: 1\nrouter_id: 10.0.0.1\npeers: [{address: 10.0.0.2, remote_as: 2, "
+         "refresh_stale_time: 0}]",
+         "bgp.peers[0].refresh_stale_time: must be at least 1 second"},
         {"asn: 1\nrouter_id: 10.0.0.1\npeers: [{address: 10.0.0.2, remote_as: 2}, "
          "{address: 10.0.0.2, remote_as: 3}]",
          "bgp.peers[1]: duplicate neighbor 10.0.0.2"},

@@ -6,7 +6,11 @@
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <functional>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 using namespace vleaf;
@@ -58,6 +62,39 @@ json route(Speaker &s, const std::string &prefix) {
     auto r = s.show_routes(RouteFamily::Ipv4Unicast, prefix);
     return r.empty() ? json() : r[0]["paths"][0];
 }
+
+// A scripted peer on 127.0.0.`self` speaking BGP through the codec: it says only what
+// the test makes it say (e.g. a BoRR and never the EoRR) and discards what it receives.
+class RawPeer {
+  public:
+    RawPeer(int self, int to) {
+        fd_ = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(0x7f000000u | uint32_t(self));
+        EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+        a.sin_addr.s_addr = htonl(0x7f000000u | uint32_t(to));
+        a.sin_port = htons(kPort);
+        EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+        fcntl(fd_, F_SETFL, O_NONBLOCK);
+    }
+    ~RawPeer() { close(fd_); }
+    RawPeer(const RawPeer &) = delete;
+    RawPeer &operator=(const RawPeer &) = delete;
+
+    void send(const Bytes &b) {
+        drain();
+        EXPECT_EQ(write(fd_, b.data(), b.size()), ssize_t(b.size()));
+    }
+    void drain() {
+        uint8_t buf[4096];
+        while (read(fd_, buf, sizeof buf) > 0) {
+        }
+    }
+
+  private:
+    int fd_ = -1;
+};
 
 struct BgpSpeaker : ::testing::Test {
     void SetUp() override { spdlog::set_level(spdlog::level::warn); }
@@ -215,6 +252,66 @@ TEST_F(BgpSpeaker, EnhancedRouteRefresh) {
     EXPECT_TRUE(run_until({a.get(), b.get()}, [&] {
         return neighbor(*b, 1)["counters"]["prefixes_announced_in"] == 2;
     }));
+}
+
+// RFC 7313 4: a BoRR without its EoRR must not keep stale paths forever.
+TEST_F(BgpSpeaker, BorrWithoutEorrPurgesStalePathsAfterTheTimer) {
+    auto a = speaker(1, 65001, peer(1, 2, 65002, ", passive: true, refresh_stale_time: 1"));
+    RawPeer b(2, 1);
+    LocalParams lp;
+    lp.asn = 65002;
+    lp.bgp_id = 0x0a000002;
+    lp.remote_as = 65001;
+    lp.families = family_bit(RouteFamily::Ipv4Unicast);
+    lp.graceful_restart = false;
+    Bytes msg;
+    encode_open(local_open(lp), msg);
+    encode_keepalive(msg);
+    b.send(msg);
+    ASSERT_TRUE(run_until({a.get()}, [&] {
+        b.drain();
+        return established(*a, 2);
+    }));
+    EXPECT_EQ(neighbor(*a, 2)["enhanced_route_refresh"], true);
+
+    PathAttrs attrs;
+    attrs.origin = Origin::Igp;
+    attrs.as_path = AsPath{{AsSegment{SegmentType::AsSequence, {65002}}}};
+    CodecContext ctx;
+    ctx.ebgp = true;
+    auto announce = [&](std::vector<const char *> prefixes) {
+        std::vector<PrefixNlri> routes;
+        for (auto *p : prefixes) routes.push_back({0, *Prefix::parse(p)});
+        Bytes u;
+        encode_announce(RouteFamily::Ipv4Unicast, attrs, NextHop{*IpAddr::parse("127.0.0.2"), {}},
+                        routes, ctx, u);
+        return u;
+    };
+    b.send(announce({"10.2.0.0/16", "10.3.0.0/16"}));
+    ASSERT_TRUE(run_until({a.get()}, [&] { return !route(*a, "10.3.0.0/16").is_null(); }));
+
+    // BoRR, then only 10.2.0.0/16 again, and no EoRR.
+    msg.clear();
+    encode_route_refresh({to_afi_safi(RouteFamily::Ipv4Unicast), RouteRefresh::BeginOfRib}, msg);
+    auto again = announce({"10.2.0.0/16"});
+    msg.insert(msg.end(), again.begin(), again.end());
+    auto borr_sent = Clock::now();
+    b.send(msg);
+    ASSERT_TRUE(run_until({a.get()}, [&] { return neighbor(*a, 2)["counters"]["borr_in"] == 1; }));
+    ASSERT_TRUE(run_until({a.get()}, [&] { return route(*a, "10.2.0.0/16")["stale"] == false; }));
+    EXPECT_EQ(route(*a, "10.3.0.0/16")["stale"], true) << "not sent again since the BoRR";
+    EXPECT_EQ(neighbor(*a, 2)["stale_families"], json::array({"ipv4-unicast"}));
+
+    ASSERT_TRUE(run_until({a.get()}, [&] {
+        b.drain();
+        return route(*a, "10.3.0.0/16").is_null();
+    }));
+    auto took = Clock::now() - borr_sent;
+    EXPECT_GE(took, std::chrono::milliseconds(900)) << "purged before refresh_stale_time";
+    EXPECT_LE(took, std::chrono::milliseconds(1500));
+    EXPECT_EQ(route(*a, "10.2.0.0/16")["stale"], false) << "what was sent again stays";
+    EXPECT_EQ(neighbor(*a, 2)["stale_families"], json::array());
+    EXPECT_TRUE(established(*a, 2)) << "the session is not reset";
 }
 
 TEST_F(BgpSpeaker, ReloadLeavesUnaffectedSessionsAlone) {
