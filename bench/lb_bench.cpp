@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 
 using namespace vleaf;
 using namespace vleaf::test;
@@ -187,21 +186,9 @@ BENCHMARK(BM_RouteBesideServices)->Arg(0)->ArgName("flows");
 BENCHMARK(BM_LbDnat)->Arg(1000)->Arg(1 << 20)->ArgName("flows");
 BENCHMARK(BM_LbDsr)->Arg(1 << 20)->ArgName("flows");
 
-// Hugepages when 768 MB of them are free: 2M flow entries on 4 KB pages measure TLB misses.
-bool hugepages_free() {
-    std::ifstream in("/proc/meminfo");
-    std::string key;
-    uint64_t free = 0, size_kb = 0, v;
-    while (in >> key >> v) {
-        if (key == "HugePages_Free:") free = v;
-        if (key == "Hugepagesize:") size_kb = v;
-        in.ignore(256, '\n');
-    }
-    return free * size_kb >= 768 * 1024;
-}
-
 int main(int argc, char **argv) {
-    bool huge = hugepages_free();
+    // Hugepages when 768 MB are free: 2M flow entries on 4 KB pages measure TLB misses.
+    bool huge = hugepages_free(768);
     std::printf("memory: %s\n", huge ? "hugepages" : "4 KB pages (--no-huge)");
     init_eal(argv[0], huge ? 768 : 2048, huge);
     benchmark::Initialize(&argc, argv);

@@ -15,18 +15,21 @@ namespace vleaf::dp {
 // one classify call per distinct policy; drops the denied ones. True if any was dropped.
 inline bool acl_apply(Burst &b, unsigned worker, bool v6, unsigned n, const uint8_t *at,
                       const AclSet *const *sets) {
+    static_assert(kMaxBurst <= 64, "one bit per packet");
     bool dropped = false;
-    uint64_t done = 0;
-    for (unsigned j = 0; j < n; j++) {
-        if (done >> j & 1) continue;
-        const AclSet *s = sets[j];
+    // Packets not yet classified; usually one policy takes them all in the first round.
+    uint64_t todo = n == 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;
+    while (todo) {
+        const AclSet *s = sets[__builtin_ctzll(todo)];
         const uint8_t *l3[kMaxBurst];
         uint16_t len[kMaxBurst];
         uint8_t who[kMaxBurst];
         unsigned m = 0;
-        for (unsigned k = j; k < n; k++) {
+        for (uint64_t left = todo; left; left &= left - 1) {
+            unsigned k = unsigned(__builtin_ctzll(left));
             if (sets[k] != s) continue;
-            done |= uint64_t(1) << k;
+            todo &= ~(uint64_t(1) << k);
+            if (!s) continue; // no policy: passes
             rte_mbuf *mb = b.m[at[k]];
             l3[m] = rte_pktmbuf_mtod_offset(mb, const uint8_t *, sizeof(rte_ether_hdr));
             len[m] = uint16_t(mb->data_len - sizeof(rte_ether_hdr));

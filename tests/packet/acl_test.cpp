@@ -267,6 +267,13 @@ TEST(AclRandom, V6_100) {
 TEST(AclRandom, V6_1000) {
     random_check(1000, true, 4);
 }
+// Sets of more than 1000 rules are classified with AVX2 instead of SSE (acl_set.cpp).
+TEST(AclRandom, V4_2000) {
+    random_check(2000, false, 5);
+}
+TEST(AclRandom, V6_2000) {
+    random_check(2000, true, 6);
+}
 
 namespace {
 
@@ -556,6 +563,54 @@ TEST(AclStage, V4) {
 }
 TEST(AclStage, V6) {
     stage_check(true, 12, 300);
+}
+
+// One burst leaving by two ports with different egress policies (the port's own, and the
+// VRF's for the other): acl_out classifies each packet with its own policy, interleaved.
+TEST(AclStage, OneBurstSeveralPolicies) {
+    using namespace vleaf::test;
+    Rig rig;
+    auto &f = *rig.prog;
+    f.add_interface(0, "in", rig.port[0], 0, {P("10.200.0.1/24")});
+    f.add_interface(1, "a", rig.port[1], 0, {P("10.201.0.1/24")});
+    f.add_interface(2, "b", rig.port[2], 0, {P("10.202.0.1/24")});
+    f.neighbor(1, A("10.201.0.2"), mac(0x21));
+    f.neighbor(2, A("10.202.0.2"), mac(0x22));
+    f.add_static(0, P("10.1.0.0/16"), {A("10.201.0.2")}, std::nullopt, false);
+    f.add_static(0, P("10.2.0.0/16"), {A("10.202.0.2")}, std::nullopt, false);
+    ASSERT_TRUE(rig.errors.empty()) << rig.errors.front();
+    auto deny_port = [](uint16_t port) {
+        AclPolicy p;
+        AclRule r = rule("0.0.0.0/0", "0.0.0.0/0");
+        r.proto = IPPROTO_TCP, r.dport_lo = r.dport_hi = port;
+        p.rules.push_back(r);
+        return p;
+    };
+    rig.acl->set(1, AclAttach{AclDirection::Out, false, 0}, deny_port(80)); // VRF: port a
+    rig.acl->set(2, AclAttach{AclDirection::Out, true, rig.port[2]}, deny_port(22));
+    std::vector<std::vector<uint8_t>> frames;
+    std::vector<uint16_t> want[2];
+    static constexpr uint16_t dports[] = {22, 80, 443};
+    for (unsigned i = 0; i < 32; i++) {
+        V4 v;
+        v.proto = IPPROTO_TCP, v.dst = i % 2 ? "10.2.0.9" : "10.1.0.9", v.dport = dports[i % 3];
+        v.sport = uint16_t(1000 + i);
+        frames.push_back(ipv4(mac(0x10), mac(0x99), v));
+        if (v.dport != (i % 2 ? 22 : 80)) want[i % 2].push_back(v.sport);
+    }
+    rig.run(0, frames);
+    for (unsigned out = 0; out < 2; out++) {
+        std::vector<uint16_t> got;
+        for (rte_mbuf *m : rig.take_tx(out + 1)) {
+            auto b = bytes_of(m);
+            rte_pktmbuf_free(m);
+            got.push_back(uint16_t(b[14 + 20] << 8 | b[14 + 21]));
+        }
+        EXPECT_EQ(got, want[out]) << "port " << out + 1;
+    }
+    EXPECT_EQ(rig.drops(Drop::acl_deny), 32 - want[0].size() - want[1].size());
+    EXPECT_EQ(rig.acl->hits(1), (std::vector<uint64_t>{5, 11}));
+    EXPECT_EQ(rig.acl->hits(2), (std::vector<uint64_t>{5, 11}));
 }
 
 TEST(AclStage, NoPolicyNoState) {

@@ -11,6 +11,7 @@
 #include <rte_malloc.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -39,6 +40,20 @@ inline void init_eal(const char *prog, unsigned mem_mb = 512, bool huge = false,
     for (auto &a : args) argv.push_back(a.data());
     if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0)
         throw std::runtime_error("rte_eal_init failed");
+}
+
+// Whether `mb` MB of hugepages are free (benches use them then, as vleafd does: tables of
+// many MB on 4 KB pages measure TLB misses).
+inline bool hugepages_free(unsigned mb) {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    uint64_t free = 0, size_kb = 0, v;
+    while (in >> key >> v) {
+        if (key == "HugePages_Free:") free = v;
+        if (key == "Hugepagesize:") size_kb = v;
+        in.ignore(256, '\n');
+    }
+    return free * size_kb >= uint64_t(mb) * 1024;
 }
 
 // Tears EAL down and removes its runtime directory, which rte_eal_cleanup leaves behind.
