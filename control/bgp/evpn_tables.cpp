@@ -297,12 +297,16 @@ void EvpnTables::tell(const EvpnL2Change &c) {
     for (auto &l : l2_listeners_) l(c);
 }
 
+EvpnL2Change remote_mac_change(const MacVrf &m, const MacAddr &mac, const MacEntry &e) {
+    EvpnL2Change c{EvpnL2Change::MacRemote, m.vni, mac, e.owner_vtep, {}};
+    for (auto &[k, r] : e.remote)
+        if (r.ip && r.vtep == e.owner_vtep) c.ips.push_back(*r.ip);
+    return c;
+}
+
 void EvpnTables::tell_mac(const MacVrf &m, const MacAddr &mac, const MacEntry *e, bool was_remote) {
     if (e && e->owner == MacEntry::Owner::Remote) {
-        EvpnL2Change c{EvpnL2Change::MacRemote, m.vni, mac, e->owner_vtep, {}};
-        for (auto &[k, r] : e->remote)
-            if (r.ip && r.vtep == e->owner_vtep) c.ips.push_back(*r.ip);
-        tell(c);
+        tell(remote_mac_change(m, mac, *e));
     } else if (was_remote) {
         tell({EvpnL2Change::MacGone, m.vni, mac, {}, {}});
     }

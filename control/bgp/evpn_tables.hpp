@@ -105,6 +105,10 @@ struct EvpnL2Change {
     std::vector<IpAddr> ips; // MacRemote: the IPs announced with the MAC (ARP/ND suppression)
 };
 
+// The MacRemote change that puts `mac` of `m` behind its owner VTEP (e.owner is Remote),
+// with the IPs that VTEP announced with it.
+EvpnL2Change remote_mac_change(const MacVrf &m, const MacAddr &mac, const MacEntry &e);
+
 enum class MacResult : uint8_t {
     Advertised, // originated (with a higher sequence number if it moved here)
     Refused,    // a remote VTEP holds it as a sticky MAC

@@ -29,8 +29,8 @@ BgpThread::BgpThread(const bgp::BgpConfig &cfg, const config::FibRings &rings,
       wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
       mail_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
       feed_(speaker_.rib(), routes_, rings.backlog_limit, [this] { signal_fd(wake_fd_); }),
-      evpn_ring_(rings.ring_size),
-      evpn_(speaker_, evpn_ring_, std::move(evpn_vrfs), [this] { signal_fd(wake_fd_); }) {
+      evpn_ring_(rings.ring_size), evpn_(speaker_, evpn_ring_, std::move(evpn_vrfs),
+                                         rings.backlog_limit, [this] { signal_fd(wake_fd_); }) {
     if (wake_fd_ < 0 || mail_fd_ < 0) throw std::runtime_error("bgp: eventfd failed");
     speaker_.add_fd(mail_fd_, [this] {
         clear_fd(mail_fd_);
@@ -101,6 +101,7 @@ void BgpThread::serve_events() {
             case Event::Kind::ResyncRequest:
                 spdlog::info("bgp: FIB resync requested");
                 feed_.request_resync();
+                evpn_.request_resync();
                 break;
             }
         }

@@ -60,29 +60,57 @@ void EvpnWriter::fail(const std::string &what, const std::string &err) {
 
 void EvpnWriter::apply(const EvpnMsg &m) {
     c_.applied++;
-    if (m.op == EvpnMsg::Op::RouteSet) {
-        auto err = prog_.set_evpn_route(m.id, m.prefix, {m.hops.data(), m.n});
-        if (!err.empty()) fail("VRF " + std::to_string(m.id) + " " + m.prefix.str(), err);
-        return;
-    }
-    if (m.op == EvpnMsg::Op::RouteDel) {
+    switch (m.op) {
+    case EvpnMsg::Op::ResyncBegin:
+        resyncing_ = true;
+        renewed_macs_.clear();
+        renewed_floods_.clear();
+        renewed_routes_.clear();
+        break;
+    case EvpnMsg::Op::ResyncEnd:
+        if (resyncing_) sweep();
+        break;
+    case EvpnMsg::Op::RouteSet:
+        if (auto err = prog_.set_evpn_route(m.id, m.prefix, {m.hops.data(), m.n}); !err.empty()) {
+            routes_.erase({m.id, m.prefix}); // none of its hops could be used: it is gone
+            fail("VRF " + std::to_string(m.id) + " " + m.prefix.str(), err);
+            break;
+        }
+        routes_.insert({m.id, m.prefix});
+        if (resyncing_) renewed_routes_.insert({m.id, m.prefix});
+        break;
+    case EvpnMsg::Op::RouteDel:
         prog_.del_evpn_route(m.id, m.prefix);
-        return;
+        routes_.erase({m.id, m.prefix});
+        break;
+    default:
+        apply_l2(m);
+        break;
     }
+    c_.remote_macs = remote_.size();
+    c_.flood_vteps = floods_.size();
+    c_.routes = routes_.size();
+}
+
+void EvpnWriter::apply_l2(const EvpnMsg &m) {
     auto bd_it = bds_.find(m.id);
     if (bd_it == bds_.end()) return fail("VNI " + std::to_string(m.id), "no bridge domain");
     uint16_t bd = bd_it->second;
     std::string what = "VNI " + std::to_string(m.id) + " ";
     switch (m.op) {
     case EvpnMsg::Op::FloodAdd:
-        if (auto err = prog_.add_flood(bd, m.vtep); !err.empty()) fail(what + "flood", err);
+        if (auto err = prog_.add_flood(bd, m.vtep); !err.empty()) return fail(what + "flood", err);
+        floods_.insert({bd, m.vtep});
+        if (resyncing_) renewed_floods_.insert({bd, m.vtep});
         break;
     case EvpnMsg::Op::FloodDel:
         prog_.del_flood(bd, m.vtep);
+        floods_.erase({bd, m.vtep});
         break;
     case EvpnMsg::Op::MacSet: {
         if (auto err = prog_.add_remote_mac(bd, m.mac, m.vtep); !err.empty())
             return fail(what + m.mac.str(), err);
+        if (resyncing_) renewed_macs_.insert({bd, m.mac});
         // It was ours and moved behind the remote VTEP: the dataplane entry is replaced.
         local_.erase({bd, m.mac});
         std::vector<IpAddr> now(m.ips.begin(), m.ips.begin() + m.n);
@@ -95,19 +123,67 @@ void EvpnWriter::apply(const EvpnMsg &m) {
         was = std::move(now);
         break;
     }
-    case EvpnMsg::Op::MacDel: {
-        auto it = remote_.find({bd, m.mac});
-        if (it == remote_.end()) break;
-        prog_.del_remote_mac(bd, m.mac);
-        for (auto &ip : it->second)
-            if (hooks_.binding) hooks_.binding(bd, ip, std::nullopt);
-        remote_.erase(it);
+    case EvpnMsg::Op::MacDel:
+        if (auto it = remote_.find({bd, m.mac}); it != remote_.end()) remove_remote(it);
         break;
-    }
     default:
         break;
     }
-    c_.remote_macs = remote_.size();
+}
+
+EvpnWriter::RemoteMacs::iterator EvpnWriter::remove_remote(RemoteMacs::iterator it) {
+    auto [bd, mac] = it->first;
+    prog_.del_remote_mac(bd, mac);
+    for (auto &ip : it->second)
+        if (hooks_.binding) hooks_.binding(bd, ip, std::nullopt);
+    return remote_.erase(it);
+}
+
+namespace {
+
+template <class K, class V> const K &key_of(const std::pair<const K, V> &e) {
+    return e.first;
+}
+template <class K> const K &key_of(const K &k) {
+    return k;
+}
+
+// Removes the entries of `held` missing from `renewed`, each through `remove` (which
+// returns the next iterator); returns how many.
+template <class Held, class Renewed, class Remove>
+uint64_t remove_unrenewed(Held &held, const Renewed &renewed, Remove remove) {
+    uint64_t n = 0;
+    for (auto it = held.begin(); it != held.end();) {
+        if (renewed.count(key_of(*it))) {
+            ++it;
+            continue;
+        }
+        it = remove(it);
+        n++;
+    }
+    return n;
+}
+
+} // namespace
+
+void EvpnWriter::sweep() {
+    uint64_t removed =
+        remove_unrenewed(remote_, renewed_macs_, [this](auto it) { return remove_remote(it); });
+    removed += remove_unrenewed(floods_, renewed_floods_, [this](auto it) {
+        prog_.del_flood(it->first, it->second);
+        return floods_.erase(it);
+    });
+    removed += remove_unrenewed(routes_, renewed_routes_, [this](auto it) {
+        prog_.del_evpn_route(it->first, it->second);
+        return routes_.erase(it);
+    });
+    if (removed) spdlog::info("evpn: resync removed {} entries EVPN no longer has", removed);
+    c_.resync_removed += removed;
+    c_.resyncs++;
+    resyncing_ = false;
+    renewed_macs_.clear();
+    renewed_floods_.clear();
+    renewed_routes_.clear();
 }
 
 std::optional<uint32_t> EvpnWriter::vni_of(uint16_t bd) const {

@@ -35,7 +35,18 @@ struct Event;
 inline constexpr unsigned kMaxMacIps = 8; // IPs carried with one remote MAC
 
 struct EvpnMsg {
-    enum class Op : uint8_t { MacSet, MacDel, FloodAdd, FloodDel, RouteSet, RouteDel };
+    // ResyncBegin and ResyncEnd bracket the whole EVPN state sent again; at ResyncEnd the
+    // writer removes what it holds from EVPN and did not receive in between.
+    enum class Op : uint8_t {
+        MacSet,
+        MacDel,
+        FloodAdd,
+        FloodDel,
+        RouteSet,
+        RouteDel,
+        ResyncBegin,
+        ResyncEnd
+    };
     Op op = Op::MacDel;
     uint8_t n = 0;                      // MacSet: ips used; RouteSet: hops used
     uint32_t id = 0;                    // Mac*, Flood*: the L2VNI; Route*: the dataplane VRF
@@ -54,43 +65,79 @@ EvpnMsg evpn_l2_msg(const bgp::EvpnL2Change &c);
 // extended community; paths without a router MAC cannot be encapsulated and are left out),
 // RouteDel when none is left.
 EvpnMsg evpn_route_msg(const bgp::RibChange &ch, uint32_t vrf);
+// The same for the current best paths of `prefix` in IP-VRF `v` (RouteDel when it has none).
+EvpnMsg evpn_route_msg(const bgp::IpVrf &v, const Prefix &prefix, uint32_t vrf);
 
 struct EvpnFeedCounters {
     uint64_t pushed = 0;
-    uint64_t backlogged = 0; // messages that waited for ring space
+    uint64_t ring_full = 0;  // pushes that found the ring full
+    uint64_t backlogged = 0; // entries that went through the backlog
+    uint64_t backlog_max = 0;
+    uint64_t resyncs = 0; // full resyncs started
     uint64_t local_originated = 0;
     uint64_t local_withdrawn = 0;
     uint64_t local_refused = 0; // sticky elsewhere, duplicate, unknown VNI
 };
 
-// BGP thread: follows the speaker's EVPN notifications. Never blocks and never loses a
-// message: what finds the ring full waits, in order, for the writer to make room.
+// BGP thread: follows the speaker's EVPN notifications with the route Feed's policy
+// (feed.hpp). It never blocks the BGP thread and never loses a change: a change goes
+// straight into the ring, or, when the ring is full, waits in a backlog of what it is
+// about (a remote MAC, a flood list entry, an IP-VRF prefix) and leaves with the
+// speaker's state at the time it is sent, so a MAC added then removed while waiting
+// goes out as one removal. Past `backlog_limit` waiting entries the backlog is dropped
+// and the whole EVPN state is sent again between ResyncBegin and ResyncEnd.
 class EvpnFeed {
   public:
     // `vrf_ids`: IP-VRF name -> dataplane VRF id. `wake` as for Feed.
     EvpnFeed(bgp::Speaker &speaker, EvpnRing &ring, std::map<std::string, uint32_t> vrf_ids,
-             std::function<void()> wake);
+             size_t backlog_limit, std::function<void()> wake);
+    // Sends what waits, as far as the ring has room, then wakes the writer.
     void flush();
-    bool pending() const { return !backlog_.empty(); }
+    bool pending() const { return !backlog_.empty() || resync_ != Resync::Idle; }
+    // Sends the whole EVPN state again (the writer asked, or the backlog overflowed).
+    void request_resync();
+    size_t backlog() const { return backlog_.size(); }
+    bool resyncing() const { return resync_ != Resync::Idle; }
     // A LocalMac event from the writer.
     void local(const Event &e);
     const EvpnFeedCounters &counters() const { return c_; }
 
   private:
-    void send(const EvpnMsg &m);
+    struct Key {
+        enum class Kind : uint8_t { Mac, Flood, Route } kind = Kind::Mac;
+        uint32_t id = 0; // Mac, Flood: the L2VNI; Route: the dataplane VRF
+        MacAddr mac;
+        IpAddr vtep;
+        Prefix prefix;
+        auto operator<=>(const Key &) const = default;
+    };
+    enum class Resync { Idle, Begin, Streaming };
+
+    // `m` is what `k` is now.
+    void send(const Key &k, const EvpnMsg &m);
+    EvpnMsg current(const Key &k) const;
+    bool push(const EvpnMsg &m);
+    void remember(const Key &k);
+    void remember_everything();
 
     bgp::Speaker &speaker_;
     EvpnRing &ring_;
     std::map<std::string, uint32_t> vrf_ids_;
+    std::map<uint32_t, std::string> vrf_names_;
+    size_t limit_;
     std::function<void()> wake_;
-    std::deque<EvpnMsg> backlog_;
+    std::set<Key> backlog_;
+    std::deque<Key> order_; // backlog_ in arrival order
+    Resync resync_ = Resync::Idle;
     bool woken_ = false;
     EvpnFeedCounters c_;
 };
 
 struct EvpnWriterCounters {
     uint64_t applied = 0;
-    uint64_t errors = 0; // VTEP unreachable in the underlay, unknown VNI
+    uint64_t errors = 0;         // VTEP unreachable in the underlay, unknown VNI
+    uint64_t resyncs = 0;        // completed (ResyncEnd applied)
+    uint64_t resync_removed = 0; // entries the resyncs did not renew
     uint64_t remote_macs = 0, flood_vteps = 0, routes = 0; // now
 };
 
@@ -121,15 +168,27 @@ class EvpnWriter {
     const EvpnWriterCounters &counters() const { return c_; }
 
   private:
+    using RemoteMacs = std::map<std::pair<uint16_t, MacAddr>, std::vector<IpAddr>>;
     std::optional<uint32_t> vni_of(uint16_t bd) const;
     void tell(uint32_t vni, const MacAddr &mac, std::optional<IpAddr> ip, bool present);
     void fail(const std::string &what, const std::string &err);
+    void apply_l2(const EvpnMsg &m);
+    RemoteMacs::iterator remove_remote(RemoteMacs::iterator it);
+    // ResyncEnd: removes what the resync did not renew.
+    void sweep();
 
     Programmer &prog_;
     Hooks hooks_;
-    std::map<uint32_t, uint16_t> bds_;                                   // L2VNI -> bd
-    std::map<std::pair<uint16_t, MacAddr>, std::vector<IpAddr>> remote_; // from EVPN
-    std::map<std::pair<uint16_t, MacAddr>, std::set<IpAddr>> local_;     // learned here
+    std::map<uint32_t, uint16_t> bds_;                               // L2VNI -> bd
+    RemoteMacs remote_;                                              // from EVPN
+    std::set<std::pair<uint16_t, IpAddr>> floods_;                   // from EVPN
+    std::set<std::pair<uint32_t, Prefix>> routes_;                   // from EVPN
+    std::map<std::pair<uint16_t, MacAddr>, std::set<IpAddr>> local_; // learned here
+    // Between ResyncBegin and ResyncEnd: what was renewed.
+    bool resyncing_ = false;
+    std::set<std::pair<uint16_t, MacAddr>> renewed_macs_;
+    std::set<std::pair<uint16_t, IpAddr>> renewed_floods_;
+    std::set<std::pair<uint32_t, Prefix>> renewed_routes_;
     EvpnWriterCounters c_;
 };
 

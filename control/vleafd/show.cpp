@@ -244,6 +244,25 @@ json Daemon::show_fib_summary() const {
                   {"max_update_lag_us", double(drain_.max_lag_ns) / 1e3},
                   {"events_dropped", bgp_->events_dropped()},
                   {"producer", producer}};
+    if (!evpn_) return out;
+    json evpn_producer = bgp_->call([this] {
+        const auto &f = bgp_->evpn_feed();
+        const auto &c = f.counters();
+        return json{{"pushed", c.pushed},         {"ring_full", c.ring_full},
+                    {"backlog", f.backlog()},     {"backlog_max", c.backlog_max},
+                    {"backlogged", c.backlogged}, {"resyncs_started", c.resyncs},
+                    {"resyncing", f.resyncing()}};
+    });
+    const auto &ec = evpn_->counters();
+    out["evpn"] = {{"remote_macs", ec.remote_macs},
+                   {"flood_vteps", ec.flood_vteps},
+                   {"routes", ec.routes},
+                   {"ring_depth", bgp_->evpn_ring().read_available()},
+                   {"messages_applied", ec.applied},
+                   {"errors", ec.errors},
+                   {"resyncs", ec.resyncs},
+                   {"resync_removed", ec.resync_removed},
+                   {"producer", evpn_producer}};
     return out;
 }
 

@@ -1,12 +1,16 @@
 // EVPN <-> dataplane translation: speaker notifications to EvpnMsgs, EvpnMsgs to overlay
 // updates (shared, reference-counted tunnel next hops, removable again), local MACs to
 // LocalMac events, and the bgp.evpn <-> vxlan configuration link.
+#include "control/bgp/speaker.hpp"
 #include "control/config/config.hpp"
 #include "control/fib/evpn.hpp"
 #include "control/fib/ring.hpp"
 #include "tests/unit/fib_model.hpp"
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <random>
 
 using namespace vleaf;
 using Op = Update::Op;
@@ -236,6 +240,225 @@ TEST_F(EvpnWriterTest, ALocalMacThatMovedToARemoteVtepIsNoLongerOurs) {
     EXPECT_EQ(w->local_macs(), 0u);
     w->local_mac(bd, M(6), false);
     EXPECT_EQ(events.size(), 1u); // the speaker already withdrew it (MAC mobility)
+}
+
+// --- speaker -> EVPN ring -> writer: coalescing, ring-full policy, resync ---
+
+// The speaker's EVPN tables fed by a remote iBGP peer, the EvpnFeed on a small ring and
+// the writer on the dataplane model. State is compared as (bd or VRF, key) -> VTEPs.
+class EvpnFeedTest : public ::testing::Test {
+  protected:
+    bgp::Speaker speaker{bgp::parse_config(YAML::Load(R"(
+asn: 65001
+router_id: 10.9.9.254
+listen_address: ""
+evpn:
+  vrfs: [{name: vpn1, l3vni: 100, router_mac: "02:00:00:00:00:64"}]
+  vnis: [{vni: 10, vrf: vpn1}]
+)"))};
+    test::Model model;
+    fib::Programmer prog{[this](const Update &u) { model.apply(u); }};
+    std::unique_ptr<fib::EvpnRing> ring;
+    std::unique_ptr<fib::EvpnFeed> feed;
+    std::unique_ptr<fib::EvpnWriter> w;
+    bgp::PeerId peer = 0;
+    uint16_t bd = 0;
+
+    void make(size_t ring_size, size_t limit) {
+        prog.add_interface(0, "underlay", 7, 0, {P("10.9.9.254/24")});
+        bd = prog.add_bridge_domain(10, 1, std::nullopt);
+        ring = std::make_unique<fib::EvpnRing>(ring_size);
+        feed = std::make_unique<fib::EvpnFeed>(
+            speaker, *ring, std::map<std::string, uint32_t>{{"vpn1", 1}}, limit, nullptr);
+        w = std::make_unique<fib::EvpnWriter>(prog, fib::EvpnWriter::Hooks{});
+        w->add_l2vni(10, bd);
+        bgp::RibPeer p;
+        p.address = A("10.9.9.200");
+        p.asn = 65001;
+        p.ibgp = true;
+        p.router_id = 0x0a0909c8;
+        peer = speaker.rib().add_peer(p);
+        speaker.start_peers(); // the EVPN tables from the configuration; no peer to start
+    }
+    // A route of VTEP 10.9.9.`vtep` with route target 65001:`rt`, announced or withdrawn.
+    void route(const bgp::EvpnNlri &n, int vtep, uint32_t rt, bool announce,
+               std::optional<MacAddr> rmac = std::nullopt) {
+        if (!announce) {
+            speaker.rib().withdraw(peer, n);
+            return;
+        }
+        bgp::PathAttrs a;
+        a.origin = bgp::Origin::Igp;
+        a.as_path = bgp::AsPath{};
+        a.local_pref = 100;
+        a.ext_communities.push_back(bgp::ExtCommunity::route_target(
+            *bgp::RouteTarget::parse("65001:" + std::to_string(rt))));
+        a.ext_communities.push_back(bgp::ExtCommunity::encapsulation(bgp::kTunnelVxlan));
+        if (rmac) a.ext_communities.push_back(bgp::ExtCommunity::router_mac(*rmac));
+        IpAddr nh = A(("10.9.9." + std::to_string(vtep)).c_str());
+        auto *attrs = speaker.rib().intern(std::move(a), bgp::NextHop{nh, {}});
+        speaker.rib().update(peer, n, attrs);
+        speaker.rib().discard_unused(attrs);
+    }
+    bgp::RouteDistinguisher rd(int vtep) {
+        return {1, (10u << 24) | (9u << 16) | (9u << 8) | uint32_t(vtep), 10};
+    }
+    void mac(int vtep, uint8_t m, bool announce) {
+        bgp::EvpnNlri n;
+        bgp::EvpnMacIp r;
+        r.rd = rd(vtep);
+        r.mac = M(m);
+        r.label1 = 10;
+        n.route = r;
+        route(n, vtep, 10, announce);
+    }
+    void imet(int vtep, bool announce) {
+        bgp::EvpnNlri n;
+        n.route = bgp::EvpnImet{rd(vtep), 0, A(("10.9.9." + std::to_string(vtep)).c_str())};
+        route(n, vtep, 10, announce);
+    }
+    void prefix(int vtep, int k, bool announce) {
+        bgp::EvpnNlri n;
+        bgp::EvpnIpPrefix r;
+        r.rd = rd(vtep);
+        r.prefix = P(("10.40." + std::to_string(k) + ".0/24").c_str());
+        r.gateway = A("0.0.0.0");
+        r.label = 100;
+        n.route = r;
+        route(n, vtep, 100, announce, M(uint8_t(0xa0 + vtep)));
+    }
+    // Producer and writer take turns until nothing waits.
+    void pump() {
+        for (int k = 0; k < 100000 && (feed->pending() || ring->read_available()); k++) {
+            feed->flush();
+            fib::Programmer::Scope batch(prog);
+            w->drain(*ring, 1 << 20);
+        }
+        ASSERT_FALSE(feed->pending());
+    }
+
+    using State = std::map<std::string, std::set<std::string>>;
+    // What the speaker's tables say the dataplane must hold.
+    State control() {
+        State s;
+        for (auto &[vni, m] : speaker.evpn().mac_vrfs()) {
+            for (auto &[mac, e] : m.macs)
+                if (e.owner == bgp::MacEntry::Owner::Remote)
+                    s["mac " + mac.str()].insert(e.owner_vtep.str());
+            for (auto &[k, vtep] : m.imet) s["flood"].insert(vtep.str());
+        }
+        for (auto &[prefix, e] : speaker.evpn().ip_vrfs().at("vpn1").routes)
+            for (size_t k = 0; k < e.n_best; k++)
+                s["route " + prefix.str()].insert(e.cands[k].path.attrs->next_hop.addr.str());
+        return s;
+    }
+    // What the dataplane model holds.
+    State dataplane() {
+        State s;
+        auto vtep = [&](uint16_t id) { return model.vteps.at(id).ov.addr.str(); };
+        for (auto &[k, v] : model.remote_macs) s["mac " + k.second.str()].insert(vtep(v));
+        for (auto &[b, v] : model.floods) s["flood"].insert(vtep(v));
+        for (auto &[k, nh] : model.routes) {
+            if (k.first != 1) continue;
+            const Nexthop &n = model.nhs.at(nh);
+            if (n.kind == NhKind::Tunnel) s["route " + k.second.str()].insert(vtep(n.vtep));
+            for (unsigned i = 0; n.kind == NhKind::Ecmp && i < n.n_members; i++)
+                s["route " + k.second.str()].insert(vtep(model.nhs.at(n.members[i]).vtep));
+        }
+        return s;
+    }
+};
+
+TEST_F(EvpnFeedTest, ChangesGoStraightIntoTheRingWhenItHasRoom) {
+    make(64, 1000);
+    imet(1, true);
+    mac(1, 1, true);
+    prefix(2, 0, true);
+    EXPECT_EQ(ring->read_available(), 3u);
+    EXPECT_EQ(feed->backlog(), 0u);
+    pump();
+    EXPECT_EQ(dataplane(), control());
+    EXPECT_EQ(control().size(), 3u);
+    EXPECT_EQ(w->counters().errors, 0u);
+}
+
+TEST_F(EvpnFeedTest, FullRingBacklogCoalescesAddThenDeleteAndLosesNothing) {
+    make(4, 1000);
+    imet(1, true);
+    for (uint8_t m = 1; m <= 3; m++) mac(1, m, true);
+    ASSERT_EQ(ring->read_available(), 4u);
+    mac(2, 0x50, true); // added then withdrawn while waiting
+    mac(2, 0x50, false);
+    mac(1, 1, false); // withdrawn, announced again, withdrawn
+    mac(1, 1, true);
+    mac(1, 1, false);
+    prefix(2, 7, true);
+    EXPECT_EQ(feed->backlog(), 3u) << "one entry per MAC or prefix, whatever the changes";
+    EXPECT_GT(feed->counters().ring_full, 0u);
+    pump();
+    EXPECT_EQ(feed->counters().resyncs, 0u);
+    EXPECT_EQ(dataplane(), control());
+    for (auto &u : model.log)
+        EXPECT_FALSE(u.op == Op::MacSet && u.ov.mac == M(0x50))
+            << "an add then a delete reached the dataplane";
+}
+
+TEST_F(EvpnFeedTest, BacklogPastLimitResyncsAndTheDataplaneEndsEqualToTheSpeaker) {
+    make(8, 16);
+    for (int v = 1; v <= 3; v++) imet(v, true);
+    for (uint8_t m = 0; m < 30; m++) {
+        mac(1 + m % 3, m, true);
+        prefix(1 + m % 2, m, true);
+        pump(); // a writer that keeps up
+    }
+    ASSERT_EQ(dataplane(), control());
+    // The writer stalls: MACs and prefixes go, others come, a VTEP leaves the flood list.
+    for (uint8_t m = 0; m < 20; m++) mac(1 + m % 3, m, false);
+    for (uint8_t m = 100; m < 140; m++) mac(1 + m % 3, m, true);
+    for (int k = 0; k < 10; k++) prefix(1 + k % 2, k, false);
+    imet(3, false);
+    EXPECT_EQ(feed->counters().resyncs, 1u);
+    EXPECT_TRUE(feed->resyncing());
+    pump();
+    EXPECT_EQ(w->counters().resyncs, 1u);
+    // What overflowed the backlog was dropped: only the resync's sweep removes it.
+    EXPECT_GT(w->counters().resync_removed, 0u);
+    EXPECT_EQ(dataplane(), control());
+    EXPECT_EQ(control().size(), 1 + 50 + 20) << "flood list, MACs, prefixes";
+    EXPECT_EQ(control()["flood"].size(), 2u);
+    EXPECT_EQ(w->counters().errors, 0u);
+}
+
+TEST_F(EvpnFeedTest, RandomChurnThroughATinyRingEndsWithTheDataplaneEqualToTheSpeaker) {
+    make(8, 24);
+    std::mt19937 rng(11);
+    for (int k = 0; k < 6000; k++) {
+        int vtep = 1 + int(rng() % 3);
+        bool announce = rng() % 3 != 0;
+        switch (rng() % 4) {
+        case 0:
+            imet(vtep, announce);
+            break;
+        case 1:
+            prefix(vtep, int(rng() % 40), announce);
+            break;
+        default:
+            mac(vtep, uint8_t(rng() % 60), announce);
+            break;
+        }
+        if (rng() % 40 == 0) {
+            feed->flush();
+            fib::Programmer::Scope batch(prog);
+            w->drain(*ring, rng() % 6); // a slow writer
+        }
+        if (rng() % 2000 == 0) feed->request_resync();
+    }
+    pump();
+    EXPECT_EQ(dataplane(), control());
+    EXPECT_GT(control().size(), 40u);
+    EXPECT_GT(feed->counters().resyncs, 0u);
+    // A resync requested during another restarts it: one ResyncEnd for both.
+    EXPECT_GT(w->counters().resyncs, 0u);
 }
 
 // --- configuration: bgp.evpn and the dataplane sections describe the same VNIs ---
