@@ -207,6 +207,7 @@ class Parser {
         if (auto *n = top.get("vxlan")) cfg.vxlan = vxlan(*n);
         routes(cfg, top.list("routes"));
         bridge_domains(cfg, top.list("bridge_domains"));
+        check_vni_queues();
         if (auto *n = top.get("neighbors")) cfg.neighbors = neighbors(*n);
         if (auto *n = top.get("api")) cfg.api = api(*n);
         if (auto *n = top.get("fib")) cfg.fib = fib(*n);
@@ -283,7 +284,8 @@ class Parser {
         std::map<std::string, std::string> devices;
         for (size_t i = 0; i < list.size(); i++) {
             Map m(c_, list[i], at("ports", i),
-                  {"name", "device", "rx_queues", "rx_desc", "tx_desc", "rss", "promiscuous"});
+                  {"name", "device", "rx_queues", "rx_desc", "tx_desc", "rss", "promiscuous",
+                   "offload"});
             Port p;
             p.name = m.required_str("name");
             check_name(c_, m.path("name"), p.name);
@@ -298,6 +300,7 @@ class Parser {
             m.num("tx_desc", p.tx_desc, 32, 32768);
             m.flag("rss", p.rss);
             m.flag("promiscuous", p.promiscuous);
+            m.flag("offload", p.offload);
             cfg.ports.push_back(p);
         }
     }
@@ -564,7 +567,7 @@ class Parser {
     Vxlan vxlan(const YAML::Node &n) {
         Map m(c_, n, "vxlan",
               {"source", "source6", "udp_port", "src_port_min", "src_port_max", "ttl", "df",
-               "mac_aging_s"});
+               "mac_aging_s", "vni_queues"});
         Vxlan v;
         for (auto [key, fam] :
              {std::pair{"source", Family::V4}, std::pair{"source6", Family::V6}}) {
@@ -588,7 +591,28 @@ class Parser {
         m.num("ttl", v.ttl, 1, 255);
         m.flag("df", v.df);
         m.num("mac_aging_s", v.mac_aging_s, 10, 24u * 3600);
+        YAML::Node queues = m.list("vni_queues");
+        for (size_t i = 0; i < queues.size(); i++) {
+            Map q(c_, queues[i], at("vxlan.vni_queues", i), {"vni", "queue"});
+            uint32_t vni = 0;
+            uint16_t queue = 0;
+            q.num("vni", vni, 1, kMaxVni);
+            if (!q.has("vni")) c_.fail(q.path("vni"), "required field is missing");
+            q.num("queue", queue, 0, kMaxQueues - 1);
+            if (!q.has("queue")) c_.fail(q.path("queue"), "required field is missing");
+            if (!v.vni_queues.emplace(vni, queue).second)
+                c_.fail(q.path("vni"), std::to_string(vni) + " is listed twice");
+            queue_vnis_.emplace_back(vni, q.path("vni"));
+        }
         return v;
+    }
+
+    // After the bridge domains: every VNI given a queue must be one of ours.
+    void check_vni_queues() {
+        for (const auto &[vni, path] : queue_vnis_)
+            if (!vnis_.count(vni))
+                c_.fail(path,
+                        std::to_string(vni) + " is neither a bridge domain's VNI nor an l3vni");
     }
 
     void bridge_domains(Config &cfg, const YAML::Node &list) {
@@ -850,7 +874,8 @@ class Parser {
     }
 
     const Checker &c_;
-    std::map<uint32_t, std::string> vnis_; // VNI -> what it is, for duplicates
+    std::map<uint32_t, std::string> vnis_;                     // VNI -> what it is, for duplicates
+    std::vector<std::pair<uint32_t, std::string>> queue_vnis_; // vxlan.vni_queues, with paths
 };
 
 } // namespace

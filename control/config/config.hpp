@@ -8,6 +8,7 @@
 #include "vleaf/service.hpp"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -39,6 +40,9 @@ struct Port {
     uint16_t tx_desc = 1024;
     bool rss = true;
     bool promiscuous = true;
+    // Try rte_flow on this port (ACL drops, VXLAN steering; see control/offload). What
+    // the port refuses stays in software either way.
+    bool offload = true;
 };
 
 struct Interface {
@@ -93,6 +97,9 @@ struct Vxlan {
     uint8_t ttl = 64;
     bool df = true;             // set DF on outer IPv4
     uint32_t mac_aging_s = 300; // learned MACs unseen this long are removed
+    // VNI -> RX queue of every offloading port (rte_flow QUEUE); the others are spread
+    // over the port's queues by RSS on the inner headers where the port can.
+    std::map<uint32_t, uint16_t> vni_queues;
 };
 
 struct AccessPort {

@@ -1,5 +1,6 @@
 // ACLs in vleafd: the registry (control/acl) programs the ACL stage's tables
-// (dataplane/acl_tables) and answers `acl ...` requests.
+// (dataplane/acl_tables), and the ports' rte_flow drops through control/offload, and
+// answers `acl ...` requests.
 #include "control/acl/acl.hpp"
 #include "control/vleafd/daemon.hpp"
 
@@ -55,9 +56,16 @@ void Daemon::program_acls() {
         AclPolicy compiled;
         compiled.default_action = p.default_action;
         for (const auto &r : p.rules) compiled.rules.push_back(r.rule);
-        return dp_->acl().set(id, where, compiled);
+        auto replaced = dp_->acl().set(id, where, compiled);
+        // After the software set is live: a flow the new version no longer wants may drop
+        // until this returns, as workers may still finish a burst with the old set.
+        offload_->set_acl(id, where, p);
+        return replaced;
     };
-    cb.remove = [this](uint32_t id) { dp_->acl().del(id); };
+    cb.remove = [this](uint32_t id) {
+        dp_->acl().del(id);
+        offload_->del_acl(id);
+    };
     cb.hits = [this](uint32_t id) { return dp_->acl().hits(id); };
     acls_ = std::make_unique<acl::Registry>(cb);
     for (size_t k = 0; k < cfg_.acls.size(); k++) {

@@ -92,11 +92,13 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
     if (cfg.bgp) bgp_ = std::make_unique<fib::BgpThread>(*cfg.bgp, cfg.fib, evpn_vrf_ids());
     setup_evpn();
     program_services();
+    setup_offload();
     program_acls();
     api_ = std::make_unique<api::Server>(cfg.api.socket);
     register_api();
     register_services();
     register_acls();
+    register_offload();
 }
 
 bool Daemon::announce(const bgp::Announce &a) {
@@ -131,6 +133,7 @@ Daemon::~Daemon() {
     health_.reset();
     services_.reset();
     acls_.reset();
+    offload_.reset();     // its flows go while the ports still exist
     if (dp_) dp_->stop(); // workers first: nothing may reach the resolver's held packets after
     // Removing the interfaces hands back (and frees) the packets still waiting on neighbors.
     if (resolver_ && dp_)
@@ -297,6 +300,7 @@ void Daemon::run(int signal_fd) {
     if (bgp_) bgp_->stop();
     close(tick);
     close(ep);
+    offload_->clear();
     dp_->stop();
 }
 

@@ -10,6 +10,7 @@
 #include "control/fib/programmer.hpp"
 #include "control/fib/ring.hpp"
 #include "control/neigh/resolver.hpp"
+#include "control/offload/offload.hpp"
 #include "control/services/health.hpp"
 #include "control/services/services.hpp"
 #include "dataplane/dataplane.hpp"
@@ -94,6 +95,8 @@ class Daemon {
     nlohmann::json show_lb() const;
     void program_acls(); // acl.cpp
     void register_acls();
+    void setup_offload(); // offload.cpp: before program_acls, whose changes it follows
+    void register_offload();
     void handle_punts(uint64_t now);
     void handle_tap(size_t ifid);
     void to_kernel(size_t ifid, rte_mbuf *m);
@@ -116,6 +119,7 @@ class Daemon {
     std::unique_ptr<svc::Registry> services_;
     std::unique_ptr<svc::HealthChecker> health_;
     std::unique_ptr<acl::Registry> acls_;
+    std::unique_ptr<offload::Offload> offload_;
     ExceptionCounters exc_;
     std::vector<BdState> bds_;
     // MAC/IP bindings per bridge domain: configured and snooped from ARP/ND.

@@ -527,6 +527,30 @@ TEST(ConfigReject, VxlanSection) {
     expect_rejected(kBase + "vxlan: {source: 10.9.9.9, src_port_min: 60000, src_port_max: 50000}\n",
                     "vxlan.src_port_max", "below src_port_min");
     expect_rejected(kBase + "vxlan: {source: 10.9.9.9, ttl: 0}\n", "vxlan.ttl", "out of range");
+    const std::string bd = "bridge_domains: [{vni: 10}]\n";
+    expect_rejected(kBase + "vxlan: {source: 10.9.9.9, vni_queues: [{vni: 11, queue: 1}]}\n" + bd,
+                    "vxlan.vni_queues[0].vni", "11 is neither a bridge domain's VNI nor an l3vni");
+    expect_rejected(kBase + "vxlan: {source: 10.9.9.9, vni_queues: [{vni: 10}]}\n" + bd,
+                    "vxlan.vni_queues[0].queue", "required");
+    expect_rejected(kBase +
+                        "vxlan: {source: 10.9.9.9, vni_queues: [{vni: 10, queue: 0}, "
+                        "{vni: 10, queue: 1}]}\n" +
+                        bd,
+                    "vxlan.vni_queues[1].vni", "10 is listed twice");
+}
+
+TEST(Config, OffloadKnobAndVniQueues) {
+    Config c = parse(kBase + R"(
+vxlan:
+  source: 10.9.9.9
+  vni_queues: [{vni: 10, queue: 1}]
+bridge_domains: [{vni: 10}, {vni: 20}]
+)",
+                     "t.yaml");
+    EXPECT_TRUE(c.ports[0].offload); // the default: try
+    EXPECT_EQ(c.vxlan->vni_queues, (std::map<uint32_t, uint16_t>{{10, 1}}));
+    c = parse("ports: [{name: p0, device: d, offload: false}]\n", "t.yaml");
+    EXPECT_FALSE(c.ports[0].offload);
 }
 
 TEST(ConfigReject, VrfL3vni) {
