@@ -8,6 +8,7 @@
 #pragma once
 
 #include "control/services/maglev.hpp"
+#include "dataplane/csum.hpp"
 #include "dataplane/worker.hpp"
 
 #include <rte_ip.h>
@@ -16,29 +17,16 @@ namespace vleaf::dp {
 
 inline constexpr unsigned kLbAgeScan = 8; // flow slots the ager visits per burst
 
-// RFC 1624 eqn. 3 over 16-bit words as they sit in the packet: one's complement sums do not
-// depend on byte order, so no swapping is needed.
-inline uint16_t csum_update(uint16_t sum, const uint16_t *old, const uint16_t *now,
-                            unsigned words) {
-    uint32_t s = uint16_t(~sum);
-    for (unsigned k = 0; k < words; k++) s += uint16_t(~old[k]) + uint32_t(now[k]);
-    while (s >> 16) s = (s & 0xffff) + (s >> 16);
-    return uint16_t(~s);
-}
-
-// Replaces an address (alen bytes) and its port in place with incremental checksum updates:
-// the IPv4 header's (ip_csum, null for IPv6) and the L4 one, which also covers the address
-// through the pseudo-header. A zero UDP checksum over IPv4 means "none" and stays so.
-inline void nat_rewrite(uint8_t *addr, uint16_t *port, const uint8_t *to_addr, uint16_t to_port,
-                        unsigned alen, uint16_t *ip_csum, uint16_t *l4_csum, bool udp) {
-    uint16_t old[9], now[9];
-    std::memcpy(old, addr, alen);
-    std::memcpy(now, to_addr, alen);
-    old[alen / 2] = *port;
-    now[alen / 2] = to_port;
-    if (ip_csum) *ip_csum = csum_update(*ip_csum, old, now, alen / 2);
+// Replaces an address (alen bytes) and its port in place, updating the IPv4 header's
+// checksum (ip_csum, null for IPv6) and the L4 one, which also covers the address through
+// the pseudo-header, by precomputed deltas. A zero UDP checksum over IPv4 means "none" and
+// stays so.
+inline void nat_rewrite(uint8_t *addr, uint16_t *port, const void *to_addr, uint16_t to_port,
+                        unsigned alen, uint16_t *ip_csum, uint16_t *l4_csum, bool udp,
+                        uint16_t ip_delta, uint16_t l4_delta) {
+    if (ip_csum) *ip_csum = csum_apply(*ip_csum, ip_delta);
     if (!udp || *l4_csum != 0) {
-        uint16_t c = csum_update(*l4_csum, old, now, alen / 2 + 1);
+        uint16_t c = csum_apply(*l4_csum, l4_delta);
         *l4_csum = udp && c == 0 ? 0xffff : c;
     }
     std::memcpy(addr, to_addr, alen);
@@ -83,112 +71,308 @@ inline bool lb_encap(rte_mbuf *m, bool v6, const uint8_t *src, const uint8_t *ds
     return true;
 }
 
-// Where a packet's addresses, ports and checksums are, for both families.
-struct LbPkt {
-    uint8_t *src, *dst; // addresses in the IP header
-    uint16_t *ports;    // source, destination
-    uint16_t *ip_csum;  // IPv4 only
-    uint8_t *l4;
+// A packet the stage looks up: to a VIP (svc: its index in LbState::svc) or perhaps a reply
+// of a DNAT flow (svc = kLbReply).
+inline constexpr uint32_t kLbReply = UINT32_MAX;
+
+struct LbCand {
+    FlowKey key;
+    uint32_t sig;
+    uint32_t svc;
+    uint8_t *l3;
+    uint8_t at;   // packet index
+    uint8_t slot; // its index in idx4 / idx6
     uint8_t proto;
+    uint8_t vrf;
 };
 
-// A TCP/UDP packet whose L4 header (up to its checksum) is in the first segment.
-inline bool lb_view(rte_mbuf *m, bool v6, LbPkt &p, bool &truncated) {
-    auto *l3 = rte_pktmbuf_mtod_offset(m, uint8_t *, sizeof(rte_ether_hdr));
-    unsigned hl, l3_len;
-    if (!v6) {
-        auto *ip = reinterpret_cast<rte_ipv4_hdr *>(l3);
-        p = {l3 + offsetof(rte_ipv4_hdr, src_addr),
-             l3 + offsetof(rte_ipv4_hdr, dst_addr),
-             nullptr,
-             reinterpret_cast<uint16_t *>(l3 + offsetof(rte_ipv4_hdr, hdr_checksum)),
-             nullptr,
-             ip->next_proto_id};
-        hl = sizeof(rte_ipv4_hdr); // parse refused options
-        l3_len = rte_be_to_cpu_16(ip->total_length);
-    } else {
-        auto *ip = reinterpret_cast<rte_ipv6_hdr *>(l3);
-        p = {ip->src_addr, ip->dst_addr, nullptr, nullptr, nullptr, ip->proto};
-        hl = sizeof(rte_ipv6_hdr);
-        l3_len = hl + rte_be_to_cpu_16(ip->payload_len);
+// The IP header's fields the stage reads and writes, for both families.
+template <bool V6> struct LbHdr {
+    static constexpr unsigned kLen = V6 ? sizeof(rte_ipv6_hdr) : sizeof(rte_ipv4_hdr);
+    static constexpr unsigned kAlen = V6 ? 16 : 4;
+    static uint8_t *src(uint8_t *l3) { return l3 + (V6 ? 8 : 12); }
+    static uint8_t *dst(uint8_t *l3) { return l3 + (V6 ? 24 : 16); }
+    static uint16_t *ports(uint8_t *l3) { return reinterpret_cast<uint16_t *>(l3 + kLen); }
+    static uint16_t *ip_csum(uint8_t *l3) {
+        return V6 ? nullptr : reinterpret_cast<uint16_t *>(l3 + 10);
     }
-    if (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP) return false;
-    unsigned need = hl + (p.proto == IPPROTO_TCP ? sizeof(rte_tcp_hdr) : sizeof(rte_udp_hdr));
-    truncated = l3_len < need || m->data_len < sizeof(rte_ether_hdr) + need;
-    p.l4 = l3 + hl;
-    p.ports = reinterpret_cast<uint16_t *>(p.l4);
+    static uint16_t *l4_csum(uint8_t *l3, uint8_t proto) {
+        return reinterpret_cast<uint16_t *>(l3 + kLen + (proto == IPPROTO_TCP ? 16 : 6));
+    }
+    static unsigned l3_len(const uint8_t *l3) {
+        uint16_t len;
+        std::memcpy(&len, l3 + (V6 ? 4 : 2), 2);
+        return (V6 ? kLen : 0) + rte_be_to_cpu_16(len);
+    }
+};
+
+// The IPv6 key of a candidate (see FlowKey6).
+inline FlowKey6 flow_key6_of(uint8_t *l3, uint32_t svc_id, bool reply, uint8_t vrf) {
+    using H = LbHdr<true>;
+    FlowKey6 k{};
+    uint16_t *ports = H::ports(l3);
+    std::memcpy(&k.w[0], H::src(l3), 16);
+    if (reply) {
+        std::memcpy(&k.w[2], H::dst(l3), 16);
+        k.w[4] = flow_reply_word(ports[0], ports[1], l3[6], vrf) | flow_kind(kFlowReply6);
+    } else {
+        k.w[2] = svc_id;
+        k.w[4] = ports[0] | flow_kind(kFlowRequest6);
+    }
+    return k;
+}
+
+inline bool lb_l4(uint8_t proto) {
+    return proto == IPPROTO_TCP || proto == IPPROTO_UDP;
+}
+
+// Whether the L4 header up to its checksum is missing from the packet or its first segment.
+template <bool V6> inline bool lb_truncated(const rte_mbuf *m, const uint8_t *l3, uint8_t proto) {
+    using H = LbHdr<V6>;
+    const unsigned need =
+        H::kLen + (proto == IPPROTO_TCP ? sizeof(rte_tcp_hdr) : sizeof(rte_udp_hdr));
+    return H::l3_len(l3) < need || m->data_len < sizeof(rte_ether_hdr) + need;
+}
+
+// Picks the burst's TCP/UDP packets to a VIP and those that may be replies of DNAT flows,
+// makes their keys and prefetches their primary buckets. Other traffic costs two bit tests.
+inline void lb_pick4(Burst &b, const LbState &st, const LbFlows &fl, LbCand *c, unsigned &n,
+                     bool &dropped) {
+    for (unsigned k = 0; k < b.n4; k++) {
+        const unsigned i = b.idx4[k];
+        uint8_t *l3 = rte_pktmbuf_mtod_offset(b.m[i], uint8_t *, sizeof(rte_ether_hdr));
+        const uint8_t proto = l3[9]; // parse refused IPv4 options
+        if (!lb_l4(proto)) continue;
+        // Source and destination, and the two ports, each in one load.
+        uint64_t addrs;
+        uint32_t ports;
+        std::memcpy(&addrs, l3 + 12, 8);
+        std::memcpy(&ports, l3 + 20, 4);
+        const uint32_t dst = uint32_t(addrs >> 32);
+        const uint16_t sport = uint16_t(ports), dport = uint16_t(ports >> 16);
+        const uint8_t vrf = b.vrf4[k];
+        uint32_t s = LbIndex::kNone;
+        if (test_bit(st.vport_bits, rte_be_to_cpu_16(dport)) &&
+            test_bit(st.vaddr_bits, addr_bit4(dst))) {
+            LbKey vk{{dst, 0, vrf | uint64_t(dport) << 32 | uint64_t(proto) << 48}};
+            s = st.vips.find(vk);
+        }
+        FlowKey key;
+        if (s != LbIndex::kNone) {
+            if (lb_truncated<false>(b.m[i], l3, proto)) {
+                b.drop(i, Drop::lb_truncated);
+                dropped = true;
+                continue;
+            }
+            key = {addrs << 32 | st.svc[s]->id, sport | flow_kind(kFlowRequest4)};
+        } else {
+            if (!test_bit(st.bport_bits, rte_be_to_cpu_16(sport)) ||
+                !test_bit(st.baddr_bits, addr_bit4(uint32_t(addrs))) ||
+                lb_truncated<false>(b.m[i], l3, proto))
+                continue;
+            s = kLbReply;
+            key = {addrs, flow_reply_word(sport, dport, proto, vrf) | flow_kind(kFlowReply4)};
+        }
+        const uint32_t sig = flow_sig(key);
+        flow_prefetch_bucket(fl, flow_bucket1(fl, sig));
+        c[n++] = {key, sig, s, l3, uint8_t(i), uint8_t(k), proto, vrf};
+    }
+}
+
+// The same for IPv6, whose way keys are fingerprints of longer keys (kept in k6).
+inline void lb_pick6(Burst &b, const LbState &st, const LbFlows &fl, LbCand *c, FlowKey6 *k6,
+                     unsigned &n, bool &dropped) {
+    using H = LbHdr<true>;
+    for (unsigned k = 0; k < b.n6; k++) {
+        const unsigned i = b.idx6[k];
+        uint8_t *l3 = rte_pktmbuf_mtod_offset(b.m[i], uint8_t *, sizeof(rte_ether_hdr));
+        const uint8_t proto = l3[6];
+        if (!lb_l4(proto)) continue;
+        const uint16_t *ports = H::ports(l3);
+        const uint8_t *src = H::src(l3), *dst = H::dst(l3);
+        const uint8_t vrf = b.vrf6[k];
+        uint32_t s = LbIndex::kNone;
+        if (test_bit(st.vport_bits, rte_be_to_cpu_16(ports[1])) &&
+            test_bit(st.vaddr_bits, addr_bit(dst, true)))
+            s = st.vips.find(lb_key(dst, true, vrf, ports[1], proto));
+        if (s != LbIndex::kNone) {
+            if (lb_truncated<true>(b.m[i], l3, proto)) {
+                b.drop(i, Drop::lb_truncated);
+                dropped = true;
+                continue;
+            }
+        } else {
+            if (!test_bit(st.bport_bits, rte_be_to_cpu_16(ports[0])) ||
+                !test_bit(st.baddr_bits, addr_bit(src, true)) ||
+                lb_truncated<true>(b.m[i], l3, proto))
+                continue;
+            s = kLbReply;
+        }
+        k6[n] = flow_key6_of(l3, s == kLbReply ? 0 : st.svc[s]->id, s == kLbReply, vrf);
+        const FlowKey key = flow_key6(k6[n]);
+        const uint32_t sig = flow_sig(key);
+        flow_prefetch_bucket(fl, flow_bucket1(fl, sig));
+        c[n++] = {key, sig, s, l3, uint8_t(i), uint8_t(k), proto, vrf};
+    }
+}
+
+// Where a way sends its packets: the IPv4 address in the way, or its IPv6 entry's.
+inline const void *way_to(const LbFlows &fl, const FlowWay &w, bool v6) {
+    return v6 ? static_cast<const void *>(fl.e6[w.to].to) : &w.to;
+}
+
+// A reply of a DNAT flow gets the VIP:port back as its source.
+template <bool V6>
+inline void lb_reverse(const LbFlows &fl, const LbCand &c, const FlowWay &w, LbCounters &cnt) {
+    using H = LbHdr<V6>;
+    nat_rewrite(H::src(c.l3), &H::ports(c.l3)[0], way_to(fl, w, V6), w.port_be, H::kAlen,
+                H::ip_csum(c.l3), H::l4_csum(c.l3, c.proto), c.proto == IPPROTO_UDP, w.ip_delta,
+                w.l4_delta);
+    cnt.reverse_nat++;
+}
+
+// Sends a request on to its backend: DNAT to `to`:`port_be`, or DSR through a tunnel to
+// `to`; then the route stage routes it there. False when it was dropped.
+template <bool V6>
+inline bool lb_send(Burst &b, const LbCand &c, const LbService &s, const void *to, uint16_t port_be,
+                    uint16_t ip_delta, uint16_t l4_delta, LbCounters &cnt) {
+    using H = LbHdr<V6>;
+    if (s.mode == LbMode::Dnat) {
+        nat_rewrite(H::dst(c.l3), &H::ports(c.l3)[1], to, port_be, H::kAlen, H::ip_csum(c.l3),
+                    H::l4_csum(c.l3, c.proto), c.proto == IPPROTO_UDP, ip_delta, l4_delta);
+        cnt.dnat++;
+    } else if (lb_encap(b.m[c.at], V6, s.encap_src, static_cast<const uint8_t *>(to))) {
+        cnt.dsr_encap++;
+    } else {
+        b.drop(c.at, Drop::lb_no_headroom);
+        return false;
+    }
+    if (V6) {
+        std::memcpy(b.dst6[c.slot], to, 16);
+    } else {
+        uint32_t d;
+        std::memcpy(&d, to, 4);
+        b.dst4[c.slot] = rte_be_to_cpu_32(d);
+    }
     return true;
 }
 
-// Visits kLbAgeScan buckets per burst, freeing the slots of flows idle for the timeout.
+// A packet whose way was found: false when it is a request pinned under another mode
+// (then lb_balance() pins it again).
+template <bool V6>
+inline bool lb_hit(Burst &b, const LbState &st, const LbFlows &fl, const LbCand &c, FlowWay &w,
+                   uint32_t now, bool &dropped, LbCounters &cnt) {
+    if (c.svc == kLbReply) {
+        w.seen = now;
+        lb_reverse<V6>(fl, c, w, cnt);
+        return true;
+    }
+    const LbService &s = *st.svc[c.svc];
+    if (w.mode != s.mode) return false;
+    w.seen = now;
+    cnt.flow_hits++;
+    if (!lb_send<V6>(b, c, s, way_to(fl, w, V6), w.port_be, w.ip_delta, w.l4_delta, cnt))
+        dropped = true;
+    return true;
+}
+
+// Finds or adds the way of `key`, and points it at `to`:`port_be`. Null when the table is
+// full: the packet is still balanced, its flow not pinned.
+template <bool V6>
+inline FlowWay *flow_pin(LbFlows &fl, const FlowKey &key, uint32_t sig, const FlowKey6 &k6,
+                         FlowWay *w, LbMode mode, const uint8_t *to, uint16_t port_be,
+                         uint16_t ip_delta, uint16_t l4_delta, uint32_t now, LbCounters &cnt) {
+    if (!w) {
+        if (!(w = flow_insert(fl, key, sig))) {
+            cnt.flow_table_full++;
+            return nullptr;
+        }
+        cnt.flows_created++;
+    }
+    if (V6) {
+        fl.e6[w->to].key = k6;
+        std::memcpy(fl.e6[w->to].to, to, 16);
+    } else {
+        std::memcpy(&w->to, to, 4);
+    }
+    w->port_be = port_be;
+    w->ip_delta = ip_delta;
+    w->l4_delta = l4_delta;
+    w->mode = mode;
+    w->seen = now;
+    return w;
+}
+
+inline uint32_t maglev_hash(uint8_t *l3, bool v6, uint8_t proto) {
+    const uint16_t *ports = v6 ? LbHdr<true>::ports(l3) : LbHdr<false>::ports(l3);
+    const uint16_t sport = rte_be_to_cpu_16(ports[0]), dport = rte_be_to_cpu_16(ports[1]);
+    if (v6) return svc::flow_hash6(LbHdr<true>::src(l3), LbHdr<true>::dst(l3), proto, sport, dport);
+    uint32_t src, dst;
+    std::memcpy(&src, LbHdr<false>::src(l3), 4);
+    std::memcpy(&dst, LbHdr<false>::dst(l3), 4);
+    return svc::flow_hash4(rte_be_to_cpu_32(src), rte_be_to_cpu_32(dst), proto, sport, dport);
+}
+
+// A packet not settled by its primary bucket: the whole lookup, then for a new flow (or one
+// pinned under another mode) the service's Maglev table, and pinning of the flow and, for
+// DNAT, of its reply.
+template <bool V6>
+inline void lb_balance(Burst &b, const LbState &st, LbFlows &fl, const LbCand &c,
+                       const FlowKey6 &k6, uint32_t now, bool &dropped, LbCounters &cnt) {
+    using H = LbHdr<V6>;
+    FlowWay *w = V6 ? flow_find6(fl, c.key, c.sig, k6) : flow_find(fl, c.key, c.sig);
+    if (c.svc == kLbReply) {
+        if (w) lb_hit<V6>(b, st, fl, c, *w, now, dropped, cnt);
+        return; // else not a flow vleaf translated: routed as is
+    }
+    if (w && lb_hit<V6>(b, st, fl, c, *w, now, dropped, cnt)) return;
+    const LbService &s = *st.svc[c.svc];
+    uint32_t idx = s.table[svc::slot_of(maglev_hash(c.l3, V6, c.proto), s.table_size)];
+    if (idx == svc::kNoBackend) {
+        b.drop(c.at, Drop::lb_no_backend);
+        dropped = true;
+        return;
+    }
+    const LbBackend &be = s.backends[idx];
+    const uint8_t *to = s.mode == LbMode::Dnat ? be.addr : be.node;
+    uint16_t *ports = H::ports(c.l3);
+    if (flow_pin<V6>(fl, c.key, c.sig, k6, w, s.mode, to, be.port_be, be.ip_delta, be.l4_delta, now,
+                     cnt) &&
+        s.mode == LbMode::Dnat) {
+        // The reply's way: backend -> client, giving back VIP:port.
+        FlowKey rk;
+        FlowKey6 rk6{};
+        const uint64_t word = flow_reply_word(be.port_be, ports[0], c.proto, c.vrf);
+        if (V6) {
+            std::memcpy(&rk6.w[0], be.addr, 16);
+            std::memcpy(&rk6.w[2], H::src(c.l3), 16);
+            rk6.w[4] = word | flow_kind(kFlowReply6);
+            rk = flow_key6(rk6);
+        } else {
+            uint32_t baddr, client;
+            std::memcpy(&baddr, be.addr, 4);
+            std::memcpy(&client, H::src(c.l3), 4);
+            rk = {baddr | uint64_t(client) << 32, word | flow_kind(kFlowReply4)};
+        }
+        const uint32_t rsig = flow_sig(rk);
+        FlowWay *rw = V6 ? flow_find6(fl, rk, rsig, rk6) : flow_find(fl, rk, rsig);
+        flow_pin<V6>(fl, rk, rsig, rk6, rw, s.mode, s.vip, s.vport_be, be.reply_ip_delta,
+                     be.reply_l4_delta, now, cnt);
+    }
+    if (!lb_send<V6>(b, c, s, to, be.port_be, be.ip_delta, be.l4_delta, cnt)) dropped = true;
+}
+
+// Visits kLbAgeScan buckets per burst, freeing the ways of flows idle for the timeout.
 inline void lb_age(LbFlows &fl, uint32_t now, LbCounters &c) {
     for (unsigned k = 0; k < kLbAgeScan; k++) {
         FlowBucket &bk = fl.bucket[fl.cursor];
         fl.cursor = (fl.cursor + 1) & fl.mask;
-        for (unsigned w = 0; w < kFlowWays; w++) {
-            if (!bk.sig[w] || now - bk.seen[w] < fl.timeout) continue;
-            bk.sig[w] = 0;
-            fl.free[fl.nfree++] = bk.idx[w];
-            fl.used--;
+        for (FlowWay &w : bk.way) {
+            if (!w.key.k1 || now - w.seen < fl.timeout) continue;
+            flow_free(fl, w);
             c.flows_aged++;
         }
     }
-}
-
-// Makes the key in registers and stores it word by word: hashing it back from memory would
-// stall on loads spanning several smaller stores. Returns its flow_sig().
-inline uint32_t flow_key(FlowKey &k, const uint8_t *src, const uint8_t *dst, bool v6,
-                         uint16_t sport, uint16_t dport, uint8_t proto, uint16_t vrf) {
-    uint64_t w[5] = {};
-    if (v6) {
-        std::memcpy(&w[0], src, 8);
-        std::memcpy(&w[1], src + 8, 8);
-        std::memcpy(&w[2], dst, 8);
-        std::memcpy(&w[3], dst + 8, 8);
-    } else {
-        uint32_t a, b;
-        std::memcpy(&a, src, 4);
-        std::memcpy(&b, dst, 4);
-        w[0] = a;
-        w[2] = b;
-    }
-    w[4] = sport | uint32_t(dport) << 16 | uint64_t(proto) << 32 | uint64_t(v6) << 40 |
-           uint64_t(vrf) << 48;
-    auto *out = reinterpret_cast<uint8_t *>(&k);
-    for (unsigned i = 0; i < 5; i++) std::memcpy(out + 8 * i, &w[i], 8);
-    return flow_sig(w);
-}
-
-inline uint32_t maglev_hash(const FlowKey &k) {
-    if (k.v6)
-        return svc::flow_hash6(k.src, k.dst, k.proto, rte_be_to_cpu_16(k.sport),
-                               rte_be_to_cpu_16(k.dport));
-    uint32_t src, dst;
-    std::memcpy(&src, k.src, 4);
-    std::memcpy(&dst, k.dst, 4);
-    return svc::flow_hash4(rte_be_to_cpu_32(src), rte_be_to_cpu_32(dst), k.proto,
-                           rte_be_to_cpu_16(k.sport), rte_be_to_cpu_16(k.dport));
-}
-
-// Pins flow `k` (absent from the table, or pinned to another service) to `to`:`port_be`.
-// Null slot when the table is full: the packet is still balanced, its flow not pinned.
-inline FlowSlot flow_pin(LbFlows &fl, FlowSlot at, const FlowKey &k, uint32_t sig,
-                         const LbService &s, const uint8_t *to, uint16_t port_be, uint32_t now,
-                         LbCounters &c) {
-    if (!at.b) {
-        if (!flow_insert(fl, k, sig, at)) {
-            c.flow_table_full++;
-            return {};
-        }
-        c.flows_created++;
-    }
-    FlowEntry &e = fl.e[at.b->idx[at.way]];
-    std::memcpy(e.to, to, 16);
-    e.port_be = port_be;
-    e.mode = s.mode;
-    at.b->service[at.way] = s.id;
-    at.b->seen[at.way] = now;
-    return at;
 }
 
 inline void lb(Burst &b, Worker &w) {
@@ -197,117 +381,34 @@ inline void lb(Burst &b, Worker &w) {
     LbFlows &fl = *w.flows;
     LbCounters &cnt = w.stats.lb;
 
-    // Packets to a VIP (svc set) and possible replies of DNAT flows (svc = kReply); their
-    // flow table buckets, then entries, are prefetched for all of them before any is read.
-    constexpr uint32_t kReply = UINT32_MAX;
-    FlowKey keys[kMaxBurst];
-    uint32_t sig[kMaxBurst];
-    LbPkt pk[kMaxBurst];
-    uint8_t at[kMaxBurst], slot[kMaxBurst]; // packet index; its index in idx4/idx6
-    bool v6s[kMaxBurst];
-    uint32_t svc[kMaxBurst];
-    uint16_t vrfs[kMaxBurst];
+    // Three passes, so that the flow table's cache misses overlap: keys and primary bucket
+    // prefetches for the whole burst; then the flows found in their primary bucket (most
+    // established IPv4 flows) are done while the others' second lines are prefetched; then
+    // the others.
+    LbCand c[kMaxBurst];
+    FlowKey6 k6[kMaxBurst]; // IPv6 candidates only
     unsigned n = 0;
     bool dropped = false;
-    for (unsigned fam = 0; fam < 2; fam++) {
-        const bool v6 = fam == 1;
-        const unsigned count = v6 ? b.n6 : b.n4;
-        for (unsigned k = 0; k < count; k++) {
-            unsigned i = v6 ? b.idx6[k] : b.idx4[k];
-            const uint32_t vrf = v6 ? b.vrf6[k] : b.vrf4[k];
-            LbPkt p;
-            bool truncated;
-            if (!lb_view(b.m[i], v6, p, truncated)) continue;
-            uint32_t s = LbIndex::kNone;
-            if (test_bit(st->vport_bits, rte_be_to_cpu_16(p.ports[1])) &&
-                test_bit(st->vaddr_bits, addr_bit(p.dst, v6))) {
-                s = st->vips.find(lb_key(p.dst, v6, vrf, p.ports[1], p.proto));
-            }
-            if (s == LbIndex::kNone) {
-                if (truncated || !test_bit(st->bport_bits, rte_be_to_cpu_16(p.ports[0])) ||
-                    !test_bit(st->baddr_bits, addr_bit(p.src, v6)))
-                    continue;
-                s = kReply;
-            } else if (truncated) {
-                b.drop(i, Drop::lb_truncated);
-                dropped = true;
-                continue;
-            }
-            sig[n] = flow_key(keys[n], p.src, p.dst, v6, p.ports[0], p.ports[1], p.proto,
-                              s == kReply ? uint16_t(vrf | kReplyKey) : uint16_t(vrf));
-            flow_prefetch_bucket(fl, sig[n]);
-            pk[n] = p;
-            at[n] = uint8_t(i);
-            slot[n] = uint8_t(k);
-            v6s[n] = v6;
-            vrfs[n] = vrf;
-            svc[n++] = s;
-        }
-    }
-    for (unsigned j = 0; j < n; j++) flow_prefetch_entry(fl, sig[j]);
+    lb_pick4(b, *st, fl, c, n, dropped);
+    const unsigned n4 = n;
+    lb_pick6(b, *st, fl, c, k6, n, dropped);
     const uint32_t now = flow_now();
+    uint8_t rest[kMaxBurst];
+    unsigned nrest = 0;
     for (unsigned j = 0; j < n; j++) {
-        const bool v6 = v6s[j];
-        const unsigned alen = v6 ? 16 : 4;
-        LbPkt &p = pk[j];
-        // Found after the flows of earlier packets in this burst were pinned.
-        FlowSlot f = flow_find(fl, keys[j], sig[j]);
-        if (svc[j] == kReply) {
-            if (!f.b) continue; // not a flow vleaf translated: routed as is
-            f.b->seen[f.way] = now;
-            const FlowEntry &e = fl.e[f.b->idx[f.way]];
-            nat_rewrite(p.src, &p.ports[0], e.to, e.port_be, alen, p.ip_csum,
-                        l4_csum(p.l4, p.proto), p.proto == IPPROTO_UDP);
-            cnt.reverse_nat++;
-            continue;
-        }
-        const LbService &s = *st->svc[svc[j]];
-        const uint8_t *to;
-        uint16_t to_port;
-        if (f.b && f.b->service[f.way] == s.id && fl.e[f.b->idx[f.way]].mode == s.mode) {
-            f.b->seen[f.way] = now;
-            const FlowEntry &e = fl.e[f.b->idx[f.way]];
-            to = e.to;
-            to_port = e.port_be;
-            cnt.flow_hits++;
-        } else {
-            uint32_t idx = s.table[svc::slot_of(maglev_hash(keys[j]), s.table_size)];
-            if (idx == svc::kNoBackend) {
-                b.drop(at[j], Drop::lb_no_backend);
-                dropped = true;
-                continue;
-            }
-            const LbBackend &be = s.backends[idx];
-            to = s.mode == LbMode::Dnat ? be.addr : be.node;
-            to_port = be.port_be;
-            if (flow_pin(fl, f, keys[j], sig[j], s, to, to_port, now, cnt).b &&
-                s.mode == LbMode::Dnat) {
-                // The reply's entry: backend -> client, giving back VIP:port.
-                FlowKey rk;
-                uint32_t rsig = flow_key(rk, be.addr, p.src, v6, be.port_be, p.ports[0], p.proto,
-                                         uint16_t(vrfs[j] | kReplyKey));
-                flow_pin(fl, flow_find(fl, rk, rsig), rk, rsig, s, s.vip, s.vport_be, now, cnt);
-            }
-        }
-        if (s.mode == LbMode::Dnat) {
-            nat_rewrite(p.dst, &p.ports[1], to, to_port, alen, p.ip_csum, l4_csum(p.l4, p.proto),
-                        p.proto == IPPROTO_UDP);
-            cnt.dnat++;
-        } else {
-            if (!lb_encap(b.m[at[j]], v6, s.encap_src, to)) {
-                b.drop(at[j], Drop::lb_no_headroom);
-                dropped = true;
-                continue;
-            }
-            cnt.dsr_encap++;
-        }
-        if (v6) {
-            std::memcpy(b.dst6[slot[j]], to, 16);
-        } else {
-            uint32_t d;
-            std::memcpy(&d, to, 4);
-            b.dst4[slot[j]] = rte_be_to_cpu_32(d);
-        }
+        const uint32_t b1 = flow_bucket1(fl, c[j].sig);
+        FlowWay *way = flow_in(fl, b1, c[j].key);
+        if (j < n4 && way && lb_hit<false>(b, *st, fl, c[j], *way, now, dropped, cnt)) continue;
+        if (j >= n4 && way) rte_prefetch0(&fl.e6[way->to]);
+        flow_prefetch_bucket(fl, flow_bucket2(fl, b1, c[j].sig));
+        rest[nrest++] = uint8_t(j);
+    }
+    for (unsigned r = 0; r < nrest; r++) {
+        const unsigned j = rest[r];
+        if (j < n4)
+            lb_balance<false>(b, *st, fl, c[j], k6[j], now, dropped, cnt);
+        else
+            lb_balance<true>(b, *st, fl, c[j], k6[j], now, dropped, cnt);
     }
     if (dropped) b.compact();
     lb_age(fl, now, cnt);

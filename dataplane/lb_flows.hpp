@@ -1,13 +1,14 @@
 // Per-worker flow table of the LB stage (see lb_tables.hpp for what it holds and why).
 //
-// A bucketized cuckoo hash: every key has two candidate buckets of four slots, one cache
-// line each, holding the slots' signatures, entry indices, services and last-seen times;
-// the key and the flow's destination sit in a 64-byte entry. Buckets number at least half
-// the flow limit (twice as many slots as flows), so a free entry practically always finds a
-// slot after a few cuckoo moves; entries are exactly the flow limit. Lookups of a whole burst
-// issue their bucket and entry prefetches before waiting on any of them (lb.hpp), so a
-// packet of an established flow costs about two overlapped cache misses. Written only by
-// its worker; the control thread reads `used` and `capacity`.
+// A bucketized cuckoo hash: every key has two candidate buckets of two 32-byte ways, one
+// cache line per bucket. An IPv4 flow lives entirely in its way (key, destination, checksum
+// deltas, last-seen time), so a packet of an established flow costs one cache line: the
+// burst prefetches every packet's primary bucket before reading any (lb.hpp), and only the
+// few flows that sit in their secondary bucket, new flows and IPv6 flows (whose keys are
+// too long for a way, so the way holds a 64-bit fingerprint and the index of a 64-byte
+// entry with the whole key) pay a second round. Buckets number at least the flow limit
+// (twice as many ways as flows), so a free way practically always turns up after a few
+// cuckoo moves. Written only by its worker; the control thread reads `used` and `capacity`.
 #pragma once
 
 #include "vleaf/service.hpp"
@@ -17,37 +18,63 @@
 #include <rte_hash_crc.h>
 #include <rte_prefetch.h>
 
-#include <cstring>
+#ifdef __SSE4_2__
+#include <nmmintrin.h>
+#endif
 
 namespace vleaf::dp {
 
+// k1's top byte: what the way holds (0: nothing).
+enum FlowKind : uint8_t { kFlowFree, kFlowRequest4, kFlowReply4, kFlowRequest6, kFlowReply6 };
+
+// A way's key. IPv4 request: service id and client address in k0, client port in k1 (the
+// service fixes VIP, port, protocol and VRF). IPv4 reply: backend and client addresses in
+// k0; ports, protocol and VRF in k1. IPv6: the fingerprint of the FlowKey6 in k0.
 struct FlowKey {
-    uint8_t src[16], dst[16];
-    uint16_t sport, dport; // network order
-    uint8_t proto, v6;
-    uint16_t vrf; // | kReplyKey for the reply of a DNAT flow
+    uint64_t k0, k1;
+    bool operator==(const FlowKey &) const = default;
 };
-inline constexpr uint16_t kReplyKey = 0x8000;
-static_assert(sizeof(FlowKey) == 40 && RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 
-// Read-only once made (until the slot is aged), so its line stays clean in the caches.
-struct alignas(64) FlowEntry {
+inline uint64_t flow_kind(FlowKind kind) {
+    return uint64_t(kind) << 56;
+}
+
+// Ports, protocol and VRF of a reply key (IPv4 k1 and IPv6 w[4]).
+inline uint64_t flow_reply_word(uint16_t bport_be, uint16_t cport_be, uint8_t proto, uint16_t vrf) {
+    return bport_be | uint32_t(cport_be) << 16 | uint64_t(proto) << 32 | uint64_t(vrf) << 40;
+}
+
+struct FlowWay {
     FlowKey key;
-    uint8_t to[16];   // DNAT: the backend; DSR: the backend's node; reply: the VIP
-    uint16_t port_be; // DNAT: the backend's port; reply: the VIP's port
-    LbMode mode;      // of the service when the flow was pinned
+    uint32_t to;       // IPv4: the new address (network order); IPv6: its FlowEntry6
+    uint16_t port_be;  // the new port
+    uint16_t ip_delta; // IPv4 header checksum update (csum_apply)
+    uint16_t l4_delta; // TCP/UDP checksum update: address (pseudo-header) and port
+    LbMode mode;       // of the service when the flow was pinned
+    uint8_t pad = 0;
+    uint32_t seen; // flow_now() of the flow's last packet
 };
-static_assert(sizeof(FlowEntry) == 64);
+static_assert(sizeof(FlowWay) == 32);
 
-inline constexpr unsigned kFlowWays = 4;
+inline constexpr unsigned kFlowWays = 2;
 
 struct alignas(64) FlowBucket {
-    uint32_t sig[kFlowWays]; // flow_sig() of the key; 0: free slot
-    uint32_t idx[kFlowWays]; // FlowEntry index
-    uint32_t service[kFlowWays];
-    uint32_t seen[kFlowWays]; // flow_now() of the flow's last packet
+    FlowWay way[kFlowWays];
 };
 static_assert(sizeof(FlowBucket) == 64);
+
+// An IPv6 key: request: client address, service id, client port; reply: backend and client
+// addresses, then flow_reply_word(). The kind sits in w[4]'s top byte as in k1.
+struct FlowKey6 {
+    uint64_t w[5];
+    bool operator==(const FlowKey6 &) const = default;
+};
+
+struct alignas(64) FlowEntry6 {
+    FlowKey6 key;
+    uint8_t to[16]; // DNAT: the backend; DSR: the backend's node; reply: the VIP
+};
+static_assert(sizeof(FlowEntry6) == 64);
 
 // Last-seen times are tsc >> kFlowTimeShift in 32 bits: ~100 us units that wrap after days
 // (the ager compares modulo 2^32; the longest idle timeout is one day).
@@ -59,9 +86,9 @@ inline uint32_t flow_now() {
 
 struct LbFlows {
     FlowBucket *bucket = nullptr;
-    FlowEntry *e = nullptr;
-    uint32_t *free = nullptr; // stack of free entry indices
-    uint32_t nfree = 0;
+    FlowEntry6 *e6 = nullptr;
+    uint32_t *free6 = nullptr; // stack of free FlowEntry6 indices
+    uint32_t nfree6 = 0;
     uint32_t mask = 0; // buckets - 1
     uint32_t capacity = 0;
     uint32_t used = 0;
@@ -69,11 +96,28 @@ struct LbFlows {
     uint32_t timeout = 0; // idle flow_now() units before a flow is forgotten
 };
 
-// Of the key's five words (flow_key() in lb.hpp).
-inline uint32_t flow_sig(const uint64_t w[5]) {
-    uint32_t h = rte_hash_crc_8byte(w[0], 0x766c6561);
-    for (unsigned i = 1; i < 5; i++) h = rte_hash_crc_8byte(w[i], h);
-    return h ? h : 1;
+// crc32c of a word: the instruction itself when the build targets it (rte_hash_crc_8byte
+// chooses its implementation at run time, on every call, and is not inlined here).
+inline uint32_t lb_crc(uint64_t w, uint32_t init) {
+#ifdef __SSE4_2__
+    return uint32_t(_mm_crc32_u64(init, w));
+#else
+    return rte_hash_crc_8byte(w, init);
+#endif
+}
+
+inline uint32_t flow_sig(const FlowKey &k) {
+    return lb_crc(k.k1, lb_crc(k.k0, 0x766c6561));
+}
+
+// The way key of an IPv6 key: two crc32 chains with different seeds.
+inline FlowKey flow_key6(const FlowKey6 &k) {
+    uint32_t a = 0x766c6561, b = 0x36;
+    for (uint64_t w : k.w) {
+        a = lb_crc(w, a);
+        b = lb_crc(w, b);
+    }
+    return {uint64_t(a) << 32 | b, k.w[4] & flow_kind(FlowKind(0xff))};
 }
 
 inline uint32_t flow_bucket1(const LbFlows &f, uint32_t sig) {
@@ -86,39 +130,46 @@ inline uint32_t flow_bucket2(const LbFlows &f, uint32_t b, uint32_t sig) {
     return (b ^ (((x >> 16) | (x << 16)) | 1)) & f.mask;
 }
 
-struct FlowSlot {
-    FlowBucket *b = nullptr;
-    unsigned way = 0;
-};
+inline void flow_prefetch_bucket(const LbFlows &f, uint32_t b) {
+    rte_prefetch0(&f.bucket[b]);
+}
 
-inline FlowSlot flow_find(const LbFlows &f, const FlowKey &k, uint32_t sig) {
+// The way holding `k` in bucket `b`, or null. IPv6 ways match on the fingerprint only.
+inline FlowWay *flow_in(const LbFlows &f, uint32_t b, const FlowKey &k) {
+    FlowBucket &bk = f.bucket[b];
+    for (FlowWay &w : bk.way)
+        if (w.key == k) return &w;
+    return nullptr;
+}
+
+// The way of an IPv4 key in either bucket, or null.
+inline FlowWay *flow_find(const LbFlows &f, const FlowKey &k, uint32_t sig) {
     uint32_t b1 = flow_bucket1(f, sig);
-    for (uint32_t b : {b1, flow_bucket2(f, b1, sig)}) {
-        FlowBucket &bk = f.bucket[b];
-        for (unsigned w = 0; w < kFlowWays; w++)
-            if (bk.sig[w] == sig && std::memcmp(&f.e[bk.idx[w]].key, &k, sizeof k) == 0)
-                return {&bk, w};
-    }
-    return {};
+    if (FlowWay *w = flow_in(f, b1, k)) return w;
+    return flow_in(f, flow_bucket2(f, b1, sig), k);
 }
 
-// Burst lookups, step 1 of 3: bring in the primary bucket.
-inline void flow_prefetch_bucket(const LbFlows &f, uint32_t sig) {
-    rte_prefetch0(&f.bucket[flow_bucket1(f, sig)]);
-}
-
-// Step 2: the entry of the first matching signature in the primary bucket, else the
-// secondary bucket (flows there, and new flows, pay a second round).
-inline void flow_prefetch_entry(const LbFlows &f, uint32_t sig) {
+// The way of an IPv6 key (`k` = flow_key6(full)) in either bucket, or null: fingerprints
+// that collide are told apart by the entries' whole keys.
+inline FlowWay *flow_find6(const LbFlows &f, const FlowKey &k, uint32_t sig, const FlowKey6 &full) {
     uint32_t b1 = flow_bucket1(f, sig);
-    const FlowBucket &bk = f.bucket[b1];
-    for (unsigned w = 0; w < kFlowWays; w++)
-        if (bk.sig[w] == sig) return rte_prefetch0(&f.e[bk.idx[w]]);
-    rte_prefetch0(&f.bucket[flow_bucket2(f, b1, sig)]);
+    for (uint32_t b : {b1, flow_bucket2(f, b1, sig)})
+        for (FlowWay &w : f.bucket[b].way)
+            if (w.key == k && f.e6[w.to].key == full) return &w;
+    return nullptr;
 }
 
-// Step 3 is flow_find(). Adds `k` (known absent) in a free slot, moving other keys to
-// their other bucket when both of its buckets are full. False when no entry or slot is free.
-bool flow_insert(LbFlows &f, const FlowKey &k, uint32_t sig, FlowSlot &at);
+// Adds `k` (known absent) in a free way, moving other keys to their other bucket when both
+// of its buckets are full; an IPv6 key also takes an entry (its index in `to`). Null when the
+// table holds `capacity` flows or no way can be freed.
+FlowWay *flow_insert(LbFlows &f, const FlowKey &k, uint32_t sig);
+
+// Frees a way (and its IPv6 entry).
+inline void flow_free(LbFlows &f, FlowWay &w) {
+    FlowKind kind = FlowKind(w.key.k1 >> 56);
+    if (kind == kFlowRequest6 || kind == kFlowReply6) f.free6[f.nfree6++] = w.to;
+    w.key = {};
+    f.used--;
+}
 
 } // namespace vleaf::dp

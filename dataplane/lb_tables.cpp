@@ -1,8 +1,9 @@
 #include "dataplane/lb_tables.hpp"
 
+#include "dataplane/csum.hpp"
+
 #include <rte_byteorder.h>
 #include <rte_cycles.h>
-#include <rte_hash_crc.h>
 #include <rte_malloc.h>
 
 #include <algorithm>
@@ -43,20 +44,20 @@ Lb::Lb(rte_rcu_qsbr *rcu, unsigned workers, const LbLimits &limits, int socket)
         LbFlows &f = flows_[w];
         f.bucket = static_cast<FlowBucket *>(
             rte_zmalloc_socket("lbflow_buckets", sizeof(FlowBucket) * buckets, 64, socket));
-        f.e = static_cast<FlowEntry *>(rte_malloc_socket(
-            "lbflow_entries", sizeof(FlowEntry) * limits.flows_per_worker, 64, socket));
-        f.free = static_cast<uint32_t *>(rte_malloc_socket(
-            "lbflow_free", sizeof(uint32_t) * limits.flows_per_worker, 64, socket));
-        if (!f.bucket || !f.e || !f.free) {
+        f.e6 = static_cast<FlowEntry6 *>(rte_malloc_socket(
+            "lbflow_entries6", sizeof(FlowEntry6) * limits.flows_per_worker, 64, socket));
+        f.free6 = static_cast<uint32_t *>(rte_malloc_socket(
+            "lbflow_free6", sizeof(uint32_t) * limits.flows_per_worker, 64, socket));
+        if (!f.bucket || !f.e6 || !f.free6) {
             free_flows();
             throw std::runtime_error("lb.flows_per_worker: cannot allocate " +
                                      std::to_string(limits.flows_per_worker) +
                                      " flows per worker (out of DPDK memory)");
         }
         f.mask = buckets - 1;
-        f.capacity = f.nfree = limits.flows_per_worker;
+        f.capacity = f.nfree6 = limits.flows_per_worker;
         // Entries are handed out from the low indices first: few flows, few lines.
-        for (uint32_t k = 0; k < f.capacity; k++) f.free[k] = f.capacity - 1 - k;
+        for (uint32_t k = 0; k < f.capacity; k++) f.free6[k] = f.capacity - 1 - k;
         f.timeout =
             uint32_t((uint64_t(limits.idle_timeout_s) * rte_get_tsc_hz()) >> kFlowTimeShift);
     }
@@ -71,8 +72,8 @@ Lb::~Lb() {
 void Lb::free_flows() {
     for (auto &f : flows_) {
         rte_free(f.bucket);
-        rte_free(f.e);
-        rte_free(f.free);
+        rte_free(f.e6);
+        rte_free(f.free6);
         f = {};
     }
 }
@@ -94,6 +95,16 @@ void Lb::set(uint32_t id, uint32_t vrf, const Service &s, const std::vector<uint
         const IpAddr &node = b.node.is_unspecified() ? b.addr : b.node;
         std::memcpy(be.node, node.bytes.data(), 16);
         be.port_be = rte_cpu_to_be_16(b.port);
+        const unsigned words = svc->v6 ? 8 : 2;
+        uint16_t vip[9], to[9];
+        std::memcpy(vip, svc->vip, 2 * words);
+        std::memcpy(to, be.addr, 2 * words);
+        vip[words] = svc->vport_be;
+        to[words] = be.port_be;
+        be.ip_delta = csum_delta(vip, to, words);
+        be.l4_delta = csum_delta(vip, to, words + 1);
+        be.reply_ip_delta = csum_delta(to, vip, words);
+        be.reply_l4_delta = csum_delta(to, vip, words + 1);
         svc->backends.push_back(be);
     }
     if (s.mode == LbMode::Dnat)

@@ -20,7 +20,6 @@
 #include "dataplane/lb_flows.hpp"
 #include "vleaf/service.hpp"
 
-#include <rte_hash_crc.h>
 #include <rte_rcu_qsbr.h>
 
 #include <atomic>
@@ -35,6 +34,9 @@ struct LbBackend {
     uint8_t addr[16]; // network order; IPv4 in the first 4 bytes
     uint8_t node[16]; // DSR tunnel destination
     uint16_t port_be;
+    // DNAT's checksum deltas (csum.hpp) from VIP:port to addr:port_be, and back for the
+    // replies: the IPv4 header's (addresses) and TCP/UDP's (addresses and ports).
+    uint16_t ip_delta, l4_delta, reply_ip_delta, reply_l4_delta;
 };
 
 struct LbService {
@@ -86,8 +88,7 @@ class LbIndex {
 
   private:
     static uint32_t hash(const LbKey &k) {
-        return rte_hash_crc_8byte(k.w[2],
-                                  rte_hash_crc_8byte(k.w[1], rte_hash_crc_8byte(k.w[0], 0)));
+        return lb_crc(k.w[2], lb_crc(k.w[1], lb_crc(k.w[0], 0)));
     }
     std::vector<LbKey> keys_;
     std::vector<uint32_t> vals_;
@@ -97,10 +98,13 @@ class LbIndex {
 inline constexpr unsigned kAddrBits = 4096;
 
 // Bit of an address in an address filter.
+inline uint32_t addr_bit4(uint32_t a) {
+    return (a * 0x9e3779b1u) >> 20;
+}
 inline uint32_t addr_bit(const uint8_t *a, bool v6) {
     uint32_t w[4] = {};
     std::memcpy(w, a, v6 ? 16 : 4);
-    return ((w[0] ^ w[1] ^ w[2] ^ w[3]) * 0x9e3779b1u) >> 20;
+    return addr_bit4(w[0] ^ w[1] ^ w[2] ^ w[3]);
 }
 static_assert(kAddrBits == 1u << (32 - 20));
 

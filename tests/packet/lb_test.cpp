@@ -366,6 +366,43 @@ TEST_F(Lb, FullFlowTableIsCountedAndStillBalances) {
     EXPECT_EQ(small.flows(0)->used, 1024u);
 }
 
+// The cuckoo table against a map: filled to its capacity (half its ways) every key goes in,
+// and after the moves that took every key is still found with what it was given.
+TEST_F(Lb, FlowTableHoldsItsCapacityThroughCuckooMoves) {
+    dp::Lb lb(rig.rcu, 1, {1 << 14, 300}, 0);
+    dp::LbFlows &f = *lb.flows(0);
+    std::mt19937_64 rnd(7);
+    std::map<std::pair<uint64_t, uint64_t>, uint32_t> ref;
+    auto key = [&](uint64_t r) {
+        return dp::FlowKey{r, (r >> 40) | dp::flow_kind(dp::kFlowRequest4)};
+    };
+    while (ref.size() < f.capacity) {
+        dp::FlowKey k = key(rnd());
+        uint32_t sig = dp::flow_sig(k);
+        if (dp::flow_find(f, k, sig)) continue;
+        dp::FlowWay *w = dp::flow_insert(f, k, sig);
+        ASSERT_NE(w, nullptr) << "insert failed with " << ref.size() << " keys";
+        w->to = uint32_t(ref.size());
+        ref[{k.k0, k.k1}] = w->to;
+    }
+    EXPECT_EQ(f.used, f.capacity);
+    EXPECT_EQ(dp::flow_insert(f, key(rnd()), 1), nullptr); // full
+    unsigned k = 0;
+    for (const auto &[kk, to] : ref) {
+        dp::FlowKey fk{kk.first, kk.second};
+        dp::FlowWay *w = dp::flow_find(f, fk, dp::flow_sig(fk));
+        ASSERT_NE(w, nullptr);
+        EXPECT_EQ(w->to, to);
+        if (k++ % 2) dp::flow_free(f, *w);
+    }
+    EXPECT_EQ(f.used, f.capacity / 2);
+    k = 0;
+    for (const auto &[kk, to] : ref) {
+        dp::FlowKey fk{kk.first, kk.second};
+        EXPECT_EQ(dp::flow_find(f, fk, dp::flow_sig(fk)) != nullptr, k++ % 2 == 0);
+    }
+}
+
 TEST_F(Lb, IdleFlowsAge) {
     reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}}));
     for (uint16_t sp = 1000; sp < 1010; sp++)
@@ -374,8 +411,8 @@ TEST_F(Lb, IdleFlowsAge) {
     sent(1);
     EXPECT_EQ(rig.lb->flows(0)->used, 20u); // requests and replies
     rig.lb->flows(0)->timeout = 0;          // everything is idle now
-    // The ager visits kLbAgeScan slots per burst; enough bursts sweep the whole table.
-    for (unsigned k = 0; k < rig.lb->flows(0)->capacity / dp::kLbAgeScan + 1; k++)
+    // The ager visits kLbAgeScan buckets per burst; enough bursts sweep the whole table.
+    for (unsigned k = 0; k < (rig.lb->flows(0)->mask + 1) / dp::kLbAgeScan + 1; k++)
         rig.run(0, {framed(port_mac[0], kHost1,
                            ip_packet({"10.0.1.2", "10.0.2.2", IPPROTO_TCP, 7, 7}))});
     sent(1);
