@@ -160,10 +160,12 @@ inline void forward4(Burst &b, Worker &w) {
         uint32_t ttl_word;
         std::memcpy(&ttl_word, &ip->time_to_live, 4);
         if (unlikely(nh.kind() != NhKind::Forward)) {
-            if (nh.kind() == NhKind::Ecmp) nh = ecmp_member(w, nh, id, flow_hash4(ip));
+            // One hash for both the ECMP member and the tunnel's UDP source port.
+            const uint32_t hash = flow_hash4(ip);
+            if (nh.kind() == NhKind::Ecmp) nh = ecmp_member(w, nh, id, hash);
             if (nh.kind() == NhKind::Tunnel && uint8_t(ttl_word) > 1) { // routed into the overlay
                 ttl_decrement4(ip, ttl_word);
-                tunnel_next(b, w, i, frame, nh, flow_hash4(ip));
+                tunnel_next(b, w, i, frame, nh, hash);
                 continue;
             }
             if (nh.kind() != NhKind::Forward) {
@@ -212,10 +214,12 @@ inline void forward6(Burst &b, Worker &w) {
         auto *ip = reinterpret_cast<rte_ipv6_hdr *>(frame + sizeof(rte_ether_hdr));
         NhView nh = nh_view(table, id);
         if (unlikely(nh.kind() != NhKind::Forward)) {
-            if (nh.kind() == NhKind::Ecmp) nh = ecmp_member(w, nh, id, flow_hash6(ip));
+            // One hash for both the ECMP member and the tunnel's UDP source port.
+            const uint32_t hash = flow_hash6(ip);
+            if (nh.kind() == NhKind::Ecmp) nh = ecmp_member(w, nh, id, hash);
             if (nh.kind() == NhKind::Tunnel && ip->hop_limits > 1) { // routed into the overlay
                 ip->hop_limits--;
-                tunnel_next(b, w, i, frame, nh, flow_hash6(ip));
+                tunnel_next(b, w, i, frame, nh, hash);
                 continue;
             }
             if (nh.kind() != NhKind::Forward) {
