@@ -74,12 +74,17 @@ double thread_cpu_seconds() {
     return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
 }
 
-// Interrupts taken by `cpu` so far (/proc/interrupts, every source).
-uint64_t cpu_interrupts(unsigned cpu) {
+// Interrupts taken by `cpu` so far (/proc/interrupts): all of them, and the TLB
+// shootdowns among them (another thread of this process unmapping memory interrupts the
+// worker's CPU: a stall the writer can cause without a context switch).
+struct Irqs {
+    uint64_t all = 0, tlb = 0;
+};
+Irqs cpu_interrupts(unsigned cpu) {
     std::ifstream in("/proc/interrupts");
     std::string line;
     std::getline(in, line); // CPU0 CPU1 ...
-    uint64_t sum = 0;
+    Irqs n;
     while (std::getline(in, line)) {
         std::istringstream ls(line);
         std::string label;
@@ -87,9 +92,11 @@ uint64_t cpu_interrupts(unsigned cpu) {
         uint64_t v = 0;
         for (unsigned c = 0; c <= cpu && ls >> v; c++) {
         }
-        if (ls) sum += v;
+        if (!ls) continue;
+        n.all += v;
+        if (label == "TLB:") n.tlb += v;
     }
-    return sum;
+    return n;
 }
 
 // Time the hypervisor gave `cpu`'s vCPU to someone else (/proc/stat), in ms.
@@ -137,7 +144,7 @@ struct Around {
     unsigned cpu = 0;
     const ThreadSched *worker = nullptr;
     SchedStat s0;
-    uint64_t irq0 = 0;
+    Irqs irq0;
     double steal0 = 0;
 
     void begin() {
@@ -147,11 +154,13 @@ struct Around {
     }
     void print() const {
         SchedStat s1 = worker->read().value_or(SchedStat{});
+        Irqs irq = cpu_interrupts(cpu);
         std::printf("  worker %-22s waited for its CPU %.1f ms in %lu slices; CPU %u: %lu "
-                    "interrupts, steal %.0f ms\n",
+                    "interrupts (%lu TLB shootdowns), steal %.0f ms\n",
                     "", double(s1.wait_ns - s0.wait_ns) * 1e-6,
                     (unsigned long)(s1.slices - s0.slices), cpu,
-                    (unsigned long)(cpu_interrupts(cpu) - irq0), cpu_steal_ms(cpu) - steal0);
+                    (unsigned long)(irq.all - irq0.all), (unsigned long)(irq.tlb - irq0.tlb),
+                    cpu_steal_ms(cpu) - steal0);
     }
 };
 
