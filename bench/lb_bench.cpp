@@ -2,6 +2,11 @@
 // table holding 1M established flows (random flow per packet, so mostly cache misses),
 // DNAT or DSR encapsulation, then route and forward, side by side in the same run with plain
 // routing of the same packets (no services, and services that the packets do not hit).
+// DnatHandoff: the same DNAT with two workers run in turn by this thread, all packets
+// received by worker 0, which hands those of worker 1's flows (about half) over through
+// worker 1's handoff ring (lb_handoff.hpp); timed: worker 0's pipeline and worker 1's
+// drain. Same core, so the cache lines the ring and the packets would move between cores
+// are not in it.
 #include "control/services/maglev.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
@@ -20,7 +25,7 @@ constexpr unsigned kBurst = 32;
 constexpr unsigned kBackends = 16;
 constexpr uint32_t kVip = 0x0a60000a; // 10.96.0.10
 
-enum Mode { Route, RouteBesideServices, Dnat, Dsr };
+enum Mode { Route, RouteBesideServices, Dnat, Dsr, DnatHandoff };
 
 struct Setup {
     Rig rig;
@@ -44,6 +49,7 @@ struct Setup {
         s.vip = IpAddr::v4(kVip);
         s.port = 80;
         s.mode = mode == Dsr ? LbMode::DsrIpip : LbMode::Dnat;
+        if (mode == DnatHandoff) rig.two_workers(dp::kHandoffRing, limits(n_flows));
         s.encap_source = *IpAddr::parse("10.0.2.1");
         std::vector<svc::Backend> mb;
         for (unsigned b = 0; b < kBackends; b++) {
@@ -70,9 +76,11 @@ struct Setup {
         for (uint32_t at = 0; at < n_flows; at += kBurst) {
             fill(b, 0, at);
             dp::pipeline(b, *rig.w);
+            drain();
             discard_tx();
         }
-        if (rig.w->stats.lb.flow_table_full) throw std::runtime_error("flow table too small");
+        if (lb_count(&LbCounters::flow_table_full))
+            throw std::runtime_error("flow table too small");
     }
 
     ~Setup() {
@@ -105,9 +113,29 @@ struct Setup {
     }
 
     void discard_tx() {
-        auto &w = *rig.w;
-        for (unsigned d = 0; d < w.n_dirty; d++) w.tx[w.dirty[d]].n = 0;
-        w.n_dirty = 0;
+        for (dp::Worker *w : {rig.w.get(), rig.w2.get()}) {
+            for (unsigned d = 0; w && d < w->n_dirty; d++) w->tx[w->dirty[d]].n = 0;
+            if (w) w->n_dirty = 0;
+        }
+    }
+
+    // Worker 1's handoff ring through its pipeline from the LB stage on (DnatHandoff).
+    unsigned drain() {
+        if (!rig.w2) return 0;
+        dp::HandoffMsg msg[kBurst];
+        dp::Burst hb;
+        const unsigned n =
+            rte_ring_sc_dequeue_burst_elem(rig.handoff[1], msg, sizeof msg[0], kBurst, nullptr);
+        uint64_t left = (uint64_t(1) << n) - 1;
+        while (left) {
+            dp::handed_in(hb, msg, left);
+            dp::pipeline_handed_in(hb, *rig.w2);
+        }
+        return n;
+    }
+
+    uint64_t lb_count(uint64_t LbCounters::*c) const {
+        return rig.w->stats.lb.*c + (rig.w2 ? rig.w2->stats.lb.*c : 0);
     }
 };
 
@@ -128,9 +156,14 @@ void run(benchmark::State &st, Mode mode) {
         lb_samples.reserve(1 << 22);
         route_samples.reserve(1 << 22);
     }
-    uint64_t cycles = 0, pkts = 0, base = 0;
-    uint64_t drops_before = 0;
-    for (uint64_t d : s.rig.w->stats.drops) drops_before += d;
+    uint64_t cycles = 0, pkts = 0, base = 0, handed = 0;
+    auto all_drops = [&s] {
+        uint64_t n = 0;
+        for (dp::Worker *w : {s.rig.w.get(), s.rig.w2.get()})
+            for (unsigned k = 0; w && k < std::size(w->stats.drops); k++) n += w->stats.drops[k];
+        return n;
+    };
+    const uint64_t drops_before = all_drops();
     const uint64_t *stage = s.rig.w->stats.stage_cycles;
     for (auto _ : st) {
         s.fill(b, unsigned(base), UINT32_MAX);
@@ -138,6 +171,7 @@ void run(benchmark::State &st, Mode mode) {
         const uint64_t lb0 = stage[dp::StageLb], route0 = stage[dp::StageRoute];
         uint64_t t0 = rte_rdtsc();
         dp::pipeline(b, *s.rig.w);
+        handed += s.drain();
         uint64_t d = rte_rdtsc() - t0;
         s.discard_tx();
         if (samples.size() < samples.capacity()) {
@@ -150,14 +184,14 @@ void run(benchmark::State &st, Mode mode) {
         cycles += d;
         pkts += kBurst;
     }
-    uint64_t drops = 0;
-    for (uint64_t d : s.rig.w->stats.drops) drops += d;
-    if (drops != drops_before) st.SkipWithError("packets were dropped");
+    if (all_drops() != drops_before) st.SkipWithError("packets were dropped");
     uint64_t established = (s.flows + kBurst - 1) / kBurst * kBurst;
-    if ((mode == Dnat || mode == Dsr) && s.rig.w->stats.lb.flows_created > 2 * established)
+    if (mode != Route && mode != RouteBesideServices &&
+        s.lb_count(&LbCounters::flows_created) > 2 * established)
         st.SkipWithError("flows were not pinned");
     st.counters["cycles/pkt"] = median_per_packet(samples);
     st.counters["mean_cycles/pkt"] = double(cycles) / double(pkts);
+    if (mode == DnatHandoff) st.counters["handed_off/pkt"] = double(handed) / double(pkts);
     st.counters["Mpps@1core"] = benchmark::Counter(double(pkts) / 1e6, benchmark::Counter::kIsRate);
     st.SetItemsProcessed(int64_t(pkts));
     if (dp::kStageCycles) {
@@ -178,6 +212,9 @@ void BM_LbDnat(benchmark::State &st) {
 void BM_LbDsr(benchmark::State &st) {
     run(st, Dsr);
 }
+void BM_LbDnatHandoff(benchmark::State &st) {
+    run(st, DnatHandoff);
+}
 
 } // namespace
 
@@ -185,6 +222,7 @@ BENCHMARK(BM_Route)->Arg(0)->ArgName("flows");
 BENCHMARK(BM_RouteBesideServices)->Arg(0)->ArgName("flows");
 BENCHMARK(BM_LbDnat)->Arg(1000)->Arg(1 << 20)->ArgName("flows");
 BENCHMARK(BM_LbDsr)->Arg(1 << 20)->ArgName("flows");
+BENCHMARK(BM_LbDnatHandoff)->Arg(1000)->Arg(1 << 20)->ArgName("flows");
 
 int main(int argc, char **argv) {
     // Hugepages when 768 MB are free: 2M flow entries on 4 KB pages measure TLB misses.

@@ -141,6 +141,7 @@ Dataplane::Dataplane(const config::Config &cfg) {
     uint32_t need = kPuntRing + kInjectRing;
     for (auto &p : cfg.ports) need += p.rx_queues * p.rx_desc + n_workers * p.tx_desc;
     need += n_workers * (cfg.mempool.cache + 4u * cfg.burst);
+    if (n_workers > 1) need += n_workers * kHandoffRing;
     if (cfg.mempool.mbufs < need)
         fail("mempool.mbufs: " + std::to_string(cfg.mempool.mbufs) + " is fewer than the " +
              std::to_string(need) + " the descriptor rings, caches and exception rings can hold");
@@ -155,6 +156,12 @@ Dataplane::Dataplane(const config::Config &cfg) {
     inject_ = rte_ring_create_elem("vleaf_inject", sizeof(PuntMsg), kInjectRing, socket,
                                    RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (!punt_ || !inject_) fail(std::string("exception rings: ") + rte_strerror(rte_errno));
+    for (uint16_t k = 0; n_workers > 1 && k < n_workers; k++) {
+        std::string name = "vleaf_handoff" + std::to_string(k);
+        handoff_.push_back(rte_ring_create_elem(name.c_str(), sizeof(HandoffMsg), kHandoffRing,
+                                                socket, RING_F_SC_DEQ));
+        if (!handoff_.back()) fail("lb handoff rings: " + std::string(rte_strerror(rte_errno)));
+    }
 
     std::vector<Fib::VrfSpec> vrfs;
     for (auto &v : cfg.vrfs) vrfs.push_back({v.id, v.max_routes_v4, v.max_routes_v6});
@@ -223,6 +230,8 @@ Dataplane::Dataplane(const config::Config &cfg) {
         w->stop = &stop_;
         w->lb = lb_.get();
         w->flows = lb_->flows(k);
+        w->handoff = handoff_.empty() ? nullptr : handoff_.data();
+        w->n_workers = n_workers;
         w->acl = acl_.get();
         w->resolve_gap = rte_get_tsc_hz() / 1000; // 1 ms
         w->icmp_gap = rte_get_tsc_hz() / 100;     // 100 ICMP errors a second per source
@@ -261,6 +270,12 @@ Dataplane::~Dataplane() {
     if (inject_)
         while ((n = rte_ring_dequeue_burst_elem(inject_, msg, sizeof(PuntMsg), 64, nullptr)) > 0)
             for (unsigned k = 0; k < n; k++) rte_pktmbuf_free(msg[k].m);
+    HandoffMsg held[64];
+    for (rte_ring *r : handoff_) {
+        while ((n = rte_ring_dequeue_burst_elem(r, held, sizeof(HandoffMsg), 64, nullptr)) > 0)
+            for (unsigned k = 0; k < n; k++) rte_pktmbuf_free(held[k].m);
+        rte_ring_free(r);
+    }
     ifs_.clear();
     workers_.clear();
     lb_.reset();

@@ -74,6 +74,7 @@ class Dataplane {
     rte_rcu_qsbr *rcu_ = nullptr;
     rte_ring *punt_ = nullptr;
     rte_ring *inject_ = nullptr;
+    std::vector<rte_ring *> handoff_; // by worker, with more than one (lb_handoff.hpp)
     std::unique_ptr<Fib> fib_;
     std::unique_ptr<Lb> lb_;
     std::unique_ptr<Acl> acl_;

@@ -6,6 +6,7 @@
 #include "dataplane/dispatch.hpp"
 #include "dataplane/forward.hpp"
 #include "dataplane/lb.hpp"
+#include "dataplane/lb_handoff.hpp"
 #include "dataplane/parse.hpp"
 #include "dataplane/route.hpp"
 #include "dataplane/vxlan.hpp"
@@ -15,12 +16,9 @@
 namespace vleaf::dp {
 
 // Runs the stages through `each(stage, call)`, which may time them (benchmarks,
-// -Dstage_cycles=true); the plain pipeline just calls them.
-template <class Each> inline void stages(Burst &b, Worker &w, Each &&each) {
-    each(StageParse, [&] { parse(b, w); });
-    each(StageDecap, [&] { vxlan_decap(b, w); });
-    each(StageBridgeIn, [&] { bridge_in(b, w); });
-    each(StageAclIn, [&] { acl_in(b, w); });
+// -Dstage_cycles=true); the plain pipeline just calls them. Packets handed over by
+// another worker (lb_handoff.hpp) start at the LB stage.
+template <class Each> inline void stages_from_lb(Burst &b, Worker &w, Each &&each) {
     each(StageLb, [&] { lb(b, w); });
     each(StageRoute, [&] { route(b, w); });
     each(StageForward, [&] { forward(b, w); });
@@ -30,15 +28,34 @@ template <class Each> inline void stages(Burst &b, Worker &w, Each &&each) {
     each(StageDispatch, [&] { dispatch(b, w); });
 }
 
-inline void pipeline(Burst &b, Worker &w) {
+template <class Each> inline void stages(Burst &b, Worker &w, Each &&each) {
+    each(StageParse, [&] { parse(b, w); });
+    each(StageDecap, [&] { vxlan_decap(b, w); });
+    each(StageBridgeIn, [&] { bridge_in(b, w); });
+    each(StageAclIn, [&] { acl_in(b, w); });
+    each(StageHandoff, [&] { lb_handoff(b, w); });
+    stages_from_lb(b, w, each);
+}
+
+// `run(b, w, each)`: stages or stages_from_lb.
+template <class Run> inline void timed_stages(Burst &b, Worker &w, Run &&run) {
     if constexpr (kStageCycles)
-        stages(b, w, [&](Stage s, auto &&call) {
+        run(b, w, [&](Stage s, auto &&call) {
             uint64_t t0 = rte_rdtsc();
             call();
             w.stats.stage_cycles[s] += rte_rdtsc() - t0;
         });
     else
-        stages(b, w, [](Stage, auto &&call) { call(); });
+        run(b, w, [](Stage, auto &&call) { call(); });
+}
+
+inline void pipeline(Burst &b, Worker &w) {
+    timed_stages(b, w, [](Burst &b2, Worker &w2, auto &&each) { stages(b2, w2, each); });
+}
+
+// A burst of handed-in packets (handed_in()), whose earlier stages ran on another worker.
+inline void pipeline_handed_in(Burst &b, Worker &w) {
+    timed_stages(b, w, [](Burst &b2, Worker &w2, auto &&each) { stages_from_lb(b2, w2, each); });
 }
 
 } // namespace vleaf::dp

@@ -6,16 +6,36 @@
 
 namespace vleaf::dp {
 
-void Worker::process(Burst &b) {
-    stats.pipeline_packets += b.n;
-    bool timed = stats.bursts++ % kTimedBurstEvery == 0;
+// `run`: pipeline or pipeline_handed_in.
+template <class Run> static void process_with(Worker &w, Burst &b, Run run) {
+    w.stats.pipeline_packets += b.n;
+    bool timed = w.stats.bursts++ % kTimedBurstEvery == 0;
     uint64_t t0 = timed ? rte_rdtsc() : 0;
-    pipeline(b, *this);
+    run(b, w);
     if (timed) {
-        stats.pipeline_cycles += rte_rdtsc() - t0;
-        stats.timed_packets += b.n;
+        w.stats.pipeline_cycles += rte_rdtsc() - t0;
+        w.stats.timed_packets += b.n;
     }
-    tx_flush(*this);
+    tx_flush(w);
+}
+
+void Worker::process(Burst &b) {
+    process_with(*this, b, pipeline);
+}
+
+void Worker::drain_handoff(Burst &b) {
+    HandoffMsg msg[kMaxBurst];
+    for (unsigned round = 0; round < kHandoffDrain; round++) {
+        const unsigned n = rte_ring_sc_dequeue_burst_elem(handoff[rcu_id], msg, sizeof(HandoffMsg),
+                                                          burst, nullptr);
+        stats.lb.handoff_in += n;
+        uint64_t left = n == 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;
+        while (left) {
+            handed_in(b, msg, left);
+            process_with(*this, b, pipeline_handed_in);
+        }
+        if (n < burst) break;
+    }
 }
 
 // Packets from the control thread: frames the kernel sent through a tap (transmit as
@@ -55,6 +75,7 @@ int Worker::run() {
             process(b);
         }
         if (inject && rte_ring_count(inject)) drain_inject(*this, b);
+        if (handoff && rte_ring_count(handoff[rcu_id])) drain_handoff(b);
         rte_rcu_qsbr_quiescent(rcu, rcu_id);
     }
     rte_rcu_qsbr_thread_offline(rcu, rcu_id);

@@ -25,6 +25,7 @@ enum Stage : uint8_t {
     StageDecap,
     StageBridgeIn,
     StageAclIn,
+    StageHandoff,
     StageLb,
     StageRoute,
     StageForward,
@@ -34,9 +35,9 @@ enum Stage : uint8_t {
     StageDispatch,
     StageCount
 };
-inline constexpr const char *stage_names[] = {"parse",      "decap", "bridge_in", "acl_in",
-                                              "lb",         "route", "forward",   "acl_out",
-                                              "bridge_out", "encap", "dispatch"};
+inline constexpr const char *stage_names[] = {"parse",   "decap",      "bridge_in", "acl_in",
+                                              "handoff", "lb",         "route",     "forward",
+                                              "acl_out", "bridge_out", "encap",     "dispatch"};
 
 // rdtsc costs ~50 cycles in a VM, 3 per packet if every burst of 32 were timed: the
 // pipeline's cycles per packet are sampled on one burst in this many.
@@ -79,6 +80,16 @@ struct PuntMsg {
 };
 static_assert(sizeof(PuntMsg) == 16);
 
+// An LB packet handed to the worker that owns its flow (lb_handoff.hpp), after ACL-in.
+struct HandoffMsg {
+    rte_mbuf *m;
+    uint16_t port; // receiving port
+    uint8_t vrf;   // the VRF it is routed in
+    uint8_t v6;
+};
+static_assert(sizeof(HandoffMsg) == 16);
+inline constexpr unsigned kHandoffRing = 1024; // per worker
+
 struct TxBuf {
     uint16_t n = 0;
     rte_mbuf *m[kMaxBurst * 2];
@@ -107,6 +118,9 @@ struct Worker {
     const Lb *lb = nullptr;   // services; null: the LB stage passes everything
     LbFlows *flows = nullptr; // this worker's own flow table
     const Acl *acl = nullptr; // ACL policies; rcu_id is this worker's hit counter row
+    // LB handoff (lb_handoff.hpp): every worker's ring, by rcu_id; null with one worker.
+    rte_ring *const *handoff = nullptr;
+    uint16_t n_workers = 1;
 
     // Packets waiting for a neighbor reach the control thread at most once per
     // resolve_gap cycles per destination (hashed into a small table), so that a flood
@@ -147,6 +161,10 @@ struct Worker {
 
     int run();              // the lcore loop
     void process(Burst &b); // one burst through the pipeline, then transmitted
+    // Up to kHandoffDrain bursts from this worker's handoff ring through the pipeline from
+    // the LB stage on, then transmitted.
+    void drain_handoff(Burst &b);
+    static constexpr unsigned kHandoffDrain = 8;
 };
 
 // Inject messages: Transmit as is; Process: route in VRF `nh`; Bridge: flood or forward

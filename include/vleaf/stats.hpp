@@ -40,6 +40,7 @@ namespace vleaf {
     X(lb_no_backend)                                                                               \
     X(lb_truncated)                                                                                \
     X(lb_no_headroom)                                                                              \
+    X(lb_handoff_full) /* the owner worker's handoff ring is full */                               \
     X(acl_deny)
 
 enum class Drop : uint8_t {
@@ -87,7 +88,9 @@ inline constexpr const char *punt_names[] = {
     X(flow_table_full) /* new flow balanced without being pinned */                                \
     X(dnat)                                                                                        \
     X(reverse_nat)                                                                                 \
-    X(dsr_encap)
+    X(dsr_encap)                                                                                   \
+    X(handoff_out) /* packets handed to the worker that owns their flow */                         \
+    X(handoff_in)  /* packets other workers handed to this one */
 
 struct LbCounters {
 #define X(name) uint64_t name = 0;

@@ -83,6 +83,9 @@ struct Rig {
     std::unique_ptr<dp::Acl> acl;
     std::atomic<bool> stop{false};
     std::unique_ptr<dp::Worker> w;
+    // two_workers(): a second worker and the two handoff rings.
+    std::unique_ptr<dp::Worker> w2;
+    rte_ring *handoff[2] = {};
 
     // n_vrfs: VRFs 0..n-1 (each IPv4 table costs 64 MiB of EAL memory).
     explicit Rig(unsigned mbufs = 8192, uint32_t max_routes_v4 = 1 << 16,
@@ -140,7 +143,44 @@ struct Rig {
         rte_rcu_qsbr_thread_register(rcu, 0);
     }
 
+    // Makes w worker 0 of two, w2 worker 1 (the test thread runs them in turn), each with
+    // its own flow table of a new two-worker Lb (services are set after this) and a
+    // handoff ring of `ring` entries (lb_handoff.hpp).
+    void two_workers(unsigned ring, LbLimits limits) {
+        lb = std::make_unique<dp::Lb>(rcu, 2, limits, 0);
+        w2 = std::make_unique<dp::Worker>(); // fields as set above
+        dp::Worker *ws[2] = {w.get(), w2.get()};
+        for (unsigned k = 0; k < 2; k++) {
+            static int instance = 0;
+            auto name = "handoff" + std::to_string(instance++);
+            handoff[k] =
+                rte_ring_create_elem(name.c_str(), sizeof(dp::HandoffMsg), ring, 0, RING_F_SC_DEQ);
+            if (!handoff[k]) throw std::runtime_error("handoff ring: " + name);
+            dp::Worker &x = *ws[k];
+            x.lb = lb.get();
+            x.flows = lb->flows(k);
+            x.acl = acl.get();
+            x.fib = fib.get();
+            x.ov = &fib->overlay();
+            x.pool = pool;
+            x.ports = info;
+            x.rcu = rcu;
+            x.punt = punt;
+            x.stop = &stop;
+            x.rcu_id = k;
+            x.handoff = handoff;
+            x.n_workers = 2;
+        }
+    }
+
     ~Rig() {
+        dp::HandoffMsg held[64];
+        for (rte_ring *r : handoff) {
+            unsigned n;
+            while (r && (n = rte_ring_dequeue_burst_elem(r, held, sizeof held[0], 64, nullptr)))
+                for (unsigned k = 0; k < n; k++) rte_pktmbuf_free(held[k].m);
+            rte_ring_free(r);
+        }
         for (unsigned p = 0; p < kPorts; p++) {
             for (rte_mbuf *m : take_tx(p)) rte_pktmbuf_free(m);
             rte_eth_dev_stop(port[p]);
@@ -151,6 +191,7 @@ struct Rig {
         for (auto &pm : take_punts()) rte_pktmbuf_free(pm.m);
         prog.reset();
         w.reset();
+        w2.reset();
         lb.reset();
         acl.reset();
         fib.reset();

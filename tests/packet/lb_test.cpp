@@ -198,6 +198,9 @@ TEST_F(Lb, DnatIpv4BothWays) {
     EXPECT_EQ(lb(&LbCounters::dnat), 1u);
     EXPECT_EQ(lb(&LbCounters::reverse_nat), 1u);
     EXPECT_EQ(lb(&LbCounters::flows_created), 2u); // the request's entry and the reply's
+    // One worker: nothing handed over.
+    EXPECT_EQ(rig.w->handoff, nullptr);
+    EXPECT_EQ(lb(&LbCounters::handoff_out) + lb(&LbCounters::handoff_in), 0u);
 }
 
 TEST_F(Lb, DnatIpv6UdpBothWays) {
@@ -455,6 +458,124 @@ TEST_F(Lb, OtherTrafficIsRoutedUntouched) {
     auto out = sent(1);
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0], routed(in, kHost2, port_mac[1]));
+}
+
+// Two workers, A (the rig's, index 0) and B (index 1), with one flow table each and handoff
+// rings of `ring` entries, run in turn by the test thread.
+class LbHandoff : public Lb {
+  protected:
+    dp::Worker *w[2] = {};
+
+    void workers(unsigned ring) {
+        rig.two_workers(ring, {4096, 300});
+        w[0] = rig.w.get();
+        w[1] = rig.w2.get();
+    }
+
+    // A burst into worker `k` as received on port index `in`, then each worker's handoff
+    // ring drained (A first, then B).
+    void run(unsigned k, unsigned in, const std::vector<Frame> &frames) {
+        dp::Burst b;
+        b.port = rig.port[in];
+        for (auto &f : frames) {
+            b.m[b.n] = rig.mbuf(f);
+            b.m[b.n++]->port = rig.port[in];
+        }
+        w[k]->process(b);
+        for (dp::Worker *x : w) x->drain_handoff(b);
+    }
+
+    uint64_t sum(uint64_t LbCounters::*c) const { return w[0]->stats.lb.*c + w[1]->stats.lb.*c; }
+
+    // Requests enter A, replies enter B; every reply must leave with VIP:port as its source.
+    void both_ways(const std::string &client, const std::string &vip, const std::string &pod,
+                   uint8_t proto) {
+        workers(1024);
+        reg->add(service("web", vip, 80, {{pod, 8080}}, proto));
+        constexpr unsigned kFlows = 32;
+        for (uint16_t sp = 40000; sp < 40000 + kFlows; sp++) {
+            run(0, 0, {framed(port_mac[0], kHost1, ip_packet({client, vip, proto, sp, 80}))});
+            auto out = sent(1);
+            ASSERT_EQ(out.size(), 1u) << "request from port " << sp;
+            EXPECT_EQ(out[0],
+                      framed(kHost2, port_mac[1], ip_packet({client, pod, proto, sp, 8080, 63})));
+            run(1, 1, {framed(port_mac[1], kHost2, ip_packet({pod, client, proto, 8080, sp}))});
+            out = sent(0);
+            ASSERT_EQ(out.size(), 1u) << "reply to port " << sp;
+            EXPECT_EQ(out[0],
+                      framed(kHost1, port_mac[0], ip_packet({vip, client, proto, 80, sp, 63})));
+        }
+        EXPECT_EQ(sum(&LbCounters::dnat), kFlows);
+        EXPECT_EQ(sum(&LbCounters::reverse_nat), kFlows);
+        // Each flow has one owner; the worker that does not own it hands over its packets:
+        // requests A -> B for B's flows, replies B -> A for A's.
+        const uint64_t of_b = w[0]->stats.lb.handoff_out, of_a = w[1]->stats.lb.handoff_out;
+        EXPECT_EQ(of_a + of_b, kFlows);
+        EXPECT_GT(of_a, 0u);
+        EXPECT_GT(of_b, 0u);
+        EXPECT_EQ(w[1]->stats.lb.handoff_in, of_b);
+        EXPECT_EQ(w[0]->stats.lb.handoff_in, of_a);
+        EXPECT_EQ(rig.lb->flows(0)->used, 2 * of_a); // request and reply entries, at the owner
+        EXPECT_EQ(rig.lb->flows(1)->used, 2 * of_b);
+    }
+};
+
+TEST_F(LbHandoff, ReplyOnAnotherWorkerGetsTheVipIpv4Tcp) {
+    both_ways("10.0.1.2", "10.96.0.10", "10.0.2.2", IPPROTO_TCP);
+}
+TEST_F(LbHandoff, ReplyOnAnotherWorkerGetsTheVipIpv4Udp) {
+    both_ways("10.0.1.2", "10.96.0.10", "10.0.2.2", IPPROTO_UDP);
+}
+TEST_F(LbHandoff, ReplyOnAnotherWorkerGetsTheVipIpv6Tcp) {
+    both_ways("fd00:1::2", "fd00:96::10", "fd00:2::2", IPPROTO_TCP);
+}
+TEST_F(LbHandoff, ReplyOnAnotherWorkerGetsTheVipIpv6Udp) {
+    both_ways("fd00:1::2", "fd00:96::10", "fd00:2::2", IPPROTO_UDP);
+}
+
+// Traffic that is no LB packet stays on the worker that received it.
+TEST_F(LbHandoff, OtherTrafficIsNotHandedOver) {
+    workers(1024);
+    reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}}));
+    std::vector<Frame> in;
+    for (uint16_t sp = 1000; sp < 1032; sp++)
+        in.push_back(
+            framed(port_mac[0], kHost1, ip_packet({"10.0.1.2", "10.0.2.3", IPPROTO_TCP, sp, 80})));
+    run(0, 0, in);
+    auto out = sent(1);
+    ASSERT_EQ(out.size(), in.size());
+    for (size_t k = 0; k < in.size(); k++) EXPECT_EQ(out[k], routed(in[k], kHost2, port_mac[1]));
+    EXPECT_EQ(sum(&LbCounters::handoff_out), 0u);
+}
+
+// A ring of 8 holds 7: of one burst of requests, B's flows beyond 7 are dropped as
+// lb_handoff_full; the 7 come out once B drains its ring, A's own flows at once.
+TEST_F(LbHandoff, FullRingIsCountedDrop) {
+    workers(8);
+    reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}}));
+    std::vector<Frame> in;
+    unsigned of_b = 0;
+    const IpAddr client = A("10.0.1.2");
+    for (uint16_t sp = 2000; sp < 2032; sp++) {
+        in.push_back(framed(port_mac[0], kHost1,
+                            ip_packet({"10.0.1.2", "10.96.0.10", IPPROTO_TCP, sp, 80})));
+        of_b += dp::lb_owner(client.bytes.data(), false, rte_cpu_to_be_16(sp), IPPROTO_TCP, 0, 2);
+    }
+    ASSERT_GT(of_b, 7u);
+    dp::Burst b;
+    b.port = rig.port[0];
+    for (auto &f : in) {
+        b.m[b.n] = rig.mbuf(f);
+        b.m[b.n++]->port = rig.port[0];
+    }
+    w[0]->process(b);
+    EXPECT_EQ(sent(1).size(), in.size() - of_b);
+    EXPECT_EQ(w[0]->stats.lb.handoff_out, 7u);
+    EXPECT_EQ(w[0]->stats.drops[int(Drop::lb_handoff_full)], of_b - 7);
+    w[1]->drain_handoff(b);
+    EXPECT_EQ(sent(1).size(), 7u);
+    EXPECT_EQ(w[1]->stats.lb.handoff_in, 7u);
+    EXPECT_EQ(w[1]->stats.lb.dnat, 7u);
 }
 
 } // namespace
