@@ -12,9 +12,8 @@
 // serving its flows until they go idle; workers age entries a few per burst. A DNAT flow
 // has a second entry keyed by its reply's 5-tuple that gives the reply its VIP back: only
 // replies of flows vleaf translated are touched, never other traffic of a backend (health
-// checks, clients that reach the pod directly). The reply must therefore come in on a queue
-// of the worker that saw the request (one worker per port pair, or DSR, which needs no
-// reverse state).
+// checks, clients that reach the pod directly). Both entries live at the flow's owner
+// worker, to which other workers hand the flow's packets (lb_handoff.hpp).
 #pragma once
 
 #include "dataplane/lb_flows.hpp"
