@@ -1,6 +1,7 @@
 // ACL cost on one core, two ways:
-// - BM_AclClassify4: AclSet::classify4 alone (rte_acl_classify on the packets in place,
-//   per-rule counters), bursts of 32; 90 % of packets match some rule.
+// - BM_AclClassify4: AclSet::classify4 alone (exact-match part, rte_acl_classify on the
+//   packets in place, per-rule counters), bursts of 32; 90 % of packets match some rule;
+//   `exact`: the rules in the exact-match part.
 // - BM_AclPipeline vs BM_Route: the whole worker pipeline (parse, acl_in, route, forward,
 //   dispatch without the PMD) over the same packets in the same run, without any ACL
 //   (BM_Route: the packets of the 10k-rule case, no policy installed, so the ACL stages
@@ -12,9 +13,14 @@
 //   (destination /32; five rules per pod), and admits a peer: another pod (/32, 60 %), a
 //   namespace's Calico /26 block (30 %) or an ipBlock outside the cluster (/16-/24, 10 %),
 //   on one service port from a short list (TCP 85 %, else UDP), 5 % on a port range.
+//   All of them go to the exact-match part (dataplane/acl_exact.hpp): rte_acl is not used.
 // - 1, wide (worst case): random source prefixes /16-/32 and destinations /24-/32, random
 //   ports 1-30000, a quarter of them ranges up to 1000 wide: many overlapping wildcards,
-//   which make rte_acl's trie three times larger.
+//   which make rte_acl's trie three times larger. Too few rules pin a host: rte_acl only.
+// - 2 and 3, NetworkPolicy with namespace-wide rules: as 0, but every 50th rule protects a
+//   whole /26 block (a namespace) instead of one pod, so those 2 % stay in rte_acl. In 2
+//   they rank after every pod rule, so only the packets that no pod rule decides go
+//   through rte_acl; in 3 they are interleaved, so every packet goes through both parts.
 #include "dataplane/acl_set.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
@@ -57,7 +63,7 @@ struct Traffic {
     }
 
     // Pods in 10.0.0.0/14 (4096 Calico /26 blocks), the protected ones in 10.0.0.0/16.
-    dp::AclRule policy_rule(unsigned i) {
+    dp::AclRule policy_rule(unsigned i, bool namespaces) {
         static constexpr uint16_t tcp[] = {80,   443,  8080, 8443, 3306,
                                            5432, 6379, 9090, 9093, 27017};
         static constexpr uint16_t udp[] = {53, 123, 514, 8125};
@@ -75,15 +81,17 @@ struct Traffic {
         r.proto = below(100) < 85 ? IPPROTO_TCP : IPPROTO_UDP;
         r.dport_lo = r.dport_hi = *r.proto == IPPROTO_TCP ? tcp[below(10)] : udp[below(4)];
         if (below(100) < 5) r.dport_lo = 8000, r.dport_hi = 8999;
+        if (namespaces && i % 50 == 49) r.dst = Prefix{r.dst.addr, 26}.masked();
         return r;
     }
 
     // `allow_only`: every rule allows and every packet matches one (the pipeline bench).
-    Traffic(unsigned n_rules, bool allow_only, bool wide) {
+    Traffic(unsigned n_rules, bool allow_only, unsigned mix) {
         pol.default_action = dp::AclAction::Deny;
         for (unsigned i = 0; i < n_rules; i++) {
-            dp::AclRule r = wide ? wide_rule() : policy_rule(i);
+            dp::AclRule r = mix == 1 ? wide_rule() : policy_rule(i, mix >= 2);
             r.priority = int32_t(i);
+            if (mix == 2 && r.dst.len < 32) r.priority += int32_t(n_rules);
             r.action = allow_only || below(2) ? dp::AclAction::Allow : dp::AclAction::Deny;
             pol.rules.push_back(r);
         }
@@ -112,7 +120,7 @@ struct ClassifySetup {
     std::vector<uint16_t> len;
     double build_s = 0; // control-thread time to compile the rules
 
-    ClassifySetup(unsigned n_rules, bool wide) : t(n_rules, false, wide) {
+    ClassifySetup(unsigned n_rules, unsigned mix) : t(n_rules, false, mix) {
         uint64_t t0 = rte_rdtsc();
         set = dp::AclSet::build(t.pol, 1, 0);
         build_s = double(rte_rdtsc() - t0) / double(rte_get_tsc_hz());
@@ -139,7 +147,7 @@ double median_per_packet(std::vector<uint32_t> &samples) {
 }
 
 void BM_AclClassify4(benchmark::State &st) {
-    ClassifySetup s(unsigned(st.range(0)), st.range(1) != 0);
+    ClassifySetup s(unsigned(st.range(0)), unsigned(st.range(1)));
     dp::AclVerdict out[kBurst];
     std::vector<uint32_t> samples;
     samples.reserve(1 << 22);
@@ -158,6 +166,7 @@ void BM_AclClassify4(benchmark::State &st) {
     st.counters["cycles/pkt"] = median_per_packet(samples);
     st.counters["build_s"] = s.build_s;
     st.counters["matched"] = double(by_rule) / double(pkts);
+    st.counters["exact"] = double(s.set->exact_rules());
     st.counters["Mpps@1core"] = benchmark::Counter(double(pkts) / 1e6, benchmark::Counter::kIsRate);
     st.SetItemsProcessed(int64_t(pkts));
 }
@@ -169,8 +178,8 @@ struct PipelineSetup {
     std::vector<rte_mbuf *> mbufs;
     double build_s = 0;
 
-    PipelineSetup(unsigned n_rules, bool install, AclDirection dir, bool wide)
-        : t(n_rules, true, wide) {
+    PipelineSetup(unsigned n_rules, bool install, AclDirection dir, unsigned mix)
+        : t(n_rules, true, mix) {
         auto &f = *rig.prog;
         f.add_interface(0, "in", rig.port[0], 0, {*Prefix::parse("10.254.1.1/24", true)});
         f.add_interface(1, "pods", rig.port[1], 0, {*Prefix::parse("172.16.1.1/24", true)});
@@ -215,8 +224,8 @@ struct PipelineSetup {
 };
 
 void run_pipeline(benchmark::State &st, unsigned n_rules, bool install, AclDirection dir,
-                  bool wide) {
-    PipelineSetup s(n_rules, install, dir, wide);
+                  unsigned mix) {
+    PipelineSetup s(n_rules, install, dir, mix);
     dp::Burst b;
     std::vector<uint32_t> samples;
     samples.reserve(1 << 22);
@@ -245,10 +254,10 @@ void run_pipeline(benchmark::State &st, unsigned n_rules, bool install, AclDirec
 }
 
 void BM_Route(benchmark::State &st) {
-    run_pipeline(st, 10000, false, AclDirection::In, false);
+    run_pipeline(st, 10000, false, AclDirection::In, 0);
 }
 void BM_AclPipeline(benchmark::State &st) {
-    run_pipeline(st, unsigned(st.range(0)), true, AclDirection(st.range(1)), st.range(2) != 0);
+    run_pipeline(st, unsigned(st.range(0)), true, AclDirection(st.range(1)), unsigned(st.range(2)));
 }
 
 } // namespace
@@ -259,6 +268,8 @@ BENCHMARK(BM_AclClassify4)
     ->Args({1000, 0})
     ->Args({10000, 0})
     ->Args({10000, 1})
+    ->Args({10000, 2})
+    ->Args({10000, 3})
     ->ArgNames({"rules", "mix"});
 BENCHMARK(BM_Route);
 BENCHMARK(BM_AclPipeline)
@@ -267,6 +278,8 @@ BENCHMARK(BM_AclPipeline)
     ->Args({10000, 0, 0})
     ->Args({10000, 1, 0})
     ->Args({10000, 0, 1})
+    ->Args({10000, 0, 2})
+    ->Args({10000, 0, 3})
     ->ArgNames({"rules", "dir", "mix"});
 
 int main(int argc, char **argv) {

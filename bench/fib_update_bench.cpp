@@ -1,7 +1,7 @@
 // The RIB -> FIB path under load, in one process: a worker lcore runs the real pipeline
 // at its maximum rate (mbufs from the pool, transmitted to ring ports and recycled) and
 // records how long each loop iteration takes, while
-//   1. an N-prefix feed goes RIB -> Feed -> route ring -> programmer -> rte_fib, timed from
+//   1. an N-prefix feed goes RIB -> Feed -> route ring -> programmer -> dp::Fib, timed from
 //      the first RIB update to the worker seeing the last prefix's next hop;
 //   2. N route updates (next-hop replaces, withdrawals, re-announcements of those
 //      prefixes) are applied: updates/s at the writer;
@@ -9,7 +9,12 @@
 //      prefixes only (/16-/18: each rewrites up to 256 tbl24 entries around its
 //      more-specifics);
 //   3. single-route UPDATEs (encoded, decoded, imported, sent, applied) are timed from the
-//      decode to the worker's lookup returning the new next hop (p50/p99).
+//      decode to the worker's lookup returning the new next hop (p50/p99). The writer
+//      waits for them as vleafd's does: asleep on the feed's eventfd (1 ms poll timeout).
+// Where the time goes when the machine is shared: each thread's run-queue wait from
+// /proc/self/task/TID/schedstat (per sample and per phase), the worker's long iterations
+// split into switched out / during a writer batch / neither, and the interrupts and
+// steal of the worker's CPU per phase.
 // The prefixes: `internet` (default) has the prefix lengths of a full table (bench/
 // route_mix.cpp: 59 % /24, a /16-/23 tail, 10 % /25-/32 more-specifics); `24` is N /24s
 // in a row, the shape of the earlier figures.
@@ -21,6 +26,7 @@
 //   bench_fib_update [routes=1000000] [internet|24]
 #include "bench/route_mix.hpp"
 #include "control/bgp/rib.hpp"
+#include "control/common/sched_stat.hpp"
 #include "control/fib/feed.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
@@ -29,12 +35,18 @@
 #include <rte_fib.h>
 #include <rte_launch.h>
 
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 using namespace vleaf;
@@ -63,38 +75,138 @@ double thread_cpu_seconds() {
     return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
 }
 
+// Interrupts taken by `cpu` so far (/proc/interrupts): all of them, and the TLB
+// shootdowns among them (another thread of this process unmapping memory interrupts the
+// worker's CPU: a stall the writer can cause without a context switch).
+struct Irqs {
+    uint64_t all = 0, tlb = 0;
+};
+Irqs cpu_interrupts(unsigned cpu) {
+    std::ifstream in("/proc/interrupts");
+    std::string line;
+    std::getline(in, line); // CPU0 CPU1 ...
+    Irqs n;
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        std::string label;
+        ls >> label;
+        uint64_t v = 0;
+        for (unsigned c = 0; c <= cpu && ls >> v; c++) {
+        }
+        if (!ls) continue;
+        n.all += v;
+        if (label == "TLB:") n.tlb += v;
+    }
+    return n;
+}
+
+// Time the hypervisor gave `cpu`'s vCPU to someone else (/proc/stat), in ms.
+double cpu_steal_ms(unsigned cpu) {
+    std::ifstream in("/proc/stat");
+    std::string key = "cpu" + std::to_string(cpu), line;
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        std::string k;
+        ls >> k;
+        if (k != key) continue;
+        uint64_t f[8] = {};
+        for (auto &x : f) ls >> x;
+        return double(f[7]) * 1000.0 / double(sysconf(_SC_CLK_TCK));
+    }
+    return 0;
+}
+
+// Which CPUs each thread of this process may run on: the worker's CPU should be no other
+// thread's.
+void print_placement() {
+    std::printf("threads (CPUs allowed):");
+    for (const auto &e : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream st(e.path() / "status");
+        std::string line, name, cpus;
+        while (std::getline(st, line)) {
+            if (line.rfind("Name:", 0) == 0) name = line.substr(line.find_first_not_of(" \t", 5));
+            if (line.rfind("Cpus_allowed_list:", 0) == 0)
+                cpus = line.substr(line.find_first_not_of(" \t", 18));
+        }
+        std::printf(" %s %s (%s);", name.c_str(), e.path().filename().c_str(), cpus.c_str());
+    }
+    std::printf("\n");
+}
+
 struct Probe {
     std::atomic<uint32_t> ip{0}; // host order; 0: nothing to watch
     std::atomic<uint32_t> nh{0};
     std::atomic<uint64_t> seen_tsc{0};
 };
 
+// What happened around the worker during a phase: how long it waited for its CPU (run
+// queue), and its CPU's interrupts and steal.
+struct Around {
+    unsigned cpu = 0;
+    const ThreadSched *worker = nullptr;
+    SchedStat s0;
+    Irqs irq0;
+    double steal0 = 0;
+
+    void begin() {
+        s0 = worker->read().value_or(SchedStat{});
+        irq0 = cpu_interrupts(cpu);
+        steal0 = cpu_steal_ms(cpu);
+    }
+    void print() const {
+        SchedStat s1 = worker->read().value_or(SchedStat{});
+        Irqs irq = cpu_interrupts(cpu);
+        std::printf("  worker %-22s waited for its CPU %.1f ms in %lu slices; CPU %u: %lu "
+                    "interrupts (%lu TLB shootdowns), steal %.0f ms\n",
+                    "", double(s1.wait_ns - s0.wait_ns) * 1e-6,
+                    (unsigned long)(s1.slices - s0.slices), cpu,
+                    (unsigned long)(irq.all - irq0.all), (unsigned long)(irq.tlb - irq0.tlb),
+                    cpu_steal_ms(cpu) - steal0);
+    }
+};
+
 struct Loop {
     Rig *rig;
     std::atomic<bool> stop{false};
     std::atomic<bool> measuring{false};
-    uint64_t hist[kBuckets] = {}, max_cycles = 0, iterations = 0, packets = 0;
-    // Iterations over kStallUs: with the worker switched out during them, or not (the
-    // stalls the worker's own work and the writer cause: what the target is about).
-    uint64_t long_switched = 0, long_own = 0, max_own_cycles = 0;
+    // The writer's batch counter: odd while it applies a batch (bumped before and after).
+    alignas(64) std::atomic<uint64_t> writer_gen{0};
+    alignas(64) uint64_t hist[kBuckets] = {};
+    uint64_t max_cycles = 0, iterations = 0, packets = 0;
+    // Iterations over kStallUs: with the worker switched out during them, or not. Those
+    // not switched out are split by whether a writer batch was under way during them,
+    // and so is the worker's time, for the rates with and without the writer.
+    uint64_t long_switched = 0, max_own_cycles = 0;
+    uint64_t long_own[2] = {}, own_cycles[2] = {}, max_long[2] = {}; // [in a writer batch]
+    std::atomic<pid_t> tid{0};
     Probe probe;
     Frame tmpl;
     std::vector<uint32_t> dsts; // destinations the forwarded packets cycle through
 
     void reset() {
         std::fill(std::begin(hist), std::end(hist), 0);
-        max_cycles = iterations = packets = long_switched = long_own = max_own_cycles = 0;
+        max_cycles = iterations = packets = long_switched = max_own_cycles = 0;
+        for (unsigned k = 0; k < 2; k++) long_own[k] = own_cycles[k] = max_long[k] = 0;
+    }
+
+    // The writer's side: `apply` between the two bumps of the batch counter.
+    template <typename F> auto writer_batch(F apply) {
+        writer_gen.fetch_add(1, std::memory_order_release);
+        auto r = apply();
+        writer_gen.fetch_add(1, std::memory_order_release);
+        return r;
     }
 
     int run() {
         dp::Worker &w = *rig->w;
         rte_rcu_qsbr_thread_register(rig->rcu, 0);
         rte_rcu_qsbr_thread_online(rig->rcu, 0);
+        tid = gettid();
         const double us = double(rte_get_tsc_hz()) / 1e6;
         const uint64_t stall = uint64_t(kStallUs * us);
         long csw = switches();
-        uint64_t last = rte_rdtsc();
-        size_t next = 0;
+        uint64_t last = rte_rdtsc(), gen = writer_gen.load(std::memory_order_acquire);
+        size_t next = 0, loops = 0;
         dp::Burst b;
         while (!stop.load(std::memory_order_relaxed)) {
             if (rte_pktmbuf_alloc_bulk(rig->pool, b.m, 32) == 0) {
@@ -130,6 +242,9 @@ struct Loop {
             }
             rte_rcu_qsbr_quiescent(rig->rcu, 0);
             uint64_t now = rte_rdtsc();
+            uint64_t g = writer_gen.load(std::memory_order_acquire);
+            bool in_batch = (gen & 1) || g != gen;
+            gen = g;
             bool checked = false;
             if (measuring.load(std::memory_order_relaxed)) {
                 uint64_t c = now - last;
@@ -139,22 +254,26 @@ struct Loop {
                 while (k < kBuckets - 1 && u >= kBucketUs[k]) k++;
                 hist[k]++;
                 iterations++;
+                bool switched = false;
                 if (c >= stall) {
                     long s = switches();
-                    if (s != csw) {
+                    switched = s != csw;
+                    if (switched) {
                         long_switched++;
                     } else {
-                        long_own++;
-                        max_own_cycles = std::max(max_own_cycles, c);
+                        long_own[in_batch]++;
+                        max_long[in_batch] = std::max(max_long[in_batch], c);
                     }
                     csw = s;
                     checked = true;
-                } else {
+                }
+                if (!switched) {
+                    own_cycles[in_batch] += c;
                     max_own_cycles = std::max(max_own_cycles, c);
                 }
             }
             // A switch during a short iteration must not be charged to a later long one.
-            if (!checked && (iterations & 1023) == 0) {
+            if (!checked && (++loops & 1023) == 0) {
                 csw = switches();
                 checked = true;
             }
@@ -164,16 +283,25 @@ struct Loop {
         return 0;
     }
 
-    void print(const char *what, double secs) const {
+    void print(const char *what, double secs, const Around &around) const {
         double hz = double(rte_get_tsc_hz());
         std::printf("  worker %-22s %6.2f Mpps, worst iteration %7.1f us; iterations by us:", what,
                     double(packets) / secs / 1e6, double(max_cycles) * 1e6 / hz);
         for (unsigned k = 0; k < kBuckets; k++)
             std::printf(" %s:%lu", kBucketNames[k], (unsigned long)hist[k]);
-        std::printf("\n  worker %-22s over %.0f us: %lu switched out, %lu not (worst of those "
-                    "%.1f us)\n",
-                    "", kStallUs, (unsigned long)long_switched, (unsigned long)long_own,
-                    double(max_own_cycles) * 1e6 / hz);
+        std::printf("\n  worker %-22s over %.0f us: %lu switched out, %lu not (worst %.1f us)\n",
+                    "", kStallUs, (unsigned long)long_switched,
+                    (unsigned long)(long_own[0] + long_own[1]), double(max_own_cycles) * 1e6 / hz);
+        // Per second of the worker's own (not switched out) time, with a writer batch under
+        // way and without: the writer's share is the difference of the two rates.
+        const char *when[2] = {"outside writer batches", "during writer batches"};
+        for (unsigned k = 0; k < 2; k++) {
+            double s = double(own_cycles[k]) / hz;
+            std::printf("  worker %-22s   %s: %lu in %.3f s of its time (%.0f/s), worst %.1f us\n",
+                        "", when[k], (unsigned long)long_own[k], s,
+                        s > 0 ? double(long_own[k]) / s : 0.0, double(max_long[k]) * 1e6 / hz);
+        }
+        around.print();
     }
 };
 
@@ -265,7 +393,13 @@ int main(int argc, char **argv) {
         peer.router_id = 2;
         bgp::PeerId pid = rib.add_peer(peer);
         fib::RouteRing ring(1 << 16);
-        fib::Feed feed(rib, ring, 1 << 22, nullptr);
+        // The feed wakes the writer as vleafd's BGP thread does (an eventfd); the throughput
+        // phases poll the ring instead, the single-route phase sleeps on it.
+        int wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        fib::Feed feed(rib, ring, 1 << 22, [wake] {
+            uint64_t one = 1;
+            (void)!write(wake, &one, sizeof one);
+        });
         fib::DrainCounters drained;
         auto attrs_via = [&](unsigned g) {
             bgp::PathAttrs a;
@@ -284,28 +418,36 @@ int main(int argc, char **argv) {
             ipv4(mac(0x10), mac(0x99), V4{"10.0.0.2", "16.0.0.1", 64, 17, 1000, 2000, 18, 0});
         loop.dsts = dsts;
         if (rte_eal_remote_launch(loop_main, &loop, kLcore) != 0) return 1;
+        while (!loop.tid.load()) std::this_thread::yield();
+        ThreadSched worker_sched(loop.tid);
+        Around around;
+        around.cpu = rte_lcore_to_cpu_id(int(kLcore));
+        around.worker = &worker_sched;
         std::printf("bench_fib_update: %zu routes (%s mix:", n_routes, mix.c_str());
         for (unsigned d = 0; d <= 32; d++)
             if (depth_count[d])
                 std::printf(" /%u %.1f%%", d, 100.0 * double(depth_count[d]) / double(n_routes));
         std::printf("), worker on lcore %u, writer and BGP side on lcore 0\n", kLcore);
+        print_placement();
 
         // Reference: the worker with no table updates (its packets hit no route yet: the
         // same pipeline, dropped as no_route at the end).
+        around.begin();
         loop.measuring = true;
         auto t = std::chrono::steady_clock::now();
         std::this_thread::sleep_for(std::chrono::seconds(1));
         loop.measuring = false;
-        loop.print("idle tables", seconds_since(t));
+        loop.print("idle tables", seconds_since(t), around);
         loop.reset();
 
         // The writer: what vleafd's daemon thread does with the ring. writer_cpu: its CPU
         // time in drains that applied something (not its polling of an empty ring).
         double writer_cpu = 0;
         auto drain = [&] {
+            if (!ring.read_available()) return size_t(0);
             double c0 = thread_cpu_seconds();
-            size_t n = fib::drain(ring, prog, 4096, drained);
-            if (n) writer_cpu += thread_cpu_seconds() - c0;
+            size_t n = loop.writer_batch([&] { return fib::drain(ring, prog, 4096, drained); });
+            writer_cpu += thread_cpu_seconds() - c0;
             return n;
         };
         auto write_until = [&](auto done) {
@@ -319,6 +461,7 @@ int main(int argc, char **argv) {
 
         // 1. The feed: from the first RIB update to the worker forwarding the last prefix.
         std::atomic<bool> fed{false};
+        around.begin();
         loop.measuring = true;
         t = std::chrono::steady_clock::now();
         std::thread bgp_side([&] {
@@ -352,7 +495,7 @@ int main(int argc, char **argv) {
                     n_routes, feed_secs, double(n_routes) / feed_secs, prog.bgp_routes(),
                     (unsigned long)rig.errors.size(), writer_cpu,
                     writer_cpu * 1e6 / double(n_routes), bgp_cpu);
-        loop.print("during the feed", feed_secs);
+        loop.print("during the feed", feed_secs, around);
         loop.reset();
 
         // The adjacency of each gateway, as the worker sees it (for the latency probe):
@@ -375,6 +518,7 @@ int main(int argc, char **argv) {
         auto churn = [&](const char *what, const std::vector<Op> &list) {
             fed = false;
             uint64_t msgs_before = drained.messages, gp_before = rig.fib->counters().grace_periods;
+            around.begin();
             loop.measuring = true;
             writer_cpu = 0;
             t = std::chrono::steady_clock::now();
@@ -411,7 +555,7 @@ int main(int argc, char **argv) {
                 (unsigned long)(rig.fib->counters().grace_periods - gp_before),
                 (unsigned long)rig.errors.size(), writer_cpu, double(list.size()) / writer_cpu,
                 writer_cpu * 1e6 / double(list.size()), bgp_cpu);
-            loop.print("during the updates", secs);
+            loop.print("during the updates", secs, around);
             loop.reset();
         };
         churn("updates", ops);
@@ -421,9 +565,13 @@ int main(int argc, char **argv) {
         // Prefixes from 240.0.0.0/4, which no route of either mix covers.
         bgp::CodecContext ctx;
         ctx.families = {true, true, true};
-        std::vector<double> lat, to_ring, to_fib, to_worker;
+        std::vector<double> lat, to_ring, to_fib, to_worker, lat_clean, lat_waited;
+        std::vector<double> worker_wait, writer_wait, bgp_wait; // run-queue waits, µs
         bgp::UpdateResult res;
         const double tsc_us = double(rte_get_tsc_hz()) / 1e6;
+        ThreadSched writer_sched(gettid());
+        uint64_t stale;
+        (void)!read(wake, &stale, sizeof stale); // the throughput phases' wake-ups
         for (int s = 0; s < 2000; s++) {
             uint32_t a = (240u << 24) | (uint32_t(s) << 8);
             bgp::PathAttrs pa;
@@ -433,9 +581,19 @@ int main(int argc, char **argv) {
             bgp::PrefixNlri nlri{0, Prefix{IpAddr::v4(a), 24}};
             bgp::encode_announce(bgp::RouteFamily::Ipv4Unicast, pa, bgp::NextHop{gw[s % 2], {}},
                                  std::span<const bgp::PrefixNlri>(&nlri, 1), ctx, msg);
+            // The worker watches for the gateway's adjacency (which the feed's routes
+            // through that gateway already use) as the lookup result.
+            uint32_t ip = a | 1;
+            pr.seen_tsc = 0;
+            pr.nh = adjacency[s % 2];
+            pr.ip = ip;
+            SchedStat w0 = worker_sched.read().value_or(SchedStat{});
+            SchedStat m0 = writer_sched.read().value_or(SchedStat{});
             std::atomic<bool> sent{false};
-            uint64_t t0 = 0, t_sent = 0;
+            uint64_t t0 = 0, t_sent = 0, b_wait = 0;
             std::thread b([&] {
+                ThreadSched me(gettid());
+                SchedStat b0 = me.read().value_or(SchedStat{});
                 t0 = rte_rdtsc();
                 bgp::decode_update(bgp::ByteView(msg.data() + 19, msg.size() - 19), ctx, res);
                 bgp::PathAttrs got = res.update.attrs;
@@ -447,17 +605,21 @@ int main(int argc, char **argv) {
                 rib.discard_unused(at);
                 feed.flush();
                 t_sent = rte_rdtsc();
+                b_wait = me.read().value_or(SchedStat{}).wait_ns - b0.wait_ns;
                 sent = true;
             });
-            // The worker watches for the gateway's adjacency (which the feed's routes
-            // through that gateway already use) as the lookup result.
-            uint32_t ip = a | 1;
-            pr.seen_tsc = 0;
-            pr.nh = adjacency[s % 2];
-            pr.ip = ip;
-            write_until([&] { return sent.load(); });
-            uint64_t t_applied = rte_rdtsc();
+            // The writer as in vleafd's loop: asleep until the eventfd (or the loop's 1 ms
+            // timeout), then a drain of whatever waits.
+            uint64_t t_applied = 0;
+            while (!t_applied || !sent.load()) {
+                pollfd pf{wake, POLLIN, 0};
+                poll(&pf, 1, 1);
+                uint64_t v;
+                (void)!read(wake, &v, sizeof v);
+                if (drain()) t_applied = rte_rdtsc();
+            }
             b.join();
+            SchedStat m1 = writer_sched.read().value_or(SchedStat{}); // its part ends here
             auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
             while (pr.ip.load() && std::chrono::steady_clock::now() < deadline)
                 std::this_thread::yield();
@@ -466,18 +628,52 @@ int main(int argc, char **argv) {
                 pr.ip = 0;
                 continue;
             }
+            SchedStat w1 = worker_sched.read().value_or(SchedStat{});
             uint64_t seen = pr.seen_tsc;
-            lat.push_back(double(seen - t0) / tsc_us);
+            double us = double(seen - t0) / tsc_us;
+            lat.push_back(us);
             to_ring.push_back(double(t_sent - t0) / tsc_us);
             to_fib.push_back(double(std::max(t_applied, t_sent) - t_sent) / tsc_us);
             to_worker.push_back(double(seen - std::min(seen, t_applied)) / tsc_us);
+            worker_wait.push_back(double(w1.wait_ns - w0.wait_ns) / 1e3);
+            writer_wait.push_back(double(m1.wait_ns - m0.wait_ns) / 1e3);
+            bgp_wait.push_back(double(b_wait) / 1e3);
+            // Nothing of ours shares the worker's CPU: a wait there is another process.
+            (w1.wait_ns == w0.wait_ns ? lat_clean : lat_waited).push_back(us);
         }
         auto l = percentiles(lat), r = percentiles(to_ring), f = percentiles(to_fib),
              wk = percentiles(to_worker);
         std::printf("single-route UPDATE to forwarding: p50 %.1f us, p99 %.1f us, max %.1f us (%zu "
                     "samples); of which decode+RIB+ring p50/p99 %.1f/%.1f us, ring to applied "
-                    "%.1f/%.1f us, applied to the worker's lookup %.1f/%.1f us\n",
+                    "(eventfd wake-up included) %.1f/%.1f us, applied to the worker's lookup "
+                    "%.1f/%.1f us\n",
                     l.p50, l.p99, l.max, lat.size(), r.p50, r.p99, f.p50, f.p99, wk.p50, wk.p99);
+        auto ww = percentiles(worker_wait), mw = percentiles(writer_wait),
+             bw = percentiles(bgp_wait);
+        std::printf("  run-queue waits during a sample p50/p99/max: worker %.0f/%.0f/%.0f us, "
+                    "writer %.0f/%.0f/%.0f us, BGP side %.0f/%.0f/%.0f us\n",
+                    ww.p50, ww.p99, ww.max, mw.p50, mw.p99, mw.max, bw.p50, bw.p99, bw.max);
+        if (!lat_clean.empty()) {
+            auto c = percentiles(lat_clean);
+            std::printf("  samples in which the worker never waited for its CPU: %zu, p50 %.1f us, "
+                        "p99 %.1f us, max %.1f us\n",
+                        lat_clean.size(), c.p50, c.p99, c.max);
+        }
+        if (!lat_waited.empty()) {
+            auto c = percentiles(lat_waited);
+            std::printf("  samples in which it waited (another process on its CPU): %zu, p50 %.1f "
+                        "us, p99 %.1f us, max %.1f us\n",
+                        lat_waited.size(), c.p50, c.p99, c.max);
+        }
+        size_t slow = 0, slow_waited = 0;
+        for (size_t k = 0; k < lat.size(); k++)
+            if (lat[k] > 1000) {
+                slow++;
+                if (worker_wait[k] + writer_wait[k] + bgp_wait[k] > 0) slow_waited++;
+            }
+        std::printf("  samples over 1 ms: %zu, of which %zu with a run-queue wait of the worker, "
+                    "the writer or the BGP side\n",
+                    slow, slow_waited);
 
         // References: bare adds and deletes of the same operations on a table nobody
         // reads, rte_fib's DIR-24-8 and ours (dp::Dir24, what dp::Fib uses).
@@ -529,6 +725,7 @@ int main(int argc, char **argv) {
         }
         loop.stop = true;
         rte_eal_wait_lcore(kLcore);
+        close(wake);
     }
     finish_eal();
     return 0;

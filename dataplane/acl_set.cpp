@@ -33,6 +33,9 @@ struct Key6 {
 };
 static_assert(offsetof(Key4, src) == 12 - 9 && offsetof(Key4, l4) == 20 - 9);
 static_assert(offsetof(Key6, src) == 8 - 6 && offsetof(Key6, l4) == 40 - 6);
+// The exact-match part reads the same layout.
+static_assert(offsetof(Key4, src) == AclExact<4>::kSrc && offsetof(Key4, l4) == AclExact<4>::kL4);
+static_assert(offsetof(Key6, src) == AclExact<16>::kSrc && offsetof(Key6, l4) == AclExact<16>::kL4);
 
 enum Cat : uint32_t { kDecide = 1, kCount = 2 };
 constexpr unsigned kChunk = 64;
@@ -89,22 +92,22 @@ template <typename Key, size_t Fields> void fill(AclRuleN<Fields> &out, const Ac
     out.field[2 + 2 * words] = {{.u16 = r.dport_lo}, {.u16 = r.dport_hi}};
 }
 
-// Compiles the rules of one family; `rank[i]` orders rules (0 is the best).
+// Compiles rules `which` (of family `fam`) into rte_acl; `rank[i]` orders rules (0 is the
+// best) and is what a match returns, plus one.
 template <typename Key>
-rte_acl_ctx *compile(const AclPolicy &p, Family fam, const std::vector<uint32_t> &rank,
-                     uint32_t categories, int socket) {
+rte_acl_ctx *compile_acl(const AclPolicy &p, Family fam, const std::vector<uint32_t> &which,
+                         const std::vector<uint32_t> &rank, uint32_t categories, int socket) {
     constexpr size_t kFields = 3 + 2 * (sizeof(Key::src) / 4);
     using Rule = AclRuleN<kFields>;
     std::vector<Rule> rules;
-    for (size_t i = 0; i < p.rules.size(); i++) {
+    for (uint32_t i : which) {
         const AclRule &r = p.rules[i];
-        if (r.src.addr.family != fam) continue;
         Rule &out = rules.emplace_back();
         std::memset(&out, 0, sizeof out);
         out.data.category_mask = r.action == AclAction::Count ? kCount : kDecide;
         // rte_acl prefers the highest priority and leaves ties unspecified: make all distinct.
         out.data.priority = static_cast<int32_t>(RTE_ACL_MAX_PRIORITY - rank[i]);
-        out.data.userdata = static_cast<uint32_t>(i + 1); // 0 means "no match"
+        out.data.userdata = rank[i] + 1; // 0 means "no match"
         fill<Key, kFields>(out, r);
     }
     if (rules.empty()) return nullptr;
@@ -216,75 +219,137 @@ std::unique_ptr<const AclSet> AclSet::build(const AclPolicy &p, unsigned workers
     for (size_t i = 0; i < p.rules.size(); i++) check(p.rules[i], i);
 
     std::unique_ptr<AclSet> s(new AclSet);
-    s->default_ = p.default_action;
     std::vector<uint32_t> order(p.rules.size()), rank(p.rules.size());
     std::iota(order.begin(), order.end(), 0u);
     std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
         return p.rules[a].priority < p.rules[b].priority;
     });
     for (uint32_t r = 0; r < order.size(); r++) rank[order[r]] = r;
-    for (const AclRule &r : p.rules) {
-        s->actions_.push_back(r.action);
-        if (r.action == AclAction::Count) s->categories_ = RTE_ACL_RESULTS_MULTIPLIER;
-    }
+    s->default_ = p.default_action;
+    for (uint32_t i : order)
+        s->by_rank_.push_back(i | (p.rules[i].action == AclAction::Deny ? kAclDenyBit : 0));
     s->workers_ = workers;
     s->stride_ = (p.rules.size() + 1 + 7) / 8 * 8; // + the default's; rows of whole lines
     s->hits_ = static_cast<uint64_t *>(
         rte_zmalloc_socket("acl_hits", s->stride_ * workers * sizeof(uint64_t), 64, socket));
     if (!s->hits_) throw std::runtime_error("acl hit counters: out of memory");
-    s->ctx4_ = compile<Key4>(p, Family::V4, rank, s->categories_, socket);
-    s->ctx6_ = compile<Key6>(p, Family::V6, rank, s->categories_, socket);
+    compile<4, Key4>(p, Family::V4, rank, s->exact4_, s->part4_, socket);
+    compile<16, Key6>(p, Family::V6, rank, s->exact6_, s->part6_, socket);
     return s;
 }
 
+template <unsigned Bytes, typename Key>
+void AclSet::compile(const AclPolicy &p, Family fam, const std::vector<uint32_t> &rank,
+                     std::unique_ptr<AclExact<Bytes>> &exact, Part &part, int socket) {
+    constexpr uint8_t host = Bytes * 8;
+    std::vector<uint32_t> all;
+    size_t dst_host = 0, src_host = 0;
+    for (uint32_t i = 0; i < p.rules.size(); i++) {
+        const AclRule &r = p.rules[i];
+        if (r.src.addr.family != fam) continue;
+        all.push_back(i);
+        dst_host += r.dst.len == host;
+        src_host += r.src.len == host;
+    }
+    const bool key_src = src_host > dst_host;
+    std::vector<uint32_t> pinned, rest;
+    uint32_t best_rest = kNoRank;
+    for (uint32_t i : all) {
+        if ((key_src ? p.rules[i].src : p.rules[i].dst).len == host) {
+            pinned.push_back(i);
+        } else {
+            rest.push_back(i);
+            best_rest = std::min(best_rest, rank[i]);
+        }
+    }
+    size_t ahead = 0;
+    for (uint32_t i : pinned) ahead += rank[i] < best_rest;
+    if (!pinned.empty() &&
+        (rest.empty() || 2 * ahead >= pinned.size() || pinned.size() > rest.size()))
+        exact = AclExact<Bytes>::build(p, pinned, rank, key_src, socket);
+    if (exact)
+        part.exact_rules = pinned.size();
+    else
+        rest = all;
+    for (uint32_t i : rest) {
+        uint32_t &best = p.rules[i].action == AclAction::Count ? part.count : part.decide;
+        best = std::min(best, rank[i]);
+    }
+    if (part.count != kNoRank) part.categories = RTE_ACL_RESULTS_MULTIPLIER;
+    part.ctx = compile_acl<Key>(p, fam, rest, rank, part.categories, socket);
+}
+
 AclSet::~AclSet() {
-    rte_acl_free(ctx4_);
-    rte_acl_free(ctx6_);
+    rte_acl_free(part4_.ctx);
+    rte_acl_free(part6_.ctx);
     rte_free(hits_);
 }
 
-template <typename Key>
-void AclSet::classify(rte_acl_ctx *ctx, const uint8_t *const l3[], const uint16_t len[], unsigned n,
-                      AclVerdict out[], unsigned worker) const {
+template <typename Key, unsigned Bytes>
+void AclSet::classify(const Part &part, const AclExact<Bytes> *exact, const uint8_t *const l3[],
+                      const uint16_t len[], unsigned n, AclVerdict out[], unsigned worker) const {
     uint64_t *row = hits_ + worker * stride_;
-    const uint32_t none = static_cast<uint32_t>(actions_.size()); // the default's counter
+    const uint32_t none = static_cast<uint32_t>(size()); // the default's counter
     for (unsigned base = 0; base < n; base += kChunk) {
         unsigned c = std::min(kChunk, n - base);
         Key keys[kChunk]; // filled only for packets not read in place
         const uint8_t *data[kChunk];
-        uint32_t res[kChunk * RTE_ACL_RESULTS_MULTIPLIER];
-        if (!ctx) {
-            std::fill_n(res, c * categories_, 0u);
-        } else {
-            for (unsigned i = 0; i < c; i++) data[i] = input(l3[base + i], len[base + i], keys[i]);
-            rte_acl_classify(ctx, data, res, c, categories_);
+        AclMatch r[kChunk];
+        for (unsigned i = 0; i < c; i++) data[i] = input(l3[base + i], len[base + i], keys[i]);
+        if (exact)
+            exact->lookup(data, c, r);
+        else
+            std::fill_n(r, c, AclMatch{kNoRank, kNoRank, 0, 0});
+        if (part.ctx) {
+            // Only the packets for which a rule in rte_acl could still change the outcome.
+            const uint8_t *sub[kChunk];
+            uint8_t at[kChunk];
+            unsigned m = 0;
+            for (unsigned i = 0; i < c; i++)
+                if (r[i].decide > part.decide || r[i].count > part.count) {
+                    sub[m] = data[i];
+                    at[m++] = uint8_t(i);
+                }
+            uint32_t res[kChunk * RTE_ACL_RESULTS_MULTIPLIER];
+            if (m) rte_acl_classify(part.ctx, sub, res, m, part.categories);
+            for (unsigned j = 0; j < m; j++) {
+                AclMatch &x = r[at[j]];
+                // A match returns its rank + 1, 0 for none.
+                uint32_t d = res[j * part.categories] - 1;
+                if (d < x.decide) x.decide = d, x.rule = by_rank_[d];
+                if (part.categories > 1) {
+                    uint32_t k = res[j * part.categories + 1] - 1;
+                    if (k < x.count) x.count = k, x.counted = by_rank_[k];
+                }
+            }
         }
         for (unsigned i = 0; i < c; i++) {
             AclVerdict &v = out[base + i];
-            uint32_t d = res[i * categories_];
-            v.rule = d ? d - 1 : kAclDefault;
-            v.action = d ? actions_[d - 1] : default_;
-            row[d ? d - 1 : none]++;
-            uint32_t cnt = categories_ > 1 ? res[i * categories_ + 1] : 0;
-            v.counted = cnt ? cnt - 1 : kAclDefault;
-            if (cnt) row[cnt - 1]++;
+            const bool decided = r[i].decide != kNoRank, counted = r[i].count != kNoRank;
+            v.rule = decided ? r[i].rule & ~kAclDenyBit : kAclDefault;
+            v.action = !decided                  ? default_
+                       : r[i].rule & kAclDenyBit ? AclAction::Deny
+                                                 : AclAction::Allow;
+            row[decided ? v.rule : none]++;
+            v.counted = counted ? r[i].counted : kAclDefault;
+            if (counted) row[v.counted]++;
         }
     }
 }
 
 void AclSet::classify4(const uint8_t *const l3[], const uint16_t len[], unsigned n,
                        AclVerdict out[], unsigned worker) const {
-    classify<Key4>(ctx4_, l3, len, n, out, worker);
+    classify<Key4>(part4_, exact4_.get(), l3, len, n, out, worker);
 }
 
 void AclSet::classify6(const uint8_t *const l3[], const uint16_t len[], unsigned n,
                        AclVerdict out[], unsigned worker) const {
-    classify<Key6>(ctx6_, l3, len, n, out, worker);
+    classify<Key6>(part6_, exact6_.get(), l3, len, n, out, worker);
 }
 
 uint64_t AclSet::hits(uint32_t rule) const {
-    size_t col = rule == kAclDefault ? actions_.size() : rule;
-    if (col > actions_.size()) return 0;
+    size_t col = rule == kAclDefault ? size() : rule;
+    if (col > size()) return 0;
     uint64_t sum = 0;
     for (unsigned w = 0; w < workers_; w++) sum += hits_[w * stride_ + col];
     return sum;

@@ -1,4 +1,6 @@
-// Stateless ACLs with Kubernetes-NetworkPolicy-like rules, compiled into rte_acl tries.
+// Stateless ACLs with Kubernetes-NetworkPolicy-like rules, compiled into an exact-match
+// table (acl_exact.hpp) for the rules that pin one address to a host, and rte_acl tries for
+// the rest.
 //
 // Semantics: a policy is an ordered rule list plus a default action. Among the Allow and
 // Deny rules that match a packet, the one with the lowest `priority` number decides (ties:
@@ -6,12 +8,23 @@
 // are not terminal: the best matching Count rule is reported and counted, and the decision
 // still comes from the Allow/Deny rules. Every rule and the default have hit counters.
 //
+// Per family, the rules whose destination (or source, whichever more rules pin) is a /32 or
+// /128 go to the exact-match part and the others stay in rte_acl; a packet checks the exact
+// part first and goes through rte_acl only if a rule there could still beat (or count
+// before) what the exact part found: never when rte_acl holds no rule of the family. The
+// split is made only when it pays: the remaining rte_acl rules are none, or rank after at
+// least half of the exact ones, or are fewer than the exact ones (a trie of half the rules
+// or less is cheaper even when every packet still goes through it; bench/README.md);
+// otherwise, or when the exact part cannot hold the rules (too many under one key), the
+// whole family stays in rte_acl.
+//
 // Publishing: AclSet::build runs on the control thread (it can take seconds for 10k rules)
 // and returns a new immutable set; the owner publishes it with an atomic pointer swap, and
 // frees the old set only after an RCU grace period, when no worker can still be classifying
 // with it. At that point its counters are final and can be folded into running totals.
 #pragma once
 
+#include "dataplane/acl_exact.hpp"
 #include "vleaf/acl.hpp"
 
 #include <rte_acl.h>
@@ -56,20 +69,34 @@ class AclSet {
     // Hits summed over workers; kAclDefault gives the default action's. Exact once no worker
     // uses the set any more, approximate (but never torn) while they do.
     uint64_t hits(uint32_t rule) const;
-    size_t size() const { return actions_.size(); }
+    size_t size() const { return by_rank_.size(); }
+    // How many rules the exact-match parts hold (the others are in rte_acl).
+    size_t exact_rules() const { return part4_.exact_rules + part6_.exact_rules; }
 
   private:
     AclSet() = default;
-    template <typename Key>
-    void classify(rte_acl_ctx *ctx, const uint8_t *const l3[], const uint16_t len[], unsigned n,
-                  AclVerdict out[], unsigned worker) const;
+    // The rte_acl side of one family.
+    struct Part {
+        rte_acl_ctx *ctx = nullptr; // null when rte_acl holds no rule of the family
+        uint32_t categories = 1;    // 1, or RTE_ACL_RESULTS_MULTIPLIER with Count rules
+        // The best ranks in ctx: a packet skips rte_acl when the exact part found better.
+        uint32_t decide = kNoRank, count = kNoRank;
+        size_t exact_rules = 0;
+    };
+    template <unsigned Bytes, typename Key>
+    static void compile(const AclPolicy &p, Family fam, const std::vector<uint32_t> &rank,
+                        std::unique_ptr<AclExact<Bytes>> &exact, Part &part, int socket);
+    template <typename Key, unsigned Bytes>
+    void classify(const Part &part, const AclExact<Bytes> *exact, const uint8_t *const l3[],
+                  const uint16_t len[], unsigned n, AclVerdict out[], unsigned worker) const;
 
-    rte_acl_ctx *ctx4_ = nullptr, *ctx6_ = nullptr; // null when the family has no rules
-    uint32_t categories_ = 1; // 1, or RTE_ACL_RESULTS_MULTIPLIER when Count rules exist
+    Part part4_, part6_;
+    std::unique_ptr<AclExact<4>> exact4_;
+    std::unique_ptr<AclExact<16>> exact6_;
     AclAction default_ = AclAction::Allow;
-    std::vector<AclAction> actions_;
-    // workers rows of `stride_` counters, rows padded to a cache line so that workers
-    // never write the same line: no atomics needed.
+    std::vector<uint32_t> by_rank_; // rule of each rank, as in AclMatch::rule
+    // workers rows of `stride_` counters (the default's last), rows padded to a cache line
+    // so that workers never write the same line: no atomics needed.
     uint64_t *hits_ = nullptr;
     unsigned workers_ = 0;
     size_t stride_ = 0;

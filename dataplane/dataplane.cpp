@@ -55,6 +55,29 @@ uint16_t probe(const config::Port &p) {
     return pid;
 }
 
+// A busy-polling worker that shares a CPU with another worker or with the main lcore
+// (the control thread, the BGP speaker and the table writer) forwards only in the
+// scheduler slices it gets: milliseconds without forwarding at a time. Allowed (a small
+// test machine has no better), but said once at start.
+void warn_shared_cpus(const std::vector<config::Worker> &wcfg) {
+    auto shared = [](unsigned a, unsigned b) {
+        rte_cpuset_t x = rte_lcore_cpuset(a), y = rte_lcore_cpuset(b);
+        CPU_AND(&x, &x, &y);
+        return CPU_COUNT(&x) > 0;
+    };
+    for (size_t k = 0; k < wcfg.size(); k++) {
+        if (shared(wcfg[k].lcore, rte_get_main_lcore()))
+            spdlog::warn("workers: lcore {} shares a CPU with the main lcore {} (control thread, "
+                         "BGP, table writer): forwarding pauses while they run",
+                         wcfg[k].lcore, rte_get_main_lcore());
+        for (size_t j = 0; j < k; j++)
+            if (shared(wcfg[k].lcore, wcfg[j].lcore))
+                spdlog::warn("workers: lcores {} and {} share a CPU: each forwards only in its "
+                             "scheduler slices",
+                             wcfg[j].lcore, wcfg[k].lcore);
+    }
+}
+
 } // namespace
 
 void Dataplane::setup_port(uint16_t pid, const config::Port &p, uint16_t n_tx, uint16_t mtu) {
@@ -112,6 +135,7 @@ Dataplane::Dataplane(const config::Config &cfg) {
         if (!rte_lcore_is_enabled(w.lcore) || w.lcore == rte_get_main_lcore())
             fail("workers: lcore " + std::to_string(w.lcore) +
                  " is not an EAL worker lcore (check -l/--lcores)");
+    warn_shared_cpus(wcfg);
     auto n_workers = static_cast<uint16_t>(wcfg.size());
 
     uint32_t need = kPuntRing + kInjectRing;

@@ -2,6 +2,8 @@
 
 #include "dataplane/pipeline.hpp"
 
+#include <unistd.h>
+
 namespace vleaf::dp {
 
 void Worker::process(Burst &b) {
@@ -42,6 +44,7 @@ static void drain_inject(Worker &w, Burst &b) {
 int Worker::run() {
     rte_rcu_qsbr_thread_register(rcu, rcu_id);
     rte_rcu_qsbr_thread_online(rcu, rcu_id);
+    tid.store(static_cast<int>(gettid()), std::memory_order_release);
     Burst b;
     while (!stop->load(std::memory_order_relaxed)) {
         for (unsigned q = 0; q < n_rxq; q++) {

@@ -141,6 +141,9 @@ struct Worker {
     uint16_t dirty[RTE_MAX_ETHPORTS];
     TxBuf tx[RTE_MAX_ETHPORTS];
     WorkerStats stats;
+    // The lcore's kernel thread id once it runs: whose scheduler accounting tells how
+    // long forwarding stopped because something else held the worker's CPU.
+    std::atomic<int> tid{0};
 
     int run();              // the lcore loop
     void process(Burst &b); // one burst through the pipeline, then transmitted

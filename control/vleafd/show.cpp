@@ -1,5 +1,6 @@
 // The management API's read side: every view is built from the live objects.
 #include "control/bgp/show.hpp"
+#include "control/common/sched_stat.hpp"
 #include "control/vleafd/daemon.hpp"
 
 #include <rte_ethdev.h>
@@ -124,8 +125,17 @@ json Daemon::show_stats() const {
             for (int k = 0; k < dp::StageCount; k++)
                 stages[dp::stage_names[k]] = pkts ? double(s.stage_cycles[k]) / pkts : 0.0;
         }
+        // Time the worker was runnable but another thread held its CPU: forwarding stopped.
+        auto sched = sched_stat(w->tid.load(std::memory_order_acquire));
+        json cpu_wait = nullptr, slices = nullptr;
+        if (sched) {
+            cpu_wait = double(sched->wait_ns) / 1e6;
+            slices = sched->slices;
+        }
         workers.push_back(
             {{"lcore", w->lcore},
+             {"cpu_wait_ms", cpu_wait},
+             {"times_scheduled_in", slices},
              {"rx_packets", s.rx},
              {"tx_packets", s.tx},
              {"bursts", s.bursts},

@@ -1,7 +1,8 @@
-// The rte_acl classifier against a plain reference on random rule sets and packets, plus
-// hand-written cases for every field, priorities, Count rules and header parsing; then the
-// ACL stages in the real pipeline (ingress by port, egress by VRF) against the same
-// reference.
+// The ACL classifier (exact-match part and rte_acl) against a plain reference on random rule
+// sets and packets: rte_acl alone, the exact-match part alone, and both with interleaved
+// priorities; plus hand-written cases for every field, priorities, Count rules and header
+// parsing; then the ACL stages in the real pipeline (ingress by port, egress by VRF)
+// against the same reference.
 #include "dataplane/acl_set.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
@@ -132,12 +133,15 @@ struct Gen {
     bool v6;
     std::vector<IpAddr> bases;
 
+    std::vector<IpAddr> pods; // hosts that pinned rules protect
+
     Gen(uint64_t seed, bool v6_) : rng(seed), v6(v6_) {
         for (const char *s : v6 ? std::vector<const char *>{"fd00::", "fd00:0:0:1::", "fd00:1::",
                                                             "2001:db8::", "fd00::ff00:0"}
                                 : std::vector<const char *>{"10.0.0.0", "10.1.0.0", "10.1.2.0",
                                                             "192.168.0.0", "172.16.5.0"})
             bases.push_back(A(s));
+        for (int i = 0; i < 64; i++) pods.push_back(inside(prefix()));
     }
     unsigned below(unsigned n) { return unsigned(rng() % n); }
     bool chance(unsigned pct) { return below(100) < pct; }
@@ -190,6 +194,13 @@ struct Gen {
         r.action = a < 45 ? AclAction::Allow : a < 90 ? AclAction::Deny : AclAction::Count;
         return r;
     }
+    // A rule for one pod, as NetworkPolicy makes them: the source (`src`, egress) or the
+    // destination is a host, the rest random, so that keys share pods, protocols and ports.
+    AclRule pinned(bool src) {
+        AclRule r = rule();
+        (src ? r.src : r.dst) = Prefix{pods[below(unsigned(pods.size()))], uint8_t(v6 ? 128 : 32)};
+        return r;
+    }
     // Most packets are made to hit a chosen rule (they may hit better ones too).
     Pkt packet(const std::vector<AclRule> &rules) {
         Pkt p;
@@ -216,21 +227,47 @@ struct Eal : ::testing::Environment {
     void TearDown() override { vleaf::test::finish_eal(); }
 };
 
-void random_check(unsigned n_rules, bool v6, uint64_t seed) {
+// How random_check draws rules: `pinned` percent with a host on one side (the source if
+// `src`), the others as rule() makes them (some pinned by chance); with `after`, the
+// pinned rules take priorities 0-19 and the others 19-38, so that most of the rte_acl
+// part ranks after the exact part and ties cross the border.
+struct Mix {
+    unsigned pinned = 0;
+    bool src = false, after = false;
+};
+
+bool pinned_side(const AclRule &r, const Mix &mix) {
+    const Prefix &p = mix.src ? r.src : r.dst;
+    return p.len == p.addr.max_len();
+}
+
+void random_check(unsigned n_rules, bool v6, uint64_t seed, Mix mix = {}) {
     Gen g(seed, v6);
     AclPolicy pol;
-    for (unsigned i = 0; i < n_rules; i++) pol.rules.push_back(g.rule());
+    for (unsigned i = 0; i < n_rules; i++) {
+        bool pin = g.chance(mix.pinned);
+        pol.rules.push_back(pin ? g.pinned(mix.src) : g.rule());
+        if (mix.after) pol.rules.back().priority = int32_t(pin ? g.below(20) : 19 + g.below(20));
+    }
     pol.default_action = g.chance(50) ? AclAction::Allow : AclAction::Deny;
     auto set = AclSet::build(pol, 1, 0);
+    if (mix.pinned) {
+        // The split this mix is meant to exercise was made: every rule pinned on the key
+        // side is in the exact part.
+        size_t pinned = 0;
+        for (const AclRule &r : pol.rules) pinned += pinned_side(r, mix);
+        EXPECT_EQ(set->exact_rules(), pinned);
+    }
     auto order = priority_order(pol);
     std::vector<Pkt> pkts;
     for (int i = 0; i < 100000; i++) pkts.push_back(g.packet(pol.rules));
     auto got = run(*set, pkts);
-    unsigned mismatches = 0, decided_by_rule = 0, counted = 0;
+    unsigned mismatches = 0, decided_by_rule = 0, counted = 0, by_exact = 0;
     std::vector<uint64_t> want_hits(n_rules + 1);
     for (size_t i = 0; i < pkts.size(); i++) {
         AclVerdict want = reference(pol, order, pkts[i]);
         decided_by_rule += want.rule != kAclDefault;
+        by_exact += want.rule != kAclDefault && pinned_side(pol.rules[want.rule], mix);
         counted += want.counted != kAclDefault;
         want_hits[want.rule == kAclDefault ? n_rules : want.rule]++;
         if (want.counted != kAclDefault) want_hits[want.counted]++;
@@ -249,6 +286,13 @@ void random_check(unsigned n_rules, bool v6, uint64_t seed) {
     // The packets must exercise the rules, not just the default.
     EXPECT_GT(decided_by_rule, 50000u);
     EXPECT_GT(counted, 1000u);
+    // Both parts decide packets when both hold rules.
+    if (set->exact_rules()) {
+        EXPECT_GT(by_exact, 5000u);
+    }
+    if (set->exact_rules() < n_rules) {
+        EXPECT_GT(decided_by_rule - by_exact, 5000u);
+    }
     for (uint32_t r = 0; r <= n_rules; r++)
         ASSERT_EQ(set->hits(r == n_rules ? kAclDefault : r), want_hits[r]) << "rule " << r;
 }
@@ -273,6 +317,36 @@ TEST(AclRandom, V4_2000) {
 }
 TEST(AclRandom, V6_2000) {
     random_check(2000, true, 6);
+}
+
+// Every rule in the exact-match part: rte_acl holds none of the family.
+TEST(AclRandom, ExactOnlyV4) {
+    random_check(1000, false, 21, {100});
+}
+TEST(AclRandom, ExactOnlyV6) {
+    random_check(1000, true, 22, {100});
+}
+// Pinned on the source (egress policies).
+TEST(AclRandom, ExactOnlyBySourceV4) {
+    random_check(500, false, 23, {100, true});
+}
+TEST(AclRandom, ExactOnlyBySourceV6) {
+    random_check(500, true, 24, {100, true});
+}
+// Both parts with priorities drawn alike (ties across them): split because the exact part
+// is large, every packet that the rte_acl part could still decide goes through it.
+TEST(AclRandom, BothInterleavedV4) {
+    random_check(1500, false, 25, {70});
+}
+TEST(AclRandom, BothInterleavedV6) {
+    random_check(1500, true, 26, {70});
+}
+// Both parts, the rte_acl rules mostly after the exact ones (split for a small policy).
+TEST(AclRandom, BothExactFirstV4) {
+    random_check(200, false, 27, {60, false, true});
+}
+TEST(AclRandom, BothExactFirstV6) {
+    random_check(200, true, 28, {60, true, true});
 }
 
 namespace {
@@ -399,6 +473,71 @@ TEST(Acl, CountRulesDoNotDecideAndCountersArePerWorker) {
     EXPECT_EQ(s->hits(kAclDefault), 2u);
 }
 
+// A rule pinned to a host (exact-match part) against one that is not (rte_acl): equal
+// priorities go to the earlier rule whichever part holds it, and an rte_acl Count rule
+// ranked after the exact part's decision is still counted.
+TEST(Acl, ExactAndTriePartsTieByOrderAndCount) {
+    AclPolicy pol;
+    pol.rules.push_back(rule("10.1.0.0/16", "0.0.0.0/0", AclAction::Deny)); // 0: rte_acl
+    pol.rules.back().priority = 5;
+    for (int i = 0; i < 5; i++) { // 1-5: exact, most ahead of rule 0 (so the split is made)
+        pol.rules.push_back(rule("0.0.0.0/0", "10.9.9.9/32", AclAction::Allow));
+        pol.rules.back().priority = i < 2 ? 5 : 0;
+        pol.rules.back().proto = IPPROTO_TCP;
+        pol.rules.back().dport_lo = pol.rules.back().dport_hi = uint16_t(80 + i);
+    }
+    pol.rules.push_back(rule("0.0.0.0/0", "10.9.9.0/24", AclAction::Count)); // 6: rte_acl
+    pol.rules.back().priority = 50;
+    pol.default_action = AclAction::Deny;
+    auto s = AclSet::build(pol, 1, 0);
+    EXPECT_EQ(s->exact_rules(), 5u);
+    auto v = one(*s, tcp4("10.1.2.3", "10.9.9.9", 1, 80)); // 0 and 1 tie: 0 is earlier
+    EXPECT_EQ(v.rule, 0u);
+    EXPECT_EQ(v.counted, 6u);
+    v = one(*s, tcp4("10.2.2.3", "10.9.9.9", 1, 81));
+    EXPECT_EQ(v.rule, 2u);
+    EXPECT_EQ(v.action, AclAction::Allow);
+    EXPECT_EQ(v.counted, 6u);
+    v = one(*s, tcp4("10.1.2.3", "10.9.9.9", 1, 82)); // priority 0 beats rule 0
+    EXPECT_EQ(v.rule, 3u);
+    EXPECT_EQ(v.counted, 6u);
+    v = one(*s, tcp4("10.2.2.3", "10.9.9.8", 1, 80));
+    EXPECT_EQ(v.rule, kAclDefault);
+    EXPECT_EQ(v.counted, 6u);
+    EXPECT_EQ(s->hits(6), 4u);
+    EXPECT_EQ(s->hits(kAclDefault), 1u);
+
+    // The other way round: the exact rule first wins the tie.
+    std::swap(pol.rules[0], pol.rules[1]);
+    s = AclSet::build(pol, 1, 0);
+    EXPECT_EQ(s->exact_rules(), 5u);
+    EXPECT_EQ(one(*s, tcp4("10.1.2.3", "10.9.9.9", 1, 80)).rule, 0u);
+}
+
+// More rules under one key than the exact part scans: the whole policy stays in rte_acl,
+// with the same decisions.
+TEST(Acl, OversizedKeyStaysInTrie) {
+    AclPolicy pol;
+    for (unsigned i = 0; i <= AclExact<4>::kMaxGroup; i++) {
+        pol.rules.push_back(rule("10.1.0.0/16", "10.9.9.9/32", AclAction::Allow));
+        pol.rules.back().src.addr.bytes[2] = uint8_t(i);
+        pol.rules.back().src.len = 24;
+        pol.rules.back().proto = IPPROTO_UDP;
+        pol.rules.back().dport_lo = pol.rules.back().dport_hi = 53;
+    }
+    pol.default_action = AclAction::Deny;
+    auto s = AclSet::build(pol, 1, 0);
+    EXPECT_EQ(s->exact_rules(), 0u);
+    Pkt p{A("10.1.64.1"), A("10.9.9.9"), IPPROTO_UDP, 5, 53};
+    EXPECT_EQ(one(*s, p).rule, 64u);
+    pol.rules.pop_back();
+    s = AclSet::build(pol, 1, 0);
+    EXPECT_EQ(s->exact_rules(), AclExact<4>::kMaxGroup);
+    EXPECT_EQ(one(*s, p).rule, kAclDefault);
+    p.src = A("10.1.63.1");
+    EXPECT_EQ(one(*s, p).rule, 63u);
+}
+
 TEST(Acl, EmptyPolicyAndNonFirstFragments) {
     AclPolicy pol;
     pol.default_action = AclAction::Deny;
@@ -468,7 +607,7 @@ bool routable(const IpAddr &d) {
 // Random packets through parse, acl_in (policy of port 0), route, forward, acl_out (policy
 // of VRF 0, so only what acl_in let through) and dispatch; what comes out of port 1, in
 // order, and the hit counters of both policies must be the reference's.
-void stage_check(bool v6, uint64_t seed, unsigned n_rules) {
+void stage_check(bool v6, uint64_t seed, unsigned n_rules, Mix mix = {}) {
     using namespace vleaf::test;
     Rig rig(16384);
     auto &f = *rig.prog;
@@ -483,7 +622,8 @@ void stage_check(bool v6, uint64_t seed, unsigned n_rules) {
     Gen g(seed, v6);
     AclPolicy pol[2];
     for (auto &p : pol)
-        for (unsigned i = 0; i < n_rules; i++) p.rules.push_back(g.rule());
+        for (unsigned i = 0; i < n_rules; i++)
+            p.rules.push_back(g.chance(mix.pinned) ? g.pinned(mix.src) : g.rule());
     pol[0].default_action = v6 ? AclAction::Deny : AclAction::Allow;
     // Mostly allowing egress, so that enough packets get through both.
     for (auto &r : pol[1].rules)
@@ -491,6 +631,10 @@ void stage_check(bool v6, uint64_t seed, unsigned n_rules) {
     pol[1].default_action = AclAction::Allow;
     rig.acl->set(1, AclAttach{AclDirection::In, true, rig.port[0]}, pol[0]);
     rig.acl->set(2, AclAttach{AclDirection::Out, false, 0}, pol[1]);
+    if (mix.pinned) { // the exact-match part is in use in both directions
+        EXPECT_GT(rig.acl->state()->port[0][rig.port[0]]->exact_rules(), 0u);
+        EXPECT_GT(rig.acl->state()->vrf[1][0]->exact_rules(), 0u);
+    }
     std::vector<uint32_t> order[2] = {priority_order(pol[0]), priority_order(pol[1])};
 
     std::vector<Pkt> pkts;
@@ -563,6 +707,13 @@ TEST(AclStage, V4) {
 }
 TEST(AclStage, V6) {
     stage_check(true, 12, 300);
+}
+// Most rules in the exact-match part, the others in rte_acl.
+TEST(AclStage, ExactV4) {
+    stage_check(false, 13, 300, {80});
+}
+TEST(AclStage, ExactV6) {
+    stage_check(true, 14, 300, {80, true});
 }
 
 // One burst leaving by two ports with different egress policies (the port's own, and the
