@@ -314,11 +314,12 @@ void AclSet::classify(const Part &part, const AclExact<Bytes> *exact, const uint
             if (m) rte_acl_classify(part.ctx, sub, res, m, part.categories);
             for (unsigned j = 0; j < m; j++) {
                 AclMatch &x = r[at[j]];
+                const uint32_t *got = res + size_t(j) * part.categories;
                 // A match returns its rank + 1, 0 for none.
-                uint32_t d = res[j * part.categories] - 1;
+                uint32_t d = got[0] - 1;
                 if (d < x.decide) x.decide = d, x.rule = by_rank_[d];
                 if (part.categories > 1) {
-                    uint32_t k = res[j * part.categories + 1] - 1;
+                    uint32_t k = got[1] - 1;
                     if (k < x.count) x.count = k, x.counted = by_rank_[k];
                 }
             }
