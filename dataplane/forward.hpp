@@ -147,11 +147,12 @@ inline void ttl_decrement4(rte_ipv4_hdr *ip, uint32_t ttl_word) {
         return b.drop(i, Drop::mtu_exceeded);
 }
 
-inline void forward4(Burst &b, Worker &w) {
+// `from`: the first packet of the route list still to forward (plain4 did the others).
+inline void forward4(Burst &b, Worker &w, unsigned from = 0) {
     const Nh *table = w.fib->nexthops();
     const PortInfo *ports = w.ports;
     const unsigned n = b.n4;
-    for (unsigned k = 0; k < n; k++) {
+    for (unsigned k = from; k < n; k++) {
         unsigned i = b.idx4[k];
         auto id = static_cast<uint32_t>(b.nh4[k]);
         auto *frame = rte_pktmbuf_mtod(b.m[i], uint8_t *);

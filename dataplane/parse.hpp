@@ -147,20 +147,28 @@ inline bool ipv4_plain(const uint8_t *frame, uint32_t pkt_len, uint64_t ol_flags
     return odd == 0;
 }
 
-// The plain packets' destinations are checked four at a time (the list is padded with a
-// harmless 1.0.0.0); the rare martian is taken out of the list.
-inline void drop_martians4(Burst &b) {
-    const unsigned n = b.n4;
+// Whether any of the first `n` destinations of the route list is a martian or `also`
+// (host order; 0 adds nothing), checked four at a time (the list is padded with a
+// harmless 1.0.0.0).
+inline bool any_martian4(Burst &b, unsigned n, uint32_t also = 0) {
     static_assert(kMaxBurst % 4 == 0);
     for (unsigned k = n; k % 4; k++) b.dst4[k] = 0x01000000;
     const __m128i all = _mm_set1_epi32(-1), zero = _mm_setzero_si128(), mcast = _mm_set1_epi32(0xe);
+    const __m128i other = _mm_set1_epi32(static_cast<int>(also));
     __m128i bad = zero;
     for (unsigned k = 0; k < n; k += 4) {
         __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i *>(&b.dst4[k]));
         bad = _mm_or_si128(bad, _mm_cmpeq_epi32(_mm_srli_epi32(d, 28), mcast));
         bad = _mm_or_si128(bad, _mm_or_si128(_mm_cmpeq_epi32(d, zero), _mm_cmpeq_epi32(d, all)));
+        bad = _mm_or_si128(bad, _mm_cmpeq_epi32(d, other));
     }
-    if (likely(_mm_testz_si128(bad, bad))) return;
+    return !_mm_testz_si128(bad, bad);
+}
+
+// The rare martian is taken out of the plain packets' route list.
+inline void drop_martians4(Burst &b) {
+    const unsigned n = b.n4;
+    if (likely(!any_martian4(b, n))) return;
     unsigned kept = 0;
     for (unsigned k = 0; k < n; k++) {
         if (martian4(b.dst4[k])) {

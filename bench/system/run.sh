@@ -8,9 +8,10 @@
 #   bench/system/run.sh [-r ROUNDS] [-s SECONDS] [-w WARMUP] [-n ROUTES] [-p PACKETS]
 # Environment: BUILD_DIR (meson build with vleafd and tools/vleafctl; default build),
 #   MEM_MODE (auto: hugepages if >= 256 are free, else --no-huge; or huge, nohuge),
-#   VLEAFD, VLEAFCTL (override the binaries), WORK (scratch directory, default a new one
-#   under /tmp, removed on exit unless KEEP_WORK=1), L3FWD_DIR (where l3fwd is built and
-#   cached; default $BUILD_DIR/l3fwd).
+#   VLEAFD, VLEAFCTL (override the binaries), VLEAFD_REF (another vleafd binary, e.g. of
+#   the previous commit, measured interleaved with the others as row vleafd_ref), WORK
+#   (scratch directory, default a new one under /tmp, removed on exit unless KEEP_WORK=1),
+#   L3FWD_DIR (where l3fwd is built and cached; default $BUILD_DIR/l3fwd).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -164,8 +165,10 @@ measure() {
             -p 0x1 -P --config="(0,0,1)" --parse-ptype \
             --rule_ipv4="$WORK/l3fwd_v4.cfg" --rule_ipv6="$WORK/l3fwd_v6.cfg"
         ;;
-    vleafd)
-        start "$name" "$prefix" "$VLEAFD" -l 0,1 "${MEM[@]}" --no-pci \
+    vleafd | vleafd_ref)
+        local bin=$VLEAFD
+        [ "$name" = vleafd ] || bin=$VLEAFD_REF
+        start "$name" "$prefix" "$bin" -l 0,1 "${MEM[@]}" --no-pci \
             --file-prefix "$prefix" --log-level=error -- --config "$WORK/vleafd.yaml"
         ;;
     esac
@@ -193,6 +196,10 @@ measure() {
 
 NAMES=(testpmd l3fwd)
 [ $have_vleafd = 1 ] && NAMES+=(vleafd)
+if [ -n "${VLEAFD_REF:-}" ] && [ $have_vleafd = 1 ]; then
+    [ -x "$VLEAFD_REF" ] || { echo "run.sh: VLEAFD_REF $VLEAFD_REF is not executable" >&2; exit 1; }
+    NAMES+=(vleafd_ref)
+fi
 echo "system benchmark: $(date -u +%F), $ROUTES routes, $PACKETS frames of 64 B, $MEM_DESC," \
     "forwarding on lcore 1, $ROUNDS rounds x ${SECONDS_}s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$ROUNDS"); do

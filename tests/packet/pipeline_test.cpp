@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <numeric>
 #include <set>
 
 using namespace vleaf;
@@ -232,6 +233,114 @@ TEST_F(Pipeline, RoutesWithdrawnAndReplaced) {
     ASSERT_EQ(f.add_static(0, P("0.0.0.0/0"), {A("10.0.3.2")}, {}, false), "");
     expect_routed(v4({.dst = "198.51.100.1"}), 2, kHost3);
     EXPECT_TRUE(rig.errors.empty());
+}
+
+// What a burst did: frames sent per port, frames punted with their reason, drops by
+// reason (counter increments).
+struct Outcome {
+    std::vector<Frame> sent[Rig::kPorts];
+    std::vector<std::pair<uint8_t, Frame>> punted;
+    std::vector<uint64_t> drops;
+    bool operator==(const Outcome &) const = default;
+};
+
+class PlainBurst : public Pipeline {
+  protected:
+    void SetUp() override {
+        Pipeline::SetUp();
+        rig.w->resolve_gap = 0; // every unresolved packet is punted, in both runs
+        rig.info[rig.port[2]].mtu = 1000;
+    }
+
+    template <class Run> Outcome outcome(Run &&run) {
+        std::vector<uint64_t> before(std::begin(rig.w->stats.drops), std::end(rig.w->stats.drops));
+        run();
+        Outcome o;
+        for (unsigned p = 0; p < Rig::kPorts; p++)
+            for (rte_mbuf *m : rig.take_tx(p)) {
+                o.sent[p].push_back(bytes_of(m));
+                rte_pktmbuf_free(m);
+            }
+        for (auto &pm : rig.take_punts()) {
+            o.punted.emplace_back(pm.reason, bytes_of(pm.m));
+            rte_pktmbuf_free(pm.m);
+        }
+        for (size_t d = 0; d < before.size(); d++)
+            o.drops.push_back(rig.w->stats.drops[d] - before[d]);
+        return o;
+    }
+
+    // The burst through Worker::process (plain4 first), and through the stages alone.
+    void expect_same_as_stages(const std::vector<Frame> &in, const std::string &what) {
+        Outcome fast = outcome([&] { rig.run(0, in); });
+        Outcome staged = outcome([&] {
+            dp::Burst b;
+            b.port = rig.port[0];
+            b.n = 0;
+            for (auto &f : in) {
+                b.m[b.n] = rig.mbuf(f);
+                b.m[b.n++]->port = rig.port[0];
+            }
+            dp::stages(b, *rig.w, [](dp::Stage, auto &&call) { call(); });
+            dp::tx_flush(*rig.w);
+        });
+        size_t out = 0;
+        for (auto &s : fast.sent) out += s.size();
+        EXPECT_EQ(out + fast.punted.size() +
+                      std::accumulate(fast.drops.begin(), fast.drops.end(), 0u),
+                  in.size())
+            << what;
+        EXPECT_TRUE(fast == staged) << what;
+    }
+};
+
+// plain4 takes a burst of plain IPv4 whole; any other packet, at any place in the burst,
+// sends it through the stages (before the lookup) or hands it to them from that packet on
+// (after): either way every packet ends as the stages alone would have it.
+TEST_F(PlainBurst, EndsAsInTheStagesWhateverPacketIsMixedIn) {
+    auto plain = [&](unsigned k) {
+        return v4({.dst = "10.100." + std::to_string(k) + ".1", .sport = uint16_t(k)});
+    };
+    Frame options = v4(), fragment = v4({.frag = 0x2000}), short_ip = v4();
+    options[14] = 0x46;
+    short_ip.resize(14 + 12);
+    Frame arp = ether(kBroadcast, kHost1, 0x0806);
+    arp.resize(42, 0);
+    const std::vector<std::pair<std::string, Frame>> odd = {
+        {"none", plain(99)},
+        {"ttl 1", v4({.dst = "10.100.9.9", .ttl = 1})},
+        {"no route", v4({.dst = "192.0.2.1"})},
+        {"blackhole", v4({.dst = "10.66.1.1"})},
+        {"local", v4({.dst = "10.0.1.1"})},
+        {"unresolved", v4({.dst = "10.0.2.77"})},
+        {"ecmp", v4({.dst = "10.200.1.1", .sport = 7})},
+        {"other port", v4({.dst = "10.0.3.2"})},
+        {"mtu of the other port", v4({.dst = "10.0.3.2", .payload = 1000})},
+        {"martian", v4({.dst = "224.0.0.5"})},
+        {"fragment", fragment},
+        {"options", options},
+        {"runt", short_ip},
+        {"ipv6", v6()},
+        {"arp", arp},
+    };
+    for (auto &[name, frame] : odd)
+        for (unsigned at : {0u, 13u, 31u}) {
+            std::vector<Frame> in;
+            for (unsigned k = 0; k < 32; k++) in.push_back(k == at ? frame : plain(k));
+            expect_same_as_stages(in, name + " at " + std::to_string(at));
+        }
+}
+
+// Plain bursts spread over two egress ports by ECMP, and bursts shorter than a prefetch.
+TEST_F(PlainBurst, EndsAsInTheStagesOverSeveralPortsAndShortBursts) {
+    std::vector<Frame> in;
+    for (uint16_t k = 0; k < 32; k++) in.push_back(v4({.dst = "10.200.1.1", .sport = k}));
+    expect_same_as_stages(in, "ecmp");
+    for (unsigned n : {1u, 3u, 5u}) {
+        std::vector<Frame> few;
+        for (unsigned k = 0; k < n; k++) few.push_back(v4({.dst = "10.100.0.1"}));
+        expect_same_as_stages(few, std::to_string(n) + " packets");
+    }
 }
 
 } // namespace

@@ -1,0 +1,144 @@
+// The common burst in two tight loops instead of the stages one by one: every packet a
+// plain IPv4 frame (parse's ipv4_plain, not to our VTEP address, not a martian) received
+// on a routed port (no access VLANs) while no ACL and no service is configured, so that
+// the stages between parse and route, and those after forward, would pass it untouched.
+//
+// The first loop checks the packets and gathers their destinations, writing nothing the
+// stages read: a burst with any other packet goes through the stages from the start.
+// After one bulk lookup in the port's VRF, the second loop forwards to Forward next hops
+// (ECMP members too) with TTL left and within the egress MTU, with the header pointers
+// the first loop kept. At the first packet that is anything else, the burst is left as
+// parse and route leave it and forward4 and the stages after it go on from that packet,
+// so that every check and drop reason stays in one place.
+#pragma once
+
+#include "dataplane/dispatch.hpp"
+#include "dataplane/forward.hpp"
+#include "dataplane/parse.hpp"
+
+#include <algorithm>
+#include <bit>
+
+namespace vleaf::dp {
+
+// Whether the stages that parse's plain packets go through without a route lookup (and
+// those after forward) have nothing to do on this burst.
+inline bool stages_idle4(const Burst &b, const Worker &w) {
+    if (b.entry != Entry::Port || w.ov->access(b.port)) return false;
+    const AclState *acl = w.acl ? w.acl->state() : nullptr;
+    if (acl && (acl->any[0] | acl->any[1])) return false;
+    const LbState *lb = w.lb ? w.lb->state() : nullptr;
+    return !lb || lb->empty();
+}
+
+// The burst as parse and route leave it when every packet is plain (route list in burst
+// order), then forward4 from packet `from` on and `rest`: the stages after forward.
+template <class Rest>
+[[gnu::noinline]] void plain4_staged(Burst &b, Worker &w, unsigned from, uint8_t vrf, Rest &&rest) {
+    std::fill_n(b.action, kMaxBurst, Action::Tx);
+    std::fill_n(b.vrf, kMaxBurst, vrf);
+    std::fill_n(b.vrf4, kMaxBurst, vrf);
+    for (unsigned k = 0; k < b.n; k++) b.idx4[k] = static_cast<uint8_t>(k);
+    b.n4 = b.n;
+    b.n6 = b.nd = b.n2 = b.n2in = b.ne = 0;
+    forward4(b, w, from);
+    rest();
+}
+
+// ipv4_plain's checks for a whole burst, or-ed without a branch per check: `odd` gathers
+// header bits that differ from a plain frame's, `neg` length differences (total length
+// within the frame, at least a header), whose high bits a negative one sets.
+struct PlainChecks {
+    uint64_t odd = 0, neg = 0;
+    void add(const rte_mbuf *m, const uint8_t *frame) {
+        uint64_t h; // frame bytes 12-19: ether type, version/IHL, TOS, total length, id
+        uint16_t frag, total_be;
+        std::memcpy(&h, frame + 12, 8);
+        std::memcpy(&frag, frame + 20, 2);
+        std::memcpy(&total_be, frame + 16, 2);
+        odd |= ((h & 0xffffff) ^ 0x450008) | // 08 00 45, as the bytes lie in memory
+               (frag & rte_cpu_to_be_16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK));
+        // The NIC's verdict is BAD when bit 4 is set without bit 7 (GOOD; both: NONE).
+        static_assert(RTE_MBUF_F_RX_IP_CKSUM_BAD == 1 << 4 &&
+                      RTE_MBUF_F_RX_IP_CKSUM_GOOD == 1 << 7);
+        odd |= m->ol_flags & ~(m->ol_flags >> 3) & RTE_MBUF_F_RX_IP_CKSUM_BAD;
+        uint64_t total = rte_be_to_cpu_16(total_be);
+        neg |=
+            (uint64_t(m->pkt_len) - sizeof(rte_ether_hdr) - total) | (total - sizeof(rte_ipv4_hdr));
+    }
+    bool plain() const { return (odd | (neg >> 32)) == 0; }
+};
+
+// False: the burst is not plain, the stages take it whole. True: it has been forwarded,
+// or handed on to `rest` (see plain4_staged).
+template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
+    if (!stages_idle4(b, w)) return false;
+    const unsigned n = b.n;
+    uint8_t *frame[kMaxBurst];
+    PlainChecks checks;
+    auto check = [&](unsigned i) {
+        const rte_mbuf *m = b.m[i];
+        // The checks read the first 34 bytes: shorter frames are the stages' (runt).
+        if (unlikely(m->data_len < sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr))) return false;
+        auto *f = rte_pktmbuf_mtod(m, uint8_t *);
+        checks.add(m, f);
+        uint32_t dst;
+        std::memcpy(&dst, f + sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, dst_addr), 4);
+        frame[i] = f;
+        b.dst4[i] = rte_be_to_cpu_32(dst);
+        return true;
+    };
+    for (unsigned k = 0; k < kPrefetchAhead && k < n; k++)
+        rte_prefetch0(rte_pktmbuf_mtod(b.m[k], void *));
+    unsigned i = 0;
+    for (; i + kPrefetchAhead < n; i++) {
+        rte_prefetch0(rte_pktmbuf_mtod(b.m[i + kPrefetchAhead], void *));
+        if (!check(i)) return false;
+    }
+    for (; i < n; i++)
+        if (!check(i)) return false;
+    // VXLAN to our VTEP address is the stages' (decapsulation), like martians.
+    const uint32_t vtep = rte_be_to_cpu_32(w.ov->params().src4);
+    if (!checks.plain() || n == 0 || any_martian4(b, n, vtep)) return false;
+    auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
+    const VrfTables *t = w.fib->vrf(vrf);
+    if (!t || !t->v4) return false; // no such VRF: route's no_route drops, by the stages
+    rte_fib_lookup_bulk(t->v4, b.dst4, b.nh4, n);
+
+    const Nh *table = w.fib->nexthops();
+    const PortInfo *ports = w.ports;
+    static_assert(RTE_MAX_ETHPORTS <= 64);
+    uint64_t out_ports = 0; // bit per egress port
+    for (unsigned i = 0; i < n; i++) {
+        auto id = static_cast<uint32_t>(b.nh4[i]);
+        NhView nh = nh_view(table, id);
+        uint8_t *f = frame[i];
+        auto *ip = reinterpret_cast<rte_ipv4_hdr *>(f + sizeof(rte_ether_hdr));
+        uint32_t ttl_word;
+        std::memcpy(&ttl_word, &ip->time_to_live, 4);
+        if (unlikely(nh.kind() != NhKind::Forward)) {
+            if (nh.kind() == NhKind::Ecmp) nh = ecmp_member(w, nh, id, flow_hash4(ip));
+            if (nh.kind() != NhKind::Forward) {
+                plain4_staged(b, w, i, vrf, rest);
+                return true;
+            }
+        }
+        uint16_t port = nh.port();
+        if (unlikely((uint8_t(ttl_word) <= 1) |
+                     (rte_be_to_cpu_16(ip->total_length) > ports[port].mtu))) {
+            plain4_staged(b, w, i, vrf, rest);
+            return true;
+        }
+        ttl_decrement4(ip, ttl_word);
+        rewrite_l2(f, nh);
+        b.out_port[i] = port;
+        out_ports |= uint64_t(1) << port;
+    }
+    if (likely(std::has_single_bit(out_ports)))
+        tx_queue_all(w, b.out_port[0], b.m, n);
+    else
+        for (unsigned i = 0; i < n; i++) tx_queue(w, b.out_port[i], b.m[i]);
+    return true;
+}
+
+} // namespace vleaf::dp
