@@ -134,13 +134,26 @@ inline void to_access(Worker &w, rte_mbuf *m, const AccessRef &a) {
     tx_queue(w, a.port, m);
 }
 
-inline void to_tunnel(Worker &w, rte_mbuf *m, uint16_t vtep, uint32_t vni) {
+// One copy (or the original) of flooded frame i toward a VTEP. A frame too big for the
+// tunnel gets one ICMP error however many VTEPs it was too big for: the first copy that
+// does not fit goes to the control thread (if answers_too_big), the others are dropped.
+inline void to_tunnel(Burst &b, Worker &w, unsigned i, rte_mbuf *m, uint16_t vtep, uint32_t vni,
+                      bool &too_big_seen) {
     uint16_t port, mtu;
     Drop why;
     VtepCache c;
-    if (encap_one(w, c, m, inner_hash(m), vtep, vni, port, why, mtu)) {
+    EncapParams p(w);
+    bool ok = encap_one(w, c, p, m, inner_hash(m), vtep, vni, port, why, mtu);
+    p.done(w);
+    if (ok) {
         w.stats.encapsulated++;
         return tx_queue(w, port, m);
+    }
+    if (why == Drop::vxlan_mtu_exceeded && !too_big_seen) {
+        too_big_seen = true;
+        if (answers_too_big(w, m))
+            return punt_now(
+                w, PuntMsg{m, too_big_nh(b, i, mtu), uint8_t(Punt::too_big), b.vrf[i], b.port});
     }
     w.stats.drops[static_cast<int>(why)]++;
     rte_pktmbuf_free(m);
@@ -173,8 +186,9 @@ inline void flood(Burst &b, Worker &w, unsigned i) {
         if (skip_own && a.port == b.port && a.vlan == b.vlan_in[i]) continue;
         if (rte_mbuf *c = next(left)) to_access(w, c, a);
     }
+    bool too_big_seen = false;
     for (unsigned k = 0; k < n_flood; k++)
-        if (rte_mbuf *c = next(left)) to_tunnel(w, c, bd.flood[k], bd.vni);
+        if (rte_mbuf *c = next(left)) to_tunnel(b, w, i, c, bd.flood[k], bd.vni, too_big_seen);
 }
 
 inline void bridge_out(Burst &b, Worker &w) {

@@ -37,6 +37,16 @@ inline void tx_flush(Worker &w) {
     w.n_dirty = 0;
 }
 
+// A packet for the control thread outside the burst's own (a flooded copy).
+inline void punt_now(Worker &w, PuntMsg msg) {
+    if (rte_ring_enqueue_elem(w.punt, &msg, sizeof msg) == 0) {
+        w.stats.punts[msg.reason]++;
+        return;
+    }
+    w.stats.drops[static_cast<int>(Drop::punt_ring_full)]++;
+    rte_pktmbuf_free(msg.m);
+}
+
 // Usually the whole burst leaves by one port: then it is queued with one copy.
 inline bool dispatch_uniform(Burst &b, Worker &w) {
     uint16_t port = b.out_port[0];

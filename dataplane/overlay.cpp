@@ -32,7 +32,10 @@ void build_outer(RemoteVtep &v, bool v6, const VxlanParams &p) {
         ip->next_proto_id = IPPROTO_UDP;
         ip->src_addr = p.src4;
         std::memcpy(&ip->dst_addr, v.addr, 4);
-        v.sum4 = rte_raw_cksum(ip, sizeof *ip); // length, identification, checksum: 0
+        // Length, identification and checksum are 0 here; the sum of the byte-swapped
+        // words is the byte-swapped sum.
+        uint32_t sum = rte_be_to_cpu_16(rte_raw_cksum(ip, sizeof *ip)) + kGrows4;
+        v.sum4 = static_cast<uint16_t>((sum & 0xffff) + (sum >> 16));
         udp = reinterpret_cast<rte_udp_hdr *>(ip + 1);
     } else {
         auto *ip = reinterpret_cast<rte_ipv6_hdr *>(eth + 1);

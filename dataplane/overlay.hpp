@@ -42,14 +42,16 @@ struct VxlanHdr {
 inline constexpr uint32_t kVxlanFlagI = 0x08000000;
 inline constexpr unsigned kOuter4 =
     sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + sizeof(rte_udp_hdr) + sizeof(VxlanHdr); // 50
+inline constexpr unsigned kGrows4 = kOuter4 - sizeof(rte_ether_hdr); // what IPv4 total length adds
 inline constexpr unsigned kOuter6 = kOuter4 + sizeof(rte_ipv6_hdr) - sizeof(rte_ipv4_hdr); // 70
 
 struct alignas(64) RemoteVtep {
     uint8_t family = 0; // 0: unused slot, 4 or 6
     NhId underlay = kNhNoRoute;
     uint8_t addr[16] = {}; // network order; IPv4 in the first 4 bytes
-    // IPv4: the ones' complement sum (RFC 1071, folded) of the outer header's constant
-    // words, to which encapsulation adds the total length and identification.
+    // IPv4: the ones' complement sum (RFC 1071, folded) of the outer IPv4 header's
+    // constant words read as numbers (network order), and of what the headers add to the
+    // total length (20 + 8 + 8); encapsulation adds the inner length and identification.
     uint16_t sum4 = 0;
     // The outer headers of every frame toward this VTEP (kOuter4 or kOuter6 bytes), built
     // when it is set: Ethernet type, IPv4 or IPv6, UDP and VXLAN with what never changes.

@@ -271,6 +271,38 @@ TEST_F(VxlanNoDf, EncapNumbersOuterIpv4Packets) {
     }
 }
 
+// Lengths and identifications that carry across the 16-bit halves of the header sum.
+TEST_F(VxlanNoDf, OuterChecksumOverLengthsAndIdentifications) {
+    Outer o = to_vtep(kVtep2, "10.99.0.2", 100);
+    o.df = false;
+    o.ttl = 9;
+    uint16_t ident = 0;
+    for (uint16_t payload = 0; payload <= 1300; payload += 13, ident++) {
+        Frame in =
+            ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.30.2", .payload = payload});
+        Frame got = one_out(1, in, 0);
+        if (got.empty()) return;
+        o.sport = sport_of(got);
+        Frame want = vxlan(o, routed(in, kRemoteRmac, kRmac));
+        put16(want, 14 + 4, ident);
+        put16(want, 14 + 10, 0);
+        put16(want, 14 + 10, checksum(&want[14], 20));
+        ASSERT_EQ(got, want) << "payload " << payload;
+    }
+}
+
+// The checksum fold of encapsulation against the textbook one (RFC 1071) for every sum
+// it can be given: template (16 bits) + inner length (16) + identification (16).
+TEST(VxlanChecksum, FoldsEverySumOfThreeWords) {
+    unsigned wrong = 0;
+    for (uint32_t sum = 0; sum <= 3 * 0xffff; sum++) {
+        uint32_t folded = sum;
+        while (folded >> 16) folded = (folded & 0xffff) + (folded >> 16);
+        wrong += uint16_t(dp::cksum_hi(sum) >> 16) != uint16_t(~folded);
+    }
+    EXPECT_EQ(wrong, 0u);
+}
+
 TEST_F(Vxlan, SourcePortFollowsTheInnerFlow) {
     std::set<uint16_t> ports;
     for (uint16_t sport = 1; sport <= 64; sport++) {
@@ -568,6 +600,34 @@ TEST_F(Vxlan, TooBigBridgedGetsFragNeededFromTheDomainsGateway) {
     inject(dp::Entry::Bridged, bd10, *err);
     EXPECT_EQ(only_out(1), icmp4(kH1, kGw10, "192.168.10.1", "192.168.10.2", 3, 4, 1450,
                                  ip_part(in, 576 - 28), true));
+}
+
+// Flooded (unknown unicast) and too big for the tunnel to both VTEPs of the flood list:
+// the local copy leaves, one copy goes to the control thread for the ICMP error (one per
+// frame, not per VTEP), the other is counted as dropped.
+TEST_F(Vxlan, FloodedTooBigIsAnsweredOncePerFrame) {
+    rig.prog->add_access(rig.port[2], 10, bd10);
+    Frame in =
+        ipv4(mac(0x7e), kH1,
+             {.src = "192.168.10.2", .dst = "192.168.10.9", .payload = 1472 - 28, .frag = 0x4000});
+    rig.run(1, {in});
+    auto local = rig.take_tx(2);
+    ASSERT_EQ(local.size(), 1u);
+    EXPECT_EQ(bytes_of(local[0]), tagged(in, 10));
+    rte_pktmbuf_free(local[0]);
+    EXPECT_EQ(one_punt(Punt::too_big, 1450 | uint32_t(bd10 + 1) << 16, 0), in);
+    EXPECT_EQ(rig.drops(Drop::vxlan_mtu_exceeded), 1u);
+    EXPECT_EQ(rig.punts(Punt::too_big), 1u);
+    EXPECT_EQ(rig.w->stats.flooded, 1u);
+    // Without DF: no error, both copies dropped.
+    Frame no_df =
+        ipv4(mac(0x7e), kH1, {.src = "192.168.10.2", .dst = "192.168.10.9", .payload = 1472 - 28});
+    rig.run(1, {no_df});
+    local = rig.take_tx(2);
+    ASSERT_EQ(local.size(), 1u);
+    rte_pktmbuf_free(local[0]);
+    EXPECT_TRUE(rig.take_punts().empty());
+    EXPECT_EQ(rig.drops(Drop::vxlan_mtu_exceeded), 3u);
 }
 
 TEST_F(Vxlan, TooBigOverAnIpv6UnderlayLeavesRoomFor70Bytes) {
