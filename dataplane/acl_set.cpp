@@ -47,10 +47,10 @@ rte_acl_field_def field(uint8_t type, uint8_t size, uint8_t index, uint8_t input
 
 // proto | address words | l4: the address fields are 32-bit masks, one per word.
 template <typename Key> std::vector<rte_acl_field_def> layout() {
-    constexpr unsigned words = sizeof(Key::src) / 4;
+    constexpr size_t words = sizeof(Key::src) / 4;
     std::vector<rte_acl_field_def> defs{
         field(RTE_ACL_FIELD_TYPE_BITMASK, 1, 0, 0, offsetof(Key, proto))};
-    for (unsigned w = 0; w < 2 * words; w++) {
+    for (size_t w = 0; w < 2 * words; w++) {
         size_t off = (w < words ? offsetof(Key, src) : offsetof(Key, dst)) + 4 * (w % words);
         defs.push_back(field(RTE_ACL_FIELD_TYPE_MASK, 4, uint8_t(1 + w), uint8_t(1 + w), off));
     }
@@ -74,9 +74,9 @@ template <size_t Fields> struct AclRuleN {
 template <typename Key, size_t Fields> void fill(AclRuleN<Fields> &out, const AclRule &r) {
     out.field[0].value.u8 = r.proto.value_or(0);
     out.field[0].mask_range.u8 = r.proto ? 0xff : 0;
-    constexpr unsigned words = sizeof(Key::src) / 4;
+    constexpr size_t words = sizeof(Key::src) / 4;
     const Prefix *pfx[2] = {&r.src, &r.dst};
-    for (unsigned w = 0; w < 2 * words; w++) {
+    for (size_t w = 0; w < 2 * words; w++) {
         const Prefix &p = *pfx[w / words];
         const uint8_t *b = p.addr.bytes.data() + 4 * (w % words);
         int bits = std::clamp(int(p.len) - 32 * int(w % words), 0, 32);
@@ -174,10 +174,10 @@ void key_of(const uint8_t *ip, uint16_t len, Key6 &k) {
     for (int hops = 0; hops < 8 && p + 8 <= end; hops++) {
         if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS) {
             nh = p[0];
-            p += (p[1] + 1u) * 8u;
+            p += (size_t{p[1]} + 1) * 8;
         } else if (nh == IPPROTO_AH) {
             nh = p[0];
-            p += (p[1] + 2u) * 4u;
+            p += (size_t{p[1]} + 2) * 4;
         } else if (nh == IPPROTO_FRAGMENT) {
             nh = p[0];
             if (((p[2] << 8 | p[3]) & 0xfff8) != 0)

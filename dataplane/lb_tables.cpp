@@ -39,7 +39,7 @@ void LbIndex::build(const std::vector<std::pair<LbKey, uint32_t>> &items) {
 Lb::Lb(rte_rcu_qsbr *rcu, unsigned workers, const LbLimits &limits, int socket)
     : rcu_(rcu), limits_(limits), flows_(workers) {
     uint32_t buckets = 2;
-    while (buckets * kFlowWays < 2 * uint64_t(limits.flows_per_worker)) buckets <<= 1;
+    while (uint64_t{buckets} * kFlowWays < 2 * uint64_t(limits.flows_per_worker)) buckets <<= 1;
     for (unsigned w = 0; w < workers; w++) {
         LbFlows &f = flows_[w];
         f.bucket = static_cast<FlowBucket *>(
@@ -97,8 +97,8 @@ void Lb::set(uint32_t id, uint32_t vrf, const Service &s, const std::vector<uint
         be.port_be = rte_cpu_to_be_16(b.port);
         const unsigned words = svc->v6 ? 8 : 2;
         uint16_t vip[9], to[9];
-        std::memcpy(vip, svc->vip, 2 * words);
-        std::memcpy(to, be.addr, 2 * words);
+        std::memcpy(vip, svc->vip, sizeof(uint16_t) * words);
+        std::memcpy(to, be.addr, sizeof(uint16_t) * words);
         vip[words] = svc->vport_be;
         to[words] = be.port_be;
         be.ip_delta = csum_delta(vip, to, words);
@@ -132,8 +132,8 @@ void Lb::publish() {
     std::vector<std::pair<LbKey, uint32_t>> vips;
     for (const auto &[id, live] : live_) {
         const LbService &s = *live.svc;
-        vips.push_back({lb_key(s.vip, s.v6, live.vrf, s.vport_be, s.proto),
-                        static_cast<uint32_t>(next->svc.size())});
+        vips.emplace_back(lb_key(s.vip, s.v6, live.vrf, s.vport_be, s.proto),
+                          static_cast<uint32_t>(next->svc.size()));
         next->svc.push_back(&s);
         set_bit(next->vport_bits, rte_be_to_cpu_16(s.vport_be));
         set_bit(next->vaddr_bits, addr_bit(s.vip, s.v6));

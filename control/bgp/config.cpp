@@ -107,7 +107,7 @@ void check_keys(const YAML::Node &n, const std::string &path,
     for (auto it = n.begin(); it != n.end(); ++it) {
         auto key = it->first.as<std::string>();
         if (std::none_of(known.begin(), known.end(), [&](const char *k) { return key == k; }))
-            fail(path + "." + key, "unknown field");
+            fail(std::string(path).append(".").append(key), "unknown field");
     }
 }
 

@@ -12,7 +12,7 @@ namespace {
 
 // Above this many unsent bytes a peer gets no more UPDATEs until its socket drains:
 // the pending queue coalesces meanwhile, the loop never blocks.
-constexpr size_t kHighWater = 256 * 1024;
+constexpr size_t kHighWater = size_t{256} * 1024;
 // Prefixes encoded per peer per loop iteration, to keep the loop responsive.
 constexpr size_t kFlushBatch = 20000;
 
@@ -58,10 +58,9 @@ NextHop Speaker::self_next_hop(const Session &s, RouteFamily f) const {
             std::copy(local.bytes.begin(), local.bytes.begin() + 4, b + 12);
             nh.addr = IpAddr::v6(b);
         }
-    } else if (local.is_v4()) {
-        nh.addr = local;
-    } else if (f == RouteFamily::Ipv4Unicast && s.neg.ctx.extended_nexthop_ipv4) {
-        nh.addr = local; // RFC 8950
+    } else if (local.is_v4() ||
+               (f == RouteFamily::Ipv4Unicast && s.neg.ctx.extended_nexthop_ipv4)) {
+        nh.addr = local; // an IPv6 one only when RFC 8950 extended next hop was negotiated
     } else {
         nh.addr = IpAddr::v4(cfg_.router_id.v4_host());
     }

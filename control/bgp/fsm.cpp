@@ -87,7 +87,7 @@ std::optional<Notification> check_open(const LocalParams &local, const Open &rem
     }
     n.remote_as = remote.asn();
     n.remote_id = remote.bgp_id;
-    out = std::move(n);
+    out = n;
     return std::nullopt;
 }
 

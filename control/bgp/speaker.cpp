@@ -18,7 +18,7 @@ namespace vleaf::bgp {
 
 namespace {
 
-constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kReadChunk = size_t{64} * 1024;
 // Bytes read from one connection per event, so that one busy peer cannot starve the
 // others (level-triggered epoll brings us back).
 constexpr size_t kReadBudget = 1 << 20;

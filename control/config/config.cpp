@@ -314,9 +314,11 @@ class Parser {
             const std::string &s = list[j].Scalar();
             auto p = Prefix::parse(s, true);
             if (!p) c_.fail(path, "'" + s + "' is not an address with prefix length");
-            if (s.find('/') == std::string::npos)
-                c_.fail(path, "'" + s + "' has no prefix length (as in " + s +
-                                  (p->addr.is_v4() ? "/24)" : "/64)"));
+            if (s.find('/') == std::string::npos) {
+                std::string why = "'" + s + "' has no prefix length (as in ";
+                why.append(s).append(p->addr.is_v4() ? "/24)" : "/64)");
+                c_.fail(path, why);
+            }
             if (p->addr.family != family)
                 c_.fail(path, "'" + s + "' is not an " +
                                   std::string(family == Family::V4 ? "IPv4" : "IPv6") + " address");
@@ -590,7 +592,7 @@ class Parser {
                                                 std::to_string(v.src_port_min));
         m.num("ttl", v.ttl, 1, 255);
         m.flag("df", v.df);
-        m.num("mac_aging_s", v.mac_aging_s, 10, 24u * 3600);
+        m.num("mac_aging_s", v.mac_aging_s, 10, uint64_t{24} * 3600);
         YAML::Node queues = m.list("vni_queues");
         for (size_t i = 0; i < queues.size(); i++) {
             Map q(c_, queues[i], at("vxlan.vni_queues", i), {"vni", "queue"});
@@ -713,8 +715,8 @@ class Parser {
     Neighbors neighbors(const YAML::Node &n) {
         Map m(c_, n, "neighbors", {"reachable_ms", "retrans_ms", "retries", "hold_packets"});
         Neighbors nb;
-        m.num("reachable_ms", nb.reachable_ms, 1000, 3600u * 1000);
-        m.num("retrans_ms", nb.retrans_ms, 10, 60u * 1000);
+        m.num("reachable_ms", nb.reachable_ms, 1000, uint64_t{3600} * 1000);
+        m.num("retrans_ms", nb.retrans_ms, 10, uint64_t{60} * 1000);
         m.num("retries", nb.retries, 1, 100);
         m.num("hold_packets", nb.hold_packets, 0, 256);
         return nb;
