@@ -83,6 +83,7 @@ TEST(Dir24, RandomUpdatesMatchBruteForceLongestPrefixMatch) {
     Rng rng(7);
     // Few anchors, so that prefixes of all lengths pile up over each other.
     std::vector<uint32_t> anchors;
+    anchors.reserve(6);
     for (int k = 0; k < 6; k++) anchors.push_back(rng());
     auto random_len = [&] {
         unsigned r = rng() % 1000;
@@ -226,7 +227,7 @@ TEST(Dir24, ReaderNeverSeesAHalfWrittenTable) {
         if (live.size() < 3000 && (rng() % 2 || live.empty())) {
             uint8_t len = uint8_t(17 + rng() % 16);
             uint32_t ip = (0x0a010000u + ((rng() & 1) << 16) + (rng() & 0xffff)) & mask(len);
-            if (t.add(ip, len, (ip >> 16 & 3) == 1 ? 5 : 6) == 1) live.push_back({ip, len});
+            if (t.add(ip, len, (ip >> 16 & 3) == 1 ? 5 : 6) == 1) live.emplace_back(ip, len);
         } else {
             size_t i = rng() % live.size();
             ASSERT_EQ(t.del(live[i].first, live[i].second), 0);
