@@ -1,7 +1,7 @@
 // The RIB -> FIB path under load, in one process: a worker lcore runs the real pipeline
 // at its maximum rate (mbufs from the pool, transmitted to ring ports and recycled) and
 // records how long each loop iteration takes, while
-//   1. an N-prefix feed goes RIB -> Feed -> route ring -> programmer -> rte_fib, timed from
+//   1. an N-prefix feed goes RIB -> Feed -> route ring -> programmer -> dp::Fib, timed from
 //      the first RIB update to the worker seeing the last prefix's next hop;
 //   2. N route updates (next-hop replaces, withdrawals, re-announcements of those
 //      prefixes) are applied: updates/s at the writer;
@@ -19,8 +19,8 @@
 // route_mix.cpp: 59 % /24, a /16-/23 tail, 10 % /25-/32 more-specifics); `24` is N /24s
 // in a row, the shape of the earlier figures.
 // References in the same run: the worker's loop with no updates (stalls, packets/s), and
-// bare rte_fib_add/delete of the same operations on a table nobody reads (the floor of
-// what the writer does per update). Wall-clock rates depend on what else runs on the
+// bare adds/deletes of the same operations on a table nobody reads, rte_fib's and ours
+// (the floor of what the writer does per update). Wall-clock rates depend on what else runs on the
 // machine; the CPU time of the writer thread per update does much less.
 //
 //   bench_fib_update [routes=1000000] [internet|24]
@@ -32,6 +32,7 @@
 #include "tests/packet/harness.hpp"
 
 #include <rte_cycles.h>
+#include <rte_fib.h>
 #include <rte_launch.h>
 
 #include <poll.h>
@@ -233,7 +234,7 @@ struct Loop {
             }
             if (uint32_t ip = probe.ip.load(std::memory_order_acquire)) {
                 uint64_t nh;
-                rte_fib_lookup_bulk(rig->fib->vrf(0)->v4, &ip, &nh, 1);
+                rig->fib->vrf(0)->v4->lookup_bulk(&ip, &nh, 1);
                 if (nh == probe.nh.load(std::memory_order_relaxed)) {
                     probe.seen_tsc.store(rte_rdtsc(), std::memory_order_release);
                     probe.ip.store(0, std::memory_order_release);
@@ -481,7 +482,7 @@ int main(int argc, char **argv) {
         uint32_t last = routes.back().addr;
         pr.nh = [&] {
             uint64_t nh;
-            rte_fib_lookup_bulk(rig.fib->vrf(0)->v4, &last, &nh, 1);
+            rig.fib->vrf(0)->v4->lookup_bulk(&last, &nh, 1);
             return uint32_t(nh);
         }();
         pr.ip = last;
@@ -503,7 +504,7 @@ int main(int argc, char **argv) {
         for (unsigned g = 0; g < 2; g++) {
             uint32_t ip = gw[g].v4_host();
             uint64_t nh;
-            rte_fib_lookup_bulk(rig.fib->vrf(0)->v4, &ip, &nh, 1);
+            rig.fib->vrf(0)->v4->lookup_bulk(&ip, &nh, 1);
             adjacency[g] = uint32_t(nh);
         }
 
@@ -674,7 +675,33 @@ int main(int argc, char **argv) {
                     "the writer or the BGP side\n",
                     slow, slow_waited);
 
-        // Reference: bare rte_fib adds and deletes of the same operations, nobody reading.
+        // References: bare adds and deletes of the same operations on a table nobody
+        // reads, rte_fib's DIR-24-8 and ours (dp::Dir24, what dp::Fib uses).
+        auto bare = [&](const char *name, auto add, auto del) {
+            double cpu0 = thread_cpu_seconds();
+            for (size_t k = 0; k < n_routes; k++)
+                add(routes[k].addr, routes[k].depth, uint32_t(3 + k % 2));
+            double add_cpu = thread_cpu_seconds() - cpu0;
+            std::printf("reference, bare %s: %zu adds in %.2f CPU-s (%.0f/s)\n", name, n_routes,
+                        add_cpu, double(n_routes) / add_cpu);
+            auto replay = [&](const char *what, const std::vector<Op> &list) {
+                double c0 = thread_cpu_seconds();
+                for (const Op &op : list) {
+                    const bench::Route4 &rt = routes[op.idx];
+                    if (op.next == 2)
+                        del(rt.addr, rt.depth);
+                    else
+                        add(rt.addr, rt.depth, uint32_t(3 + op.next));
+                }
+                double cpu = thread_cpu_seconds() - c0;
+                std::printf("reference, bare %s, %s: %zu in %.2f CPU-s (%.0f/s, %.2f "
+                            "us/update)\n",
+                            name, what, list.size(), cpu, double(list.size()) / cpu,
+                            cpu * 1e6 / double(list.size()));
+            };
+            replay("updates", ops);
+            if (!short_ops.empty()) replay("updates of /16-/18 only", short_ops);
+        };
         {
             rte_fib_conf c{};
             c.type = RTE_FIB_DIR24_8;
@@ -682,31 +709,19 @@ int main(int argc, char **argv) {
             c.max_routes = int(n_routes + 4096);
             c.dir24_8.nh_sz = RTE_FIB_DIR24_8_4B;
             c.dir24_8.num_tbl8 = std::max<uint32_t>(1024, uint32_t(n_routes + 4096) / 8);
-            rte_fib *bare = rte_fib_create("bench_bare", 0, &c);
-            double cpu0 = thread_cpu_seconds();
-            for (size_t k = 0; k < n_routes; k++)
-                rte_fib_add(bare, routes[k].addr, routes[k].depth, 3 + k % 2);
-            double add_cpu = thread_cpu_seconds() - cpu0;
-            auto replay = [&](const char *what, const std::vector<Op> &list) {
-                double c0 = thread_cpu_seconds();
-                for (const Op &op : list) {
-                    const bench::Route4 &rt = routes[op.idx];
-                    if (op.next == 2)
-                        rte_fib_delete(bare, rt.addr, rt.depth);
-                    else
-                        rte_fib_add(bare, rt.addr, rt.depth, 3 + op.next);
-                }
-                double cpu = thread_cpu_seconds() - c0;
-                std::printf("reference, bare rte_fib, %s: %zu in %.2f CPU-s (%.0f/s, %.2f "
-                            "us/update)\n",
-                            what, list.size(), cpu, double(list.size()) / cpu,
-                            cpu * 1e6 / double(list.size()));
-            };
-            std::printf("reference, bare rte_fib: %zu adds in %.2f CPU-s (%.0f/s)\n", n_routes,
-                        add_cpu, double(n_routes) / add_cpu);
-            replay("updates", ops);
-            if (!short_ops.empty()) replay("updates of /16-/18 only", short_ops);
-            rte_fib_free(bare);
+            rte_fib *f = rte_fib_create("bench_bare", 0, &c);
+            bare(
+                "rte_fib",
+                [&](uint32_t ip, uint8_t len, uint32_t nh) { rte_fib_add(f, ip, len, nh); },
+                [&](uint32_t ip, uint8_t len) { rte_fib_delete(f, ip, len); });
+            rte_fib_free(f);
+        }
+        {
+            uint32_t max = uint32_t(n_routes + 4096);
+            dp::Dir24 d(max, std::max<uint32_t>(1024, max / 8), rig.rcu, 0);
+            bare(
+                "dp::Dir24", [&](uint32_t ip, uint8_t len, uint32_t nh) { d.add(ip, len, nh); },
+                [&](uint32_t ip, uint8_t len) { d.del(ip, len); });
         }
         loop.stop = true;
         rte_eal_wait_lcore(kLcore);

@@ -83,6 +83,20 @@ struct Setup {
             throw std::runtime_error("flow table too small");
     }
 
+    // Share of the established ways outside their primary bucket: their hits take a second
+    // cache line.
+    double second_bucket() const {
+        const dp::LbFlows &f = *rig.w->flows;
+        uint64_t used = 0, second = 0;
+        for (uint32_t b = 0; b <= f.mask; b++)
+            for (const dp::FlowWay &w : f.bucket[b].way)
+                if (w.key.k1) {
+                    used++;
+                    second += dp::flow_bucket1(f, dp::flow_sig(w.key)) != b;
+                }
+        return used ? double(second) / double(used) : 0.0;
+    }
+
     ~Setup() {
         for (rte_mbuf *m : pkts) rte_pktmbuf_free(m);
     }
@@ -190,6 +204,7 @@ void run(benchmark::State &st, Mode mode) {
         s.lb_count(&LbCounters::flows_created) > 2 * established)
         st.SkipWithError("flows were not pinned");
     st.counters["cycles/pkt"] = median_per_packet(samples);
+    if (mode == Dnat || mode == Dsr) st.counters["second_bucket"] = s.second_bucket();
     st.counters["mean_cycles/pkt"] = double(cycles) / double(pkts);
     if (mode == DnatHandoff) st.counters["handed_off/pkt"] = double(handed) / double(pkts);
     st.counters["Mpps@1core"] = benchmark::Counter(double(pkts) / 1e6, benchmark::Counter::kIsRate);

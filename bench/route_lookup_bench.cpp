@@ -1,6 +1,8 @@
 // Route-stage candidates compared on the same tables and destinations: rte_lpm (bulk and
-// x4), rte_fib DIR-24-8 for IPv4; rte_lpm6 and rte_fib6 TRIE for IPv6. Each iteration
+// x4), rte_fib DIR-24-8 and ours (dataplane/dir24.hpp, what the workers use) for IPv4;
+// rte_lpm6 and rte_fib6 TRIE for IPv6. Each iteration
 // looks up one burst of 32 destinations from an array larger than L2, as a worker would.
+#include "dataplane/dir24.hpp"
 #include "route_mix.hpp"
 
 #include <benchmark/benchmark.h>
@@ -11,6 +13,7 @@
 #include <rte_fib6.h>
 #include <rte_lpm.h>
 #include <rte_lpm6.h>
+#include <rte_malloc.h>
 
 #include <unistd.h>
 
@@ -121,6 +124,27 @@ struct Fib4 {
     void bulk(const uint32_t *ips, uint64_t *hops) const {
         rte_fib_lookup_bulk(fib.get(), const_cast<uint32_t *>(ips), hops, kBurst);
     }
+};
+
+struct Dir4 {
+    double add_s = 0;
+    std::unique_ptr<rte_rcu_qsbr, Deleter<void, rte_free>> rcu; // no reader registers
+    std::unique_ptr<dp::Dir24> dir;
+    explicit Dir4(const Workload4 &w) {
+        rcu.reset(static_cast<rte_rcu_qsbr *>(
+            rte_zmalloc("bench_rcu", rte_rcu_qsbr_get_memsize(1), RTE_CACHE_LINE_SIZE)));
+        if (!rcu) throw std::runtime_error("rte_zmalloc: out of memory");
+        rte_rcu_qsbr_init(rcu.get(), 1);
+        dir = std::make_unique<dp::Dir24>(static_cast<uint32_t>(w.routes.size()),
+                                          static_cast<uint32_t>(tbl8_groups(w.routes) + 64),
+                                          rcu.get(), SOCKET_ID_ANY);
+        add_s = timed_adds([&] {
+            for (const Route4 &r : w.routes)
+                if (int rc = dir->add(r.addr, r.depth, r.nh); rc < 0)
+                    throw std::runtime_error("Dir24::add: " + std::string(rte_strerror(-rc)));
+        });
+    }
+    void bulk(const uint32_t *ips, uint64_t *hops) const { dir->lookup_bulk(ips, hops, kBurst); }
 };
 
 struct Lpm6 {
@@ -273,6 +297,13 @@ void register_all() {
             register_one<Fib4, Workload4>(
                 "ipv4", "fib_dir24_8", "fib4", mix, n,
                 [](benchmark::State &s, const Fib4 &t, const Workload4 &w) {
+                    run(
+                        s, w.dsts, w.misses, [&](auto *ip, auto *h) { t.bulk(ip, h); },
+                        uint64_t{kNoRoute});
+                });
+            register_one<Dir4, Workload4>(
+                "ipv4", "vleaf_dir24", "dir4", mix, n,
+                [](benchmark::State &s, const Dir4 &t, const Workload4 &w) {
                     run(
                         s, w.dsts, w.misses, [&](auto *ip, auto *h) { t.bulk(ip, h); },
                         uint64_t{kNoRoute});

@@ -2,7 +2,6 @@
 
 #include <rte_errno.h>
 #include <rte_malloc.h>
-#include <rte_rib.h>
 #include <rte_rib6.h>
 
 #include <stdexcept>
@@ -24,19 +23,11 @@ Fib::Fib(const std::vector<VrfSpec> &specs, rte_rcu_qsbr *rcu, int socket)
     vrfs_.resize(n_vrfs);
     for (auto &s : specs) {
         auto &t = vrfs_[s.id];
-        rte_fib_conf c4{};
-        c4.type = RTE_FIB_DIR24_8;
-        c4.default_nh = kNhNoRoute;
-        c4.max_routes = static_cast<int>(s.max_v4);
-        c4.dir24_8.nh_sz = RTE_FIB_DIR24_8_4B;
         // A group per /24 holding longer prefixes: 1/8 of the routes covers Internet-like
         // tables; a table of only /26 pod blocks needs 1/4 (raise max_routes_v4 for that).
-        c4.dir24_8.num_tbl8 = std::max<uint32_t>(1024, s.max_v4 / 8);
-        auto n4 = table_name("fib4_", s.id);
-        t.v4 = rte_fib_create(n4.c_str(), socket, &c4);
-        if (!t.v4)
-            throw std::runtime_error("vrf " + std::to_string(s.id) +
-                                     ": rte_fib_create: " + rte_strerror(rte_errno));
+        v4_.push_back(
+            std::make_unique<Dir24>(s.max_v4, std::max<uint32_t>(1024, s.max_v4 / 8), rcu, socket));
+        t.v4 = v4_.back().get();
 
         rte_fib6_conf c6{};
         c6.type = RTE_FIB6_TRIE;
@@ -64,10 +55,7 @@ Fib::Fib(const std::vector<VrfSpec> &specs, rte_rcu_qsbr *rcu, int socket)
 }
 
 Fib::~Fib() {
-    for (auto &t : vrfs_) {
-        rte_fib_free(t.v4);
-        rte_fib6_free(t.v6);
-    }
+    for (auto &t : vrfs_) rte_fib6_free(t.v6);
     rte_free(nh_);
     rte_free(groups_);
 }
@@ -81,7 +69,7 @@ void Fib::set_port_mac(uint16_t port, const rte_ether_addr &mac) {
 void Fib::quiesce() {
     rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
     counters_.grace_periods++;
-    deleted_since_quiesce_ = false;
+    deleted_v6_since_quiesce_ = false;
     for (NhId id : retired_nh_) nh_used_[id] = 0;
     retired_nh_.clear();
     free_groups_.insert(free_groups_.end(), retired_groups_.begin(), retired_groups_.end());
@@ -160,15 +148,6 @@ std::string Fib::del_nexthop(NhId id) {
     return {};
 }
 
-uint64_t Fib::parent_nh(rte_rib *rib, uint32_t ip, uint8_t len) {
-    rte_rib_node *n = rte_rib_lookup(rib, ip);
-    uint8_t depth;
-    while (n && rte_rib_get_depth(n, &depth) == 0 && depth >= len) n = rte_rib_lookup_parent(n);
-    uint64_t nh = UINT64_MAX;
-    if (n) rte_rib_get_nh(n, &nh);
-    return nh;
-}
-
 uint64_t Fib::parent_nh(rte_rib6 *rib, const uint8_t *ip, uint8_t len) {
     rte_rib6_node *n = rte_rib6_lookup(rib, ip);
     uint8_t depth;
@@ -199,28 +178,22 @@ std::string Fib::route(const Update &u, bool add) {
     auto &t = vrfs_[u.vrf];
     const auto &p = u.prefix;
     int rc;
-    // A delete tells by its result whether the route was there (-ENOENT): only adds pay
-    // for another walk of the rte_rib tree (cache misses, at 1M routes) to know it.
-    bool existed;
-    if (add && deleted_since_quiesce_) quiesce();
     if (p.addr.is_v4()) {
-        uint32_t ip = p.addr.v4_host();
-        rte_rib *rib = rte_fib_get_rib(t.v4);
-        existed = !add || rte_rib_lookup_exact(rib, ip, p.len) != nullptr;
-        if (add && !existed && p.len > 24 && parent_nh(rib, ip, p.len) == u.nh)
-            rc = rte_fib_add(t.v4, ip, p.len, alias(u.nh));
-        rc = add ? rte_fib_add(t.v4, ip, p.len, u.nh) : rte_fib_delete(t.v4, ip, p.len);
-        if (rc == 0 && add != existed) counters_.routes_v4 += add ? 1 : -1;
+        rc = add ? t.v4->add(p.addr.v4_host(), p.len, u.nh) : t.v4->del(p.addr.v4_host(), p.len);
+        if (rc > 0 || (rc == 0 && !add)) counters_.routes_v4 += add ? 1 : -1;
     } else {
+        // A delete tells by its result whether the route was there (-ENOENT): only adds
+        // pay for another walk of the rte_rib6 tree to know it.
+        if (add && deleted_v6_since_quiesce_) quiesce();
         const uint8_t *ip = p.addr.bytes.data();
         rte_rib6 *rib = rte_fib6_get_rib(t.v6);
-        existed = !add || rte_rib6_lookup_exact(rib, ip, p.len) != nullptr;
+        bool existed = !add || rte_rib6_lookup_exact(rib, ip, p.len) != nullptr;
         if (add && !existed && parent_nh(rib, ip, p.len) == u.nh)
             rc = rte_fib6_add(t.v6, ip, p.len, alias(u.nh));
         rc = add ? rte_fib6_add(t.v6, ip, p.len, u.nh) : rte_fib6_delete(t.v6, ip, p.len);
         if (rc == 0 && add != existed) counters_.routes_v6 += add ? 1 : -1;
+        if (rc == 0 && !add) deleted_v6_since_quiesce_ = true;
     }
-    if (rc == 0 && !add) deleted_since_quiesce_ = true;
     if (rc < 0) return p.str() + ": " + (add ? "add" : "delete") + " failed: " + rte_strerror(-rc);
     return {};
 }

@@ -1,19 +1,19 @@
 // Route and next-hop tables shared by all workers, and their single writer.
-// rte_fib (DIR-24-8) for IPv4 and rte_fib6 (trie) for IPv6: both keep their rules in an
-// rte_rib tree, so adding 1M routes is O(n log n) where rte_lpm's per-depth rule arrays
-// are O(n^2). Readers (workers) never lock: next hops are replaced atomically, and
-// anything a worker may still hold (tbl8 groups a delete freed, ECMP groups, deleted
-// next hops) is reused only after an RCU grace period.
+// IPv4: our own DIR-24-8 (dataplane/dir24.hpp), whose rules live in a hash, so an update
+// costs a couple of cache misses instead of rte_rib's tree walks. IPv6: rte_fib6 (trie),
+// whose rte_rib6 tree keeps adding 1M routes O(n log n) where rte_lpm6 is O(n^2).
+// Readers (workers) never lock: next hops are replaced atomically, and anything a worker
+// may still hold (tbl8 groups a delete freed, ECMP groups, deleted next hops) is reused
+// only after an RCU grace period.
 #pragma once
 
+#include "dataplane/dir24.hpp"
 #include "dataplane/nexthop.hpp"
 #include "dataplane/overlay.hpp"
 #include "vleaf/update.hpp"
 
-#include <rte_fib.h>
 #include <rte_fib6.h>
 #include <rte_rcu_qsbr.h>
-#include <rte_rib.h>
 #include <rte_rib6.h>
 
 #include <array>
@@ -24,7 +24,7 @@
 namespace vleaf::dp {
 
 struct VrfTables {
-    rte_fib *v4 = nullptr;
+    Dir24 *v4 = nullptr;
     rte_fib6 *v6 = nullptr;
 };
 
@@ -71,21 +71,20 @@ class Fib {
     uint32_t alloc_group();
     // Waits until no worker can still see what was unlinked, then makes it reusable.
     void quiesce();
-    // rte_fib frees a tbl8 group on delete and may hand it to the next add at once; a
+    // rte_fib6 frees a tbl8 group on delete and may hand it to the next add at once; a
     // worker midway through a lookup could then read another prefix's next hop. Deleted
     // next hops and replaced ECMP groups keep their contents (a worker that looked up
     // the old route still forwards it the old way) until their ids are reused. So
     // deletes only retire things, and one grace period separates any retirements from
     // the next reuse: the FIB programmer sends adds before deletes within a batch, so
-    // that is at most one grace period per batch.
-    bool deleted_since_quiesce_ = false;
-    // DPDK 22.11's dir24_8 and trie skip their tbl8 reservation when a new route has the
-    // same next hop as its parent route, yet release one when that route is deleted:
+    // that is at most one grace period per batch. (Dir24 defers its own tbl8 groups.)
+    bool deleted_v6_since_quiesce_ = false;
+    // DPDK 22.11's trie skips its tbl8 reservation when a new route has the same next
+    // hop as its parent route, yet releases one when that route is deleted:
     // the counter underflows and every later add of a long prefix fails with ENOSPC.
     // Such a route is added first with an alias of its next hop (a copy in a spare slot,
     // so packets forward the same), which takes the accounted path; the second add then
     // only rewrites the next hop.
-    static uint64_t parent_nh(rte_rib *rib, uint32_t ip, uint8_t len);
     static uint64_t parent_nh(rte_rib6 *rib, const uint8_t *ip, uint8_t len);
     NhId alias(NhId nh);
     NhId alias_cursor_ = kMaxNh - 1;
@@ -93,6 +92,7 @@ class Fib {
     std::vector<uint32_t> retired_groups_;
 
     std::vector<VrfTables> vrfs_;
+    std::vector<std::unique_ptr<Dir24>> v4_;
     rte_rcu_qsbr *rcu_;
     std::unique_ptr<Overlay> overlay_;
     Nh *nh_ = nullptr;

@@ -107,18 +107,12 @@ template <bool V6> struct LbHdr {
 };
 
 // The IPv6 key of a candidate (see FlowKey6).
-inline FlowKey6 flow_key6_of(uint8_t *l3, uint32_t svc_id, bool reply, uint8_t vrf) {
+inline FlowKey6 flow_key6_of(uint8_t *l3, FlowKind kind, uint8_t vrf) {
     using H = LbHdr<true>;
-    FlowKey6 k{};
+    FlowKey6 k;
     uint16_t *ports = H::ports(l3);
-    std::memcpy(&k.w[0], H::src(l3), 16);
-    if (reply) {
-        std::memcpy(&k.w[2], H::dst(l3), 16);
-        k.w[4] = flow_reply_word(ports[0], ports[1], l3[6], vrf) | flow_kind(kFlowReply6);
-    } else {
-        k.w[2] = svc_id;
-        k.w[4] = ports[0] | flow_kind(kFlowRequest6);
-    }
+    std::memcpy(&k.w[0], H::src(l3), 32); // source and destination
+    k.w[4] = flow_tuple_word(ports[0], ports[1], l3[6], vrf) | flow_kind(kind);
     return k;
 }
 
@@ -136,6 +130,8 @@ template <bool V6> inline bool lb_truncated(const rte_mbuf *m, const uint8_t *l3
 
 // Picks the burst's TCP/UDP packets to a VIP and those that may be replies of DNAT flows,
 // makes their keys and prefetches their primary buckets. Other traffic costs two bit tests.
+// A key is the packet's own 5-tuple, so the line is prefetched before the VIP index lookup
+// rather than after it.
 inline void lb_pick4(Burst &b, const LbState &st, const LbFlows &fl, LbCand *c, unsigned &n,
                      bool &dropped) {
     for (unsigned k = 0; k < b.n4; k++) {
@@ -151,30 +147,34 @@ inline void lb_pick4(Burst &b, const LbState &st, const LbFlows &fl, LbCand *c, 
         const uint32_t dst = uint32_t(addrs >> 32);
         const uint16_t sport = uint16_t(ports), dport = uint16_t(ports >> 16);
         const uint8_t vrf = b.vrf4[k];
-        uint32_t s = LbIndex::kNone;
-        if (test_bit(st.vport_bits, rte_be_to_cpu_16(dport)) &&
-            test_bit(st.vaddr_bits, addr_bit4(dst))) {
-            LbKey vk{{dst, 0, vrf | uint64_t(dport) << 32 | uint64_t(proto) << 48}};
-            s = st.vips.find(vk);
+        const bool to_vip = test_bit(st.vport_bits, rte_be_to_cpu_16(dport)) &&
+                            test_bit(st.vaddr_bits, addr_bit4(dst));
+        auto from_backend = [&] {
+            return test_bit(st.bport_bits, rte_be_to_cpu_16(sport)) &&
+                   test_bit(st.baddr_bits, addr_bit4(uint32_t(addrs)));
+        };
+        if (!to_vip && !from_backend()) continue;
+        const uint64_t tuple = flow_tuple_word(sport, dport, proto, vrf);
+        FlowKey key{addrs, tuple | flow_kind(to_vip ? kFlowRequest4 : kFlowReply4)};
+        uint32_t sig = flow_sig(key);
+        flow_prefetch_bucket(fl, flow_bucket1(fl, sig));
+        uint32_t s = kLbReply;
+        if (to_vip) {
+            s = st.vips.find({{dst, 0, vrf | uint64_t(dport) << 32 | uint64_t(proto) << 48}});
+            if (s == LbIndex::kNone) { // the bit filters' false positive
+                if (!from_backend()) continue;
+                s = kLbReply;
+                key.k1 = tuple | flow_kind(kFlowReply4);
+                sig = flow_sig(key);
+            }
         }
-        FlowKey key;
-        if (s != LbIndex::kNone) {
-            if (lb_truncated<false>(b.m[i], l3, proto)) {
+        if (lb_truncated<false>(b.m[i], l3, proto)) {
+            if (s != kLbReply) {
                 b.drop(i, Drop::lb_truncated);
                 dropped = true;
-                continue;
             }
-            key = {addrs << 32 | st.svc[s]->id, sport | flow_kind(kFlowRequest4)};
-        } else {
-            if (!test_bit(st.bport_bits, rte_be_to_cpu_16(sport)) ||
-                !test_bit(st.baddr_bits, addr_bit4(uint32_t(addrs))) ||
-                lb_truncated<false>(b.m[i], l3, proto))
-                continue;
-            s = kLbReply;
-            key = {addrs, flow_reply_word(sport, dport, proto, vrf) | flow_kind(kFlowReply4)};
+            continue;
         }
-        const uint32_t sig = flow_sig(key);
-        flow_prefetch_bucket(fl, flow_bucket1(fl, sig));
         c[n++] = {key, sig, s, l3, uint8_t(i), uint8_t(k), proto, vrf};
     }
 }
@@ -208,7 +208,7 @@ inline void lb_pick6(Burst &b, const LbState &st, const LbFlows &fl, LbCand *c, 
                 continue;
             s = kLbReply;
         }
-        k6[n] = flow_key6_of(l3, s == kLbReply ? 0 : st.svc[s]->id, s == kLbReply, vrf);
+        k6[n] = flow_key6_of(l3, s == kLbReply ? kFlowReply6 : kFlowRequest6, vrf);
         const FlowKey key = flow_key6(k6[n]);
         const uint32_t sig = flow_sig(key);
         flow_prefetch_bucket(fl, flow_bucket1(fl, sig));
@@ -257,19 +257,19 @@ inline bool lb_send(Burst &b, const LbCand &c, const LbService &s, const void *t
     return true;
 }
 
-// A packet whose way was found: false when it is a request pinned under another mode
-// (then lb_balance() pins it again).
+// A packet whose way was found: false when it is a request pinned under another mode or
+// another service of the same VIP (then lb_balance() pins it again).
 template <bool V6>
 inline bool lb_hit(Burst &b, const LbState &st, const LbFlows &fl, const LbCand &c, FlowWay &w,
                    uint32_t now, bool &dropped, LbCounters &cnt) {
     if (c.svc == kLbReply) {
-        w.seen = now;
+        flow_touch(w, now);
         lb_reverse<V6>(fl, c, w, cnt);
         return true;
     }
     const LbService &s = *st.svc[c.svc];
-    if (w.mode != s.mode) return false;
-    w.seen = now;
+    if (w.mode != s.mode || w.svc != uint8_t(s.id)) return false;
+    flow_touch(w, now);
     cnt.flow_hits++;
     if (!lb_send<V6>(b, c, s, way_to(fl, w, V6), w.port_be, w.ip_delta, w.l4_delta, cnt))
         dropped = true;
@@ -280,8 +280,9 @@ inline bool lb_hit(Burst &b, const LbState &st, const LbFlows &fl, const LbCand 
 // full: the packet is still balanced, its flow not pinned.
 template <bool V6>
 inline FlowWay *flow_pin(LbFlows &fl, const FlowKey &key, uint32_t sig, const FlowKey6 &k6,
-                         FlowWay *w, LbMode mode, const uint8_t *to, uint16_t port_be,
-                         uint16_t ip_delta, uint16_t l4_delta, uint32_t now, LbCounters &cnt) {
+                         FlowWay *w, LbMode mode, uint32_t svc_id, const uint8_t *to,
+                         uint16_t port_be, uint16_t ip_delta, uint16_t l4_delta, uint32_t now,
+                         LbCounters &cnt) {
     if (!w) {
         if (!(w = flow_insert(fl, key, sig))) {
             cnt.flow_table_full++;
@@ -299,6 +300,7 @@ inline FlowWay *flow_pin(LbFlows &fl, const FlowKey &key, uint32_t sig, const Fl
     w->ip_delta = ip_delta;
     w->l4_delta = l4_delta;
     w->mode = mode;
+    w->svc = uint8_t(svc_id);
     w->seen = now;
     return w;
 }
@@ -336,13 +338,13 @@ inline void lb_balance(Burst &b, const LbState &st, LbFlows &fl, const LbCand &c
     const LbBackend &be = s.backends[idx];
     const uint8_t *to = s.mode == LbMode::Dnat ? be.addr : be.node;
     uint16_t *ports = H::ports(c.l3);
-    if (flow_pin<V6>(fl, c.key, c.sig, k6, w, s.mode, to, be.port_be, be.ip_delta, be.l4_delta, now,
-                     cnt) &&
+    if (flow_pin<V6>(fl, c.key, c.sig, k6, w, s.mode, s.id, to, be.port_be, be.ip_delta,
+                     be.l4_delta, now, cnt) &&
         s.mode == LbMode::Dnat) {
         // The reply's way: backend -> client, giving back VIP:port.
         FlowKey rk;
         FlowKey6 rk6{};
-        const uint64_t word = flow_reply_word(be.port_be, ports[0], c.proto, c.vrf);
+        const uint64_t word = flow_tuple_word(be.port_be, ports[0], c.proto, c.vrf);
         if (V6) {
             std::memcpy(&rk6.w[0], be.addr, 16);
             std::memcpy(&rk6.w[2], H::src(c.l3), 16);
@@ -356,13 +358,14 @@ inline void lb_balance(Burst &b, const LbState &st, LbFlows &fl, const LbCand &c
         }
         const uint32_t rsig = flow_sig(rk);
         FlowWay *rw = V6 ? flow_find6(fl, rk, rsig, rk6) : flow_find(fl, rk, rsig);
-        flow_pin<V6>(fl, rk, rsig, rk6, rw, s.mode, s.vip, s.vport_be, be.reply_ip_delta,
+        flow_pin<V6>(fl, rk, rsig, rk6, rw, s.mode, s.id, s.vip, s.vport_be, be.reply_ip_delta,
                      be.reply_l4_delta, now, cnt);
     }
     if (!lb_send<V6>(b, c, s, to, be.port_be, be.ip_delta, be.l4_delta, cnt)) dropped = true;
 }
 
-// Visits kLbAgeScan buckets per burst, freeing the ways of flows idle for the timeout.
+// Visits kLbAgeScan buckets per burst, freeing the ways of flows idle for the timeout, and
+// prefetches those of the next burst: a big table's lines are cold.
 inline void lb_age(LbFlows &fl, uint32_t now, LbCounters &c) {
     for (unsigned k = 0; k < kLbAgeScan; k++) {
         FlowBucket &bk = fl.bucket[fl.cursor];
@@ -373,6 +376,7 @@ inline void lb_age(LbFlows &fl, uint32_t now, LbCounters &c) {
             c.flows_aged++;
         }
     }
+    for (unsigned k = 0; k < kLbAgeScan; k++) flow_prefetch_bucket(fl, (fl.cursor + k) & fl.mask);
 }
 
 inline void lb(Burst &b, Worker &w) {

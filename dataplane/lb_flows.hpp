@@ -27,9 +27,9 @@ namespace vleaf::dp {
 // k1's top byte: what the way holds (0: nothing).
 enum FlowKind : uint8_t { kFlowFree, kFlowRequest4, kFlowReply4, kFlowRequest6, kFlowReply6 };
 
-// A way's key. IPv4 request: service id and client address in k0, client port in k1 (the
-// service fixes VIP, port, protocol and VRF). IPv4 reply: backend and client addresses in
-// k0; ports, protocol and VRF in k1. IPv6: the fingerprint of the FlowKey6 in k0.
+// A way's key: the packet's 5-tuple and VRF as they come in, the kind telling a request to a
+// VIP from a reply of a backend. IPv4: source and destination addresses in k0 (as loaded
+// from the header), flow_tuple_word() in k1. IPv6: the fingerprint of the FlowKey6 in k0.
 struct FlowKey {
     uint64_t k0, k1;
     bool operator==(const FlowKey &) const = default;
@@ -39,9 +39,10 @@ inline uint64_t flow_kind(FlowKind kind) {
     return uint64_t(kind) << 56;
 }
 
-// Ports, protocol and VRF of a reply key (IPv4 k1 and IPv6 w[4]).
-inline uint64_t flow_reply_word(uint16_t bport_be, uint16_t cport_be, uint8_t proto, uint16_t vrf) {
-    return bport_be | uint32_t(cport_be) << 16 | uint64_t(proto) << 32 | uint64_t(vrf) << 40;
+// Source and destination ports (network order), protocol and VRF of a key (IPv4 k1 and
+// IPv6 w[4]).
+inline uint64_t flow_tuple_word(uint16_t sport_be, uint16_t dport_be, uint8_t proto, uint16_t vrf) {
+    return sport_be | uint32_t(dport_be) << 16 | uint64_t(proto) << 32 | uint64_t(vrf) << 40;
 }
 
 struct FlowWay {
@@ -51,8 +52,8 @@ struct FlowWay {
     uint16_t ip_delta; // IPv4 header checksum update (csum_apply)
     uint16_t l4_delta; // TCP/UDP checksum update: address (pseudo-header) and port
     LbMode mode;       // of the service when the flow was pinned
-    uint8_t pad = 0;
-    uint32_t seen; // flow_now() of the flow's last packet
+    uint8_t svc;       // low byte of its id: a VIP given to a new service starts afresh
+    uint32_t seen;     // flow_now() of the flow's last packet
 };
 static_assert(sizeof(FlowWay) == 32);
 
@@ -63,8 +64,8 @@ struct alignas(64) FlowBucket {
 };
 static_assert(sizeof(FlowBucket) == 64);
 
-// An IPv6 key: request: client address, service id, client port; reply: backend and client
-// addresses, then flow_reply_word(). The kind sits in w[4]'s top byte as in k1.
+// An IPv6 key: source and destination addresses, then flow_tuple_word() with the kind in
+// its top byte as in k1.
 struct FlowKey6 {
     uint64_t w[5];
     bool operator==(const FlowKey6 &) const = default;
@@ -76,12 +77,19 @@ struct alignas(64) FlowEntry6 {
 };
 static_assert(sizeof(FlowEntry6) == 64);
 
-// Last-seen times are tsc >> kFlowTimeShift in 32 bits: ~100 us units that wrap after days
-// (the ager compares modulo 2^32; the longest idle timeout is one day).
-inline constexpr unsigned kFlowTimeShift = 18;
+// Last-seen times are tsc >> kFlowTimeShift in 32 bits: units of 2^30 cycles (~0.4 s at
+// 2.5 GHz), coarse so that a hit writes its way only when the unit has changed since the
+// flow's last packet: a busy flow's line is not dirtied (and written back) on every packet.
+// The ager compares modulo 2^32 (units wrap after decades).
+inline constexpr unsigned kFlowTimeShift = 30;
 
 inline uint32_t flow_now() {
     return uint32_t(rte_rdtsc() >> kFlowTimeShift);
+}
+
+// A hit: the way's line is written only when the time unit changed (see kFlowTimeShift).
+inline void flow_touch(FlowWay &w, uint32_t now) {
+    if (w.seen != now) w.seen = now;
 }
 
 struct LbFlows {
@@ -106,6 +114,9 @@ inline uint32_t lb_crc(uint64_t w, uint32_t init) {
 #endif
 }
 
+// crc32c is linear over GF(2): keys that differ in a few bits (clients of one subnet,
+// consecutive ports) map to a few cosets and crowd some buckets while others stay empty.
+// The high half of a 64-bit multiply mixes every bit of it into the bits flow_bucket1 uses.
 inline uint32_t flow_sig(const FlowKey &k) {
     return lb_crc(k.k1, lb_crc(k.k0, 0x766c6561));
 }

@@ -58,8 +58,9 @@ Lb::Lb(rte_rcu_qsbr *rcu, unsigned workers, const LbLimits &limits, int socket)
         f.capacity = f.nfree6 = limits.flows_per_worker;
         // Entries are handed out from the low indices first: few flows, few lines.
         for (uint32_t k = 0; k < f.capacity; k++) f.free6[k] = f.capacity - 1 - k;
-        f.timeout =
-            uint32_t((uint64_t(limits.idle_timeout_s) * rte_get_tsc_hz()) >> kFlowTimeShift);
+        // Rounded up, plus the unit a last-seen time is truncated by: never aged early.
+        const uint64_t unit = uint64_t(1) << kFlowTimeShift;
+        f.timeout = uint32_t((limits.idle_timeout_s * rte_get_tsc_hz() + unit - 1) / unit + 1);
     }
     state_ = new LbState;
 }

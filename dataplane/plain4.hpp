@@ -103,7 +103,7 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
     auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
     const VrfTables *t = w.fib->vrf(vrf);
     if (!t || !t->v4) return false; // no such VRF: route's no_route drops, by the stages
-    rte_fib_lookup_bulk(t->v4, b.dst4, b.nh4, n);
+    t->v4->lookup_bulk(b.dst4, b.nh4, n);
 
     const Nh *table = w.fib->nexthops();
     const PortInfo *ports = w.ports;

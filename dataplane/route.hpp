@@ -52,7 +52,7 @@ inline void route_family(const Fib &fib, unsigned n, const uint8_t *vrf, Dst *ds
 inline void route(Burst &b, const Worker &w) {
     route_family(*w.fib, b.n4, b.vrf4, b.dst4, b.nh4,
                  [](const VrfTables *t, uint32_t *d, uint64_t *nh, unsigned n) {
-                     rte_fib_lookup_bulk(t->v4, d, nh, n);
+                     t->v4->lookup_bulk(d, nh, n);
                  });
     using Dst6 = uint8_t[16];
     route_family(*w.fib, b.n6, b.vrf6, b.dst6, b.nh6,

@@ -332,6 +332,24 @@ TEST_F(Lb, EstablishedFlowsKeepTheirBackendWhenItIsRemoved) {
     EXPECT_EQ(lb(&LbCounters::flows_created), 800u); // 400 DNAT flows, two entries each
 }
 
+// Flows are keyed by their 5-tuple: a VIP given to a new service does not inherit the old
+// service's flows.
+TEST_F(Lb, VipGivenToANewServiceStartsItsFlowsAfresh) {
+    const Frame req =
+        framed(port_mac[0], kHost1, ip_packet({"10.0.1.2", "10.96.0.10", IPPROTO_TCP, 1000, 80}));
+    reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}}));
+    rig.run(0, {req});
+    auto out = sent(1);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(dst4(out[0]).str(), "10.0.2.2");
+    reg->del("web");
+    reg->add(service("web2", "10.96.0.10", 80, {{"10.0.2.3", 8080}}));
+    rig.run(0, {req});
+    out = sent(1);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(dst4(out[0]).str(), "10.0.2.3");
+}
+
 TEST_F(Lb, AdministrativelyDownBackendGetsNoNewFlows) {
     reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}, {"10.0.2.3", 8080}}));
     reg->set_up("web", A("10.0.2.2"), 8080, false);
@@ -421,6 +439,18 @@ TEST_F(Lb, IdleFlowsAge) {
     sent(1);
     EXPECT_EQ(rig.lb->flows(0)->used, 0u);
     EXPECT_EQ(lb(&LbCounters::flows_aged), 20u);
+}
+
+// Last-seen times are coarse units: the timeout in units is rounded up so that no flow is
+// forgotten before it has been idle for the configured time, and by no more than a unit.
+TEST_F(Lb, IdleTimeoutIsNotShortenedByTheTimeUnit) {
+    for (uint32_t secs : {1u, 7u, 300u, 86400u}) {
+        dp::Lb lb(rig.rcu, 1, {1024, secs}, 0);
+        const uint64_t units = lb.flows(0)->timeout, want = uint64_t(secs) * rte_get_tsc_hz();
+        // Last seen late in unit u, forgotten from unit u + units on.
+        EXPECT_GE((units - 1) << dp::kFlowTimeShift, want) << secs;
+        EXPECT_LT((units - 2) << dp::kFlowTimeShift, want) << secs;
+    }
 }
 
 TEST_F(Lb, TruncatedPacketToAVipIsDropped) {

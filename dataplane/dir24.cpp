@@ -1,0 +1,161 @@
+#include "dataplane/dir24.hpp"
+
+#include <rte_malloc.h>
+
+#include <bit>
+#include <cerrno>
+#include <stdexcept>
+
+namespace vleaf::dp {
+
+namespace {
+uint32_t mask(unsigned len) {
+    return len ? ~uint32_t(0) << (32 - len) : 0;
+}
+} // namespace
+
+Dir24::Dir24(uint32_t max_rules, uint32_t tbl8_groups, rte_rcu_qsbr *rcu, int socket)
+    : n_groups_(tbl8_groups), max_rules_(max_rules), rcu_(rcu), rules_(max_rules),
+      group_rules_(tbl8_groups), group_base_(tbl8_groups) {
+    if (tbl8_groups >= uint32_t(1) << (32 - kGroupShift))
+        throw std::invalid_argument("DIR-24-8: too many tbl8 groups");
+    tbl24_ = static_cast<uint32_t *>(
+        rte_zmalloc_socket("vleaf_tbl24", sizeof(uint32_t) << 24, 64, socket));
+    tbl8_ = static_cast<uint32_t *>(
+        rte_malloc_socket("vleaf_tbl8", sizeof(uint32_t) * 256 * tbl8_groups, 64, socket));
+    if (!tbl24_ || !tbl8_) {
+        rte_free(tbl24_);
+        rte_free(tbl8_);
+        throw std::runtime_error("DIR-24-8 tables: out of DPDK memory");
+    }
+    free_.reserve(tbl8_groups);
+    for (uint32_t g = tbl8_groups; g-- > 0;) free_.push_back(g);
+}
+
+Dir24::~Dir24() {
+    rte_free(tbl24_);
+    rte_free(tbl8_);
+}
+
+void Dir24::count_depth(unsigned len, int delta) {
+    depth_rules_[len] += delta;
+    if (depth_rules_[len])
+        depths_ |= uint64_t(1) << len;
+    else
+        depths_ &= ~(uint64_t(1) << len);
+}
+
+uint32_t Dir24::covering(uint32_t ip, unsigned len, unsigned lo) const {
+    uint64_t cand = depths_ & ((uint64_t(1) << len) - 1) & ~((uint64_t(1) << lo) - 1);
+    // The probes are independent: their cache misses overlap.
+    for (uint64_t c = cand; c; c &= c - 1) {
+        unsigned d = unsigned(std::countr_zero(c));
+        rules_.prefetch(ip & mask(d), uint8_t(d));
+    }
+    while (cand) {
+        unsigned d = 63 - unsigned(std::countl_zero(cand));
+        NhId nh;
+        if (rules_.find(ip & mask(d), uint8_t(d), nh)) return entry(nh, d);
+        cand &= ~(uint64_t(1) << d);
+    }
+    return 0;
+}
+
+template <class Replace>
+void Dir24::write24(uint32_t first, uint32_t count, uint32_t e, Replace replace) {
+    for (uint32_t i = first; i < first + count; i++) {
+        uint32_t cur = tbl24_[i];
+        if (!(cur & kExt)) {
+            if (replace(depth_of(cur))) store(&tbl24_[i], e);
+            continue;
+        }
+        uint32_t g = group_of(cur);
+        if (replace(depth_of(group_base_[g]))) group_base_[g] = e;
+        uint32_t *t8 = &tbl8_[size_t(g) << 8];
+        for (unsigned k = 0; k < 256; k++)
+            if (replace(depth_of(t8[k]))) store(&t8[k], e);
+    }
+}
+
+uint32_t Dir24::alloc_group() {
+    if (free_.empty()) {
+        // Whatever finished its grace period; failing that, wait for the oldest.
+        bool wait = true;
+        while (!retired_.empty() && rte_rcu_qsbr_check(rcu_, retired_.front().token, wait) == 1) {
+            free_.push_back(retired_.front().group);
+            retired_.pop_front();
+            wait = false;
+        }
+        if (free_.empty()) return UINT32_MAX;
+    }
+    uint32_t g = free_.back();
+    free_.pop_back();
+    return g;
+}
+
+void Dir24::retire_group(uint32_t g) {
+    retired_.push_back({rte_rcu_qsbr_start(rcu_), g});
+}
+
+int Dir24::add(uint32_t ip, uint8_t len, NhId nh) {
+    if (len > 32) return -EINVAL;
+    ip &= mask(len);
+    NhId old;
+    bool fresh = !rules_.find(ip, len, old);
+    if (fresh && rules_.size() >= max_rules_) return -ENOSPC;
+    uint32_t e = entry(nh, len);
+    if (len <= 24) {
+        write24(ip >> 8, uint32_t(1) << (24 - len), e, [len](unsigned d) { return d <= len; });
+    } else {
+        uint32_t i = ip >> 8, first = ip & 0xff, last = first + (uint32_t(1) << (32 - len));
+        uint32_t cur = tbl24_[i];
+        uint32_t g;
+        if (cur & kExt) {
+            g = group_of(cur);
+            uint32_t *t8 = &tbl8_[size_t(g) << 8];
+            for (uint32_t k = first; k < last; k++)
+                if (depth_of(t8[k]) <= len) store(&t8[k], e);
+        } else {
+            g = alloc_group();
+            if (g == UINT32_MAX) return -ENOSPC;
+            uint32_t *t8 = &tbl8_[size_t(g) << 8];
+            for (uint32_t k = 0; k < 256; k++) store(&t8[k], k >= first && k < last ? e : cur);
+            group_base_[g] = cur;
+            group_rules_[g] = 0;
+            // The group is complete before any worker can reach it.
+            __atomic_store_n(&tbl24_[i], ext_entry(g), __ATOMIC_RELEASE);
+        }
+        group_rules_[g] += fresh;
+    }
+    rules_.set(ip, len, nh);
+    if (fresh) count_depth(len, 1);
+    return fresh;
+}
+
+int Dir24::del(uint32_t ip, uint8_t len) {
+    if (len > 32) return -EINVAL;
+    ip &= mask(len);
+    if (!rules_.erase(ip, len)) return -ENOENT;
+    count_depth(len, -1);
+    if (len <= 24) {
+        uint32_t e = covering(ip, len, 0);
+        write24(ip >> 8, uint32_t(1) << (24 - len), e, [len](unsigned d) { return d == len; });
+        return 0;
+    }
+    uint32_t i = ip >> 8;
+    uint32_t g = group_of(tbl24_[i]);
+    if (--group_rules_[g] == 0) {
+        // Only the /24's covering rule is left in the group: the tbl24 entry takes it.
+        store(&tbl24_[i], group_base_[g]);
+        retire_group(g);
+        return 0;
+    }
+    uint32_t e = covering(ip, len, 25);
+    if (!e) e = group_base_[g];
+    uint32_t *t8 = &tbl8_[size_t(g) << 8];
+    for (uint32_t k = ip & 0xff, last = k + (uint32_t(1) << (32 - len)); k < last; k++)
+        if (depth_of(t8[k]) == len) store(&t8[k], e);
+    return 0;
+}
+
+} // namespace vleaf::dp
