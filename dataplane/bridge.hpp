@@ -20,7 +20,7 @@ inline bool is_bum(const rte_ether_hdr *eth) {
 
 inline void pop_vlan(rte_mbuf *m) {
     auto *p = rte_pktmbuf_mtod(m, uint8_t *);
-    std::memmove(p + sizeof(rte_vlan_hdr), p, 2 * RTE_ETHER_ADDR_LEN);
+    std::memmove(p + sizeof(rte_vlan_hdr), p, 2 * sizeof(rte_ether_addr));
     rte_pktmbuf_adj(m, sizeof(rte_vlan_hdr));
 }
 

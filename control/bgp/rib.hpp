@@ -16,6 +16,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace vleaf::bgp {
@@ -164,7 +165,9 @@ class Rib {
     // still stale.
     void sweep_stale(PeerId peer, FamilyMask families);
 
-    void on_change(std::function<void(const RibChange &)> cb) { listeners_.push_back(cb); }
+    void on_change(std::function<void(const RibChange &)> cb) {
+        listeners_.push_back(std::move(cb));
+    }
     // Tells the listeners about a change of a table kept outside (an IP-VRF Loc-RIB).
     void notify(const RibChange &c) {
         if (deferring_) return;

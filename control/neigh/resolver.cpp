@@ -123,7 +123,8 @@ Verdict Resolver::on_arp(const Iface &itf, const ArpMsg &m, uint64_t now) {
         // Gratuitous ARP keeps the kernel's cache fresh as well.
         return m.spa == m.tpa ? Verdict::Kernel : Verdict::Consumed;
     }
-    out_.push_back(Send{itf.cfg.id, build_arp(kArpReply, m.sha, itf.cfg.mac, m.tpa, m.sha, m.spa)});
+    out_.emplace_back(
+        Send{itf.cfg.id, build_arp(kArpReply, m.sha, itf.cfg.mac, m.tpa, m.sha, m.spa)});
     counters_.arp_replies_sent++;
     return Verdict::Consumed;
 }
@@ -173,12 +174,12 @@ Verdict Resolver::on_nd(const Iface &itf, const NdMsg &m, uint64_t now) {
     if (dad) {
         // RFC 4861 7.2.4: the prober has no address yet, so defend to all-nodes.
         IpAddr group = all_nodes();
-        out_.push_back(Send{itf.cfg.id, build_na(itf.cfg.mac, multicast_mac(group), m.target, group,
-                                                 m.target, kNaRouter | kNaOverride)});
+        out_.emplace_back(Send{itf.cfg.id, build_na(itf.cfg.mac, multicast_mac(group), m.target,
+                                                    group, m.target, kNaRouter | kNaOverride)});
     } else {
         MacAddr to = m.ll.value_or(m.eth_src);
-        out_.push_back(Send{itf.cfg.id, build_na(itf.cfg.mac, to, m.target, m.src, m.target,
-                                                 kNaRouter | kNaSolicited | kNaOverride)});
+        out_.emplace_back(Send{itf.cfg.id, build_na(itf.cfg.mac, to, m.target, m.src, m.target,
+                                                    kNaRouter | kNaSolicited | kNaOverride)});
     }
     counters_.na_sent++;
     return Verdict::Consumed;
@@ -200,7 +201,7 @@ bool Resolver::learn(const Iface &itf, const IpAddr &ip, std::optional<MacAddr> 
     if (!n.mac) {
         n.mac = mac;
         counters_.learned++;
-        out_.push_back(Change{itf.cfg.id, ip, mac});
+        out_.emplace_back(Change{itf.cfg.id, ip, mac});
         enter(n, next, now);
         release_all(n, true);
     } else if (*mac != *n.mac) {
@@ -211,7 +212,7 @@ bool Resolver::learn(const Iface &itf, const IpAddr &ip, std::optional<MacAddr> 
         }
         n.mac = mac;
         counters_.mac_changed++;
-        out_.push_back(Change{itf.cfg.id, ip, mac});
+        out_.emplace_back(Change{itf.cfg.id, ip, mac});
         enter(n, next, now);
     } else if (confirmed) {
         enter(n, State::Reachable, now);
@@ -241,7 +242,7 @@ void Resolver::resolve(uint16_t ifid, const IpAddr &target, uint64_t now_ms, voi
     auto drop_held = [&] {
         if (!held) return;
         counters_.held_dropped++;
-        out_.push_back(Release{held, false});
+        out_.emplace_back(Release{held, false});
     };
     const Iface *itf = iface(ifid);
     if (!itf) {
@@ -262,7 +263,7 @@ void Resolver::resolve(uint16_t ifid, const IpAddr &target, uint64_t now_ms, voi
         }
         if (held && n.mac) {
             counters_.held_released++;
-            out_.push_back(Release{held, true});
+            out_.emplace_back(Release{held, true});
         } else if (held && n.state == State::Failed) {
             drop_held();
         } else if (held) {
@@ -271,7 +272,7 @@ void Resolver::resolve(uint16_t ifid, const IpAddr &target, uint64_t now_ms, voi
             // Drop the oldest, as Linux does: the newest is likelier to still matter.
             if (n.held.size() > timers_.hold_packets) {
                 counters_.held_dropped++;
-                out_.push_back(Release{n.held.front(), false});
+                out_.emplace_back(Release{n.held.front(), false});
                 n.held.pop_front();
             }
         }
@@ -297,7 +298,7 @@ void Resolver::tick(uint64_t now_ms) {
             if (n.probes >= timers_.retries) {
                 counters_.failed++;
                 release_all(n, false);
-                out_.push_back(Change{ifid, ip, std::nullopt});
+                out_.emplace_back(Change{ifid, ip, std::nullopt});
                 enter(n, State::Failed, now_ms);
                 break;
             }
@@ -343,25 +344,25 @@ void Resolver::send_request(const Iface &itf, const IpAddr &target,
                             const std::optional<MacAddr> &unicast) {
     IpAddr src = source_for(itf, target).value(); // entries exist only on our subnets
     if (target.is_v4()) {
-        out_.push_back(Send{itf.cfg.id, build_arp(kArpRequest, unicast.value_or(kBroadcast),
-                                                  itf.cfg.mac, src, MacAddr{}, target)});
+        out_.emplace_back(Send{itf.cfg.id, build_arp(kArpRequest, unicast.value_or(kBroadcast),
+                                                     itf.cfg.mac, src, MacAddr{}, target)});
         counters_.arp_requests_sent++;
         return;
     }
     IpAddr dst = unicast ? target : solicited_node(target);
     MacAddr eth_dst = unicast ? *unicast : multicast_mac(dst);
-    out_.push_back(Send{itf.cfg.id, build_ns(itf.cfg.mac, eth_dst, src, dst, target)});
+    out_.emplace_back(Send{itf.cfg.id, build_ns(itf.cfg.mac, eth_dst, src, dst, target)});
     counters_.ns_sent++;
 }
 
 void Resolver::drop_entry(uint16_t ifid, const IpAddr &ip, Neighbor &n) {
     release_all(n, false);
-    if (n.state != State::Failed) out_.push_back(Change{ifid, ip, std::nullopt});
+    if (n.state != State::Failed) out_.emplace_back(Change{ifid, ip, std::nullopt});
 }
 
 void Resolver::release_all(Neighbor &n, bool resolved) {
     (resolved ? counters_.held_released : counters_.held_dropped) += n.held.size();
-    for (void *h : n.held) out_.push_back(Release{h, resolved});
+    for (void *h : n.held) out_.emplace_back(Release{h, resolved});
     n.held.clear();
 }
 

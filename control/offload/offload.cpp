@@ -38,7 +38,7 @@ std::string describe(const char *what, const FlowOutcome &o) {
 } // namespace
 
 Offload::Offload(FlowPort cb, std::vector<Port> ports, Vtep vtep)
-    : cb_(std::move(cb)), vtep_(std::move(vtep)) {
+    : cb_(std::move(cb)), vtep_(vtep) {
     for (auto &p : ports) ports_.push_back(PortState{std::move(p), {}, {}});
 }
 

@@ -58,6 +58,7 @@ std::vector<uint32_t> build(uint32_t table_size, const std::vector<Backend> &bac
         uint32_t offset, skip, next;
     };
     std::vector<Perm> perm;
+    perm.reserve(order.size());
     for (uint32_t i : order)
         perm.push_back(
             {static_cast<uint32_t>(identity_hash(backends[i], kOffsetSeed) % table_size),

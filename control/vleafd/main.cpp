@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
     if (lock < 0) return 1;
     // Hugepage files vanish once mapped, so nothing is left behind even after a crash.
     if (!has(eal, "--no-huge") && !has(eal, "--in-memory") && !has(eal, "--huge-unlink"))
-        eal.push_back("--huge-unlink");
+        eal.emplace_back("--huge-unlink");
 
     // Blocked before EAL creates its threads, so that only our signalfd sees them.
     sigset_t sigs;
@@ -126,6 +126,7 @@ int main(int argc, char **argv) {
     int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 
     std::vector<char *> eargv;
+    eargv.reserve(eal.size());
     for (auto &a : eal) eargv.push_back(a.data());
     std::string lock_path =
         "/run/vleaf/" + (prefix.empty() ? std::string("rte") : prefix) + ".lock";

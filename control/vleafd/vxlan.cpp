@@ -24,6 +24,12 @@ std::span<const uint8_t> bytes_of(rte_mbuf *m) {
     return {rte_pktmbuf_mtod(m, const uint8_t *), m->data_len};
 }
 
+// "FILE: bridge_domains[K].LIST[J]: ERR": the config entry the dataplane refused.
+std::runtime_error bad_entry(const std::string &where, const char *list, size_t j,
+                             const std::string &err) {
+    return std::runtime_error(where + "." + list + "[" + std::to_string(j) + "]: " + err);
+}
+
 std::vector<Prefix> gateway_addrs(const config::BridgeDomain &c) {
     std::vector<Prefix> out = c.gateway_ipv4;
     out.insert(out.end(), c.gateway_ipv6.begin(), c.gateway_ipv6.end());
@@ -93,11 +99,11 @@ void Daemon::program_vxlan() {
         }
         for (size_t j = 0; j < c.flood.size(); j++)
             if (auto err = fib_->add_flood(st.id, c.flood[j]); !err.empty())
-                throw std::runtime_error(where + ".flood[" + std::to_string(j) + "]: " + err);
+                throw bad_entry(where, "flood", j, err);
         for (size_t j = 0; j < c.macs.size(); j++) {
             auto &rm = c.macs[j];
             if (auto err = fib_->add_remote_mac(st.id, rm.mac, rm.vtep); !err.empty())
-                throw std::runtime_error(where + ".macs[" + std::to_string(j) + "]: " + err);
+                throw bad_entry(where, "macs", j, err);
             for (auto &ip : rm.ips) bindings_[{st.id, ip}] = rm.mac;
         }
         bds_.push_back(st);
