@@ -76,6 +76,10 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
     const unsigned n = b.n;
     uint8_t *frame[kMaxBurst];
     PlainChecks checks;
+    // VXLAN to our VTEP address is the stages' (decapsulation). Tested per packet so that
+    // a tunnel burst leaves at its first packet instead of after the whole first loop
+    // (~15 cycles/packet of decap + route, bench_pipeline's VxlanDecapRoute).
+    const uint32_t vtep_be = w.ov->params().src4;
     auto check = [&](unsigned i) {
         const rte_mbuf *m = b.m[i];
         // The checks read the first 34 bytes: shorter frames are the stages' (runt).
@@ -84,6 +88,7 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
         checks.add(m, f);
         uint32_t dst;
         std::memcpy(&dst, f + sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, dst_addr), 4);
+        if (unlikely(dst == vtep_be)) return false;
         frame[i] = f;
         b.dst4[i] = rte_be_to_cpu_32(dst);
         return true;
@@ -97,9 +102,8 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
     }
     for (; i < n; i++)
         if (!check(i)) return false;
-    // VXLAN to our VTEP address is the stages' (decapsulation), like martians.
-    const uint32_t vtep = rte_be_to_cpu_32(w.ov->params().src4);
-    if (!checks.plain() || n == 0 || any_martian4(b, n, vtep)) return false;
+    // Martians are the stages' too (any_martian4 also tests the VTEP address).
+    if (!checks.plain() || n == 0 || any_martian4(b, n, rte_be_to_cpu_32(vtep_be))) return false;
     auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
     const VrfTables *t = w.fib->vrf(vrf);
     if (!t || !t->v4) return false; // no such VRF: route's no_route drops, by the stages
