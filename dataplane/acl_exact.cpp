@@ -1,6 +1,7 @@
 #include "dataplane/acl_exact.hpp"
 
-#include <rte_hash_crc.h>
+#include "dataplane/crc.hpp"
+
 #include <rte_malloc.h>
 #include <rte_prefetch.h>
 
@@ -16,16 +17,6 @@ namespace vleaf::dp {
 
 namespace {
 
-// The instruction itself when the build targets it (rte_hash_crc_8byte picks its
-// implementation at run time, on every call).
-inline uint32_t crc(uint64_t w, uint32_t init) {
-#ifdef __SSE4_2__
-    return uint32_t(_mm_crc32_u64(init, w));
-#else
-    return rte_hash_crc_8byte(w, init);
-#endif
-}
-
 constexpr uint32_t kKindPort = 0, kKindProto = 1 << 8, kKindAny = 2 << 8;
 
 inline uint16_t be16(const uint8_t *p) {
@@ -36,9 +27,9 @@ inline uint16_t be16(const uint8_t *p) {
 
 template <unsigned Bytes> uint32_t AclExact<Bytes>::hash(const Word *addr, uint32_t tag) const {
     if constexpr (Bytes == 4) {
-        return crc(uint64_t(addr[0]) << 32 | tag, seed_);
+        return crc32c64(uint64_t(addr[0]) << 32 | tag, seed_);
     } else {
-        return crc(tag, crc(addr[1], crc(addr[0], seed_)));
+        return crc32c64(tag, crc32c64(addr[1], crc32c64(addr[0], seed_)));
     }
 }
 

@@ -11,16 +11,12 @@
 // cuckoo moves. Written only by its worker; the control thread reads `used` and `capacity`.
 #pragma once
 
+#include "dataplane/crc.hpp"
 #include "vleaf/service.hpp"
 
 #include <rte_byteorder.h>
 #include <rte_cycles.h>
-#include <rte_hash_crc.h>
 #include <rte_prefetch.h>
-
-#ifdef __SSE4_2__
-#include <nmmintrin.h>
-#endif
 
 namespace vleaf::dp {
 
@@ -104,29 +100,19 @@ struct LbFlows {
     uint32_t timeout = 0; // idle flow_now() units before a flow is forgotten
 };
 
-// crc32c of a word: the instruction itself when the build targets it (rte_hash_crc_8byte
-// chooses its implementation at run time, on every call, and is not inlined here).
-inline uint32_t lb_crc(uint64_t w, uint32_t init) {
-#ifdef __SSE4_2__
-    return uint32_t(_mm_crc32_u64(init, w));
-#else
-    return rte_hash_crc_8byte(w, init);
-#endif
-}
-
 // crc32c is linear over GF(2): keys that differ in a few bits (clients of one subnet,
 // consecutive ports) map to a few cosets and crowd some buckets while others stay empty.
 // The high half of a 64-bit multiply mixes every bit of it into the bits flow_bucket1 uses.
 inline uint32_t flow_sig(const FlowKey &k) {
-    return lb_crc(k.k1, lb_crc(k.k0, 0x766c6561));
+    return crc32c64(k.k1, crc32c64(k.k0, 0x766c6561));
 }
 
 // The way key of an IPv6 key: two crc32 chains with different seeds.
 inline FlowKey flow_key6(const FlowKey6 &k) {
     uint32_t a = 0x766c6561, b = 0x36;
     for (uint64_t w : k.w) {
-        a = lb_crc(w, a);
-        b = lb_crc(w, b);
+        a = crc32c64(w, a);
+        b = crc32c64(w, b);
     }
     return {uint64_t(a) << 32 | b, k.w[4] & flow_kind(FlowKind(0xff))};
 }

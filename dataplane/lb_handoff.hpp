@@ -25,7 +25,7 @@ inline unsigned lb_owner(const uint8_t *addr, bool v6, uint16_t port_be, uint8_t
     uint64_t w[2] = {};
     std::memcpy(w, addr, v6 ? 16 : 4);
     const uint64_t rest = port_be | uint64_t(proto) << 16 | uint64_t(vrf) << 24;
-    const uint32_t h = lb_crc(rest, lb_crc(w[1], lb_crc(w[0], 0x68616e64)));
+    const uint32_t h = crc32c64(rest, crc32c64(w[1], crc32c64(w[0], 0x68616e64)));
     return unsigned((uint64_t(h) * n_workers) >> 32); // multiply-shift: no division
 }
 
@@ -66,21 +66,18 @@ inline void lb_handoff(Burst &b, Worker &w) {
     const unsigned n = w.n_workers, self = w.rcu_id;
     uint8_t owner[kMaxBurst];
     uint64_t away = 0, v6 = 0; // bits by packet index
-    for (unsigned k = 0; k < b.n4; k++) {
-        const unsigned i = b.idx4[k];
-        auto *l3 = rte_pktmbuf_mtod_offset(b.m[i], const uint8_t *, sizeof(rte_ether_hdr));
-        const unsigned o = lb_packet_owner<false>(*st, l3, b.vrf4[k], n);
-        owner[i] = uint8_t(o);
-        away |= uint64_t(o != kNoOwner && o != self) << i;
-    }
-    for (unsigned k = 0; k < b.n6; k++) {
-        const unsigned i = b.idx6[k];
-        auto *l3 = rte_pktmbuf_mtod_offset(b.m[i], const uint8_t *, sizeof(rte_ether_hdr));
-        const unsigned o = lb_packet_owner<true>(*st, l3, b.vrf6[k], n);
-        owner[i] = uint8_t(o);
-        away |= uint64_t(o != kNoOwner && o != self) << i;
-        v6 |= uint64_t(1) << i;
-    }
+    auto owners = [&]<bool V6>(const uint8_t *idx, const uint8_t *vrf, unsigned count) {
+        for (unsigned k = 0; k < count; k++) {
+            const unsigned i = idx[k];
+            auto *l3 = rte_pktmbuf_mtod_offset(b.m[i], const uint8_t *, sizeof(rte_ether_hdr));
+            const unsigned o = lb_packet_owner<V6>(*st, l3, vrf[k], n);
+            owner[i] = uint8_t(o);
+            away |= uint64_t(o != kNoOwner && o != self) << i;
+            v6 |= uint64_t(V6) << i;
+        }
+    };
+    owners.template operator()<false>(b.idx4, b.vrf4, b.n4);
+    owners.template operator()<true>(b.idx6, b.vrf6, b.n6);
     if (!away) return;
     // One enqueue per owner.
     HandoffMsg msg[kMaxBurst];

@@ -87,7 +87,7 @@ class LbIndex {
 
   private:
     static uint32_t hash(const LbKey &k) {
-        return lb_crc(k.w[2], lb_crc(k.w[1], lb_crc(k.w[0], 0)));
+        return crc32c64(k.w[2], crc32c64(k.w[1], crc32c64(k.w[0], 0)));
     }
     std::vector<LbKey> keys_;
     std::vector<uint32_t> vals_;

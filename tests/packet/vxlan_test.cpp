@@ -253,41 +253,40 @@ class VxlanNoDf : public Vxlan {
         vp.df = false;
         vp.ttl = 9;
     }
-};
 
-TEST_F(VxlanNoDf, EncapNumbersOuterIpv4Packets) {
-    Frame in = ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.30.2"});
-    Outer o = to_vtep(kVtep2, "10.99.0.2", 100);
-    o.df = false;
-    o.ttl = 9;
-    for (uint16_t ident : {0, 1, 2}) {
-        Frame got = one_out(1, in, 0);
+  protected:
+    // `in` as encapsulated toward VTEP 2 with the UDP source port of `got` and identification
+    // `ident`, the outer checksum computed afresh.
+    Frame want_encap(const Frame &in, const Frame &got, uint16_t ident) {
+        Outer o = to_vtep(kVtep2, "10.99.0.2", 100);
+        o.df = false;
+        o.ttl = 9;
         o.sport = sport_of(got);
         Frame want = vxlan(o, routed(in, kRemoteRmac, kRmac));
         put16(want, 14 + 4, ident);
         put16(want, 14 + 10, 0);
         put16(want, 14 + 10, checksum(&want[14], 20));
-        EXPECT_EQ(got, want) << "identification " << ident;
+        return want;
+    }
+};
+
+TEST_F(VxlanNoDf, EncapNumbersOuterIpv4Packets) {
+    Frame in = ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.30.2"});
+    for (uint16_t ident : {0, 1, 2}) {
+        Frame got = one_out(1, in, 0);
+        EXPECT_EQ(got, want_encap(in, got, ident)) << "identification " << ident;
     }
 }
 
 // Lengths and identifications that carry across the 16-bit halves of the header sum.
 TEST_F(VxlanNoDf, OuterChecksumOverLengthsAndIdentifications) {
-    Outer o = to_vtep(kVtep2, "10.99.0.2", 100);
-    o.df = false;
-    o.ttl = 9;
     uint16_t ident = 0;
     for (uint16_t payload = 0; payload <= 1300; payload += 13, ident++) {
         Frame in =
             ipv4(kGw10, kH1, {.src = "192.168.10.2", .dst = "192.168.30.2", .payload = payload});
         Frame got = one_out(1, in, 0);
         if (got.empty()) return;
-        o.sport = sport_of(got);
-        Frame want = vxlan(o, routed(in, kRemoteRmac, kRmac));
-        put16(want, 14 + 4, ident);
-        put16(want, 14 + 10, 0);
-        put16(want, 14 + 10, checksum(&want[14], 20));
-        ASSERT_EQ(got, want) << "payload " << payload;
+        ASSERT_EQ(got, want_encap(in, got, ident)) << "payload " << payload;
     }
 }
 
