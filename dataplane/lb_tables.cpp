@@ -43,7 +43,7 @@ Lb::Lb(rte_rcu_qsbr *rcu, unsigned workers, const LbLimits &limits, int socket)
     for (unsigned w = 0; w < workers; w++) {
         LbFlows &f = flows_[w];
         f.bucket = static_cast<FlowBucket *>(
-            rte_zmalloc_socket("lbflow_buckets", sizeof(FlowBucket) * buckets, 64, socket));
+            rte_zmalloc_socket("lbflow_buckets", sizeof(FlowBucket) * buckets, 4096, socket));
         f.e6 = static_cast<FlowEntry6 *>(rte_malloc_socket(
             "lbflow_entries6", sizeof(FlowEntry6) * limits.flows_per_worker, 64, socket));
         f.free6 = static_cast<uint32_t *>(rte_malloc_socket(

@@ -1,7 +1,9 @@
 // The common burst in two tight loops instead of the stages one by one: every packet a
 // plain IPv4 frame (parse's ipv4_plain, not to our VTEP address, not a martian) received
-// on a routed port (no access VLANs) while no ACL and no service is configured, so that
-// the stages between parse and route, and those after forward, would pass it untouched.
+// on a routed port (no access VLANs) while no ACL is configured, so that the stages
+// between parse and route, and those after forward, would pass it untouched, but for the
+// LB stage when services are configured on a single worker: it runs between the two loops,
+// on the burst as parse would leave it.
 //
 // The first loop checks the packets and gathers their destinations, writing nothing the
 // stages read: a burst with any other packet goes through the stages from the start.
@@ -14,7 +16,9 @@
 
 #include "dataplane/dispatch.hpp"
 #include "dataplane/forward.hpp"
+#include "dataplane/lb.hpp"
 #include "dataplane/parse.hpp"
+#include "dataplane/route.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -22,13 +26,17 @@
 namespace vleaf::dp {
 
 // Whether the stages that parse's plain packets go through without a route lookup (and
-// those after forward) have nothing to do on this burst.
-inline bool stages_idle4(const Burst &b, const Worker &w) {
-    if (b.entry != Entry::Port || w.ov->access(b.port)) return false;
+// those after forward) have nothing to do on this burst: Lb when only the LB stage has, on
+// a single worker (with more, its handoff stage would send packets away first).
+enum class Idle4 : uint8_t { No, Yes, Lb };
+
+inline Idle4 stages_idle4(const Burst &b, const Worker &w) {
+    if (b.entry != Entry::Port || w.ov->access(b.port)) return Idle4::No;
     const AclState *acl = w.acl ? w.acl->state() : nullptr;
-    if (acl && (acl->any[0] | acl->any[1])) return false;
+    if (acl && (acl->any[0] | acl->any[1])) return Idle4::No;
     const LbState *lb = w.lb ? w.lb->state() : nullptr;
-    return !lb || lb->empty();
+    if (!lb || lb->empty()) return Idle4::Yes;
+    return w.handoff ? Idle4::No : Idle4::Lb;
 }
 
 // The burst as parse and route leave it when every packet is plain (route list in burst
@@ -43,6 +51,24 @@ template <class Rest>
     b.n6 = b.nd = b.n2 = b.n2in = b.ne = 0;
     forward4(b, w, from);
     rest();
+}
+
+// The LB stage on a plain burst, given the burst as parse leaves it (route list in burst
+// order): LB packets get their new destination in dst4 (DSR: and an outer header, so
+// `frame` is read again). False when it dropped a packet: route and forward take the burst
+// as the stages would.
+inline bool plain4_lb(Burst &b, Worker &w, uint8_t vrf, uint8_t **frame) {
+    const unsigned n = b.n;
+    std::fill_n(b.action, kMaxBurst, Action::Tx);
+    std::fill_n(b.vrf, kMaxBurst, vrf);
+    std::fill_n(b.vrf4, kMaxBurst, vrf);
+    for (unsigned k = 0; k < n; k++) b.idx4[k] = static_cast<uint8_t>(k);
+    b.n4 = b.n;
+    b.n6 = b.nd = b.n2 = b.n2in = b.ne = 0;
+    lb(b, w);
+    if (b.n4 != n) return false;
+    for (unsigned i = 0; i < n; i++) frame[i] = rte_pktmbuf_mtod(b.m[i], uint8_t *);
+    return true;
 }
 
 // ipv4_plain's checks for a whole burst, or-ed without a branch per check: `odd` gathers
@@ -72,7 +98,8 @@ struct PlainChecks {
 // False: the burst is not plain, the stages take it whole. True: it has been forwarded,
 // or handed on to `rest` (see plain4_staged).
 template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
-    if (!stages_idle4(b, w)) return false;
+    const Idle4 idle = stages_idle4(b, w);
+    if (idle == Idle4::No) return false;
     const unsigned n = b.n;
     uint8_t *frame[kMaxBurst];
     PlainChecks checks;
@@ -107,6 +134,12 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
     auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
     const VrfTables *t = w.fib->vrf(vrf);
     if (!t || !t->v4) return false; // no such VRF: route's no_route drops, by the stages
+    if (idle == Idle4::Lb && !plain4_lb(b, w, vrf, frame)) {
+        route(b, w);
+        forward4(b, w);
+        rest();
+        return true;
+    }
     t->v4->lookup_bulk(b.dst4, b.nh4, n);
 
     const Nh *table = w.fib->nexthops();

@@ -424,6 +424,72 @@ TEST_F(Lb, FlowTableHoldsItsCapacityThroughCuckooMoves) {
     }
 }
 
+// A key's two buckets share a 4 KB page, so that its second line costs no second TLB miss:
+// the other bucket is an involution, never the first, anywhere else in the page.
+TEST_F(Lb, KeysTwoBucketsShareAPage) {
+    dp::Lb lb(rig.rcu, 1, {1 << 14, 300}, 0);
+    const dp::LbFlows &f = *lb.flows(0);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(f.bucket) % 4096, 0u);
+    std::mt19937 rnd(3);
+    std::set<uint32_t> offsets;
+    for (unsigned k = 0; k < 100000; k++) {
+        const uint32_t sig = uint32_t(rnd()), b1 = dp::flow_bucket1(f, sig);
+        const uint32_t b2 = dp::flow_bucket2(f, b1, sig);
+        ASSERT_NE(b1, b2);
+        ASSERT_EQ(b1 / dp::kFlowPageBuckets, b2 / dp::kFlowPageBuckets);
+        ASSERT_EQ(dp::flow_bucket2(f, b2, sig), b1);
+        offsets.insert(b1 ^ b2);
+    }
+    EXPECT_EQ(offsets.size(), dp::kFlowPageBuckets / 2); // every odd offset in the page
+}
+
+// Keys whose buckets all lie in one page (as crafted 5-tuples could) fill that page through
+// cuckoo moves, then are refused while the rest of the table is empty; every key stays
+// findable, and a freed way takes a new key again.
+TEST_F(Lb, FullPageRefusesKeysAndKeepsItsOwn) {
+    dp::Lb lb(rig.rcu, 1, {1 << 14, 300}, 0);
+    dp::LbFlows &f = *lb.flows(0);
+    std::mt19937_64 rnd(11);
+    auto in_page0 = [&] {
+        for (;;) {
+            const uint64_t r = rnd();
+            dp::FlowKey k{r, (r >> 40) | dp::flow_kind(dp::kFlowRequest4)};
+            if (dp::flow_bucket1(f, dp::flow_sig(k)) < dp::kFlowPageBuckets) return k;
+        }
+    };
+    std::vector<dp::FlowKey> held;
+    dp::FlowKey refused{};
+    for (;;) {
+        const dp::FlowKey k = in_page0();
+        dp::FlowWay *w = dp::flow_insert(f, k, dp::flow_sig(k));
+        if (!w) {
+            refused = k;
+            break;
+        }
+        w->to = uint32_t(held.size());
+        held.push_back(k);
+    }
+    const unsigned ways = dp::kFlowPageBuckets * dp::kFlowWays;
+    EXPECT_GE(held.size(), ways * 9 / 10); // a cuckoo table of 2-way buckets fills to ~90%+
+    EXPECT_LE(held.size(), ways);
+    EXPECT_EQ(f.used, held.size());
+    for (uint32_t k = 0; k < held.size(); k++) {
+        dp::FlowWay *w = dp::flow_find(f, held[k], dp::flow_sig(held[k]));
+        ASSERT_NE(w, nullptr) << k;
+        EXPECT_EQ(w->to, k);
+        EXPECT_LT(uint32_t(reinterpret_cast<dp::FlowBucket *>(reinterpret_cast<uintptr_t>(w) &
+                                                              ~uintptr_t(63)) -
+                           f.bucket),
+                  dp::kFlowPageBuckets);
+    }
+    EXPECT_EQ(dp::flow_find(f, refused, dp::flow_sig(refused)), nullptr);
+    // Freeing one of the refused key's buckets' ways makes room for it.
+    const uint32_t sig = dp::flow_sig(refused), b1 = dp::flow_bucket1(f, sig);
+    dp::flow_free(f, f.bucket[b1].way[0]);
+    ASSERT_NE(dp::flow_insert(f, refused, sig), nullptr);
+    EXPECT_NE(dp::flow_find(f, refused, sig), nullptr);
+}
+
 TEST_F(Lb, IdleFlowsAge) {
     reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}}));
     for (uint16_t sp = 1000; sp < 1010; sp++)
@@ -488,6 +554,84 @@ TEST_F(Lb, OtherTrafficIsRoutedUntouched) {
     auto out = sent(1);
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0], routed(in, kHost2, port_mac[1]));
+}
+
+// With services on a single worker, plain4 runs the LB stage between its two loops. A burst
+// of DNAT and DSR requests, replies and routed packets ends as the stages alone leave it,
+// with an odd packet anywhere: dropped by the LB stage (truncated, no backend: route and
+// forward take over), or dropped by forward after DNAT (TTL 1: plain4 hands over there).
+TEST_F(Lb, PlainBurstEndsAsInTheStages) {
+    reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}, {"10.0.2.3", 8080}}));
+    Service dsr = service("dsr", "10.96.0.20", 443, {{"10.244.7.9", 443}});
+    dsr.mode = LbMode::DsrIpip;
+    dsr.encap_source = A("10.0.3.1");
+    dsr.backends[0].node = A("10.0.3.2");
+    reg->add(dsr);
+    reg->add(service("down", "10.96.0.30", 80, {{"10.0.2.4", 80}}));
+    reg->set_up("down", A("10.0.2.4"), 80, false);
+    Frame truncated = ip_packet({"10.0.1.2", "10.96.0.10", IPPROTO_TCP, 1000, 80, 64, 0});
+    truncated.resize(20 + 12);
+    put16(truncated, 2, uint16_t(truncated.size()));
+    put16(truncated, 10, 0);
+    put16(truncated, 10, checksum(truncated.data(), 20));
+    const std::vector<std::pair<std::string, Frame>> odd = {
+        {"none", ip_packet({"10.0.1.2", "10.96.0.10", IPPROTO_TCP, 999, 80})},
+        {"truncated", truncated},
+        {"no backend", ip_packet({"10.0.1.2", "10.96.0.30", IPPROTO_TCP, 998, 80})},
+        {"ttl 1", ip_packet({"10.0.1.2", "10.96.0.10", IPPROTO_TCP, 997, 80, 1})},
+    };
+    auto packet = [](unsigned k) {
+        const uint16_t sp = uint16_t(2000 + k);
+        switch (k % 4) {
+        case 0:
+            return ip_packet({"10.0.1.2", "10.96.0.10", IPPROTO_TCP, sp, 80});
+        case 1:
+            return ip_packet({"10.0.1.2", "10.96.0.20", IPPROTO_TCP, sp, 443});
+        case 2:
+            return ip_packet({"10.0.1.2", "10.0.2.5", IPPROTO_UDP, sp, 53});
+        default: // the VIP and port, but UDP: no service (passes the bit filters)
+            return ip_packet({"10.0.1.2", "10.96.0.10", IPPROTO_UDP, sp, 80});
+        }
+    };
+    struct Outcome {
+        std::vector<Frame> sent[Rig::kPorts];
+        std::vector<uint64_t> drops;
+    };
+    auto outcome = [&](auto &&run) {
+        std::vector<uint64_t> before(std::begin(rig.w->stats.drops), std::end(rig.w->stats.drops));
+        run();
+        Outcome o;
+        for (unsigned p = 0; p < Rig::kPorts; p++) o.sent[p] = sent(p);
+        for (size_t d = 0; d < before.size(); d++)
+            o.drops.push_back(rig.w->stats.drops[d] - before[d]);
+        return o;
+    };
+    for (auto &[name, frame] : odd)
+        for (unsigned at : {0u, 13u, 31u}) {
+            std::vector<Frame> in;
+            for (unsigned k = 0; k < 32; k++)
+                in.push_back(framed(port_mac[0], kHost1, k == at ? frame : packet(k)));
+            const uint64_t staged_before = lb(&LbCounters::dnat) + lb(&LbCounters::dsr_encap);
+            Outcome fast = outcome([&] { rig.run(0, in); });
+            const uint64_t balanced =
+                lb(&LbCounters::dnat) + lb(&LbCounters::dsr_encap) - staged_before;
+            Outcome staged = outcome([&] {
+                dp::Burst b;
+                b.port = rig.port[0];
+                b.n = 0;
+                for (auto &f : in) {
+                    b.m[b.n] = rig.mbuf(f);
+                    b.m[b.n++]->port = rig.port[0];
+                }
+                dp::stages(b, *rig.w, [](dp::Stage, auto &&call) { call(); });
+                dp::tx_flush(*rig.w);
+            });
+            const std::string what = name + " at " + std::to_string(at);
+            EXPECT_GE(balanced, 15u) << what; // 16 requests, one of them perhaps the odd one
+            for (unsigned p = 0; p < Rig::kPorts; p++)
+                EXPECT_EQ(fast.sent[p], staged.sent[p]) << what << ", port " << p;
+            EXPECT_EQ(fast.drops, staged.drops) << what;
+        }
 }
 
 // Two workers, A (the rig's, index 0) and B (index 1), with one flow table each and handoff
