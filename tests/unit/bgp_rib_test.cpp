@@ -17,13 +17,13 @@ Prefix pfx(const char *s) {
 }
 const RouteFamily V4 = RouteFamily::Ipv4Unicast;
 
-AsPath path(std::vector<uint32_t> asns) {
+AsPath path(const std::vector<uint32_t> &asns) {
     AsPath p;
     if (!asns.empty()) p.segments.push_back({SegmentType::AsSequence, asns});
     return p;
 }
 
-PathAttrs attrs(std::vector<uint32_t> asns = {65010}) {
+PathAttrs attrs(const std::vector<uint32_t> &asns = {65010}) {
     PathAttrs a;
     a.origin = Origin::Igp;
     a.as_path = path(asns);
@@ -286,7 +286,7 @@ TEST_F(BgpRib, RefreshMarksOnlyOnePeerAndFamilyStale) {
 
 TEST_F(BgpRib, ChangesReportBeforeAndAfter) {
     std::vector<std::pair<size_t, size_t>> seen;
-    rib->on_change([&](const RibChange &c) { seen.push_back({c.before.size(), c.now.size()}); });
+    rib->on_change([&](const RibChange &c) { seen.emplace_back(c.before.size(), c.now.size()); });
     PeerId a = peer("10.0.0.2", 65002, 2), b = peer("10.0.0.3", 65003, 3);
     announce(a, "10.1.0.0/16", attrs({65002}));
     announce(b, "10.1.0.0/16", attrs({65003, 65009})); // not better: no change
