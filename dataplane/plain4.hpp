@@ -5,13 +5,14 @@
 // LB stage when services are configured on a single worker: it runs between the two loops,
 // on the burst as parse would leave it.
 //
-// The first loop checks the packets and gathers their destinations, writing nothing the
-// stages read: a burst with any other packet goes through the stages from the start.
-// After one bulk lookup in the port's VRF, the second loop forwards to Forward next hops
-// (ECMP members too) with TTL left and within the egress MTU, with the header pointers
-// the first loop kept. At the first packet that is anything else, the burst is left as
-// parse and route leave it and forward4 and the stages after it go on from that packet,
-// so that every check and drop reason stays in one place.
+// The first loop checks the packets and looks their destinations up in the port's VRF
+// (inline, as l3fwd's rte_lpm_lookupx4: nothing in the loop waits for the result, so
+// the table loads overlap), writing nothing the stages read before writing it themselves:
+// a burst with any other packet goes through the stages from the start. The second loop
+// forwards to Forward next hops (ECMP members too) with TTL left and within the egress
+// MTU, with the header pointers the first loop kept. At the first packet that is anything
+// else, the burst is left as parse and route leave it and forward4 and the stages after
+// it go on from that packet, so that every check and drop reason stays in one place.
 #pragma once
 
 #include "dataplane/dispatch.hpp"
@@ -101,6 +102,10 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
     const Idle4 idle = stages_idle4(b, w);
     if (idle == Idle4::No) return false;
     const unsigned n = b.n;
+    auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
+    const VrfTables *t = w.fib->vrf(vrf);
+    if (!t || !t->v4) return false; // no such VRF: route's no_route drops, by the stages
+    const Dir24 &fib4 = *t->v4;
     uint8_t *frame[kMaxBurst];
     PlainChecks checks;
     // VXLAN to our VTEP address is the stages' (decapsulation). Tested per packet so that
@@ -118,6 +123,7 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
         if (unlikely(dst == vtep_be)) return false;
         frame[i] = f;
         b.dst4[i] = rte_be_to_cpu_32(dst);
+        b.nh4[i] = fib4.lookup(b.dst4[i]);
         return true;
     };
     for (unsigned k = 0; k < kPrefetchAhead && k < n; k++)
@@ -131,16 +137,15 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
         if (!check(i)) return false;
     // Martians are the stages' too (any_martian4 also tests the VTEP address).
     if (!checks.plain() || n == 0 || any_martian4(b, n, rte_be_to_cpu_32(vtep_be))) return false;
-    auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
-    const VrfTables *t = w.fib->vrf(vrf);
-    if (!t || !t->v4) return false; // no such VRF: route's no_route drops, by the stages
-    if (idle == Idle4::Lb && !plain4_lb(b, w, vrf, frame)) {
-        route(b, w);
-        forward4(b, w);
-        rest();
-        return true;
+    if (idle == Idle4::Lb) {
+        if (!plain4_lb(b, w, vrf, frame)) {
+            route(b, w);
+            forward4(b, w);
+            rest();
+            return true;
+        }
+        fib4.lookup_bulk(b.dst4, b.nh4, n); // the LB stage's new destinations
     }
-    t->v4->lookup_bulk(b.dst4, b.nh4, n);
 
     const Nh *table = w.fib->nexthops();
     const PortInfo *ports = w.ports;
