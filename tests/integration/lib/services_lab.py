@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from bgplab import run_lab
-from netns import free_hugepage_mb, run, wait_for
+from netns import run, vleafd_memory, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO_CONFIG = os.path.join(HERE, "..", "..", "..", "conf", "demo.yaml")
@@ -73,7 +73,7 @@ class ServiceLab:
         text = config(text.replace(DEMO_SOCKET, f"socket: {self.socket}") + SERVICES)
         config_path = lab.write("vleafd.yaml", text)
         prefix = lab.dpdk_prefix("vleafd")
-        mem = ["-m", "256"] if free_hugepage_mb() >= 512 else ["--no-huge", "-m", "512"]
+        mem = vleafd_memory()
         self.proc = self.vl.popen([vleafd, *eal, *mem, "--no-pci", "--file-prefix", prefix,
                                    "--log-level=*:warning", "--", "--config", config_path],
                                   name="vleafd")
