@@ -12,11 +12,12 @@ namespace vleaf::fib {
 std::string Programmer::set_evpn_route(uint32_t vrf, const Prefix &prefix,
                                        std::span<const TunnelHop> hops) {
     Scope batch(*this);
-    auto it = routes_.find({vrf, prefix});
-    if (it != routes_.end() && it->second.type != RouteType::Evpn) {
+    const RouteSlot *r = route(vrf, prefix);
+    if (r && r->type != RouteType::Evpn) {
         counters_.evpn_shadowed++;
         return {};
     }
+    bool had = r != nullptr; // vtep_ref() may make routes: r is not kept
     std::vector<NhId> members;
     std::string err;
     for (auto &h : hops) {
@@ -27,7 +28,7 @@ std::string Programmer::set_evpn_route(uint32_t vrf, const Prefix &prefix,
         vtep_unref(*v); // the tunnel next hop holds the VTEP
     }
     if (members.empty()) {
-        if (it != routes_.end()) del_route(vrf, prefix);
+        if (had) del_route(vrf, prefix);
         return err.empty() ? "no tunnel next hop" : err;
     }
     set_route(vrf, prefix, RouteType::Evpn, group(members));
@@ -36,8 +37,8 @@ std::string Programmer::set_evpn_route(uint32_t vrf, const Prefix &prefix,
 
 void Programmer::del_evpn_route(uint32_t vrf, const Prefix &prefix) {
     Scope batch(*this);
-    auto it = routes_.find({vrf, prefix});
-    if (it != routes_.end() && it->second.type == RouteType::Evpn) del_route(vrf, prefix);
+    const RouteSlot *r = route(vrf, prefix);
+    if (r && r->type == RouteType::Evpn) del_route(vrf, prefix);
 }
 
 size_t EvpnWriter::drain(EvpnRing &ring, size_t max) {

@@ -9,9 +9,9 @@ namespace vleaf::fib {
 // VXLAN routes.
 std::optional<NhId> Programmer::underlay(const IpAddr &ip) {
     for (int len = ip.max_len(); len >= 0; len--) {
-        auto it = routes_.find(RouteKey{0, Prefix{ip, uint8_t(len)}.masked()});
-        if (it == routes_.end()) continue;
-        NhId nh = it->second.nh;
+        const RouteSlot *r = route(0, Prefix{ip, uint8_t(len)}.masked());
+        if (!r) continue;
+        NhId nh = r->nh;
         if (nh < kFirstDynamicNh) return std::nullopt;
         const NhObj &o = nhs_.at(nh);
         if (o.type == NhObj::Type::Connected) return adjacency(o.ifid, ip);
@@ -189,8 +189,8 @@ std::string Programmer::add_tunnel_route(uint32_t vrf, const Prefix &prefix, con
 
 void Programmer::del_tunnel_route(uint32_t vrf, const Prefix &prefix) {
     Scope batch(*this);
-    auto it = routes_.find({vrf, prefix});
-    if (it != routes_.end() && it->second.type == RouteType::Vxlan) del_route(vrf, prefix);
+    const RouteSlot *r = route(vrf, prefix);
+    if (r && r->type == RouteType::Vxlan) del_route(vrf, prefix);
 }
 
 std::vector<std::pair<uint16_t, IpAddr>> Programmer::unresolved_vteps() const {

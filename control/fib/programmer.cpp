@@ -27,34 +27,22 @@ const char *route_type_name(RouteType t) {
     return "?";
 }
 
-size_t Programmer::KeyHash::operator()(const RouteKey &k) const {
-    uint64_t a, b;
-    std::memcpy(&a, k.prefix.addr.bytes.data(), 8);
-    std::memcpy(&b, k.prefix.addr.bytes.data() + 8, 8);
-    uint64_t h = (a ^ (uint64_t(k.vrf) << 40 | k.prefix.len)) * 0x9e3779b97f4a7c15ull;
-    h ^= (b + 0x632be59bd9b4e019ull) * 0xff51afd7ed558ccdull;
-    return size_t(h ^ (h >> 29));
-}
-
 void Programmer::commit() {
     follow_underlay();
     if (nh_sets_.empty() && route_ops_.empty() && nh_dels_.empty() && vtep_dels_.empty()) return;
     counters_.batches++;
     for (const Update &u : nh_sets_) sink_(u);
-    // The last operation on a prefix decides; the first says what the dataplane had.
-    auto less = [](const PendingRoute &a, const PendingRoute &b) {
-        return a.key.vrf != b.key.vrf ? a.key.vrf < b.key.vrf : a.key.prefix < b.key.prefix;
-    };
-    if (route_ops_.size() > 1) std::stable_sort(route_ops_.begin(), route_ops_.end(), less);
-    for (size_t i = 0; i < route_ops_.size();) {
-        size_t j = i;
-        while (j + 1 < route_ops_.size() && route_ops_[j + 1].key == route_ops_[i].key) j++;
-        const PendingRoute &first = route_ops_[i], &last = route_ops_[j];
-        if (last.add && !(first.existed && first.prev == last.nh))
-            sink_(Update::route_add(last.key.vrf, last.key.prefix, last.nh));
-        else if (!last.add && first.existed)
-            dels_.push_back(Update::route_del(last.key.vrf, last.key.prefix));
-        i = j + 1;
+    for (const PendingRoute &o : route_ops_) {
+        if (o.add && !(o.existed && o.prev == o.nh))
+            sink_(Update::route_add(o.key.vrf, o.key.prefix, o.nh));
+        else if (!o.add && o.existed)
+            dels_.push_back(Update::route_del(o.key.vrf, o.key.prefix));
+        if (!o.add) routes_.erase(o.key);
+    }
+    // A slot's `op` belongs to the batch it names; at the wrap none may name the next one.
+    if (++batch_ == 0) {
+        routes_.for_each([](RouteSlot &r) { r.batch = 0; });
+        batch_ = 1;
     }
     for (const Update &u : dels_) sink_(u);
     // No route leads to their tunnel next hops any more; their underlay next hops go next.
@@ -168,32 +156,53 @@ NhId Programmer::group(std::vector<NhId> members) {
     return id;
 }
 
+void Programmer::note(RouteSlot &r, bool add, NhId nh) {
+    if (r.batch != batch_) {
+        r.batch = batch_;
+        r.op = uint32_t(route_ops_.size());
+        route_ops_.push_back({r.key, r.present, r.nh, add, nh});
+        return;
+    }
+    route_ops_[r.op].add = add;
+    route_ops_[r.op].nh = nh;
+}
+
+const RouteSlot *Programmer::route(uint32_t vrf, const Prefix &p) const {
+    const RouteSlot *r = routes_.find({vrf, p});
+    return r && r->present ? r : nullptr;
+}
+
 void Programmer::set_route(uint32_t vrf, const Prefix &p, RouteType type, NhId nh) {
     if (vrf == 0 && !vteps_.empty()) underlay_dirty_.push_back(p);
     if (nh >= kFirstDynamicNh) nhs_.at(nh).refs++;
-    auto [it, fresh] = routes_.try_emplace(RouteKey{vrf, p}, RouteEntry{type, 0, nh});
-    NhId previous = fresh ? kNhNoRoute : it->second.nh;
-    route_ops_.push_back({it->first, true, !fresh, nh, previous});
+    RouteSlot &r = routes_.slot({vrf, p});
+    bool fresh = !r.present;
+    NhId previous = r.nh;
+    note(r, true, nh);
     if (fresh) {
         counts_[vrf][p.addr.is_v4() ? 0 : 1]++;
         if (type == RouteType::Bgp) bgp_routes_++;
-    } else {
-        if (it->second.type == RouteType::Bgp && type != RouteType::Bgp) bgp_routes_--;
-        it->second = RouteEntry{type, 0, nh};
-        unref(previous);
+    } else if (r.type == RouteType::Bgp && type != RouteType::Bgp) {
+        bgp_routes_--;
     }
-    if (type == RouteType::Bgp) it->second.resync_gen = resync_gen_;
+    r.present = true;
+    r.type = type;
+    r.nh = nh;
+    r.resync_gen = type == RouteType::Bgp ? resync_gen_ : 0;
+    if (!fresh) unref(previous);
 }
 
+// The slot stays (not present) until the batch leaves: an add of the prefix later in the
+// batch finds what the dataplane had.
 void Programmer::del_route(uint32_t vrf, const Prefix &p) {
-    auto it = routes_.find({vrf, p});
-    if (it == routes_.end()) return;
+    RouteSlot *r = routes_.find({vrf, p});
+    if (!r || !r->present) return;
     if (vrf == 0 && !vteps_.empty()) underlay_dirty_.push_back(p);
-    NhId nh = it->second.nh;
-    if (it->second.type == RouteType::Bgp) bgp_routes_--;
-    route_ops_.push_back({it->first, false, true, 0, nh});
+    NhId nh = r->nh;
+    if (r->type == RouteType::Bgp) bgp_routes_--;
+    note(*r, false, kNhNoRoute);
+    r->present = false;
     counts_[vrf][p.addr.is_v4() ? 0 : 1]--;
-    routes_.erase(it);
     unref(nh);
 }
 
@@ -282,7 +291,7 @@ void Programmer::neighbor(uint16_t ifid, const IpAddr &ip, const std::optional<M
         bool changed = o.mac != mac;
         o.mac = mac;
         if (changed) publish(id);
-        if (!routes_.count({itf->second.vrf, host}))
+        if (!route(itf->second.vrf, host))
             set_route(itf->second.vrf, host, RouteType::Neighbor, id);
         return;
     }
@@ -290,9 +299,8 @@ void Programmer::neighbor(uint16_t ifid, const IpAddr &ip, const std::optional<M
     NhId id = it->second;
     nhs_.at(id).mac.reset();
     publish(id);
-    auto r = routes_.find({itf->second.vrf, host});
-    if (r != routes_.end() && r->second.type == RouteType::Neighbor)
-        del_route(itf->second.vrf, host);
+    const RouteSlot *r = route(itf->second.vrf, host);
+    if (r && r->type == RouteType::Neighbor) del_route(itf->second.vrf, host);
 }
 
 std::optional<Programmer::Target> Programmer::resolve_target(NhId nh, const IpAddr &dst) const {
@@ -333,29 +341,29 @@ std::vector<Programmer::Hop> Programmer::hops(NhId id) const {
 }
 
 std::vector<Programmer::RouteView> Programmer::routes() const {
-    std::vector<const std::pair<const RouteKey, RouteEntry> *> sorted;
-    sorted.reserve(routes_.size());
-    for (auto &r : routes_) sorted.push_back(&r);
+    std::vector<const RouteSlot *> sorted;
+    routes_.for_each([&](const RouteSlot &r) {
+        if (r.present) sorted.push_back(&r);
+    });
     std::sort(sorted.begin(), sorted.end(), [](auto *a, auto *b) {
-        return a->first.vrf != b->first.vrf ? a->first.vrf < b->first.vrf
-                                            : a->first.prefix < b->first.prefix;
+        return a->key.vrf != b->key.vrf ? a->key.vrf < b->key.vrf : a->key.prefix < b->key.prefix;
     });
     std::vector<RouteView> out;
-    for (auto *kv : sorted) {
-        const auto &[key, r] = *kv;
-        out.push_back(RouteView{key.vrf, key.prefix, route_type_name(r.type), hops(r.nh)});
-    }
+    out.reserve(sorted.size());
+    for (const RouteSlot *r : sorted)
+        out.push_back(RouteView{r->key.vrf, r->key.prefix, route_type_name(r->type), hops(r->nh)});
     return out;
 }
 
 void Programmer::set_bgp(uint32_t vrf, const Prefix &prefix, const IpAddr *via, unsigned n_via) {
     Scope batch(*this);
     counters_.bgp_set++;
-    auto it = routes_.find({vrf, prefix});
-    if (it != routes_.end() && it->second.type != RouteType::Bgp) {
+    const RouteSlot *r = route(vrf, prefix);
+    if (r && r->type != RouteType::Bgp) {
         counters_.bgp_shadowed++;
         return;
     }
+    bool had = r != nullptr;
     // On the writer's path for every BGP update: no heap allocation unless it is ECMP.
     std::array<NhId, kMaxEcmp> members;
     unsigned n = 0;
@@ -364,7 +372,7 @@ void Programmer::set_bgp(uint32_t vrf, const Prefix &prefix, const IpAddr *via, 
     if (n == 0) {
         // Not resolvable through a connected subnet (no recursive resolution yet).
         counters_.bgp_unresolved++;
-        if (it != routes_.end()) del_route(vrf, prefix);
+        if (had) del_route(vrf, prefix);
         return;
     }
     NhId nh = n == 1 ? members[0] : group({members.begin(), members.begin() + n});
@@ -374,8 +382,8 @@ void Programmer::set_bgp(uint32_t vrf, const Prefix &prefix, const IpAddr *via, 
 void Programmer::del_bgp(uint32_t vrf, const Prefix &prefix) {
     Scope batch(*this);
     counters_.bgp_del++;
-    auto it = routes_.find({vrf, prefix});
-    if (it != routes_.end() && it->second.type == RouteType::Bgp) del_route(vrf, prefix);
+    const RouteSlot *r = route(vrf, prefix);
+    if (r && r->type == RouteType::Bgp) del_route(vrf, prefix);
 }
 
 void Programmer::bgp_resync_begin() {
@@ -386,8 +394,10 @@ void Programmer::bgp_resync_begin() {
 void Programmer::bgp_resync_end() {
     Scope batch(*this);
     std::vector<RouteKey> stale;
-    for (auto &[key, r] : routes_)
-        if (r.type == RouteType::Bgp && r.resync_gen != resync_gen_) stale.push_back(key);
+    routes_.for_each([&](const RouteSlot &r) {
+        if (r.present && r.type == RouteType::Bgp && r.resync_gen != resync_gen_)
+            stale.push_back(r.key);
+    });
     for (auto &k : stale) del_route(k.vrf, k.prefix);
     counters_.resync_removed += stale.size();
 }

@@ -10,6 +10,7 @@
 // nothing), and a freed next-hop id is not reused before the batch that freed it is out.
 #pragma once
 
+#include "control/fib/route_table.hpp"
 #include "vleaf/update.hpp"
 
 #include <array>
@@ -20,12 +21,10 @@
 #include <span>
 #include <string>
 #include <tuple>
-#include <unordered_map>
 #include <vector>
 
 namespace vleaf::fib {
 
-enum class RouteType : uint8_t { Connected, Local, Static, Neighbor, Blackhole, Vxlan, Bgp, Evpn };
 const char *route_type_name(RouteType t);
 
 struct ProgrammerCounters {
@@ -171,14 +170,6 @@ class Programmer {
         uint32_t vni = 0;           // Tunnel
         unsigned refs = 0;
     };
-    struct RouteKey {
-        uint32_t vrf;
-        Prefix prefix;
-        bool operator==(const RouteKey &) const = default;
-    };
-    struct KeyHash {
-        size_t operator()(const RouteKey &k) const;
-    };
     struct Vtep {
         IpAddr addr;
         NhId underlay; // kNhNoRoute while no route leads to it
@@ -186,18 +177,14 @@ class Programmer {
         unsigned refs = 0;
     };
     using TunnelKey = std::tuple<uint16_t, uint32_t, MacAddr>;
-    struct RouteEntry {
-        RouteType type;
-        uint32_t resync_gen = 0; // BGP: the resync that last confirmed it
-        NhId nh;
-    };
-    // One route operation of the open batch, with what the route was before it.
+    // The route operations of the open batch on one prefix: what the dataplane had before
+    // the first, and what the last one leaves.
     struct PendingRoute {
         RouteKey key;
-        bool add;
-        bool existed; // before this operation
-        NhId nh;      // add: the new next hop
+        bool existed; // before the batch
         NhId prev;    // existed: the next hop it had
+        bool add;     // the last operation
+        NhId nh;      // add: the new next hop
     };
 
     void commit();
@@ -213,6 +200,9 @@ class Programmer {
     NhId group(std::vector<NhId> members);
     void set_route(uint32_t vrf, const Prefix &p, RouteType type, NhId nh);
     void del_route(uint32_t vrf, const Prefix &p);
+    // Records an operation on the route of `r` before `r` changes.
+    void note(RouteSlot &r, bool add, NhId nh);
+    const RouteSlot *route(uint32_t vrf, const Prefix &p) const;
     std::optional<uint16_t> connected_if(uint32_t vrf, const IpAddr &ip) const;
     std::optional<NhId> underlay(const IpAddr &ip);
     std::optional<uint16_t> vtep_ref(const IpAddr &remote, std::string *error);
@@ -227,7 +217,7 @@ class Programmer {
     std::map<NhId, NhObj> nhs_;
     std::map<std::pair<uint16_t, IpAddr>, NhId> adj_;
     std::map<std::vector<NhId>, NhId> groups_;
-    std::unordered_map<RouteKey, RouteEntry, KeyHash> routes_;
+    RouteTable routes_;
     std::vector<NhId> free_;
     NhId next_ = kFirstDynamicNh;
     size_t bgp_routes_ = 0;
@@ -237,6 +227,7 @@ class Programmer {
 
     // The open batch.
     unsigned depth_ = 0;
+    uint32_t batch_ = 1;
     std::vector<Update> nh_sets_;
     std::vector<PendingRoute> route_ops_;
     std::vector<Update> dels_; // scratch of commit()

@@ -12,17 +12,16 @@ uint64_t steady_ns() {
 }
 
 size_t drain(RouteRing &ring, Programmer &prog, size_t max, DrainCounters &c) {
-    constexpr size_t kChunk = 64;
-    RouteMsg buf[kChunk];
+    // Released in chunks, so that the producer gets room while the batch goes on.
+    constexpr size_t kChunk = 256;
     size_t done = 0;
     uint64_t newest = 0;
     {
         Programmer::Scope batch(prog);
         while (done < max) {
-            size_t n = ring.pop(buf, std::min(kChunk, max - done));
-            if (n == 0) break;
-            for (size_t k = 0; k < n; k++) {
-                const RouteMsg &m = buf[k];
+            std::span<const RouteMsg> msgs = ring.peek(std::min(kChunk, max - done));
+            if (msgs.empty()) break;
+            for (const RouteMsg &m : msgs) {
                 switch (m.op) {
                 case RouteMsg::Op::Set:
                     prog.set_bgp(m.vrf, m.prefix, m.via.data(), m.n_via);
@@ -40,7 +39,8 @@ size_t drain(RouteRing &ring, Programmer &prog, size_t max, DrainCounters &c) {
                 }
                 newest = std::max(newest, m.stamp_ns);
             }
-            done += n;
+            ring.release(msgs.size());
+            done += msgs.size();
         }
     } // the batch leaves for the dataplane here
     if (done) {

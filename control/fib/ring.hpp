@@ -13,8 +13,7 @@
 #pragma once
 
 #include "control/fib/programmer.hpp"
-
-#include <boost/lockfree/spsc_queue.hpp>
+#include "control/fib/spsc_ring.hpp"
 
 #include <array>
 #include <cstdint>
@@ -49,8 +48,8 @@ struct Event {
 };
 
 // Bounded, allocated once: push fails when full, it never allocates or blocks.
-using RouteRing = boost::lockfree::spsc_queue<RouteMsg>;
-using EventRing = boost::lockfree::spsc_queue<Event>;
+using RouteRing = SpscRing<RouteMsg>;
+using EventRing = SpscRing<Event>;
 
 uint64_t steady_ns();
 
