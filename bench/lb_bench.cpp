@@ -2,11 +2,7 @@
 // table holding 1M established flows (random flow per packet, so mostly cache misses),
 // DNAT or DSR encapsulation, then route and forward, side by side in the same run with plain
 // routing of the same packets (no services, and services that the packets do not hit).
-// DnatHandoff: the same DNAT with two workers run in turn by this thread, all packets
-// received by worker 0, which hands those of worker 1's flows (about half) over through
-// worker 1's handoff ring (lb_handoff.hpp); timed: worker 0's pipeline and worker 1's
-// drain. Same core, so the cache lines the ring and the packets would move between cores
-// are not in it.
+// BM_LbHandoff: the handoff stage (lb_handoff.hpp) A/B, see run_handoff().
 #include "control/services/maglev.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
@@ -34,13 +30,17 @@ struct Setup {
     uint32_t flows;
     uint32_t rng = 12345;
 
-    // Flows are established a burst at a time; a DNAT flow takes two ways.
-    static LbLimits limits(uint32_t flows) {
-        return {std::max<uint32_t>(2 * ((flows + kBurst - 1) / kBurst * kBurst), 1024), 3600};
+    // Per worker. Flows are established a burst at a time; a DNAT flow takes two ways. Two
+    // workers own about half the flows each: the same load per table as one worker, with
+    // room for the hash's imbalance (~0.1% at 1M flows), and both fit in 768 MB at 1M.
+    static LbLimits limits(Mode mode, uint32_t flows) {
+        const uint32_t whole = (flows + kBurst - 1) / kBurst * kBurst;
+        const uint32_t mine = mode == DnatHandoff ? whole / 2 + whole / 32 + kBurst : whole;
+        return {std::max<uint32_t>(2 * mine, 1024), 3600};
     }
 
     Setup(Mode mode, uint32_t n_flows)
-        : rig(4096, 1 << 16, limits(n_flows)), flows(std::max<uint32_t>(n_flows, 1)) {
+        : rig(4096, 1 << 16, limits(mode, n_flows)), flows(std::max<uint32_t>(n_flows, 1)) {
         auto &f = *rig.prog;
         f.add_interface(0, "in", rig.port[0], 0, {*Prefix::parse("10.0.1.1/24", true)});
         f.add_interface(1, "pods", rig.port[1], 0, {*Prefix::parse("10.0.2.1/24", true)});
@@ -49,7 +49,7 @@ struct Setup {
         s.vip = IpAddr::v4(kVip);
         s.port = 80;
         s.mode = mode == Dsr ? LbMode::DsrIpip : LbMode::Dnat;
-        if (mode == DnatHandoff) rig.two_workers(dp::kHandoffRing, limits(n_flows));
+        if (mode == DnatHandoff) rig.two_workers(dp::kHandoffRing, limits(mode, n_flows));
         s.encap_source = *IpAddr::parse("10.0.2.1");
         std::vector<svc::Backend> mb;
         for (unsigned b = 0; b < kBackends; b++) {
@@ -74,7 +74,7 @@ struct Setup {
         // Establish every flow once (not timed).
         dp::Burst b;
         for (uint32_t at = 0; at < n_flows; at += kBurst) {
-            fill(b, 0, at);
+            fill(b, 0, [at](unsigned k) { return at + k; });
             dp::pipeline(b, *rig.w);
             drain();
             discard_tx();
@@ -101,24 +101,50 @@ struct Setup {
         for (rte_mbuf *m : pkts) rte_pktmbuf_free(m);
     }
 
-    // Flow f: source 10.128.0.0 + f / 256, port 10000 + f % 256.
-    void fill(dp::Burst &b, unsigned base, uint32_t first_flow) {
+    // Flow f's client: source 10.128.0.0 + f / 256, port 10000 + f % 256 (network order).
+    static uint32_t client_addr(uint32_t flow) { return rte_cpu_to_be_32(0x0a800000 + flow / 256); }
+    static uint16_t client_port(uint32_t flow) {
+        return rte_cpu_to_be_16(uint16_t(10000 + flow % 256));
+    }
+
+    // The worker of `n` that owns flow f.
+    static unsigned owner(uint32_t flow, unsigned n) {
+        const uint32_t src = client_addr(flow);
+        return dp::lb_owner(reinterpret_cast<const uint8_t *>(&src), false, client_port(flow),
+                            IPPROTO_TCP, 0, n);
+    }
+
+    // A burst whose k-th packet belongs to flow flow_of(k).
+    void fill(dp::Burst &b, unsigned base, auto &&flow_of) {
         b.n = kBurst;
         b.port = rig.port[0];
         for (unsigned k = 0; k < kBurst; k++) {
             rte_mbuf *m = pkts[base + k];
-            uint32_t flow = first_flow == UINT32_MAX ? next() % flows : first_flow + k;
+            const uint32_t flow = flow_of(k);
             // DSR prepended a header: start again from the template.
             m->data_off = RTE_PKTMBUF_HEADROOM;
             m->data_len = m->pkt_len = uint32_t(tmpl.size());
             auto *p = rte_pktmbuf_mtod(m, uint8_t *);
             std::memcpy(p, tmpl.data(), 14 + 20 + 4);
-            uint32_t src = rte_cpu_to_be_32(0x0a800000 + flow / 256);
-            uint16_t sport = rte_cpu_to_be_16(uint16_t(10000 + flow % 256));
+            const uint32_t src = client_addr(flow);
+            const uint16_t sport = client_port(flow);
             std::memcpy(p + 14 + 12, &src, 4);
             std::memcpy(p + 14 + 20, &sport, 2);
             b.m[k] = m;
         }
+    }
+
+    uint64_t all_drops() const {
+        uint64_t n = 0;
+        for (const dp::Worker *w : {rig.w.get(), rig.w2.get()})
+            for (unsigned k = 0; w && k < std::size(w->stats.drops); k++) n += w->stats.drops[k];
+        return n;
+    }
+
+    // Every flow was established in setup: more creations mean a flow lost its backend.
+    bool flows_pinned() const {
+        const uint64_t established = uint64_t(flows + kBurst - 1) / kBurst * kBurst;
+        return lb_count(&LbCounters::flows_created) <= 2 * established;
     }
 
     uint32_t next() {
@@ -170,22 +196,15 @@ void run(benchmark::State &st, Mode mode) {
         lb_samples.reserve(1 << 22);
         route_samples.reserve(1 << 22);
     }
-    uint64_t cycles = 0, pkts = 0, base = 0, handed = 0;
-    auto all_drops = [&s] {
-        uint64_t n = 0;
-        for (dp::Worker *w : {s.rig.w.get(), s.rig.w2.get()})
-            for (unsigned k = 0; w && k < std::size(w->stats.drops); k++) n += w->stats.drops[k];
-        return n;
-    };
-    const uint64_t drops_before = all_drops();
+    uint64_t cycles = 0, pkts = 0, base = 0;
+    const uint64_t drops_before = s.all_drops();
     const uint64_t *stage = s.rig.w->stats.stage_cycles;
     for (auto _ : st) {
-        s.fill(b, unsigned(base), UINT32_MAX);
+        s.fill(b, unsigned(base), [&s](unsigned) { return s.next() % s.flows; });
         base = (base + kBurst) % s.pkts.size();
         const uint64_t lb0 = stage[dp::StageLb], route0 = stage[dp::StageRoute];
         uint64_t t0 = rte_rdtsc();
         dp::pipeline(b, *s.rig.w);
-        handed += s.drain();
         uint64_t d = rte_rdtsc() - t0;
         s.discard_tx();
         if (samples.size() < samples.capacity()) {
@@ -198,15 +217,12 @@ void run(benchmark::State &st, Mode mode) {
         cycles += d;
         pkts += kBurst;
     }
-    if (all_drops() != drops_before) st.SkipWithError("packets were dropped");
-    uint64_t established = (s.flows + kBurst - 1) / kBurst * kBurst;
-    if (mode != Route && mode != RouteBesideServices &&
-        s.lb_count(&LbCounters::flows_created) > 2 * established)
+    if (s.all_drops() != drops_before) st.SkipWithError("packets were dropped");
+    if (mode != Route && mode != RouteBesideServices && !s.flows_pinned())
         st.SkipWithError("flows were not pinned");
     st.counters["cycles/pkt"] = median_per_packet(samples);
     if (mode == Dnat || mode == Dsr) st.counters["second_bucket"] = s.second_bucket();
     st.counters["mean_cycles/pkt"] = double(cycles) / double(pkts);
-    if (mode == DnatHandoff) st.counters["handed_off/pkt"] = double(handed) / double(pkts);
     st.counters["Mpps@1core"] = benchmark::Counter(double(pkts) / 1e6, benchmark::Counter::kIsRate);
     st.SetItemsProcessed(int64_t(pkts));
     if (dp::kStageCycles) {
@@ -227,8 +243,78 @@ void BM_LbDnat(benchmark::State &st) {
 void BM_LbDsr(benchmark::State &st) {
     run(st, Dsr);
 }
-void BM_LbDnatHandoff(benchmark::State &st) {
-    run(st, DnatHandoff);
+// The handoff stage's A/B in one loop, so that load and cache state are the same for all:
+// bursts of three kinds in turn, each through dp::stages (what dp::pipeline runs for a
+// burst plain4 does not take) and, with 2 workers, worker 1's drain of its handoff ring:
+//   Mixed:  random flows of both workers: about half the packets handed over to worker 1
+//           (2 workers only; both workers run on this thread, so the cache lines a ring
+//           and its packets would move between cores are not in it);
+//   Local:  random flows that worker 0 owns (all flows with 1 worker): the stage runs and
+//           hands nothing over;
+//   Bypass: as Local, with the handoff stage skipped.
+// Local - Bypass is what the stage costs when nothing leaves (with 1 worker: one test per
+// burst); (Mixed - Local) / handed_off_per_pkt the cost of a handed-off packet.
+enum Variant { Mixed, Local, Bypass, kVariants };
+
+void run_handoff(benchmark::State &st) {
+    const auto workers = unsigned(st.range(0));
+    Setup s(workers == 2 ? DnatHandoff : Dnat, uint32_t(st.range(1)));
+    std::vector<uint32_t> local;
+    for (uint32_t f = 0; f < s.flows; f++)
+        if (Setup::owner(f, workers) == 0) local.push_back(f);
+    auto any_flow = [&s](unsigned) { return s.next() % s.flows; };
+    auto local_flow = [&s, &local](unsigned) { return local[s.next() % local.size()]; };
+    auto all_stages = [](dp::Stage, auto &&call) { call(); };
+    auto no_handoff = [](dp::Stage stage, auto &&call) {
+        if (stage != dp::StageHandoff) call();
+    };
+    std::vector<uint32_t> samples[kVariants];
+    for (auto &v : samples) v.reserve(1 << 21);
+    uint64_t handed[kVariants] = {}, bursts[kVariants] = {};
+    const uint64_t drops_before = s.all_drops();
+    const unsigned first = workers == 2 ? Mixed : Local;
+    unsigned base = 0, turn = first;
+    dp::Burst b;
+    for (auto _ : st) {
+        const auto v = Variant(turn);
+        turn = turn + 1 == kVariants ? first : turn + 1;
+        if (v == Mixed)
+            s.fill(b, base, any_flow);
+        else
+            s.fill(b, base, local_flow);
+        base = (base + kBurst) % unsigned(s.pkts.size());
+        const uint64_t t0 = rte_rdtsc();
+        if (v == Bypass)
+            dp::stages(b, *s.rig.w, no_handoff);
+        else
+            dp::stages(b, *s.rig.w, all_stages);
+        handed[v] += s.drain();
+        const uint64_t d = rte_rdtsc() - t0;
+        s.discard_tx();
+        bursts[v]++;
+        if (samples[v].size() < samples[v].capacity()) samples[v].push_back(uint32_t(d));
+    }
+    if (s.all_drops() != drops_before) st.SkipWithError("packets were dropped");
+    if (!s.flows_pinned()) st.SkipWithError("flows were not pinned");
+    if (handed[Local] || handed[Bypass]) st.SkipWithError("worker 0's own flows were handed over");
+    if (workers == 2 && !handed[Mixed]) st.SkipWithError("nothing was handed over");
+    const double local_c = median_per_packet(samples[Local]);
+    const double bypass_c = median_per_packet(samples[Bypass]);
+    st.counters["local_cycles/pkt"] = local_c;
+    st.counters["bypass_cycles/pkt"] = bypass_c;
+    st.counters["stage_cycles/pkt"] = local_c - bypass_c;
+    st.counters["local/bypass"] = local_c / bypass_c;
+    if (workers == 2) {
+        const double mixed_c = median_per_packet(samples[Mixed]);
+        const double away = double(handed[Mixed]) / double(bursts[Mixed] * kBurst);
+        st.counters["mixed_cycles/pkt"] = mixed_c;
+        st.counters["handed_off/pkt"] = away;
+        st.counters["cycles/handed_off"] = (mixed_c - local_c) / away;
+    }
+}
+
+void BM_LbHandoff(benchmark::State &st) {
+    run_handoff(st);
 }
 
 } // namespace
@@ -237,7 +323,7 @@ BENCHMARK(BM_Route)->Arg(0)->ArgName("flows");
 BENCHMARK(BM_RouteBesideServices)->Arg(0)->ArgName("flows");
 BENCHMARK(BM_LbDnat)->Arg(1000)->Arg(1 << 20)->ArgName("flows");
 BENCHMARK(BM_LbDsr)->Arg(1 << 20)->ArgName("flows");
-BENCHMARK(BM_LbDnatHandoff)->Arg(1000)->Arg(1 << 20)->ArgName("flows");
+BENCHMARK(BM_LbHandoff)->ArgsProduct({{1, 2}, {1000, 1 << 20}})->ArgNames({"workers", "flows"});
 
 int main(int argc, char **argv) {
     // Hugepages when 768 MB are free: 2M flow entries on 4 KB pages measure TLB misses.

@@ -345,6 +345,7 @@ void init_eal(const char *prog) {
                                             "-l",
                                             "0"};
     std::vector<char *> argv;
+    argv.reserve(args.size());
     for (std::string &a : args) argv.push_back(a.data());
     if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0)
         throw std::runtime_error(rte_error("rte_eal_init"));

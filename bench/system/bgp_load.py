@@ -74,6 +74,13 @@ def rss_kb(pid):
     return 0
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process (all its threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child_pid(proc, name):
     """The pid of `name` under `ip netns exec` (which execs, so usually the same pid)."""
     out = subprocess.run(["pgrep", "-f", "-P", str(proc.pid), name], capture_output=True,
@@ -87,6 +94,8 @@ def main():
     ap.add_argument("--prefixes", type=int, default=1000000)
     ap.add_argument("--only", default="vleaf,bird,gobgp,frr")
     ap.add_argument("--injector", choices=["exabgp", "raw"], default="exabgp")
+    ap.add_argument("--perf", metavar="FILE",
+                    help="perf record -g vleaf-bgpd while it takes the table, into FILE")
     args = ap.parse_args()
     os.environ["VLEAF_BGPD"] = os.path.abspath(args.vleaf_bgpd)
     names = args.only.split(",")
@@ -157,6 +166,12 @@ router bgp 65004
                 "10.7.0.9"]["pfxRcd"]
         time.sleep(1)
         base = {k: rss_kb(p) for k, p in pids.items()}
+        cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+        perf = None
+        if args.perf and "vleaf" in names:
+            perf = subprocess.Popen(["perf", "record", "-g", "-q", "-o", args.perf, "-p",
+                                     str(pids["vleaf"])])
+            time.sleep(1)
         if args.injector == "exabgp":
             feed = lab.write("feed.py", FEED)
             conf = lab.write("exabgp.conf", exabgp_conf(feed, names).replace("{n}", str(n)))
@@ -170,7 +185,7 @@ router bgp 65004
                                   str(n), "10.7.0.9"] + targets, "inject")
             wait_for(lambda: "encoded" in inj.log(), 300, "the injector to encode the table")
             t0 = time.monotonic()
-        done = {}
+        done, cpu = {}, {}
         while len(done) < len(names) and time.monotonic() - t0 < 1500:
             for k in names:
                 if k in done:
@@ -181,8 +196,12 @@ router bgp 65004
                     c = 0
                 if c >= n:
                     done[k] = time.monotonic() - t0
+                    cpu[k] = cpu_seconds(pids[k]) - cpu0[k]
                     print(f"{k}: {c} prefixes after {done[k]:.1f} s", flush=True)
             time.sleep(0.2)
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
         time.sleep(2)  # let allocators settle before reading RSS
         print(f"\n{n} IPv4 prefixes from {args.injector}, same run:")
         if args.injector == "raw":
@@ -191,11 +210,12 @@ router bgp 65004
                     _, addr, secs = line.split()
                     who = [k for k in names if RECEIVERS[k][0] == addr][0]
                     print(f"injector: whole table written to {who} in {float(secs):.2f} s")
-        print(f"{'receiver':10} {'full table (s)':>15} {'RSS growth/path (B)':>20}")
+        print(f"{'receiver':10} {'full table (s)':>15} {'CPU (s)':>8} {'RSS growth/path (B)':>20}")
         for k in names:
             grow = (rss_kb(pids[k]) - base[k]) * 1024 / n
             t = f"{done[k]:.1f}" if k in done else "not reached"
-            print(f"{k:10} {t:>15} {grow:>20.0f}")
+            c = f"{cpu[k]:.2f}" if k in cpu else "-"
+            print(f"{k:10} {t:>15} {c:>8} {grow:>20.0f}")
         if "vleaf" in names:
             nb = v.query("show bgp neighbors", address="10.7.0.9")[0]
             print(f"vleaf: first to last UPDATE {nb.get('update_span_ms', 0) / 1000:.2f} s, "

@@ -67,7 +67,7 @@ bool Rib::multipath_equal(const Path &a, const Path &best) const {
 }
 
 void Rib::select(RouteEntry &e) const {
-    Path *p = e.paths.get();
+    Path *p = e.data();
     if (e.n == 0) {
         e.n_best = 0;
         return;

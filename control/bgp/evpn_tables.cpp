@@ -213,7 +213,7 @@ void EvpnTables::clear_imports(IpVrf &v) {
 
 void EvpnTables::import_all(MacVrf *m, IpVrf *v) {
     rib_.for_each(RouteFamily::Evpn, [&](const Prefix *, const EvpnNlri *ev, const RouteEntry &e) {
-        if (e.n_best) apply(*ev, &e.paths[0], m, v, m || v);
+        if (e.n_best) apply(*ev, &e.all()[0], m, v, m || v);
     });
 }
 

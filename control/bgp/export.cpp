@@ -134,9 +134,9 @@ void Speaker::queue_full_table(Session &s, FamilyMask families, const Policy *wa
         rib_.for_each(f, [&](const Prefix *p, const EvpnNlri *ev, const RouteEntry &e) {
             if (!e.n_best) return;
             const AttrData *attrs = nullptr;
-            if (exportable(s, e.paths[0], p, s.cfg.export_policy))
-                attrs = export_attrs(s, e.paths[0], f);
-            else if (!was_policy || !exportable(s, e.paths[0], p, *was_policy))
+            if (exportable(s, e.all()[0], p, s.cfg.export_policy))
+                attrs = export_attrs(s, e.all()[0], f);
+            else if (!was_policy || !exportable(s, e.all()[0], p, *was_policy))
                 return;
             if (ev)
                 put(s.out.evpn, *ev, attrs, rib_);

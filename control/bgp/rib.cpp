@@ -82,9 +82,6 @@ void reflect_attrs(PathAttrs &a, uint32_t from_router_id, uint32_t cluster_id) {
     a.cluster_list.insert(a.cluster_list.begin(), cluster_id);
 }
 
-size_t Rib::KeyHash::operator()(const V4Key &k) const {
-    return size_t(k.v * 0x9e3779b97f4a7c15ull >> 16);
-}
 size_t Rib::KeyHash::operator()(const V6Key &k) const {
     uint64_t a, b;
     std::memcpy(&a, k.a.data(), 8);
@@ -92,9 +89,6 @@ size_t Rib::KeyHash::operator()(const V6Key &k) const {
     return mix(mix(a * 0x9e3779b97f4a7c15ull, b), k.len);
 }
 
-Rib::V4Key Rib::v4_key(const Prefix &p) {
-    return {uint64_t(p.masked().addr.v4_host()) << 8 | p.len};
-}
 Rib::V6Key Rib::v6_key(const Prefix &p) {
     return {p.masked().addr.bytes, p.len};
 }
@@ -119,8 +113,8 @@ Rib::~Rib() {
     auto drop = [this](RouteEntry &e) {
         for (auto &p : e.all()) pool_.unref(p.attrs);
     };
-    for (auto &[k, e] : v4_) drop(e);
-    for (auto &[k, e] : v6_) drop(e);
+    v4_.for_each([&](const V4Key &, RouteEntry &e) { drop(e); });
+    v6_.for_each([&](const V6Key &, RouteEntry &e) { drop(e); });
     for (auto &[k, e] : evpn_) drop(e);
 }
 
@@ -154,9 +148,20 @@ ImportVerdict Rib::check_import(const Prefix *prefix, PathAttrs &attrs,
     return ImportVerdict::Accepted;
 }
 
+void RouteEntry::reserve_one() {
+    if (n < cap) return;
+    auto c = uint16_t(cap * 2);
+    auto *grown = new Path[c];
+    std::copy(data(), data() + n, grown);
+    if (cap > 1) delete[] heap_;
+    heap_ = grown;
+    cap = c;
+}
+
 void Rib::set_path(RouteEntry &e, RouteFamily f, const Path &np) {
+    Path *paths = e.data();
     for (size_t i = 0; i < e.n; ++i) {
-        Path &p = e.paths[i];
+        Path &p = paths[i];
         if (p.peer != np.peer || p.path_id != np.path_id) continue;
         if (p.attrs != np.attrs) {
             AttrPool::ref(np.attrs);
@@ -166,26 +171,21 @@ void Rib::set_path(RouteEntry &e, RouteFamily f, const Path &np) {
         p.flags = np.flags;
         return;
     }
-    if (e.n == e.cap) {
-        uint16_t cap = e.cap ? uint16_t(e.cap * 2) : 1;
-        auto grown = std::make_unique_for_overwrite<Path[]>(cap);
-        std::copy(e.paths.get(), e.paths.get() + e.n, grown.get());
-        e.paths = std::move(grown);
-        e.cap = cap;
-    }
+    e.reserve_one();
     AttrPool::ref(np.attrs);
-    e.paths[e.n++] = np;
+    e.data()[e.n++] = np;
     ++total_paths_;
     ++peers_[np.peer].accepted[size_t(f)];
 }
 
 bool Rib::remove_path(RouteEntry &e, RouteFamily f, PeerId peer, uint32_t path_id) {
+    Path *paths = e.data();
     for (size_t i = 0; i < e.n; ++i) {
-        Path &p = e.paths[i];
+        Path &p = paths[i];
         if (p.peer != peer || p.path_id != path_id) continue;
         release_.push_back(p.attrs);
         // Order does not matter: select() puts the best paths first again.
-        p = e.paths[--e.n];
+        p = paths[--e.n];
         --total_paths_;
         --peers_[peer].accepted[size_t(f)];
         return true;
@@ -195,7 +195,7 @@ bool Rib::remove_path(RouteEntry &e, RouteFamily f, PeerId peer, uint32_t path_i
 
 template <class Op>
 bool Rib::modify(RouteEntry &e, RouteFamily f, const Prefix *p, const EvpnNlri *ev, Op op) {
-    before_.assign(e.paths.get(), e.paths.get() + e.n_best);
+    before_.assign(e.data(), e.data() + e.n_best);
     if (op()) {
         select(e);
         auto now = e.best();
@@ -248,11 +248,9 @@ void Rib::update(PeerId peer, const EvpnNlri &route, const AttrData *attrs) {
 
 void Rib::withdraw(PeerId peer, RouteFamily f, const Prefix &p, uint32_t path_id) {
     auto wd = [&](auto &table, auto key) {
-        auto it = table.find(key);
-        if (it == table.end()) return;
-        if (!modify(it->second, f, &p, nullptr,
-                    [&] { return remove_path(it->second, f, peer, path_id); }))
-            table.erase(it);
+        RouteEntry *e = table.find(key);
+        if (e && !modify(*e, f, &p, nullptr, [&] { return remove_path(*e, f, peer, path_id); }))
+            table.erase(key);
     };
     if (f == RouteFamily::Ipv4Unicast)
         wd(v4_, v4_key(p));
@@ -271,38 +269,45 @@ void Rib::withdraw(PeerId peer, const EvpnNlri &route) {
 }
 
 template <class Pred> void Rib::remove_where(PeerId peer, FamilyMask families, Pred pred) {
-    auto sweep = [&](auto &table, RouteFamily f) {
-        if (!(families & family_bit(f)) || !peers_[peer].accepted[size_t(f)]) return;
-        for (auto it = table.begin(); it != table.end();) {
-            RouteEntry &e = it->second;
-            const EvpnNlri *ev = nullptr;
-            Prefix p;
-            if constexpr (std::is_same_v<std::decay_t<decltype(it->first)>, EvpnNlri>)
-                ev = &it->first;
-            else
-                p = from_key(it->first);
-            bool alive = modify(e, f, ev ? nullptr : &p, ev, [&] {
-                bool removed = false;
-                for (size_t i = 0; i < e.n;) {
-                    Path &x = e.paths[i];
-                    if (x.peer == peer && pred(x)) {
-                        release_.push_back(x.attrs);
-                        x = e.paths[--e.n];
-                        --total_paths_;
-                        --peers_[peer].accepted[size_t(f)];
-                        removed = true;
-                    } else {
-                        ++i;
-                    }
+    // Returns false if the entry became empty.
+    auto sweep_entry = [&](RouteEntry &e, RouteFamily f, const Prefix *p, const EvpnNlri *ev) {
+        return modify(e, f, p, ev, [&] {
+            bool removed = false;
+            Path *paths = e.data();
+            for (size_t i = 0; i < e.n;) {
+                Path &x = paths[i];
+                if (x.peer == peer && pred(x)) {
+                    release_.push_back(x.attrs);
+                    x = paths[--e.n];
+                    --total_paths_;
+                    --peers_[peer].accepted[size_t(f)];
+                    removed = true;
+                } else {
+                    ++i;
                 }
-                return removed;
-            });
-            it = alive ? std::next(it) : table.erase(it);
-        }
+            }
+            return removed;
+        });
     };
-    sweep(v4_, RouteFamily::Ipv4Unicast);
-    sweep(v6_, RouteFamily::Ipv6Unicast);
-    sweep(evpn_, RouteFamily::Evpn);
+    auto wanted = [&](RouteFamily f) {
+        return (families & family_bit(f)) && peers_[peer].accepted[size_t(f)];
+    };
+    // Emptied unicast entries stay (without paths, invisible to find()) until the sweep
+    // is over: erasing moves other entries of the table.
+    auto sweep_unicast = [&](auto &table, RouteFamily f) {
+        if (!wanted(f)) return;
+        table.for_each([&](const auto &k, RouteEntry &e) {
+            Prefix p = from_key(k);
+            sweep_entry(e, f, &p, nullptr);
+        });
+        table.erase_if([](const RouteEntry &e) { return e.n == 0; });
+    };
+    sweep_unicast(v4_, RouteFamily::Ipv4Unicast);
+    sweep_unicast(v6_, RouteFamily::Ipv6Unicast);
+    if (!wanted(RouteFamily::Evpn)) return;
+    for (auto it = evpn_.begin(); it != evpn_.end();)
+        it = sweep_entry(it->second, RouteFamily::Evpn, nullptr, &it->first) ? std::next(it)
+                                                                             : evpn_.erase(it);
 }
 
 void Rib::peer_down(PeerId peer, FamilyMask keep) {
@@ -314,15 +319,20 @@ void Rib::peer_down(PeerId peer, FamilyMask keep) {
 
 void Rib::mark_stale(PeerId peer, FamilyMask families) {
     // The best path sets do not change: staleness is not a best-path criterion.
-    auto mark = [&](auto &table, RouteFamily f) {
-        if (!(families & family_bit(f)) || !peers_[peer].accepted[size_t(f)]) return;
-        for (auto &[k, e] : table)
-            for (size_t i = 0; i < e.n; ++i)
-                if (e.paths[i].peer == peer) e.paths[i].flags |= Path::kStale;
+    auto mark_entry = [&](RouteEntry &e) {
+        Path *paths = e.data();
+        for (size_t i = 0; i < e.n; ++i)
+            if (paths[i].peer == peer) paths[i].flags |= Path::kStale;
     };
-    mark(v4_, RouteFamily::Ipv4Unicast);
-    mark(v6_, RouteFamily::Ipv6Unicast);
-    mark(evpn_, RouteFamily::Evpn);
+    auto wanted = [&](RouteFamily f) {
+        return (families & family_bit(f)) && peers_[peer].accepted[size_t(f)];
+    };
+    if (wanted(RouteFamily::Ipv4Unicast))
+        v4_.for_each([&](const V4Key &, RouteEntry &e) { mark_entry(e); });
+    if (wanted(RouteFamily::Ipv6Unicast))
+        v6_.for_each([&](const V6Key &, RouteEntry &e) { mark_entry(e); });
+    if (wanted(RouteFamily::Evpn))
+        for (auto &[k, e] : evpn_) mark_entry(e);
 }
 
 void Rib::sweep_stale(PeerId peer, FamilyMask families) {
@@ -342,27 +352,22 @@ void Rib::end_deferral() {
 void Rib::for_each(
     RouteFamily f,
     const std::function<void(const Prefix *, const EvpnNlri *, const RouteEntry &)> &fn) const {
+    auto visit = [&](const auto &k, const RouteEntry &e) {
+        if (!e.n) return; // emptied by a sweep under way
+        Prefix p = from_key(k);
+        fn(&p, nullptr, e);
+    };
     if (f == RouteFamily::Ipv4Unicast)
-        for (auto &[k, e] : v4_) {
-            Prefix p = from_key(k);
-            fn(&p, nullptr, e);
-        }
+        v4_.for_each(visit);
     else if (f == RouteFamily::Ipv6Unicast)
-        for (auto &[k, e] : v6_) {
-            Prefix p = from_key(k);
-            fn(&p, nullptr, e);
-        }
+        v6_.for_each(visit);
     else
         for (auto &[k, e] : evpn_) fn(nullptr, &k, e);
 }
 
 const RouteEntry *Rib::find(RouteFamily f, const Prefix &p) const {
-    if (f == RouteFamily::Ipv4Unicast) {
-        auto it = v4_.find(v4_key(p));
-        return it == v4_.end() ? nullptr : &it->second;
-    }
-    auto it = v6_.find(v6_key(p));
-    return it == v6_.end() ? nullptr : &it->second;
+    const RouteEntry *e = f == RouteFamily::Ipv4Unicast ? v4_.find(v4_key(p)) : v6_.find(v6_key(p));
+    return e && e->n ? e : nullptr; // an entry emptied by a sweep under way is gone
 }
 
 size_t Rib::prefixes(RouteFamily f) const {

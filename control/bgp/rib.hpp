@@ -6,6 +6,7 @@
 
 #include "control/bgp/config.hpp"
 #include "control/bgp/message.hpp"
+#include "control/bgp/prefix_table.hpp"
 
 #include <array>
 #include <cstdint>
@@ -14,7 +15,6 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -70,15 +70,57 @@ struct Path {
 };
 static_assert(sizeof(Path) == 16, "a path record stays 16 bytes: 1M paths must fit 150 MB");
 
-// All paths of one prefix. paths[0..n_best) is the best path and its ECMP siblings.
+// All paths of one prefix. paths[0..n_best) is the best path and its ECMP siblings. One
+// path, the usual case, is held inline: a prefix costs no allocation of its own.
 struct RouteEntry {
-    std::unique_ptr<Path[]> paths;
     uint16_t n = 0;
-    uint16_t cap = 0;
+    uint16_t cap = 1;
     uint16_t n_best = 0;
 
-    std::span<const Path> all() const { return {paths.get(), n}; }
-    std::span<const Path> best() const { return {paths.get(), n_best}; }
+    RouteEntry() : one_{} {}
+    RouteEntry(RouteEntry &&o) noexcept : n(o.n), cap(o.cap), n_best(o.n_best), one_{} {
+        if (cap > 1)
+            heap_ = o.heap_;
+        else
+            one_ = o.one_;
+        o.release();
+    }
+    RouteEntry &operator=(RouteEntry &&o) noexcept {
+        if (this == &o) return *this;
+        if (cap > 1) delete[] heap_;
+        n = o.n;
+        cap = o.cap;
+        n_best = o.n_best;
+        if (cap > 1)
+            heap_ = o.heap_;
+        else
+            one_ = o.one_;
+        o.release();
+        return *this;
+    }
+    RouteEntry(const RouteEntry &) = delete;
+    RouteEntry &operator=(const RouteEntry &) = delete;
+    ~RouteEntry() {
+        if (cap > 1) delete[] heap_;
+    }
+
+    Path *data() { return cap > 1 ? heap_ : &one_; }
+    const Path *data() const { return cap > 1 ? heap_ : &one_; }
+    std::span<const Path> all() const { return {data(), n}; }
+    std::span<const Path> best() const { return {data(), n_best}; }
+    // Makes room for one more path.
+    void reserve_one();
+
+  private:
+    void release() {
+        n = n_best = 0;
+        cap = 1;
+        one_ = Path{};
+    }
+    union {
+        Path one_;   // cap == 1
+        Path *heap_; // cap > 1
+    };
 };
 
 // What the RIB knows about each peer (best-path tie-breakers, reflection, counters).
@@ -148,6 +190,13 @@ class Rib {
     static void ref(const AttrData *a) { AttrPool::ref(a); }
     void unref(const AttrData *a) { pool_.unref(a); }
 
+    // Brings the prefix's entry into the cache ahead of its update or withdraw.
+    void prefetch(RouteFamily f, const Prefix &p) const {
+        if (f == RouteFamily::Ipv4Unicast)
+            v4_.prefetch(v4_key(p));
+        else
+            v6_.prefetch(v6_key(p));
+    }
     // Adds or replaces the path (peer, path_id) of a prefix. `attrs` from intern().
     void update(PeerId peer, RouteFamily f, const Prefix &p, uint32_t path_id,
                 const AttrData *attrs);
@@ -198,17 +247,23 @@ class Rib {
     struct V4Key {
         uint64_t v; // address << 8 | length
         bool operator==(const V4Key &) const = default;
+        static V4Key none() { return {~uint64_t(0)}; }
     };
     struct V6Key {
         std::array<uint8_t, 16> a;
         uint8_t len;
         bool operator==(const V6Key &) const = default;
+        static V6Key none() { return {{}, 0xff}; }
     };
     struct KeyHash {
-        size_t operator()(const V4Key &k) const;
+        size_t operator()(const V4Key &k) const {
+            return size_t(k.v * 0x9e3779b97f4a7c15ull >> 16);
+        }
         size_t operator()(const V6Key &k) const;
     };
-    static V4Key v4_key(const Prefix &p);
+    static V4Key v4_key(const Prefix &p) {
+        return {uint64_t(p.masked().addr.v4_host()) << 8 | p.len};
+    }
     static V6Key v6_key(const Prefix &p);
     static Prefix from_key(const V4Key &k);
     static Prefix from_key(const V6Key &k);
@@ -226,8 +281,8 @@ class Rib {
     RibOptions opt_;
     AttrPool pool_;
     std::vector<RibPeer> peers_;
-    std::unordered_map<V4Key, RouteEntry, KeyHash> v4_;
-    std::unordered_map<V6Key, RouteEntry, KeyHash> v6_;
+    PrefixTable<V4Key, RouteEntry, KeyHash> v4_;
+    PrefixTable<V6Key, RouteEntry, KeyHash> v6_;
     std::map<EvpnNlri, RouteEntry, EvpnKeyLess> evpn_;
     size_t total_paths_ = 0;
     std::vector<std::function<void(const RibChange &)>> listeners_;

@@ -220,7 +220,7 @@ nlohmann::json Speaker::show_routes(RouteFamily f, const std::string &prefix) co
         r["prefix"] = key;
         json paths = json::array();
         for (size_t i = 0; i < e.n; ++i)
-            paths.push_back(path_json(e.paths[i], i == 0, i < e.n_best, rib_));
+            paths.push_back(path_json(e.all()[i], i == 0, i < e.n_best, rib_));
         r["paths"] = paths;
         out.push_back(r);
     };

@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from bgplab import FRR_EVPN_ZEBRA, expect, frr_bgpd, frr_evpn_bgpd, kernel_vtep, run_lab  # noqa: E402
-from netns import free_hugepage_mb, run, wait_for  # noqa: E402
+from netns import run, vleafd_memory, wait_for  # noqa: E402
 
 RMAC = "02:00:00:00:64:01"      # vleafd's router MAC in L3VNI 100
 FRR_RMAC = "02:00:00:00:64:02"  # FRR's (br100)
@@ -97,7 +97,7 @@ class Vleafd:
         self.ctl = vleafctl
         self.socket = lab.path("vleafd.sock")
         config = lab.write("vleafd.yaml", CONFIG.format(rmac=RMAC, gw10=GW10, sock=self.socket))
-        mem = ["-m", "256"] if free_hugepage_mb() >= 512 else ["--no-huge", "-m", "512"]
+        mem = vleafd_memory()
         self.proc = vl.popen([vleafd, "-l", "0,1", *mem, "--no-pci", "--file-prefix",
                               lab.dpdk_prefix("vleafd"), "--log-level=*:warning", "--",
                               "--config", config], name="vleafd")

@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from bgplab import expect, run_lab  # noqa: E402
-from netns import free_hugepage_mb, hugepage_files, run, tcp_transfer, wait_for  # noqa: E402
+from netns import hugepage_files, run, tcp_transfer, vleafd_memory, wait_for  # noqa: E402
 
 # The demo configuration (also vleafd's embedded default), with the API socket moved
 # into the test's directory so that the test never touches a running demo.
@@ -65,8 +65,8 @@ class Vleafd:
         self.prefix = lab.dpdk_prefix("vleafd")
         # Hugepages when the machine has them: the set-up CI runs (tools/setup.sh reserves
         # them), and the one where hugepage files must not outlive vleafd.
-        self.hugepages = free_hugepage_mb() >= 512
-        mem = ["-m", "256"] if self.hugepages else ["--no-huge", "-m", "512"]
+        mem = vleafd_memory()
+        self.hugepages = "--no-huge" not in mem
         self.argv = [vleafd, "-l", "0,1", *mem, "--no-pci", "--file-prefix", self.prefix,
                      "--log-level=*:warning", "--", "--config", self.config]
         self.proc = None

@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from bgplab import expect, run_lab  # noqa: E402
-from netns import free_hugepage_mb, run, tcp_transfer, wait_for  # noqa: E402
+from netns import run, tcp_transfer, vleafd_memory, wait_for  # noqa: E402
 
 RMAC = "02:00:00:00:64:01"         # vleafd's router MAC in L3VNI 100
 KERNEL_RMAC = "02:00:00:00:64:02"  # the kernel VTEP's (br100)
@@ -156,7 +156,7 @@ class Vleafd:
         config = lab.write("vleafd.yaml", CONFIG.format(rmac=RMAC, krmac=KERNEL_RMAC, gw10=GW10,
                                                         gw20=GW20, h3=H3_MAC, sock=self.socket))
         prefix = lab.dpdk_prefix("vleafd")
-        mem = ["-m", "256"] if free_hugepage_mb() >= 512 else ["--no-huge", "-m", "512"]
+        mem = vleafd_memory()
         self.argv = [vleafd, "-l", "0,1", *mem, "--no-pci", "--file-prefix", prefix,
                      "--log-level=*:warning", "--", "--config", config]
         self.proc = topo.vl.popen(self.argv, name="vleafd")

@@ -109,6 +109,9 @@ std::vector<AclVerdict> run(const AclSet &s, const std::vector<Pkt> &pkts, unsig
     std::vector<std::vector<uint8_t>> frames;
     std::vector<const uint8_t *> l3;
     std::vector<uint16_t> len;
+    frames.reserve(pkts.size());
+    l3.reserve(pkts.size());
+    len.reserve(pkts.size());
     for (auto &p : pkts) frames.push_back(bytes(p));
     for (auto &f : frames) l3.push_back(f.data()), len.push_back(uint16_t(f.size()));
     std::vector<AclVerdict> out(pkts.size());
@@ -262,6 +265,7 @@ void random_check(unsigned n_rules, bool v6, uint64_t seed, Mix mix = {}) {
     }
     auto order = priority_order(pol);
     std::vector<Pkt> pkts;
+    pkts.reserve(100000);
     for (int i = 0; i < 100000; i++) pkts.push_back(g.packet(pol.rules));
     auto got = run(*set, pkts);
     unsigned mismatches = 0, decided_by_rule = 0, counted = 0, by_exact = 0;

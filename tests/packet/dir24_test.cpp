@@ -4,6 +4,7 @@
 // reused only after a grace period; and a reader thread looking up while the writer
 // churns more-specific routes, which must never see a half-written entry.
 #include "dataplane/dir24.hpp"
+#include "tests/packet/eal_main.hpp"
 #include "tests/packet/harness.hpp"
 
 #include <gtest/gtest.h>
@@ -246,9 +247,6 @@ TEST(Dir24, ReaderNeverSeesAHalfWrittenTable) {
 } // namespace
 
 int main(int argc, char **argv) {
-    ::testing::InitGoogleTest(&argc, argv);
-    init_eal(argv[0], 256);
-    int rc = RUN_ALL_TESTS();
-    finish_eal();
-    return rc;
+    const char *prog = argv[0];
+    return eal_main(argc, argv, [prog] { init_eal(prog, 256); });
 }

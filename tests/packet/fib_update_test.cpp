@@ -6,6 +6,7 @@
 // So any drop, punt or packet on the wrong port is a table update seen half-done (e.g.
 // a tbl8 group reused before a grace period).
 #include "control/fib/ring.hpp"
+#include "tests/packet/eal_main.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
 
@@ -156,7 +157,7 @@ TEST(FibUpdates, MillionUpdatesUnderTrafficNoDropNoMisdirection) {
                     replaces++;
                     continue;
                 }
-                live.push_back({p.addr.v4_host(), len});
+                live.emplace_back(p.addr.v4_host(), len);
                 ring.push(msg(out, p.addr.v4_host(), len, 1 + rng() % 3));
                 adds++;
             } else {
@@ -209,9 +210,6 @@ TEST(FibUpdates, MillionUpdatesUnderTrafficNoDropNoMisdirection) {
 } // namespace
 
 int main(int argc, char **argv) {
-    ::testing::InitGoogleTest(&argc, argv);
-    init_eal(argv[0], 1024, false, "0,1");
-    int rc = RUN_ALL_TESTS();
-    finish_eal();
-    return rc;
+    const char *prog = argv[0];
+    return eal_main(argc, argv, [prog] { init_eal(prog, 1024, false, "0,1"); });
 }

@@ -37,6 +37,7 @@ inline void init_eal(const char *prog, unsigned mem_mb = 512, bool huge = false,
                                   "--no-telemetry"};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char *> argv;
+    argv.reserve(args.size());
     for (auto &a : args) argv.push_back(a.data());
     if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0)
         throw std::runtime_error("rte_eal_init failed");

@@ -3,6 +3,7 @@
 // frames are built here from scratch with full (not incremental) checksums.
 #include "control/services/maglev.hpp"
 #include "control/services/services.hpp"
+#include "tests/packet/eal_main.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
 
@@ -153,7 +154,7 @@ class Lb : public ::testing::Test {
     }
 
     Service service(const std::string &name, const std::string &vip, uint16_t port,
-                    std::vector<std::pair<std::string, uint16_t>> backends,
+                    const std::vector<std::pair<std::string, uint16_t>> &backends,
                     uint8_t proto = IPPROTO_TCP) {
         Service s;
         s.name = name;
@@ -305,7 +306,7 @@ TEST_F(Lb, TwoInstancesChooseTheSameBackendForEveryFlow) {
 
 TEST_F(Lb, EstablishedFlowsKeepTheirBackendWhenItIsRemoved) {
     std::vector<std::pair<std::string, uint16_t>> bs;
-    for (int h = 2; h <= 5; h++) bs.push_back({"10.0.2." + std::to_string(h), 8080});
+    for (int h = 2; h <= 5; h++) bs.emplace_back("10.0.2." + std::to_string(h), 8080);
     reg->add(service("web", "10.96.0.10", 80, bs));
     auto backend_of = [&](uint16_t sport) {
         rig.run(0, {framed(port_mac[0], kHost1,
@@ -611,9 +612,6 @@ TEST_F(LbHandoff, FullRingIsCountedDrop) {
 } // namespace
 
 int main(int argc, char **argv) {
-    ::testing::InitGoogleTest(&argc, argv);
-    init_eal(argv[0]);
-    int rc = RUN_ALL_TESTS();
-    finish_eal();
-    return rc;
+    const char *prog = argv[0];
+    return eal_main(argc, argv, [prog] { init_eal(prog); });
 }

@@ -44,7 +44,7 @@ acl::Policy denying(std::vector<std::map<std::string, std::string>> rules) {
 
 // The flows planned for one ACL deny rule (without VXLAN, which would keep rules that
 // could match it in software).
-std::vector<FlowSpec> acl_flows(std::map<std::string, std::string> f) {
+std::vector<FlowSpec> acl_flows(const std::map<std::string, std::string> &f) {
     acl::Policy p = denying({f});
     auto wants = plan_acl(p, Vtep{});
     if (wants.size() != 1 || !wants[0].unfit.empty())

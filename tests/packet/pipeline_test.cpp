@@ -1,4 +1,5 @@
 // Golden packets through the real pipeline: every forwarding case and drop reason.
+#include "tests/packet/eal_main.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
 
@@ -46,8 +47,8 @@ class Pipeline : public ::testing::Test {
         ASSERT_TRUE(rig.errors.empty()) << rig.errors.front();
     }
 
-    Frame v4(V4 v = {}) { return ipv4(port_mac[0], kHost1, v); }
-    Frame v6(V6 v = {}) { return ipv6(port_mac[0], kHost1, v); }
+    Frame v4(const V4 &v = {}) { return ipv4(port_mac[0], kHost1, v); }
+    Frame v6(const V6 &v = {}) { return ipv6(port_mac[0], kHost1, v); }
 
     // Sends one frame in on port 0 and expects exactly `want` out of port `out`.
     void expect_routed(const Frame &in, unsigned out, const MacAddr &next) {
@@ -97,6 +98,7 @@ TEST_F(Pipeline, TcpOverIpv4KeepsPayload) {
 
 TEST_F(Pipeline, BurstOfMixedFamiliesKeepsOrder) {
     std::vector<Frame> in;
+    in.reserve(32);
     for (int k = 0; k < 32; k++)
         in.push_back(k % 3 ? v4({.sport = uint16_t(k)}) : v6({.sport = uint16_t(k)}));
     rig.run(0, in);
@@ -287,7 +289,7 @@ class PlainBurst : public Pipeline {
         size_t out = 0;
         for (auto &s : fast.sent) out += s.size();
         EXPECT_EQ(out + fast.punted.size() +
-                      std::accumulate(fast.drops.begin(), fast.drops.end(), 0u),
+                      std::accumulate(fast.drops.begin(), fast.drops.end(), uint64_t{0}),
                   in.size())
             << what;
         EXPECT_TRUE(fast == staged) << what;
@@ -346,9 +348,6 @@ TEST_F(PlainBurst, EndsAsInTheStagesOverSeveralPortsAndShortBursts) {
 } // namespace
 
 int main(int argc, char **argv) {
-    ::testing::InitGoogleTest(&argc, argv);
-    init_eal(argv[0]);
-    int rc = RUN_ALL_TESTS();
-    finish_eal();
-    return rc;
+    const char *prog = argv[0];
+    return eal_main(argc, argv, [prog] { init_eal(prog); });
 }

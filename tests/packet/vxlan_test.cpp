@@ -4,6 +4,7 @@
 // Expected frames are built field by field in frames.hpp, not by the dataplane's code.
 #include "control/icmp/icmp.hpp"
 #include "control/neigh/packets.hpp"
+#include "tests/packet/eal_main.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
 
@@ -798,9 +799,6 @@ TEST_F(Vxlan, DeletedVtepTakesItsLearnedMacs) {
 } // namespace
 
 int main(int argc, char **argv) {
-    ::testing::InitGoogleTest(&argc, argv);
-    init_eal(argv[0]);
-    int rc = RUN_ALL_TESTS();
-    finish_eal();
-    return rc;
+    const char *prog = argv[0];
+    return eal_main(argc, argv, [prog] { init_eal(prog); });
 }

@@ -72,7 +72,7 @@ TEST(AclRules, Fields) {
     r = rule({{"dst", "fd00::1"}, {"proto", "47"}, {"action", "deny"}});
     EXPECT_EQ(r.rule.dst.str(), "fd00::1/128");
     EXPECT_EQ(r.rule.proto, 47);
-    auto err = [](std::map<std::string, std::string> f) {
+    auto err = [](const std::map<std::string, std::string> &f) {
         try {
             rule(f);
         } catch (const AclError &e) {

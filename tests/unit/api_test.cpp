@@ -344,11 +344,13 @@ class Vleafctl : public Api {
         if (!bin) throw std::runtime_error("VLEAFCTL is not set; run through `meson test`");
         args.insert(args.begin(), bin);
         std::vector<char *> argv;
+        argv.reserve(args.size() + 1);
         for (auto &a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
         for (char **e = environ; *e; e++)
-            if (std::strncmp(*e, "VLEAF_SOCKET=", 13) != 0) env.push_back(*e);
+            if (std::strncmp(*e, "VLEAF_SOCKET=", 13) != 0) env.emplace_back(*e);
         std::vector<char *> envp;
+        envp.reserve(env.size() + 1);
         for (auto &e : env) envp.push_back(e.data());
         envp.push_back(nullptr);
 

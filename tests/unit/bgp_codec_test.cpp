@@ -803,7 +803,7 @@ TEST(BgpRfc7606, TreatAsWithdrawKeepsTheNlri) {
 }
 
 TEST(BgpRfc7606, PerAttributeOutcomes) {
-    auto with = [](Bytes extra, const Bytes &base = kBase) {
+    auto with = [](const Bytes &extra, const Bytes &base = kBase) {
         return decode(update_body({}, cat({base, extra}), kNlri));
     };
     auto without_nh = cat({kOrigin, kAsPath});
@@ -811,8 +811,8 @@ TEST(BgpRfc7606, PerAttributeOutcomes) {
            UpdateAction::TreatAsWithdraw, err::kAttrLengthError);
     expect(decode(update_body({}, cat({pa(0xc0, 1, {0}), kAsPath, kNextHop}), kNlri)),
            UpdateAction::TreatAsWithdraw, err::kAttrFlagsError);
-    for (Bytes path : {Bytes{2, 0}, Bytes{2, 2, 0, 0, 0, 1}, Bytes{2, 1, 0, 0, 0, 1, 2},
-                       Bytes{7, 1, 0, 0, 0, 1}})
+    for (const Bytes &path : {Bytes{2, 0}, Bytes{2, 2, 0, 0, 0, 1}, Bytes{2, 1, 0, 0, 0, 1, 2},
+                              Bytes{7, 1, 0, 0, 0, 1}})
         expect(decode(update_body({}, cat({kOrigin, pa(0x40, 2, path), kNextHop}), kNlri)),
                UpdateAction::TreatAsWithdraw, err::kMalformedAsPath);
     expect(with(pa(0x40, 3, {0, 0, 0, 0}), without_nh), UpdateAction::TreatAsWithdraw,

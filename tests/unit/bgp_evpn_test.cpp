@@ -97,8 +97,8 @@ struct BgpEvpn : ::testing::Test {
         std::map<std::string, const AttrData *> out;
         rib.for_each(RouteFamily::Evpn,
                      [&](const Prefix *, const EvpnNlri *n, const RouteEntry &e) {
-                         if (n->route_type() == type && e.n && e.paths[0].peer == kLocalPeer)
-                             out[n->str()] = e.paths[0].attrs;
+                         if (n->route_type() == type && e.n && e.all()[0].peer == kLocalPeer)
+                             out[n->str()] = e.all()[0].attrs;
                      });
         return out;
     }
@@ -108,8 +108,8 @@ struct BgpEvpn : ::testing::Test {
         rib.for_each(RouteFamily::Evpn,
                      [&](const Prefix *, const EvpnNlri *n, const RouteEntry &e) {
                          auto *x = std::get_if<EvpnMacIp>(&n->route);
-                         if (x && x->mac == mac(m) && e.n && e.paths[0].peer == kLocalPeer)
-                             r = {x, e.paths[0].attrs};
+                         if (x && x->mac == mac(m) && e.n && e.all()[0].peer == kLocalPeer)
+                             r = {x, e.all()[0].attrs};
                      });
         return r;
     }

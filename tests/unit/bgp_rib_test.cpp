@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 using namespace vleaf;
 using namespace vleaf::bgp;
 
@@ -17,13 +19,13 @@ Prefix pfx(const char *s) {
 }
 const RouteFamily V4 = RouteFamily::Ipv4Unicast;
 
-AsPath path(std::vector<uint32_t> asns) {
+AsPath path(const std::vector<uint32_t> &asns) {
     AsPath p;
     if (!asns.empty()) p.segments.push_back({SegmentType::AsSequence, asns});
     return p;
 }
 
-PathAttrs attrs(std::vector<uint32_t> asns = {65010}) {
+PathAttrs attrs(const std::vector<uint32_t> &asns = {65010}) {
     PathAttrs a;
     a.origin = Origin::Igp;
     a.as_path = path(asns);
@@ -50,7 +52,7 @@ struct BgpRib : ::testing::Test {
     PeerId best(const char *prefix) {
         auto *e = rib->find(V4, pfx(prefix));
         EXPECT_NE(e, nullptr);
-        return e && e->n_best ? e->paths[0].peer : PeerId(0xffff);
+        return e && e->n_best ? e->all()[0].peer : PeerId(0xffff);
     }
     void reset(RibOptions o) {
         opt = o;
@@ -177,8 +179,8 @@ TEST_F(BgpRib, EcmpSameAsPath) {
     auto *e = rib->find(V4, pfx("10.1.0.0/16"));
     ASSERT_NE(e, nullptr);
     EXPECT_EQ(e->n_best, 2) << "different AS path is not multipath without relax";
-    EXPECT_EQ(e->paths[0].peer, a);
-    EXPECT_EQ(e->paths[1].peer, b);
+    EXPECT_EQ(e->all()[0].peer, a);
+    EXPECT_EQ(e->all()[1].peer, b);
 }
 
 TEST_F(BgpRib, EcmpRelaxAndMaxPaths) {
@@ -253,10 +255,10 @@ TEST_F(BgpRib, GracefulRestartStaleHandling) {
     rib->peer_down(a, family_bit(V4));
     auto *e = rib->find(V4, pfx("10.1.0.0/16"));
     ASSERT_NE(e, nullptr);
-    EXPECT_TRUE(e->paths[0].flags & Path::kStale);
+    EXPECT_TRUE(e->all()[0].flags & Path::kStale);
     // The restarted peer re-announces one route: fresh again.
     announce(a, "10.1.0.0/16", attrs({65002}));
-    EXPECT_FALSE(rib->find(V4, pfx("10.1.0.0/16"))->paths[0].flags & Path::kStale);
+    EXPECT_FALSE(rib->find(V4, pfx("10.1.0.0/16"))->all()[0].flags & Path::kStale);
     // End-of-RIB sweeps the rest.
     rib->sweep_stale(a, family_bit(V4));
     EXPECT_NE(rib->find(V4, pfx("10.1.0.0/16")), nullptr);
@@ -280,13 +282,13 @@ TEST_F(BgpRib, RefreshMarksOnlyOnePeerAndFamilyStale) {
     auto *e = rib->find(V4, pfx("10.2.0.0/16"));
     ASSERT_NE(e, nullptr) << "b's path stays";
     EXPECT_EQ(e->n, 1);
-    EXPECT_EQ(e->paths[0].peer, b);
-    EXPECT_FALSE(e->paths[0].flags & Path::kStale);
+    EXPECT_EQ(e->all()[0].peer, b);
+    EXPECT_FALSE(e->all()[0].flags & Path::kStale);
 }
 
 TEST_F(BgpRib, ChangesReportBeforeAndAfter) {
     std::vector<std::pair<size_t, size_t>> seen;
-    rib->on_change([&](const RibChange &c) { seen.push_back({c.before.size(), c.now.size()}); });
+    rib->on_change([&](const RibChange &c) { seen.emplace_back(c.before.size(), c.now.size()); });
     PeerId a = peer("10.0.0.2", 65002, 2), b = peer("10.0.0.3", 65003, 3);
     announce(a, "10.1.0.0/16", attrs({65002}));
     announce(b, "10.1.0.0/16", attrs({65003, 65009})); // not better: no change
@@ -319,5 +321,94 @@ TEST_F(BgpRib, AddPathKeepsPathsApart) {
     rib->withdraw(a, V4, pfx("10.1.0.0/16"), 1);
     auto *e = rib->find(V4, pfx("10.1.0.0/16"));
     ASSERT_EQ(e->n, 1);
-    EXPECT_EQ(e->paths[0].path_id, 2u);
+    EXPECT_EQ(e->all()[0].path_id, 2u);
+}
+
+// The prefix table against std::map under random inserts and erases. The hash puts every
+// key in one of four homes, so probe runs are long and wrap past the end of the table,
+// which is where backward-shift deletion can go wrong.
+namespace {
+struct SmallKey {
+    uint32_t v;
+    bool operator==(const SmallKey &) const = default;
+    static SmallKey none() { return {~0u}; }
+};
+struct FourHomes {
+    size_t operator()(const SmallKey &k) const { return k.v % 4 * 0x4000000000000000ull; }
+};
+} // namespace
+
+TEST(PrefixTable, MatchesAMapUnderRandomInsertsAndErases) {
+    PrefixTable<SmallKey, RouteEntry, FourHomes> t;
+    std::map<uint32_t, uint16_t> model;
+    uint64_t rng = 42;
+    auto next = [&] {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        return uint32_t(rng >> 33);
+    };
+    auto check = [&] {
+        ASSERT_EQ(t.size(), model.size());
+        for (auto &[k, n] : model) {
+            auto *e = t.find({k});
+            ASSERT_NE(e, nullptr) << k;
+            EXPECT_EQ(e->n, n) << k;
+        }
+        size_t seen = 0;
+        t.for_each([&](const SmallKey &k, const RouteEntry &e) {
+            ++seen;
+            EXPECT_EQ(model.at(k.v), e.n);
+        });
+        EXPECT_EQ(seen, model.size());
+    };
+    for (int round = 0; round < 2000; ++round) {
+        uint32_t k = next() % 300;
+        switch (next() % 3) {
+        case 0:
+        case 1:
+            t[{k}].n = uint16_t(k % 7 + 1);
+            model[k] = uint16_t(k % 7 + 1);
+            break;
+        default:
+            t.erase({k});
+            model.erase(k);
+        }
+        if (round % 100 == 0) check();
+        if (round % 500 == 499) {
+            // Entries whose key is even lose their paths, then go in one sweep.
+            t.for_each([](const SmallKey &key, RouteEntry &e) {
+                if (key.v % 2 == 0) e.n = 0;
+            });
+            t.erase_if([](const RouteEntry &e) { return e.n == 0; });
+            std::erase_if(model, [](const auto &kv) { return kv.first % 2 == 0; });
+            check();
+        }
+    }
+    check();
+    EXPECT_EQ(t.find({1000}), nullptr);
+}
+
+TEST_F(BgpRib, ManyPrefixesAndPathsSurvivePeerDown) {
+    auto a = peer("10.0.0.2", 65010, 2);
+    auto b = peer("10.0.0.3", 65020, 3);
+    auto *at = rib->intern(attrs({65010}), NextHop{ip("10.0.0.2"), {}});
+    auto *bt = rib->intern(attrs({65020, 65021}), NextHop{ip("10.0.0.3"), {}});
+    for (uint32_t i = 0; i < 5000; ++i) {
+        Prefix p{IpAddr::v4(0x0b000000 + (i << 8)), 24};
+        rib->update(a, V4, p, 0, at);
+        if (i % 3 == 0) rib->update(b, V4, p, 0, bt);
+    }
+    EXPECT_EQ(rib->prefixes(V4), 5000u);
+    EXPECT_EQ(rib->paths(), 5000u + 1667u);
+    rib->peer_down(a, 0);
+    EXPECT_EQ(rib->prefixes(V4), 1667u);
+    for (uint32_t i = 0; i < 5000; ++i) {
+        auto *e = rib->find(V4, Prefix{IpAddr::v4(0x0b000000 + (i << 8)), 24});
+        if (i % 3) {
+            EXPECT_EQ(e, nullptr) << i;
+        } else {
+            ASSERT_NE(e, nullptr) << i;
+            ASSERT_EQ(e->n, 1);
+            EXPECT_EQ(e->all()[0].peer, b);
+        }
+    }
 }

@@ -112,7 +112,8 @@ class EvpnWriterTest : public ::testing::Test {
         w = std::make_unique<fib::EvpnWriter>(prog, h);
         w->add_l2vni(10, bd);
     }
-    EvpnMsg l2(EvpnMsg::Op op, const char *vtep, MacAddr mac = {}, std::vector<IpAddr> ips = {}) {
+    EvpnMsg l2(EvpnMsg::Op op, const char *vtep, MacAddr mac = {},
+               const std::vector<IpAddr> &ips = {}) {
         EvpnMsg m;
         m.op = op;
         m.id = 10;
@@ -121,7 +122,7 @@ class EvpnWriterTest : public ::testing::Test {
         for (auto &ip : ips) m.ips[m.n++] = ip;
         return m;
     }
-    EvpnMsg route(const char *prefix, std::vector<fib::Programmer::TunnelHop> hops) {
+    EvpnMsg route(const char *prefix, const std::vector<fib::Programmer::TunnelHop> &hops) {
         EvpnMsg m;
         m.op = hops.empty() ? EvpnMsg::Op::RouteDel : EvpnMsg::Op::RouteSet;
         m.id = 1;

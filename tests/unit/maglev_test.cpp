@@ -33,6 +33,7 @@ std::vector<unsigned> shares(const std::vector<uint32_t> &table, size_t n) {
 std::vector<std::pair<IpAddr, uint16_t>> resolved(const std::vector<uint32_t> &table,
                                                   const std::vector<Backend> &bs) {
     std::vector<std::pair<IpAddr, uint16_t>> out;
+    out.reserve(table.size());
     for (uint32_t b : table) out.emplace_back(bs.at(b).addr, bs.at(b).port);
     return out;
 }

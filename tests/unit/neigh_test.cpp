@@ -663,7 +663,7 @@ TEST(NeighPackets, ChecksumOfBuiltFramesVerifies) {
 }
 
 TEST(NeighResolver, RejectsUnusableSettings) {
-    Callbacks cb{[](uint16_t, std::vector<uint8_t>) {},
+    Callbacks cb{[](uint16_t, const std::vector<uint8_t> &) {},
                  [](uint16_t, const IpAddr &, std::optional<MacAddr>) {}, [](void *, bool) {}};
     auto t = timers();
     t.retries = 0;

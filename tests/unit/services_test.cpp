@@ -84,7 +84,7 @@ TEST(Services, ArgumentsBecomeAService) {
 }
 
 TEST(Services, ErrorsNameTheBadField) {
-    auto bad = [](json patch) {
+    auto bad = [](const json &patch) {
         json a = web_args();
         a.update(patch);
         return error_of([&] { service_from_args(a); });

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 
-from netns import Lab, Terminated, free_hugepage_mb, namespaces, wait_for  # noqa: F401 (re-exported)
+from netns import Lab, Terminated, namespaces, vleafd_memory, wait_for  # noqa: F401 (re-exported)
 
 SKIP = 77  # meson: test skipped (shown as SKIP, never as a pass)
 
@@ -124,7 +124,7 @@ def vleafd_ports(lab, vl, hosts, ipv6=False):
 
 def popen_vleafd(lab, ns, vleafd, config):
     """vleafd on lcores 0 and 1 with hugepages when enough are free, else --no-huge."""
-    mem = ["-m", "256"] if free_hugepage_mb() >= 512 else ["--no-huge", "-m", "512"]
+    mem = vleafd_memory()
     return ns.popen([vleafd, "-l", "0,1", *mem, "--no-pci", "--file-prefix",
                      lab.dpdk_prefix("vleafd"), "--log-level=*:warning", "--", "--config", config],
                     "vleafd")

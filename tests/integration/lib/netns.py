@@ -70,6 +70,22 @@ def free_hugepage_mb():
     return free * size_kb // 1024
 
 
+# EAL memory for vleafd: its tables take about 400 MB with the default limits (DIR-24-8, the
+# IPv6 trie and its RIB, mbufs, LB flow tables).
+VLEAFD_MEMORY_MB = 512
+
+
+def vleafd_memory():
+    """vleafd's EAL memory options: VLEAFD_MEMORY_MB, on hugepages when that many are free.
+    -m reserves all of it at EAL start. With less, vleafd grows onto hugepages later, which a
+    concurrent DPDK process may have taken since the check; it then fails deep in its set-up
+    (an rte_fib6_create out of memory, which DPDK 22.11 reports as "Invalid argument":
+    rte_rib6_free on its failure path overwrites rte_errno)."""
+    if free_hugepage_mb() >= VLEAFD_MEMORY_MB:
+        return ["-m", str(VLEAFD_MEMORY_MB)]
+    return ["--no-huge", "-m", str(VLEAFD_MEMORY_MB)]
+
+
 HUGEPAGE_DIR = "/dev/hugepages"
 DPDK_RUN_DIR = "/var/run/dpdk"
 
