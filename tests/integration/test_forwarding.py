@@ -101,7 +101,10 @@ class Vleafd:
 def check_ping(ns, dst, count=5):
     ns.ping(dst, count=1, deadline=5)  # the first may wait for neighbor resolution
     sent, received = ns.ping(dst, count=count)
-    expect(received == sent == count, f"{ns.name} -> {dst}: {received}/{sent} replies")
+    # ping -w sends until `count` replies arrive, so a slow reply can leave one more
+    # request in flight when it stops: one unanswered request is not a loss.
+    expect(received == count and sent - received <= 1,
+           f"{ns.name} -> {dst}: {received}/{sent} replies, {count} wanted")
 
 
 def check_tcp(topo, addr, nbytes, port):

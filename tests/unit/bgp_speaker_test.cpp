@@ -279,8 +279,9 @@ TEST_F(BgpSpeaker, BorrWithoutEorrPurgesStalePathsAfterTheTimer) {
     attrs.as_path = AsPath{{AsSegment{SegmentType::AsSequence, {65002}}}};
     CodecContext ctx;
     ctx.ebgp = true;
-    auto announce = [&](std::vector<const char *> prefixes) {
+    auto announce = [&](const std::vector<const char *> &prefixes) {
         std::vector<PrefixNlri> routes;
+        routes.reserve(prefixes.size());
         for (auto *p : prefixes) routes.push_back({0, *Prefix::parse(p)});
         Bytes u;
         encode_announce(RouteFamily::Ipv4Unicast, attrs, NextHop{*IpAddr::parse("127.0.0.2"), {}},
