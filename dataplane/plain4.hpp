@@ -3,13 +3,14 @@
 // on a routed port (no access VLANs) while no ACL and no service is configured, so that
 // the stages between parse and route, and those after forward, would pass it untouched.
 //
-// The first loop checks the packets and gathers their destinations, writing nothing the
-// stages read: a burst with any other packet goes through the stages from the start.
-// After one bulk lookup in the port's VRF, the second loop forwards to Forward next hops
-// (ECMP members too) with TTL left and within the egress MTU, with the header pointers
-// the first loop kept. At the first packet that is anything else, the burst is left as
-// parse and route leave it and forward4 and the stages after it go on from that packet,
-// so that every check and drop reason stays in one place.
+// The first loop checks the packets and looks their destinations up in the port's VRF
+// (inline, as l3fwd's rte_lpm_lookupx4: nothing in the loop waits for the result, so
+// the table loads overlap), writing nothing the stages read before writing it themselves:
+// a burst with any other packet goes through the stages from the start. The second loop
+// forwards to Forward next hops (ECMP members too) with TTL left and within the egress
+// MTU, with the header pointers the first loop kept. At the first packet that is anything
+// else, the burst is left as parse and route leave it and forward4 and the stages after
+// it go on from that packet, so that every check and drop reason stays in one place.
 #pragma once
 
 #include "dataplane/dispatch.hpp"
@@ -74,6 +75,10 @@ struct PlainChecks {
 template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
     if (!stages_idle4(b, w)) return false;
     const unsigned n = b.n;
+    auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
+    const VrfTables *t = w.fib->vrf(vrf);
+    if (!t || !t->v4) return false; // no such VRF: route's no_route drops, by the stages
+    const Dir24 &fib4 = *t->v4;
     uint8_t *frame[kMaxBurst];
     PlainChecks checks;
     // VXLAN to our VTEP address is the stages' (decapsulation). Tested per packet so that
@@ -91,6 +96,7 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
         if (unlikely(dst == vtep_be)) return false;
         frame[i] = f;
         b.dst4[i] = rte_be_to_cpu_32(dst);
+        b.nh4[i] = fib4.lookup(b.dst4[i]);
         return true;
     };
     for (unsigned k = 0; k < kPrefetchAhead && k < n; k++)
@@ -104,10 +110,6 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
         if (!check(i)) return false;
     // Martians are the stages' too (any_martian4 also tests the VTEP address).
     if (!checks.plain() || n == 0 || any_martian4(b, n, rte_be_to_cpu_32(vtep_be))) return false;
-    auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
-    const VrfTables *t = w.fib->vrf(vrf);
-    if (!t || !t->v4) return false; // no such VRF: route's no_route drops, by the stages
-    t->v4->lookup_bulk(b.dst4, b.nh4, n);
 
     const Nh *table = w.fib->nexthops();
     const PortInfo *ports = w.ports;
