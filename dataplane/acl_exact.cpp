@@ -3,9 +3,6 @@
 #include "dataplane/crc.hpp"
 
 #include <rte_malloc.h>
-#include <rte_prefetch.h>
-
-#include <immintrin.h>
 
 #include <algorithm>
 #include <array>
@@ -18,6 +15,10 @@ namespace vleaf::dp {
 namespace {
 
 constexpr uint32_t kKindPort = 0, kKindProto = 1 << 8, kKindAny = 2 << 8;
+// The tag of a free bucket: no group or packet has kind 0xff.
+constexpr uint32_t kEmpty = 0xff << 8;
+// A group further than this from its home bucket: the build tries another seed or size.
+constexpr uint32_t kMaxProbes = 8;
 
 inline uint16_t be16(const uint8_t *p) {
     return uint16_t(p[0] << 8 | p[1]);
@@ -33,36 +34,30 @@ template <unsigned Bytes> uint32_t AclExact<Bytes>::hash(const Word *addr, uint3
     }
 }
 
-// The group offset of the slot with `sig`, 0 if none; without branches on which slot it
-// is, since that is unpredictable.
-template <unsigned Bytes> inline uint32_t AclExact<Bytes>::slot(const Bucket &b, uint32_t sig) {
-#ifdef __AVX2__
-    __m256i eq = _mm256_cmpeq_epi32(_mm256_load_si256(reinterpret_cast<const __m256i *>(b.sig)),
-                                    _mm256_set1_epi32(int(sig)));
-    auto hit = unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(eq)));
-    return hit ? b.at[__builtin_ctz(hit)] : 0;
-#else
-    uint32_t at = 0;
-    for (unsigned s = 0; s < 8; s++) at |= b.at[s] & (0u - uint32_t(b.sig[s] == sig));
-    return at;
-#endif
-}
-
 template <unsigned Bytes>
-inline const typename AclExact<Bytes>::Group *
+inline const typename AclExact<Bytes>::Bucket *
 AclExact<Bytes>::resolve(const Word *addr, uint32_t tag, uint32_t h) const {
-    uint32_t at = slot(buckets_[h & mask_], h | 1);
-    if (!at) return nullptr;
-    const auto *g = reinterpret_cast<const Group *>(pool_ + at);
-    return std::memcmp(g->addr, addr, Bytes) == 0 && g->tag == tag ? g : nullptr;
+    auto holds = [&](const Bucket &b) {
+        return b.tag == tag && std::memcmp(b.addr, addr, Bytes) == 0;
+    };
+    const Bucket *b = &buckets_[h & mask_];
+    if (holds(*b)) return b;
+    if (!b->chain) return nullptr;
+    for (uint32_t k = 1; k <= probes_; k++) {
+        b = &buckets_[(h + k) & mask_];
+        if (holds(*b)) return b;
+        if (b->tag == kEmpty) return nullptr;
+    }
+    return nullptr;
 }
 
 template <unsigned Bytes>
-inline AclMatch AclExact<Bytes>::scan(const Group *g, const uint8_t *in, unsigned other) {
+inline AclMatch AclExact<Bytes>::scan(const Bucket *b, const uint8_t *in) const {
     Word a[kWords];
-    std::memcpy(a, in + other, Bytes);
+    std::memcpy(a, in + other_, Bytes);
     const uint16_t l4[2] = {be16(in + kL4), be16(in + kL4 + 2)};
-    const auto *e = reinterpret_cast<const Entry *>(g + 1);
+    const unsigned decide = b->decide, all = decide + b->count;
+    const Entry *e = all <= kInline ? b->rules : pool_ + b->more;
     auto hit = [&](const Entry &x) {
         bool m =
             (uint16_t(l4[0] - x.lo[0]) <= x.span[0]) & (uint16_t(l4[1] - x.lo[1]) <= x.span[1]);
@@ -70,12 +65,12 @@ inline AclMatch AclExact<Bytes>::scan(const Group *g, const uint8_t *in, unsigne
         return m;
     };
     AclMatch r{kNoRank, kNoRank, 0, 0};
-    for (unsigned k = 0; k < g->decide; k++)
+    for (unsigned k = 0; k < decide; k++)
         if (hit(e[k])) {
             r.decide = e[k].rank, r.rule = e[k].rule;
             break;
         }
-    for (unsigned k = g->decide; k < g->decide + g->count; k++)
+    for (unsigned k = decide; k < all; k++)
         if (hit(e[k])) {
             r.count = e[k].rank, r.counted = e[k].rule;
             break;
@@ -85,66 +80,49 @@ inline AclMatch AclExact<Bytes>::scan(const Group *g, const uint8_t *in, unsigne
 
 template <unsigned Bytes>
 void AclExact<Bytes>::lookup(const uint8_t *const in[], unsigned n, AclMatch out[]) const {
-    uint32_t h[64], tag[64];
-    const Group *g[64];
-    // Passes over the burst, so that the bucket and group misses of all packets overlap
-    // instead of following one another: hash and prefetch the bucket; find the group and
-    // prefetch it, or when the packet's port has no group, hash and prefetch the next
-    // key to try; check the groups.
+    uint32_t h[64];
+    // Two passes over the burst, so that the bucket misses of all packets overlap instead
+    // of following one another: hash and prefetch the home bucket; then find the group and
+    // check its rules. When the packet's port has no group, the protocol's and then the
+    // address's are tried, without prefetch (port ranges, ICMP, protocol-less rules).
     for (unsigned i = 0; i < n; i++) {
         Word a[kWords];
         std::memcpy(a, in[i] + key_, Bytes);
-        tag[i] = in[i][0] | kKindPort | uint32_t(be16(in[i] + kL4 + 2)) << 16;
-        h[i] = hash(a, tag[i]);
-        __builtin_prefetch(&buckets_[h[i] & mask_]);
-    }
-    for (unsigned i = 0; i < n; i++) {
-        uint32_t at = slot(buckets_[h[i] & mask_], h[i] | 1);
-        g[i] = at ? reinterpret_cast<const Group *>(pool_ + at) : nullptr;
-        if (at) {
-            __builtin_prefetch(g[i]);
-        } else if (any_port_ | any_) {
-            Word a[kWords];
-            std::memcpy(a, in[i] + key_, Bytes);
-            tag[i] = any_port_ ? in[i][0] | kKindProto : kKindAny;
-            h[i] = hash(a, tag[i]);
-            __builtin_prefetch(&buckets_[h[i] & mask_]);
-        }
+        h[i] = hash(a, in[i][0] | kKindPort | uint32_t(be16(in[i] + kL4 + 2)) << 16);
+        const auto *line = reinterpret_cast<const char *>(&buckets_[h[i] & mask_]);
+        for (unsigned off = 0; off < sizeof(Bucket); off += 64) __builtin_prefetch(line + off);
     }
     for (unsigned i = 0; i < n; i++) {
         Word a[kWords];
         std::memcpy(a, in[i] + key_, Bytes);
-        const uint32_t kind = tag[i] & 0xff00;
-        const Group *gi = g[i];
-        if (gi)
-            gi = std::memcmp(gi->addr, a, Bytes) == 0 && gi->tag == tag[i] ? gi : nullptr;
-        else if (kind != kKindPort)
-            gi = resolve(a, tag[i], h[i]);
-        // Whatever is left to try: the protocol's group, then the address's.
-        if (!gi && any_port_ && kind == kKindPort) gi = find(a, in[i][0] | kKindProto);
-        if (!gi && any_ && kind != kKindAny) gi = find(a, kKindAny);
-        out[i] = gi ? scan(gi, in[i], other_) : AclMatch{kNoRank, kNoRank, 0, 0};
+        const uint32_t proto = in[i][0];
+        const Bucket *b =
+            resolve(a, proto | kKindPort | uint32_t(be16(in[i] + kL4 + 2)) << 16, h[i]);
+        if (!b && any_port_) b = find(a, proto | kKindProto);
+        if (!b && any_) b = find(a, kKindAny);
+        out[i] = b ? scan(b, in[i]) : AclMatch{kNoRank, kNoRank, 0, 0};
     }
 }
 
 template <unsigned Bytes>
-bool AclExact<Bytes>::place(const std::vector<uint32_t> &offsets, unsigned log2_buckets,
+bool AclExact<Bytes>::place(const std::vector<Bucket> &groups, unsigned log2_buckets,
                             uint32_t seed) {
     seed_ = seed;
     mask_ = (1u << log2_buckets) - 1;
+    probes_ = 0;
     std::vector<Bucket> table(size_t(1) << log2_buckets);
-    for (uint32_t off : offsets) {
-        const auto *g = reinterpret_cast<const Group *>(pool_ + off);
-        uint32_t h = hash(g->addr, g->tag), sig = h | 1;
-        Bucket &b = table[h & mask_];
-        unsigned free = 8;
-        for (unsigned s = 8; s-- > 0;) {
-            if (b.sig[s] == sig) return false; // a lookup could not tell the two apart
-            if (!b.sig[s]) free = s;
-        }
-        if (free == 8) return false;
-        b.sig[free] = sig;
-        b.at[free] = off;
+    for (Bucket &b : table) b.tag = kEmpty;
+    for (const Bucket &g : groups) {
+        const uint32_t h = hash(g.addr, g.tag);
+        uint32_t k = 0;
+        while (table[(h + k) & mask_].tag != kEmpty)
+            if (++k > kMaxProbes) return false;
+        Bucket &b = table[(h + k) & mask_];
+        const uint8_t chain = b.chain; // the flag belongs to the bucket, not to its group
+        b = g;
+        b.chain = chain;
+        if (k) table[h & mask_].chain = 1;
+        probes_ = std::max(probes_, k);
     }
     size_t size = table.size() * sizeof(Bucket);
     rte_free(buckets_);
@@ -177,8 +155,8 @@ AclExact<Bytes>::build(const AclPolicy &p, const std::vector<uint32_t> &which,
     t->socket_ = socket;
     t->key_ = key_src ? kSrc : kDst;
     t->other_ = key_src ? kDst : kSrc;
-    std::vector<uint8_t> pool(64); // offset 0 means "no group"
-    std::vector<uint32_t> offsets;
+    std::vector<Bucket> groups;
+    std::vector<Entry> pool;
     for (const auto &kv : own) {
         const Key &k = kv.first;
         const uint32_t kind = k.second & 0xff00;
@@ -198,16 +176,12 @@ AclExact<Bytes>::build(const AclPolicy &p, const std::vector<uint32_t> &which,
             return p.rules[i].action != AclAction::Count;
         });
 
-        Group g{};
+        Bucket g{};
         std::memcpy(g.addr, k.first.data(), Bytes);
         g.tag = k.second;
-        g.decide = uint16_t(counts - rules.begin());
-        g.count = uint16_t(rules.end() - counts);
-        const size_t size = sizeof(Group) + rules.size() * sizeof(Entry);
-        size_t off = (pool.size() + alignof(Entry) - 1) / alignof(Entry) * alignof(Entry);
-        if (size <= 64 && off / 64 != (off + size - 1) / 64) off = (off + 63) / 64 * 64;
-        pool.resize(off + size);
-        std::memcpy(&pool[off], &g, sizeof g);
+        g.decide = uint8_t(counts - rules.begin());
+        g.count = uint8_t(rules.end() - counts);
+        g.more = uint32_t(pool.size());
         for (size_t j = 0; j < rules.size(); j++) {
             const AclRule &r = p.rules[rules[j]];
             const Prefix &o = key_src ? r.dst : r.src;
@@ -224,19 +198,26 @@ AclExact<Bytes>::build(const AclPolicy &p, const std::vector<uint32_t> &which,
             e.lo[1] = r.dport_lo, e.span[1] = uint16_t(r.dport_hi - r.dport_lo);
             e.rank = rank[rules[j]];
             e.rule = rules[j] | (r.action == AclAction::Deny ? kAclDenyBit : 0);
-            std::memcpy(&pool[off + sizeof(Group) + j * sizeof(Entry)], &e, sizeof e);
+            if (rules.size() <= kInline)
+                g.rules[j] = e;
+            else
+                pool.push_back(e);
         }
-        offsets.push_back(uint32_t(off));
+        groups.push_back(g);
     }
 
-    t->pool_ = static_cast<uint8_t *>(rte_malloc_socket("acl_exact", pool.size(), 64, socket));
-    if (!t->pool_) throw std::runtime_error("acl exact-match groups: out of memory");
-    std::memcpy(t->pool_, pool.data(), pool.size());
-    // Two keys per bucket of eight on average; a few seeds per size, then twice the size.
+    if (!pool.empty()) {
+        const size_t size = pool.size() * sizeof(Entry);
+        t->pool_ = static_cast<Entry *>(rte_malloc_socket("acl_exact", size, 64, socket));
+        if (!t->pool_) throw std::runtime_error("acl exact-match groups: out of memory");
+        std::memcpy(static_cast<void *>(t->pool_), pool.data(), size);
+    }
+    // At most one group per three buckets, so that most sit in their home bucket and a
+    // missing key rarely probes further; a few seeds per size, then twice the size.
     unsigned log2 = 0;
-    while ((size_t(2) << log2) < offsets.size()) log2++;
+    while ((size_t(1) << log2) < 3 * groups.size()) log2++;
     for (unsigned attempt = 0; attempt < 12; attempt++)
-        if (t->place(offsets, log2 + attempt / 3, 0x61636c00u + attempt)) return t;
+        if (t->place(groups, log2 + attempt / 3, 0x61636c00u + attempt)) return t;
     return nullptr;
 }
 

@@ -3,7 +3,7 @@
 // and admit peers by CIDR, protocol and port. Such rules need no trie: a hash table keyed
 // by (host address, protocol, destination port) gives the few rules of that key, which a
 // packet checks with masked compares. rte_acl costs ~57 cycles per packet at best and
-// grows with the trie (bench/README.md); a probe here is one bucket line and one group.
+// grows with the trie (bench/README.md); a probe here is usually one bucket line.
 //
 // The key address is the destination, or the source for policies whose rules mostly pin
 // the source (egress policies of a pod). A rule goes into the group of its key:
@@ -17,9 +17,12 @@
 // the first L4 16 bits' range (source port, or ICMP type << 8 | code) and the destination
 // port range, exactly as rte_acl reads them.
 //
-// The table: 64-byte buckets of 8 (signature, group offset) slots, no overflow. The build
-// grows the table or changes the seed until every key fits its bucket with a signature no
-// other key there has, so a lookup reads one bucket and at most one group candidate.
+// The table: one group per bucket, open addressing with linear probing, sized so that
+// most groups sit in their home bucket. A bucket holds its group's key, counts and up to
+// kInline rules, so that a lookup of a group that small reads one cache line (64 bytes for
+// IPv4, 128 for IPv6); a larger group's rules are in a pool the bucket points to. A home
+// bucket flags whether any of its keys lives further on, so a packet whose key has no group
+// stops at its home bucket unless that flag is set.
 #pragma once
 
 #include "vleaf/acl.hpp"
@@ -51,6 +54,8 @@ template <unsigned Bytes> class AclExact {
     // More rules than this under one key: the policy stays on rte_acl (a scan would cost
     // more than the trie).
     static constexpr size_t kMaxGroup = 64;
+    // The most rules a bucket holds itself.
+    static constexpr unsigned kInline = 2;
 
     // Holds rules `which` of `p` (all of this family, each with a host prefix on the key
     // side); `rank[i]` orders rule i. Null when some key would have too many rules or the
@@ -69,37 +74,35 @@ template <unsigned Bytes> class AclExact {
   private:
     using Word = std::conditional_t<Bytes == 4, uint32_t, uint64_t>;
     static constexpr unsigned kWords = Bytes / sizeof(Word);
-    struct Group {
-        Word addr[kWords]; // the key address, in network byte order
-        uint32_t tag;      // protocol | kind << 8 | port << 16
-        uint16_t decide, count;
-        // then `decide` + `count` Entry
-    };
     struct Entry {
         Word addr[kWords], mask[kWords]; // the other address's prefix, network byte order
         uint16_t lo[2], span[2];         // L4 ranges [lo, lo + span], host byte order
         uint32_t rank, rule;             // rule: as in AclMatch
     };
-    static_assert(sizeof(Group) % alignof(Entry) == 0);
     struct alignas(64) Bucket {
-        uint32_t sig[8]; // 0: free
-        uint32_t at[8];  // offset of the group in pool_
+        Word addr[kWords]; // the key address, in network byte order
+        uint32_t tag;      // protocol | kind << 8 | port << 16; kEmpty: no group
+        uint8_t decide, count;
+        uint8_t chain;        // some key whose home is this bucket sits in a later one
+        uint32_t more;        // over kInline rules: the index of the first in pool_
+        Entry rules[kInline]; // up to kInline rules: decisive ones by rank, then Count ones
     };
+    static_assert(sizeof(Bucket) == (Bytes == 4 ? 64 : 128));
 
     AclExact() = default;
     uint32_t hash(const Word *addr, uint32_t tag) const;
-    static uint32_t slot(const Bucket &b, uint32_t sig);
-    const Group *resolve(const Word *addr, uint32_t tag, uint32_t h) const;
-    const Group *find(const Word *addr, uint32_t tag) const {
+    const Bucket *resolve(const Word *addr, uint32_t tag, uint32_t h) const;
+    const Bucket *find(const Word *addr, uint32_t tag) const {
         return resolve(addr, tag, hash(addr, tag));
     }
-    static AclMatch scan(const Group *g, const uint8_t *in, unsigned other);
-    bool place(const std::vector<uint32_t> &offsets, unsigned log2_buckets, uint32_t seed);
+    AclMatch scan(const Bucket *b, const uint8_t *in) const;
+    bool place(const std::vector<Bucket> &groups, unsigned log2_buckets, uint32_t seed);
 
     Bucket *buckets_ = nullptr;
     uint32_t mask_ = 0, seed_ = 0;
+    uint32_t probes_ = 0; // the furthest any group sits from its home bucket
     unsigned key_ = kDst, other_ = kSrc;
-    uint8_t *pool_ = nullptr; // the groups; offset 0 is never one
+    Entry *pool_ = nullptr; // the rules of the groups over kInline
     int socket_ = 0;
     bool any_port_ = false, any_ = false; // groups of kind 1 / 2 exist
 };

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <random>
 
 using namespace vleaf;
@@ -138,13 +139,13 @@ struct Gen {
 
     std::vector<IpAddr> pods; // hosts that pinned rules protect
 
-    Gen(uint64_t seed, bool v6_) : rng(seed), v6(v6_) {
+    Gen(uint64_t seed, bool v6_, unsigned n_pods = 64) : rng(seed), v6(v6_) {
         for (const char *s : v6 ? std::vector<const char *>{"fd00::", "fd00:0:0:1::", "fd00:1::",
                                                             "2001:db8::", "fd00::ff00:0"}
                                 : std::vector<const char *>{"10.0.0.0", "10.1.0.0", "10.1.2.0",
                                                             "192.168.0.0", "172.16.5.0"})
             bases.push_back(A(s));
-        for (int i = 0; i < 64; i++) pods.push_back(inside(prefix()));
+        for (unsigned i = 0; i < n_pods; i++) pods.push_back(inside(prefix()));
     }
     unsigned below(unsigned n) { return unsigned(rng() % n); }
     bool chance(unsigned pct) { return below(100) < pct; }
@@ -237,6 +238,7 @@ struct Eal : ::testing::Environment {
 struct Mix {
     unsigned pinned = 0;
     bool src = false, after = false;
+    unsigned pods = 64; // hosts the pinned rules share: many pods make small groups
 };
 
 bool pinned_side(const AclRule &r, const Mix &mix) {
@@ -245,7 +247,7 @@ bool pinned_side(const AclRule &r, const Mix &mix) {
 }
 
 void random_check(unsigned n_rules, bool v6, uint64_t seed, Mix mix = {}) {
-    Gen g(seed, v6);
+    Gen g(seed, v6, mix.pods);
     AclPolicy pol;
     for (unsigned i = 0; i < n_rules; i++) {
         bool pin = g.chance(mix.pinned);
@@ -336,6 +338,17 @@ TEST(AclRandom, ExactOnlyBySourceV4) {
 }
 TEST(AclRandom, ExactOnlyBySourceV6) {
     random_check(500, true, 24, {100, true});
+}
+// Rules spread over many pods: most groups hold one to three rules, so both groups kept in
+// the bucket (up to its in-line limit) and groups in the pool are looked up.
+TEST(AclRandom, ExactSmallGroupsV4) {
+    random_check(3000, false, 29, {100, false, false, 1500});
+}
+TEST(AclRandom, ExactSmallGroupsV6) {
+    random_check(3000, true, 30, {100, false, false, 1500});
+}
+TEST(AclRandom, ExactSmallGroupsBySourceV4) {
+    random_check(2000, false, 31, {100, true, false, 1000});
 }
 // Both parts with priorities drawn alike (ties across them): split because the exact part
 // is large, every packet that the rte_acl part could still decide goes through it.
@@ -567,6 +580,80 @@ TEST(Acl, EmptyPolicyAndNonFirstFragments) {
     frag[7] = 0;
     s->classify4(&l3, &len, 1, &v, 0);
     EXPECT_EQ(v.rule, kAclDefault);
+}
+
+// Groups at the exact part's in-line limit and one over it (in the pool), decisive and
+// Count rules in one group, the fallback from a port's group to the protocol's and the
+// address's, and a rule pinned to 0.0.0.0 (a truncated packet's all-zero key must not
+// take a free bucket for its group).
+TEST(Acl, ExactGroupsInLineAndInPool) {
+    static_assert(AclExact<4>::kInline == 2, "the groups below are sized for two in line");
+    AclPolicy pol;
+    auto add = [&](const char *s, const char *d, AclAction a, int32_t prio,
+                   std::optional<uint8_t> proto, uint16_t dport = 0) {
+        pol.rules.push_back(rule(s, d, a));
+        AclRule &r = pol.rules.back();
+        r.priority = prio, r.proto = proto;
+        if (dport) r.dport_lo = r.dport_hi = dport;
+        return &r;
+    };
+    // 10.9.9.1 tcp/80: two decisive rules, the later one ranks first.
+    add("10.1.0.0/16", "10.9.9.1/32", AclAction::Allow, 5, IPPROTO_TCP, 80); // 0
+    add("10.1.2.0/24", "10.9.9.1/32", AclAction::Deny, 1, IPPROTO_TCP, 80);  // 1
+    // 10.9.9.2 tcp/80: three rules, one over the limit.
+    add("0.0.0.0/0", "10.9.9.2/32", AclAction::Count, 0, IPPROTO_TCP, 80);                   // 2
+    add("10.1.2.0/24", "10.9.9.2/32", AclAction::Deny, 2, IPPROTO_TCP, 80)->sport_lo = 1000; // 3
+    pol.rules.back().sport_hi = 1999;
+    add("10.1.0.0/16", "10.9.9.2/32", AclAction::Allow, 3, IPPROTO_TCP, 80); // 4
+    // 10.9.9.3: a UDP port, a UDP range, ICMP echo and a protocol-less Count rule.
+    add("0.0.0.0/0", "10.9.9.3/32", AclAction::Deny, 4, IPPROTO_UDP, 53);               // 5
+    add("0.0.0.0/0", "10.9.9.3/32", AclAction::Allow, 4, IPPROTO_UDP)->dport_lo = 8000; // 6
+    pol.rules.back().dport_hi = 8999;
+    add("0.0.0.0/0", "10.9.9.3/32", AclAction::Allow, 4, IPPROTO_ICMP)->icmp_type = 8; // 7
+    add("10.0.0.0/8", "10.9.9.3/32", AclAction::Count, 9, std::nullopt);               // 8
+    // 10.9.9.4 tcp/443: two Count rules only.
+    add("10.1.0.0/16", "10.9.9.4/32", AclAction::Count, 7, IPPROTO_TCP, 443); // 9
+    add("0.0.0.0/0", "10.9.9.4/32", AclAction::Count, 6, IPPROTO_TCP, 443);   // 10
+    add("0.0.0.0/0", "0.0.0.0/32", AclAction::Allow, 0, std::nullopt);        // 11
+    pol.default_action = AclAction::Deny;
+    auto s = AclSet::build(pol, 1, 0);
+    ASSERT_EQ(s->exact_rules(), pol.rules.size());
+    auto check = [&](Pkt p, uint32_t rule, uint32_t counted) {
+        AclVerdict v = one(*s, p);
+        EXPECT_EQ(v.rule, rule) << p.src.str() << " -> " << p.dst.str() << " " << p.dport;
+        EXPECT_EQ(v.counted, counted) << p.src.str() << " -> " << p.dst.str() << " " << p.dport;
+        AclAction want = rule == kAclDefault ? AclAction::Deny : pol.rules[rule].action;
+        EXPECT_EQ(v.action, want);
+    };
+    check(tcp4("10.1.2.3", "10.9.9.1", 5, 80), 1, kAclDefault);
+    check(tcp4("10.1.3.3", "10.9.9.1", 5, 80), 0, kAclDefault);
+    check(tcp4("10.2.0.1", "10.9.9.1", 5, 80), kAclDefault, kAclDefault);
+    check(tcp4("10.1.3.3", "10.9.9.1", 5, 81), kAclDefault, kAclDefault);
+    check(tcp4("10.1.2.3", "10.9.9.2", 1500, 80), 3, 2);
+    check(tcp4("10.1.2.3", "10.9.9.2", 999, 80), 4, 2);
+    check(tcp4("10.2.2.3", "10.9.9.2", 1500, 80), kAclDefault, 2);
+    check(Pkt{A("10.5.0.1"), A("10.9.9.3"), IPPROTO_UDP, 1, 53}, 5, 8);
+    check(Pkt{A("10.5.0.1"), A("10.9.9.3"), IPPROTO_UDP, 1, 8999}, 6, 8);
+    check(Pkt{A("11.5.0.1"), A("10.9.9.3"), IPPROTO_UDP, 1, 8000}, 6, kAclDefault);
+    check(Pkt{A("10.5.0.1"), A("10.9.9.3"), IPPROTO_UDP, 1, 7999}, kAclDefault, 8);
+    check(Pkt{A("10.5.0.1"), A("10.9.9.3"), IPPROTO_ICMP, 0, 0, 8, 3}, 7, 8);
+    check(Pkt{A("10.5.0.1"), A("10.9.9.3"), IPPROTO_ICMP, 0, 0, 0, 0}, kAclDefault, 8);
+    check(Pkt{A("10.5.0.1"), A("10.9.9.3"), 47}, kAclDefault, 8);
+    check(tcp4("10.1.0.1", "10.9.9.4", 5, 443), kAclDefault, 10);
+    check(tcp4("11.1.0.1", "10.9.9.4", 5, 443), kAclDefault, 10);
+    check(tcp4("10.1.0.1", "10.9.9.4", 5, 444), kAclDefault, kAclDefault);
+    check(tcp4("10.1.0.1", "0.0.0.0", 5, 444), 11, kAclDefault);
+    // Too short to classify: an all-zero key (protocol 0, port 0, destination 0.0.0.0).
+    std::vector<uint8_t> runt(12, 0);
+    const uint8_t *l3 = runt.data();
+    uint16_t len = uint16_t(runt.size());
+    AclVerdict v;
+    s->classify4(&l3, &len, 1, &v, 0);
+    EXPECT_EQ(v.rule, 11u);
+    EXPECT_EQ(s->hits(11), 2u);
+    EXPECT_EQ(s->hits(8), 6u);
+    EXPECT_EQ(s->hits(2), 3u);
+    EXPECT_EQ(s->hits(kAclDefault), 9u);
 }
 
 TEST(Acl, InvalidRulesAreRejectedByName) {
