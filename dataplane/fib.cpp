@@ -37,9 +37,12 @@ Fib::Fib(const std::vector<VrfSpec> &specs, rte_rcu_qsbr *rcu, int socket)
         c6.trie.num_tbl8 = std::max<uint32_t>(1024, s.max_v6);
         auto n6 = table_name("fib6_", s.id);
         t.v6 = rte_fib6_create(n6.c_str(), socket, &c6);
+        // The arguments are valid by construction, and DPDK's clean-up after a failed
+        // allocation (rte_rib6_free) overwrites rte_errno with EINVAL: a failure is memory.
         if (!t.v6)
-            throw std::runtime_error("vrf " + std::to_string(s.id) +
-                                     ": rte_fib6_create: " + rte_strerror(rte_errno));
+            throw std::runtime_error("vrf " + std::to_string(s.id) + ": IPv6 FIB for " +
+                                     std::to_string(s.max_v6) +
+                                     " routes (max_routes_v6): out of DPDK memory (EAL -m)");
     }
     nh_ = static_cast<Nh *>(rte_zmalloc_socket("vleaf_nh", sizeof(Nh) * kMaxNh, 64, socket));
     groups_ = static_cast<EcmpGroup *>(
