@@ -211,6 +211,19 @@ struct Rig {
 
     // One burst through the pipeline as if received on port index `in`.
     void run(unsigned in, const std::vector<std::vector<uint8_t>> &frames) {
+        dp::Burst b = burst(in, frames);
+        w->process(b);
+    }
+
+    // The same through the stages alone (no fast path), flushed: the reference the fast
+    // paths are compared with.
+    void run_stages(unsigned in, const std::vector<std::vector<uint8_t>> &frames) {
+        dp::Burst b = burst(in, frames);
+        dp::stages(b, *w, [](dp::Stage, auto &&call) { call(); });
+        dp::tx_flush(*w);
+    }
+
+    dp::Burst burst(unsigned in, const std::vector<std::vector<uint8_t>> &frames) {
         dp::Burst b;
         b.port = port[in];
         b.n = 0;
@@ -219,7 +232,7 @@ struct Rig {
             b.m[b.n]->port = port[in];
             b.n++;
         }
-        w->process(b);
+        return b;
     }
 
     std::vector<rte_mbuf *> take_tx(unsigned p) {

@@ -616,17 +616,7 @@ TEST_F(Lb, PlainBurstEndsAsInTheStages) {
             Outcome fast = outcome([&] { rig.run(0, in); });
             const uint64_t balanced =
                 lb(&LbCounters::dnat) + lb(&LbCounters::dsr_encap) - staged_before;
-            Outcome staged = outcome([&] {
-                dp::Burst b;
-                b.port = rig.port[0];
-                b.n = 0;
-                for (auto &f : in) {
-                    b.m[b.n] = rig.mbuf(f);
-                    b.m[b.n++]->port = rig.port[0];
-                }
-                dp::stages(b, *rig.w, [](dp::Stage, auto &&call) { call(); });
-                dp::tx_flush(*rig.w);
-            });
+            Outcome staged = outcome([&] { rig.run_stages(0, in); });
             const std::string what = name + " at " + std::to_string(at);
             EXPECT_GE(balanced, 15u) << what; // 16 requests, one of them perhaps the odd one
             for (unsigned p = 0; p < Rig::kPorts; p++)

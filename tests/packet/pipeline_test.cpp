@@ -275,17 +275,7 @@ class PlainBurst : public Pipeline {
     // The burst through Worker::process (plain4 first), and through the stages alone.
     void expect_same_as_stages(const std::vector<Frame> &in, const std::string &what) {
         Outcome fast = outcome([&] { rig.run(0, in); });
-        Outcome staged = outcome([&] {
-            dp::Burst b;
-            b.port = rig.port[0];
-            b.n = 0;
-            for (auto &f : in) {
-                b.m[b.n] = rig.mbuf(f);
-                b.m[b.n++]->port = rig.port[0];
-            }
-            dp::stages(b, *rig.w, [](dp::Stage, auto &&call) { call(); });
-            dp::tx_flush(*rig.w);
-        });
+        Outcome staged = outcome([&] { rig.run_stages(0, in); });
         size_t out = 0;
         for (auto &s : fast.sent) out += s.size();
         EXPECT_EQ(out + fast.punted.size() +
