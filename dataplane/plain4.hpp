@@ -7,8 +7,9 @@
 //
 // The first loop checks the packets and looks their destinations up in the port's VRF
 // (inline, as l3fwd's rte_lpm_lookupx4: nothing in the loop waits for the result, so
-// the table loads overlap), writing nothing the stages read before writing it themselves:
-// a burst with any other packet goes through the stages from the start. The second loop
+// the table loads overlap; with the LB stage, in bulk after it), writing nothing the
+// stages read before writing it themselves: a burst with any other packet goes through
+// the stages from the start. The second loop
 // forwards to Forward next hops (ECMP members too) with TTL left and within the egress
 // MTU, with the header pointers the first loop kept. At the first packet that is anything
 // else, the burst is left as parse and route leave it and forward4 and the stages after
@@ -40,16 +41,22 @@ inline Idle4 stages_idle4(const Burst &b, const Worker &w) {
     return w.handoff ? Idle4::No : Idle4::Lb;
 }
 
-// The burst as parse and route leave it when every packet is plain (route list in burst
-// order), then forward4 from packet `from` on and `rest`: the stages after forward.
-template <class Rest>
-[[gnu::noinline]] void plain4_staged(Burst &b, Worker &w, unsigned from, uint8_t vrf, Rest &&rest) {
+// The burst as parse leaves it when every packet is plain: all IPv4, route list in burst
+// order.
+inline void plain4_as_parsed(Burst &b, uint8_t vrf) {
     std::fill_n(b.action, kMaxBurst, Action::Tx);
     std::fill_n(b.vrf, kMaxBurst, vrf);
     std::fill_n(b.vrf4, kMaxBurst, vrf);
     for (unsigned k = 0; k < b.n; k++) b.idx4[k] = static_cast<uint8_t>(k);
     b.n4 = b.n;
     b.n6 = b.nd = b.n2 = b.n2in = b.ne = 0;
+}
+
+// The burst as parse and route leave it, then forward4 from packet `from` on and `rest`:
+// the stages after forward.
+template <class Rest>
+[[gnu::noinline]] void plain4_staged(Burst &b, Worker &w, unsigned from, uint8_t vrf, Rest &&rest) {
+    plain4_as_parsed(b, vrf);
     forward4(b, w, from);
     rest();
 }
@@ -60,12 +67,7 @@ template <class Rest>
 // as the stages would.
 inline bool plain4_lb(Burst &b, Worker &w, uint8_t vrf, uint8_t **frame) {
     const unsigned n = b.n;
-    std::fill_n(b.action, kMaxBurst, Action::Tx);
-    std::fill_n(b.vrf, kMaxBurst, vrf);
-    std::fill_n(b.vrf4, kMaxBurst, vrf);
-    for (unsigned k = 0; k < n; k++) b.idx4[k] = static_cast<uint8_t>(k);
-    b.n4 = b.n;
-    b.n6 = b.nd = b.n2 = b.n2in = b.ne = 0;
+    plain4_as_parsed(b, vrf);
     lb(b, w);
     if (b.n4 != n) return false;
     for (unsigned i = 0; i < n; i++) frame[i] = rte_pktmbuf_mtod(b.m[i], uint8_t *);
@@ -96,11 +98,9 @@ struct PlainChecks {
     bool plain() const { return (odd | (neg >> 32)) == 0; }
 };
 
-// False: the burst is not plain, the stages take it whole. True: it has been forwarded,
-// or handed on to `rest` (see plain4_staged).
-template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
-    const Idle4 idle = stages_idle4(b, w);
-    if (idle == Idle4::No) return false;
+// plain4 on a burst whose stages are idle (kLb: but for the LB stage, which may give a
+// packet a new destination: its first loop looks nothing up, the LB stage's output is).
+template <bool kLb, class Rest> inline bool plain4_run(Burst &b, Worker &w, Rest &&rest) {
     const unsigned n = b.n;
     auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
     const VrfTables *t = w.fib->vrf(vrf);
@@ -123,7 +123,7 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
         if (unlikely(dst == vtep_be)) return false;
         frame[i] = f;
         b.dst4[i] = rte_be_to_cpu_32(dst);
-        b.nh4[i] = fib4.lookup(b.dst4[i]);
+        if constexpr (!kLb) b.nh4[i] = fib4.lookup(b.dst4[i]);
         return true;
     };
     for (unsigned k = 0; k < kPrefetchAhead && k < n; k++)
@@ -137,14 +137,14 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
         if (!check(i)) return false;
     // Martians are the stages' too (any_martian4 also tests the VTEP address).
     if (!checks.plain() || n == 0 || any_martian4(b, n, rte_be_to_cpu_32(vtep_be))) return false;
-    if (idle == Idle4::Lb) {
+    if constexpr (kLb) {
         if (!plain4_lb(b, w, vrf, frame)) {
             route(b, w);
             forward4(b, w);
             rest();
             return true;
         }
-        fib4.lookup_bulk(b.dst4, b.nh4, n); // the LB stage's new destinations
+        fib4.lookup_bulk(b.dst4, b.nh4, n);
     }
 
     const Nh *table = w.fib->nexthops();
@@ -181,6 +181,20 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
     else
         for (unsigned i = 0; i < n; i++) tx_queue(w, b.out_port[i], b.m[i]);
     return true;
+}
+
+// False: the burst is not plain, the stages take it whole. True: it has been forwarded,
+// or handed on to `rest` (see plain4_staged).
+template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
+    switch (stages_idle4(b, w)) {
+    case Idle4::Yes:
+        return plain4_run<false>(b, w, rest);
+    case Idle4::Lb:
+        return plain4_run<true>(b, w, rest);
+    case Idle4::No:
+        break;
+    }
+    return false;
 }
 
 } // namespace vleaf::dp
