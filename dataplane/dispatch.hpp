@@ -37,8 +37,18 @@ inline void tx_flush(Worker &w) {
     w.n_dirty = 0;
 }
 
+// Whether the punt fits its class's rate (police.hpp); if not it is freed and counted.
+inline bool police_punt(Worker &w, const PuntMsg &p, uint64_t now) {
+    PuntClass c = punt_class(p.reason, p.m);
+    if (c == PuntClass::exempt || w.police[static_cast<int>(c)].take(now)) return true;
+    w.stats.drops[static_cast<int>(Drop::punt_policed_arp_nd) + static_cast<int>(c)]++;
+    rte_pktmbuf_free(p.m);
+    return false;
+}
+
 // A packet for the control thread outside the burst's own (a flooded copy).
 inline void punt_now(Worker &w, PuntMsg msg) {
+    if (!police_punt(w, msg, w.clock())) return;
     if (rte_ring_enqueue_elem(w.punt, &msg, sizeof msg) == 0) {
         w.stats.punts[msg.reason]++;
         return;
@@ -63,6 +73,8 @@ inline void dispatch(Burst &b, Worker &w) {
     rte_mbuf *dropped[kMaxBurst];
     PuntMsg punted[kMaxBurst];
     unsigned nd = 0, np = 0;
+    uint64_t now = 0;
+    bool clocked = false;
     for (unsigned i = 0; i < b.n; i++) {
         switch (b.action[i]) {
         case Action::Tx:
@@ -73,7 +85,12 @@ inline void dispatch(Burst &b, Worker &w) {
             dropped[nd++] = b.m[i];
             break;
         case Action::Punt:
-            punted[np++] = PuntMsg{b.m[i], b.nh[i], b.reason[i], b.vrf[i], b.port};
+            if (!clocked) {
+                now = w.clock();
+                clocked = true;
+            }
+            punted[np] = PuntMsg{b.m[i], b.nh[i], b.reason[i], b.vrf[i], b.port};
+            np += police_punt(w, punted[np], now);
             break;
         case Action::Done:
             break;

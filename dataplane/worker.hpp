@@ -5,7 +5,9 @@
 #include "dataplane/acl_tables.hpp"
 #include "dataplane/burst.hpp"
 #include "dataplane/lb_tables.hpp"
+#include "dataplane/police.hpp"
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
@@ -150,6 +152,12 @@ struct Worker {
         return true;
     }
     uint16_t ip_id = 0; // outer IPv4 identification when DF is off
+
+    // Punts per class (police.hpp), refilled from `clock`, read once per burst that
+    // punts; tests set a clock of their own.
+    PuntBucket police[static_cast<int>(PuntClass::count)];
+    uint64_t (*clock)() = tsc;
+    static uint64_t tsc() { return rte_rdtsc(); }
 
     uint16_t n_dirty = 0;
     uint16_t dirty[RTE_MAX_ETHPORTS];

@@ -189,8 +189,8 @@ class Parser {
         if (root.IsNull()) c_.fail("ports", "at least one port is required (the file is empty)");
         Map top(c_, root, "",
                 {"log_level", "burst", "mempool", "ports", "interfaces", "workers", "vrfs",
-                 "routes", "vxlan", "bridge_domains", "neighbors", "api", "fib", "bgp", "lb",
-                 "services", "acls"});
+                 "routes", "vxlan", "bridge_domains", "neighbors", "punt_police", "api", "fib",
+                 "bgp", "lb", "services", "acls"});
         top.str("log_level", cfg.log_level);
         static const std::vector<std::string> levels{"trace", "debug",    "info", "warn",
                                                      "error", "critical", "off"};
@@ -209,6 +209,7 @@ class Parser {
         bridge_domains(cfg, top.list("bridge_domains"));
         check_vni_queues();
         if (auto *n = top.get("neighbors")) cfg.neighbors = neighbors(*n);
+        if (auto *n = top.get("punt_police")) cfg.punt_police = punt_police(*n);
         if (auto *n = top.get("api")) cfg.api = api(*n);
         if (auto *n = top.get("fib")) cfg.fib = fib(*n);
         if (auto *n = top.get("bgp")) {
@@ -720,6 +721,16 @@ class Parser {
         m.num("retries", nb.retries, 1, 100);
         m.num("hold_packets", nb.hold_packets, 0, 256);
         return nb;
+    }
+
+    PuntPolice punt_police(const YAML::Node &n) {
+        Map m(c_, n, "punt_police", {"arp_nd", "host", "bgp"});
+        PuntPolice p;
+        // At least 1/s: a class cannot be shut off, or resolution and BGP would stop.
+        m.num("arp_nd", p.arp_nd, 1, 10'000'000);
+        m.num("host", p.host, 1, 10'000'000);
+        m.num("bgp", p.bgp, 1, 10'000'000);
+        return p;
     }
 
     FibRings fib(const YAML::Node &n) {

@@ -132,6 +132,17 @@ struct Neighbors {
     uint32_t hold_packets = 3;     // packets queued per unresolved neighbor
 };
 
+// Packets per second each worker hands to the control thread, per class of punt; more
+// are dropped (dataplane/police.hpp). Routers police punts the same way (CoPP): Cisco
+// NX-OS's default profiles let ARP through at about 1.4k pps (class copp-system-p-class-
+// normal). These defaults are far above what resolution, ping and BGP need, and far below
+// a flood (the system bench's 34k ARP requests/s kept the control thread 60% busy).
+struct PuntPolice {
+    uint32_t arp_nd = 2000; // ARP and neighbor discovery, routed and bridged
+    uint32_t host = 5000;   // anything else for our addresses: ICMP, BFD, link-local IPv6
+    uint32_t bgp = 20000;   // TCP to or from port 179: never starved by the others
+};
+
 struct Api {
     std::string socket = "/run/vleaf/vleafd.sock";
 };
@@ -157,6 +168,7 @@ struct Config {
     std::optional<Vxlan> vxlan;
     std::vector<BridgeDomain> bridge_domains;
     Neighbors neighbors;
+    PuntPolice punt_police;
     Api api;
     FibRings fib;
     std::optional<bgp::BgpConfig> bgp; // absent: no BGP speaker

@@ -41,7 +41,10 @@ namespace vleaf {
     X(lb_truncated)                                                                                \
     X(lb_no_headroom)                                                                              \
     X(lb_handoff_full) /* the owner worker's handoff ring is full */                               \
-    X(acl_deny)
+    X(acl_deny)                                                                                    \
+    X(punt_policed_arp_nd) /* over the ARP/ND punt rate (config punt_police) */                    \
+    X(punt_policed_host)   /* over the rate of other traffic for the host (ICMP, ...) */           \
+    X(punt_policed_bgp)    /* over the rate of TCP/179 for the host */
 
 enum class Drop : uint8_t {
 #define X(name) name,

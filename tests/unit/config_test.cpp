@@ -104,6 +104,7 @@ TEST(Config, EmbeddedDefaultIsConfDemoYaml) {
     EXPECT_EQ(std::string(embedded_default_text()), read(conf_dir() / "demo.yaml"));
     Config c = embedded_default();
     EXPECT_EQ(c.source, "<embedded default>");
+    EXPECT_EQ(c.punt_police.arp_nd, 2000u);
     EXPECT_EQ(c.api.socket, "/run/vleaf/demo.sock");
 }
 
@@ -177,6 +178,9 @@ TEST(Config, DefaultsApplyAndDefaultVrfIsImplicit) {
     EXPECT_EQ(c.vrfs[0].name, "default");
     EXPECT_EQ(c.vrfs[0].id, 0u);
     EXPECT_EQ(c.neighbors.retries, 3u);
+    EXPECT_EQ(c.punt_police.arp_nd, 2000u);
+    EXPECT_EQ(c.punt_police.host, 5000u);
+    EXPECT_EQ(c.punt_police.bgp, 20000u);
     EXPECT_EQ(c.api.socket, "/run/vleaf/vleafd.sock");
     EXPECT_TRUE(c.workers.empty());
 }
@@ -276,6 +280,21 @@ TEST(ConfigReject, NumberOutOfRange) {
                     "out of range 256..65535");
     expect_rejected(kBase + "neighbors: {retries: 0}\n", "neighbors.retries", "out of range");
     expect_rejected(kBase + "burst: 99999999999999999999999\n", "burst", "out of range");
+}
+
+TEST(Config, PuntPoliceRatesPerClass) {
+    Config c = parse(kBase + "punt_police: {arp_nd: 300, bgp: 50000}\n", "p.yaml");
+    EXPECT_EQ(c.punt_police.arp_nd, 300u);
+    EXPECT_EQ(c.punt_police.host, 5000u); // the default: the key is absent
+    EXPECT_EQ(c.punt_police.bgp, 50000u);
+}
+
+TEST(ConfigReject, BadPuntPoliceRate) {
+    expect_rejected(kBase + "punt_police: {arp_nd: 0}\n", "punt_police.arp_nd",
+                    "0 is out of range 1..10000000");
+    expect_rejected(kBase + "punt_police: {host: -5}\n", "punt_police.host", "");
+    expect_rejected(kBase + "punt_police: {bgp: fast}\n", "punt_police.bgp", "");
+    expect_rejected(kBase + "punt_police: {icmp: 10}\n", "punt_police.icmp", "");
 }
 
 TEST(ConfigReject, MempoolCacheTooLargeForPool) {
