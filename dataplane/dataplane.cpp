@@ -236,8 +236,9 @@ Dataplane::Dataplane(const config::Config &cfg) {
         w->resolve_gap = rte_get_tsc_hz() / 1000; // 1 ms
         w->icmp_gap = rte_get_tsc_hz() / 100;     // 100 ICMP errors a second per source
         const config::PuntPolice &pp = cfg.punt_police;
-        for (auto [c, rate] : {std::pair{PuntClass::arp_nd, pp.arp_nd},
-                               std::pair{PuntClass::host, pp.host}, std::pair{PuntClass::bgp, pp.bgp}})
+        for (auto [c, rate] :
+             {std::pair{PuntClass::arp_nd, pp.arp_nd}, std::pair{PuntClass::host, pp.host},
+              std::pair{PuntClass::bgp, pp.bgp}})
             w->police[static_cast<int>(c)].set(rate, punt_burst(rate), rte_get_tsc_hz());
         workers_.push_back(std::move(w));
     }

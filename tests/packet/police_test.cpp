@@ -42,8 +42,9 @@ class Police : public ::testing::Test {
         return f;
     }
     Frame to_us(uint8_t proto, uint16_t sport, uint16_t dport) const {
-        return ipv4(port_mac, kHost1, {.src = "10.0.1.2", .dst = "10.0.1.1", .proto = proto,
-                                       .sport = sport, .dport = dport});
+        return ipv4(
+            port_mac, kHost1,
+            {.src = "10.0.1.2", .dst = "10.0.1.1", .proto = proto, .sport = sport, .dport = dport});
     }
 
     // Sends `n` copies of `f` in bursts of 32; returns how many were punted (and frees them).
