@@ -42,7 +42,12 @@ struct ProgrammerCounters {
 class Programmer {
   public:
     using Sink = std::function<void(const Update &)>;
-    explicit Programmer(Sink sink) : sink_(std::move(sink)) {}
+    // Told about each route add (or delete) of a batch some routes before the sink gets
+    // it: the dataplane's tables are far larger than the caches, and fetching ahead
+    // overlaps the cache misses of consecutive updates.
+    using Prefetch = std::function<void(uint32_t vrf, const Prefix &, bool add)>;
+    explicit Programmer(Sink sink, Prefetch prefetch = {})
+        : sink_(std::move(sink)), prefetch_(std::move(prefetch)) {}
 
     // Groups the updates of several calls into one batch (commit() on the outermost
     // scope's end). Every public call outside a scope is a batch of its own.
@@ -105,6 +110,10 @@ class Programmer {
     void add_local(uint32_t vrf, const IpAddr &addr);
     // A neighbor became reachable (mac) or was lost (nullopt).
     void neighbor(uint16_t ifid, const IpAddr &ip, const std::optional<MacAddr> &mac);
+
+    // Brings the programmer's state of vrf/prefix into the cache, ahead of a set_bgp or
+    // del_bgp of it.
+    void prefetch(uint32_t vrf, const Prefix &prefix) const { routes_.prefetch({vrf, prefix}); }
 
     // BGP best paths. `via` are the BGP next hops of the best path and its multipath
     // siblings; each one in a connected subnet of the VRF becomes an adjacency (shared
@@ -213,6 +222,7 @@ class Programmer {
     std::vector<Hop> hops(NhId id) const;
 
     Sink sink_;
+    Prefetch prefetch_;
     std::map<uint16_t, Iface> ifs_;
     std::map<NhId, NhObj> nhs_;
     std::map<std::pair<uint16_t, IpAddr>, NhId> adj_;
@@ -230,7 +240,7 @@ class Programmer {
     uint32_t batch_ = 1;
     std::vector<Update> nh_sets_;
     std::vector<PendingRoute> route_ops_;
-    std::vector<Update> dels_; // scratch of commit()
+    std::vector<RouteKey> dels_; // scratch of commit()
     std::vector<NhId> nh_dels_;
     std::vector<NhId> freed_;            // join free_ once the batch is out
     std::vector<Prefix> underlay_dirty_; // default-VRF routes changed: VTEPs to re-resolve

@@ -46,10 +46,12 @@ std::span<const uint8_t> frame_of(rte_mbuf *m) {
 
 Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
     dp_ = std::make_unique<dp::Dataplane>(cfg);
-    fib_ = std::make_unique<fib::Programmer>([this](const Update &u) {
-        std::string err = dp_->apply(u);
-        if (!err.empty()) spdlog::error("fib: {}", err); // counted by the FIB
-    });
+    fib_ = std::make_unique<fib::Programmer>(
+        [this](const Update &u) {
+            std::string err = dp_->apply(u);
+            if (!err.empty()) spdlog::error("fib: {}", err); // counted by the FIB
+        },
+        [this](uint32_t vrf, const Prefix &p, bool add) { dp_->fib().prefetch(vrf, p, add); });
     neigh::Callbacks cb;
     cb.send = [this](uint16_t ifid, std::vector<uint8_t> frame) { send_frame(ifid, frame); };
     cb.changed = [this](uint16_t ifid, const IpAddr &ip, std::optional<MacAddr> mac) {
