@@ -70,7 +70,10 @@ void Fib::set_port_mac(uint16_t port, const rte_ether_addr &mac) {
 }
 
 void Fib::quiesce() {
-    rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
+    if (rte_rcu_qsbr_check(rcu_, retired_token_, false) != 1) {
+        rte_rcu_qsbr_check(rcu_, retired_token_, true);
+        counters_.grace_waits++;
+    }
     counters_.grace_periods++;
     deleted_v6_since_quiesce_ = false;
     for (NhId id : retired_nh_) nh_used_[id] = 0;
@@ -133,6 +136,7 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
     if (had && old.kind == NhKind::Ecmp) {
         retired_groups_.push_back(old.group());
         counters_.ecmp_groups--;
+        retired();
     }
     return {};
 }
@@ -148,6 +152,7 @@ std::string Fib::del_nexthop(NhId id) {
         counters_.ecmp_groups--;
     }
     counters_.nexthops--;
+    retired();
     return {};
 }
 
@@ -171,6 +176,7 @@ NhId Fib::alias(NhId nh) {
     nh_store(&nh_[a], nh_load(&nh_[nh]));
     nh_used_[a] = 2; // retired at once: free again after the next grace period
     retired_nh_.push_back(a);
+    retired();
     return a;
 }
 
@@ -195,7 +201,10 @@ std::string Fib::route(const Update &u, bool add) {
             rc = rte_fib6_add(t.v6, ip, p.len, alias(u.nh));
         rc = add ? rte_fib6_add(t.v6, ip, p.len, u.nh) : rte_fib6_delete(t.v6, ip, p.len);
         if (rc == 0 && add != existed) counters_.routes_v6 += add ? 1 : -1;
-        if (rc == 0 && !add) deleted_v6_since_quiesce_ = true;
+        if (rc == 0 && !add) {
+            deleted_v6_since_quiesce_ = true;
+            retired();
+        }
     }
     if (rc < 0) return p.str() + ": " + (add ? "add" : "delete") + " failed: " + rte_strerror(-rc);
     return {};

@@ -35,7 +35,8 @@ struct FibCounters {
     uint64_t routes_v6 = 0;
     uint64_t nexthops = 0;
     uint64_t ecmp_groups = 0;
-    uint64_t grace_periods = 0;
+    uint64_t grace_periods = 0; // retirements made reusable
+    uint64_t grace_waits = 0;   // of them, those not yet over when needed: the writer spun
 };
 
 class Fib {
@@ -69,8 +70,13 @@ class Fib {
     std::string del_nexthop(NhId id);
     std::string route(const Update &u, bool add);
     uint32_t alloc_group();
-    // Waits until no worker can still see what was unlinked, then makes it reusable.
+    // Makes what was unlinked reusable once no worker can still see it: at once if the
+    // grace period that began with the last retirement is over (workers report every
+    // loop, so by the next batch it usually is), else after spinning for it.
     void quiesce();
+    // After anything is unlinked: the grace period that covers it begins.
+    void retired() { retired_token_ = rte_rcu_qsbr_start(rcu_); }
+    uint64_t retired_token_ = 0;
     // rte_fib6 frees a tbl8 group on delete and may hand it to the next add at once; a
     // worker midway through a lookup could then read another prefix's next hop. Deleted
     // next hops and replaced ECMP groups keep their contents (a worker that looked up

@@ -226,6 +226,7 @@ json Daemon::show_fib_summary() const {
                   {"updates_applied", fc.applied},
                   {"updates_failed", fc.failed},
                   {"grace_periods", fc.grace_periods},
+                  {"grace_waits", fc.grace_waits},
                   {"batches", pc.batches}}},
                 {"bgp", nullptr}};
     if (!bgp_) return out;

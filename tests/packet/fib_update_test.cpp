@@ -191,10 +191,11 @@ TEST(FibUpdates, MillionUpdatesUnderTrafficNoDropNoMisdirection) {
     for (auto p : st.punts) punts += p;
     std::printf("%zu route ops (%zu adds, %zu deletes, %zu replaces, %zu covering next-hop "
                 "changes, %zu MAC "
-                "changes) in %.2f s (%.0f ops/s) with %zu grace periods; %lu packets forwarded "
+                "changes) in %.2f s (%.0f ops/s) with %zu grace periods (%zu waited for); %lu "
+                "packets forwarded "
                 "meanwhile; %zu more-specific routes left\n",
                 ops, adds, dels, replaces, nh_changes, mac_changes, secs, double(ops) / secs,
-                size_t(rig.fib->counters().grace_periods),
+                size_t(rig.fib->counters().grace_periods), size_t(rig.fib->counters().grace_waits),
                 uint64_t(stream.received[1] + stream.received[2]), live.size());
     EXPECT_TRUE(rig.errors.empty())
         << rig.errors.size() << " errors, first: " << rig.errors.front();
