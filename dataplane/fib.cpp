@@ -1,9 +1,11 @@
 #include "dataplane/fib.hpp"
 
+#include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_malloc.h>
 #include <rte_rib6.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace vleaf::dp {
@@ -69,22 +71,76 @@ void Fib::set_port_mac(uint16_t port, const rte_ether_addr &mac) {
     port_mac_.at(port) = mac;
 }
 
-void Fib::quiesce() {
-    if (rte_rcu_qsbr_check(rcu_, retired_token_, false) != 1) {
-        rte_rcu_qsbr_check(rcu_, retired_token_, true);
-        counters_.grace_waits++;
+void Fib::settle() {
+    take_token();
+    reclaim();
+}
+
+bool Fib::released(NhId id) {
+    reclaim();
+    return id < kMaxNh && nh_used_[id] == 0;
+}
+
+uint64_t Fib::take_token() {
+    if (untokened_ || v6_deleted_) {
+        last_token_ = rte_rcu_qsbr_start(rcu_);
+        counters_.grace_periods++;
+        for (size_t k = retirees_.size() - untokened_; k < retirees_.size(); k++)
+            retirees_[k].token = last_token_;
+        untokened_ = 0;
+        if (v6_deleted_) {
+            v6_token_ = last_token_;
+            v6_pending_ = true;
+            v6_deleted_ = false;
+        }
     }
-    counters_.grace_periods++;
-    deleted_v6_since_quiesce_ = false;
-    for (NhId id : retired_nh_) nh_used_[id] = 0;
-    retired_nh_.clear();
-    free_groups_.insert(free_groups_.end(), retired_groups_.begin(), retired_groups_.end());
-    retired_groups_.clear();
+    return last_token_;
+}
+
+bool Fib::over(uint64_t token) {
+    if (token <= released_token_) return true;
+    if (rte_rcu_qsbr_check(rcu_, token, false) != 1) return false;
+    released_token_ = token;
+    return true;
+}
+
+void Fib::reclaim() {
+    while (!retirees_.empty() && retirees_.front().token && over(retirees_.front().token)) {
+        const Retiree &r = retirees_.front();
+        if (r.group)
+            free_groups_.push_back(r.id);
+        else
+            nh_used_[r.id] = 0;
+        retirees_.pop_front();
+    }
+    if (v6_pending_ && over(v6_token_)) v6_pending_ = false;
+}
+
+void Fib::wait(uint64_t token, bool nh) {
+    if (over(token)) return;
+    uint64_t t0 = rte_rdtsc();
+    rte_rcu_qsbr_check(rcu_, token, true);
+    released_token_ = token;
+    counters_.grace_waits++;
+    counters_.nh_reuse_waits += nh;
+    counters_.grace_wait_ns += (rte_rdtsc() - t0) * 1000000000ull / rte_get_tsc_hz();
+}
+
+void Fib::retire(uint32_t id, bool group) {
+    retirees_.push_back({0, id, group});
+    untokened_++;
 }
 
 uint32_t Fib::alloc_group() {
-    if (free_groups_.empty() && !retired_groups_.empty()) quiesce();
-    if (free_groups_.empty()) return UINT32_MAX;
+    if (free_groups_.empty()) reclaim();
+    if (free_groups_.empty()) {
+        take_token();
+        auto it = std::find_if(retirees_.begin(), retirees_.end(),
+                               [](const Retiree &r) { return r.group; });
+        if (it == retirees_.end()) return UINT32_MAX;
+        wait(it->token, false);
+        reclaim();
+    }
     uint32_t g = free_groups_.back();
     free_groups_.pop_back();
     counters_.ecmp_groups++;
@@ -95,7 +151,14 @@ uint32_t Fib::alloc_group() {
 std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
     if (id < kFirstDynamicNh || id >= kMaxNh)
         return "next hop id " + std::to_string(id) + " out of range";
-    if (nh_used_[id] == 2) quiesce();
+    if (nh_used_[id] == 2) reclaim();
+    if (nh_used_[id] == 2) { // reused before its grace period is known to be over
+        take_token();
+        auto it = std::find_if(retirees_.begin(), retirees_.end(),
+                               [id](const Retiree &r) { return !r.group && r.id == id; });
+        wait(it->token, true);
+        reclaim();
+    }
     Nh next{};
     next.kind = n.kind;
     next.port = n.port;
@@ -134,9 +197,8 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
     nh_used_[id] = 1;
     nh_store(&nh_[id], next);
     if (had && old.kind == NhKind::Ecmp) {
-        retired_groups_.push_back(old.group());
+        retire(old.group(), true);
         counters_.ecmp_groups--;
-        retired();
     }
     return {};
 }
@@ -146,13 +208,12 @@ std::string Fib::del_nexthop(NhId id) {
         return "next hop " + std::to_string(id) + " does not exist";
     Nh old = nh_load(&nh_[id]);
     nh_used_[id] = 2;
-    retired_nh_.push_back(id);
+    retire(id, false);
     if (old.kind == NhKind::Ecmp) {
-        retired_groups_.push_back(old.group());
+        retire(old.group(), true);
         counters_.ecmp_groups--;
     }
     counters_.nexthops--;
-    retired();
     return {};
 }
 
@@ -169,14 +230,15 @@ NhId Fib::alias(NhId nh) {
     for (int pass = 0; pass < 2; pass++) {
         while (alias_cursor_ >= kFirstDynamicNh && nh_used_[alias_cursor_] != 0) alias_cursor_--;
         if (alias_cursor_ >= kFirstDynamicNh) break;
-        quiesce(); // releases the aliases used so far
+        // Every spare slot is taken or retired: wait for the aliases used so far.
+        wait(take_token(), false);
+        reclaim();
         alias_cursor_ = kMaxNh - 1;
     }
     NhId a = alias_cursor_--;
     nh_store(&nh_[a], nh_load(&nh_[nh]));
     nh_used_[a] = 2; // retired at once: free again after the next grace period
-    retired_nh_.push_back(a);
-    retired();
+    retire(a, false);
     return a;
 }
 
@@ -193,7 +255,12 @@ std::string Fib::route(const Update &u, bool add) {
     } else {
         // A delete tells by its result whether the route was there (-ENOENT): only adds
         // pay for another walk of the rte_rib6 tree to know it.
-        if (add && deleted_v6_since_quiesce_) quiesce();
+        if (add && (v6_deleted_ || v6_pending_)) {
+            take_token();
+            reclaim();
+            if (v6_pending_) wait(v6_token_, false);
+            v6_pending_ = false;
+        }
         const uint8_t *ip = p.addr.bytes.data();
         rte_rib6 *rib = rte_fib6_get_rib(t.v6);
         bool existed = !add || rte_rib6_lookup_exact(rib, ip, p.len) != nullptr;
@@ -201,10 +268,7 @@ std::string Fib::route(const Update &u, bool add) {
             rc = rte_fib6_add(t.v6, ip, p.len, alias(u.nh));
         rc = add ? rte_fib6_add(t.v6, ip, p.len, u.nh) : rte_fib6_delete(t.v6, ip, p.len);
         if (rc == 0 && add != existed) counters_.routes_v6 += add ? 1 : -1;
-        if (rc == 0 && !add) {
-            deleted_v6_since_quiesce_ = true;
-            retired();
-        }
+        if (rc == 0 && !add) v6_deleted_ = true;
     }
     if (rc < 0) return p.str() + ": " + (add ? "add" : "delete") + " failed: " + rte_strerror(-rc);
     return {};

@@ -17,6 +17,7 @@
 #include <rte_rib6.h>
 
 #include <array>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,8 +36,10 @@ struct FibCounters {
     uint64_t routes_v6 = 0;
     uint64_t nexthops = 0;
     uint64_t ecmp_groups = 0;
-    uint64_t grace_periods = 0; // retirements made reusable
-    uint64_t grace_waits = 0;   // of them, those not yet over when needed: the writer spun
+    uint64_t grace_periods = 0;  // begun: one per batch that unlinked anything
+    uint64_t grace_waits = 0;    // the writer spun for one not over yet when it needed it
+    uint64_t grace_wait_ns = 0;  // and how long in all
+    uint64_t nh_reuse_waits = 0; // of those spins, for a next-hop id reused too early
 };
 
 class Fib {
@@ -65,26 +68,47 @@ class Fib {
     const Overlay &overlay() const { return *overlay_; }
     Overlay &overlay() { return *overlay_; }
 
+    // For the FIB programmer, after each batch: a grace period covering everything unlinked
+    // so far begins (if anything was), and what no worker can see any more is freed.
+    void settle();
+    // Whether deleted next-hop id `id` is free again (no worker can hold it); never waits.
+    bool released(NhId id);
+
   private:
     std::string set_nexthop(NhId id, const Nexthop &n);
     std::string del_nexthop(NhId id);
     std::string route(const Update &u, bool add);
     uint32_t alloc_group();
-    // Makes what was unlinked reusable once no worker can still see it: at once if the
-    // grace period that began with the last retirement is over (workers report every
-    // loop, so by the next batch it usually is), else after spinning for it.
-    void quiesce();
-    // After anything is unlinked: the grace period that covers it begins.
-    void retired() { retired_token_ = rte_rcu_qsbr_start(rcu_); }
-    uint64_t retired_token_ = 0;
+    // Gives the retirements since the last token (and an IPv6 delete) one; returns the newest.
+    uint64_t take_token();
+    bool over(uint64_t token); // never waits
+    // Frees whatever no worker can see any more; never waits.
+    void reclaim();
+    // Spins until the grace period `token` is over (counted); `nh`: for a next-hop reuse.
+    void wait(uint64_t token, bool nh);
+    // Retired things wait here, oldest first, with the token of the grace period that
+    // covers them: 0 until settle() or a reuse that cannot wait for it takes one (one token
+    // per batch, not per retirement: each bumps the token workers read).
+    struct Retiree {
+        uint64_t token;
+        uint32_t id;
+        bool group; // an ECMP group slot, else a next-hop id
+    };
+    std::deque<Retiree> retirees_;
+    size_t untokened_ = 0; // at the back of retirees_
+    void retire(uint32_t id, bool group);
+    uint64_t last_token_ = 0;
+    uint64_t released_token_ = 0; // the newest token known to be over
     // rte_fib6 frees a tbl8 group on delete and may hand it to the next add at once; a
-    // worker midway through a lookup could then read another prefix's next hop. Deleted
-    // next hops and replaced ECMP groups keep their contents (a worker that looked up
-    // the old route still forwards it the old way) until their ids are reused. So
-    // deletes only retire things, and one grace period separates any retirements from
-    // the next reuse: the FIB programmer sends adds before deletes within a batch, so
-    // that is at most one grace period per batch. (Dir24 defers its own tbl8 groups.)
-    bool deleted_v6_since_quiesce_ = false;
+    // worker midway through a lookup could then read another prefix's next hop. So an
+    // IPv6 add waits for the grace period that covers the last IPv6 delete, if not over.
+    // The FIB programmer sends adds before deletes within a batch, and settle() at its end
+    // starts that grace period: the next batch's adds rarely wait. (Dir24 defers
+    // its own tbl8 groups.) Deleted next hops and replaced ECMP groups keep their contents
+    // (a worker that looked up the old route still forwards it the old way) until reused.
+    bool v6_deleted_ = false; // since the last token
+    bool v6_pending_ = false; // v6_token_ not known to be over
+    uint64_t v6_token_ = 0;
     // DPDK 22.11's trie skips its tbl8 reservation when a new route has the same next
     // hop as its parent route, yet releases one when that route is deleted:
     // the counter underflows and every later add of a long prefix fails with ENOSPC.
@@ -94,8 +118,6 @@ class Fib {
     static uint64_t parent_nh(rte_rib6 *rib, const uint8_t *ip, uint8_t len);
     NhId alias(NhId nh);
     NhId alias_cursor_ = kMaxNh - 1;
-    std::vector<NhId> retired_nh_;
-    std::vector<uint32_t> retired_groups_;
 
     std::vector<VrfTables> vrfs_;
     std::vector<std::unique_ptr<Dir24>> v4_;

@@ -48,7 +48,12 @@ void Programmer::commit() {
     // No route leads to their tunnel next hops any more; their underlay next hops go next.
     for (const Update &u : vtep_dels_) sink_(u);
     for (NhId id : nh_dels_) sink_(Update::nexthop_del(id));
-    free_.insert(free_.end(), freed_.begin(), freed_.end());
+    if (grace_.settle) {
+        grace_.settle();
+        held_.insert(held_.end(), freed_.begin(), freed_.end());
+    } else {
+        free_.insert(free_.end(), freed_.begin(), freed_.end());
+    }
     free_vteps_.insert(free_vteps_.end(), freed_vteps_.begin(), freed_vteps_.end());
     vtep_dels_.clear();
     freed_vteps_.clear();
@@ -59,10 +64,24 @@ void Programmer::commit() {
     freed_.clear();
 }
 
+void Programmer::release_held() {
+    // Deleted in this order, so released in it.
+    while (!held_.empty() && grace_.released(held_.front())) {
+        free_.push_back(held_.front());
+        held_.pop_front();
+    }
+}
+
 NhId Programmer::alloc() {
+    if (free_.empty()) release_held();
+    if (free_.empty() && next_ == kMaxNh && !held_.empty()) {
+        free_.push_back(held_.front()); // no fresh id left: the writer will wait for it
+        held_.pop_front();
+    }
     if (!free_.empty()) {
         NhId id = free_.back();
         free_.pop_back();
+        counters_.nh_reused++;
         return id;
     }
     return next_++;

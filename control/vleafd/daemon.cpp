@@ -46,10 +46,13 @@ std::span<const uint8_t> frame_of(rte_mbuf *m) {
 
 Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
     dp_ = std::make_unique<dp::Dataplane>(cfg);
-    fib_ = std::make_unique<fib::Programmer>([this](const Update &u) {
-        std::string err = dp_->apply(u);
-        if (!err.empty()) spdlog::error("fib: {}", err); // counted by the FIB
-    });
+    fib_ = std::make_unique<fib::Programmer>(
+        [this](const Update &u) {
+            std::string err = dp_->apply(u);
+            if (!err.empty()) spdlog::error("fib: {}", err); // counted by the FIB
+        },
+        fib::Programmer::Grace{[this] { dp_->fib().settle(); },
+                               [this](NhId id) { return dp_->fib().released(id); }});
     neigh::Callbacks cb;
     cb.send = [this](uint16_t ifid, std::vector<uint8_t> frame) { send_frame(ifid, frame); };
     cb.changed = [this](uint16_t ifid, const IpAddr &ip, std::optional<MacAddr> mac) {

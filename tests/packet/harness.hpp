@@ -122,10 +122,13 @@ struct Rig {
         for (uint32_t v = 1; v < n_vrfs; v++) vrfs.push_back({v, max_routes_v4, 1024});
         fib = std::make_unique<dp::Fib>(vrfs, rcu, 0);
         for (unsigned p = 0; p < kPorts; p++) fib->set_port_mac(port[p], info[port[p]].mac);
-        prog = std::make_unique<fib::Programmer>([this](const Update &u) {
-            auto e = fib->apply(u);
-            if (!e.empty()) errors.push_back(e);
-        });
+        prog = std::make_unique<fib::Programmer>(
+            [this](const Update &u) {
+                auto e = fib->apply(u);
+                if (!e.empty()) errors.push_back(e);
+            },
+            fib::Programmer::Grace{[this] { fib->settle(); },
+                                   [this](NhId id) { return fib->released(id); }});
         lb = std::make_unique<dp::Lb>(rcu, 1, lb_limits, 0);
         w = std::make_unique<dp::Worker>();
         w->lb = lb.get();
