@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 namespace vleaf::dp {
 
@@ -71,9 +72,11 @@ void Fib::set_port_mac(uint16_t port, const rte_ether_addr &mac) {
     port_mac_.at(port) = mac;
 }
 
-void Fib::settle() {
+std::string Fib::settle() {
+    apply_deferred_v6(false);
     take_token();
     reclaim();
+    return std::exchange(deferred_errors_, {});
 }
 
 bool Fib::released(NhId id) {
@@ -82,12 +85,17 @@ bool Fib::released(NhId id) {
 }
 
 uint64_t Fib::take_token() {
-    if (untokened_ || v6_deleted_) {
+    // Retired in order, so those that may have a token come first.
+    size_t ready = 0;
+    while (ready < untokened_ &&
+           retirees_[retirees_.size() - untokened_ + ready].after <= v6_applied_)
+        ready++;
+    if (ready || v6_deleted_) {
         last_token_ = rte_rcu_qsbr_start(rcu_);
         counters_.grace_periods++;
-        for (size_t k = retirees_.size() - untokened_; k < retirees_.size(); k++)
-            retirees_[k].token = last_token_;
-        untokened_ = 0;
+        size_t first = retirees_.size() - untokened_;
+        for (size_t k = first; k < first + ready; k++) retirees_[k].token = last_token_;
+        untokened_ -= ready;
         if (v6_deleted_) {
             v6_token_ = last_token_;
             v6_pending_ = true;
@@ -126,14 +134,15 @@ void Fib::wait(uint64_t token, bool nh) {
     counters_.grace_wait_ns += (rte_rdtsc() - t0) * 1000000000ull / rte_get_tsc_hz();
 }
 
-void Fib::retire(uint32_t id, bool group) {
-    retirees_.push_back({0, id, group});
+void Fib::retire(uint32_t id, bool group, uint64_t after) {
+    retirees_.push_back({0, after, id, group});
     untokened_++;
 }
 
 uint32_t Fib::alloc_group() {
     if (free_groups_.empty()) reclaim();
     if (free_groups_.empty()) {
+        apply_deferred_v6(true);
         take_token();
         auto it = std::find_if(retirees_.begin(), retirees_.end(),
                                [](const Retiree &r) { return r.group; });
@@ -153,6 +162,7 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
         return "next hop id " + std::to_string(id) + " out of range";
     if (nh_used_[id] == 2) reclaim();
     if (nh_used_[id] == 2) { // reused before its grace period is known to be over
+        apply_deferred_v6(true);
         take_token();
         auto it = std::find_if(retirees_.begin(), retirees_.end(),
                                [id](const Retiree &r) { return !r.group && r.id == id; });
@@ -208,7 +218,7 @@ std::string Fib::del_nexthop(NhId id) {
         return "next hop " + std::to_string(id) + " does not exist";
     Nh old = nh_load(&nh_[id]);
     nh_used_[id] = 2;
-    retire(id, false);
+    retire(id, false, v6_queued_);
     if (old.kind == NhKind::Ecmp) {
         retire(old.group(), true);
         counters_.ecmp_groups--;
@@ -246,30 +256,64 @@ std::string Fib::route(const Update &u, bool add) {
     if (u.vrf >= vrfs_.size() || !vrfs_[u.vrf].v4) return "no VRF " + std::to_string(u.vrf);
     if (add && (u.nh >= kMaxNh || nh_used_[u.nh] != 1))
         return u.prefix.str() + ": next hop " + std::to_string(u.nh) + " does not exist";
-    auto &t = vrfs_[u.vrf];
     const auto &p = u.prefix;
-    int rc;
     if (p.addr.is_v4()) {
-        rc = add ? t.v4->add(p.addr.v4_host(), p.len, u.nh) : t.v4->del(p.addr.v4_host(), p.len);
+        Dir24 &t = *vrfs_[u.vrf].v4;
+        int rc = add ? t.add(p.addr.v4_host(), p.len, u.nh) : t.del(p.addr.v4_host(), p.len);
         if (rc > 0 || (rc == 0 && !add)) counters_.routes_v4 += add ? 1 : -1;
-    } else {
-        // A delete tells by its result whether the route was there (-ENOENT): only adds
-        // pay for another walk of the rte_rib6 tree to know it.
-        if (add && (v6_deleted_ || v6_pending_)) {
-            take_token();
-            reclaim();
-            if (v6_pending_) wait(v6_token_, false);
+        if (rc < 0)
+            return p.str() + ": " + (add ? "add" : "delete") + " failed: " + rte_strerror(-rc);
+        return {};
+    }
+    apply_deferred_v6(false);
+    if (!v6_deferred_.empty() || (add && v6_blocked())) {
+        v6_deferred_.push_back(u);
+        v6_queued_++;
+        counters_.v6_deferred++;
+        return {};
+    }
+    return route6(u, add);
+}
+
+bool Fib::v6_blocked() {
+    if (v6_deleted_) take_token();
+    if (v6_pending_ && over(v6_token_)) v6_pending_ = false;
+    return v6_pending_;
+}
+
+void Fib::apply_deferred_v6(bool wait_over) {
+    while (!v6_deferred_.empty()) {
+        Update u = v6_deferred_.front();
+        bool add = u.op == Update::Op::RouteAdd;
+        if (add && v6_blocked()) {
+            if (!wait_over) return;
+            wait(v6_token_, false);
             v6_pending_ = false;
         }
-        const uint8_t *ip = p.addr.bytes.data();
-        rte_rib6 *rib = rte_fib6_get_rib(t.v6);
-        bool existed = !add || rte_rib6_lookup_exact(rib, ip, p.len) != nullptr;
-        if (add && !existed && parent_nh(rib, ip, p.len) == u.nh)
-            rc = rte_fib6_add(t.v6, ip, p.len, alias(u.nh));
-        rc = add ? rte_fib6_add(t.v6, ip, p.len, u.nh) : rte_fib6_delete(t.v6, ip, p.len);
-        if (rc == 0 && add != existed) counters_.routes_v6 += add ? 1 : -1;
-        if (rc == 0 && !add) v6_deleted_ = true;
+        v6_deferred_.pop_front();
+        v6_applied_++;
+        std::string err = route6(u, add);
+        if (err.empty()) continue;
+        counters_.applied--; // counted when it was accepted
+        counters_.failed++;
+        deferred_errors_ += (deferred_errors_.empty() ? "" : "; ") + err;
     }
+}
+
+std::string Fib::route6(const Update &u, bool add) {
+    // A delete tells by its result whether the route was there (-ENOENT): only adds pay
+    // for another walk of the rte_rib6 tree to know it.
+    rte_fib6 *t = vrfs_[u.vrf].v6;
+    const Prefix &p = u.prefix;
+    const uint8_t *ip = p.addr.bytes.data();
+    rte_rib6 *rib = rte_fib6_get_rib(t);
+    bool existed = !add || rte_rib6_lookup_exact(rib, ip, p.len) != nullptr;
+    int rc;
+    if (add && !existed && parent_nh(rib, ip, p.len) == u.nh)
+        rc = rte_fib6_add(t, ip, p.len, alias(u.nh));
+    rc = add ? rte_fib6_add(t, ip, p.len, u.nh) : rte_fib6_delete(t, ip, p.len);
+    if (rc == 0 && add != existed) counters_.routes_v6 += add ? 1 : -1;
+    if (rc == 0 && !add) v6_deleted_ = true;
     if (rc < 0) return p.str() + ": " + (add ? "add" : "delete") + " failed: " + rte_strerror(-rc);
     return {};
 }
@@ -297,6 +341,8 @@ std::string Fib::apply(const Update &u) {
         counters_.applied++;
     else
         counters_.failed++;
+    if (!deferred_errors_.empty())
+        err += (err.empty() ? "" : "; ") + std::exchange(deferred_errors_, {});
     return err;
 }
 

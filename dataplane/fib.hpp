@@ -40,6 +40,7 @@ struct FibCounters {
     uint64_t grace_waits = 0;    // the writer spun for one not over yet when it needed it
     uint64_t grace_wait_ns = 0;  // and how long in all
     uint64_t nh_reuse_waits = 0; // of those spins, for a next-hop id reused too early
+    uint64_t v6_deferred = 0;    // IPv6 route updates applied later instead of waiting
 };
 
 class Fib {
@@ -68,9 +69,11 @@ class Fib {
     const Overlay &overlay() const { return *overlay_; }
     Overlay &overlay() { return *overlay_; }
 
-    // For the FIB programmer, after each batch: a grace period covering everything unlinked
-    // so far begins (if anything was), and what no worker can see any more is freed.
-    void settle();
+    // For the FIB programmer after each batch, and for the writer when idle: a grace period
+    // covering everything unlinked so far begins (if anything was), what no worker can see
+    // any more is freed, and deferred IPv6 updates whose wait is over are applied. Returns
+    // the errors of deferred updates (apply() returns those applied meanwhile).
+    std::string settle();
     // Whether deleted next-hop id `id` is free again (no worker can hold it); never waits.
     bool released(NhId id);
 
@@ -78,8 +81,10 @@ class Fib {
     std::string set_nexthop(NhId id, const Nexthop &n);
     std::string del_nexthop(NhId id);
     std::string route(const Update &u, bool add);
+    std::string route6(const Update &u, bool add);
     uint32_t alloc_group();
-    // Gives the retirements since the last token (and an IPv6 delete) one; returns the newest.
+    // Gives the retirements since the last token that may have one (and an IPv6 delete) a
+    // token; returns the newest.
     uint64_t take_token();
     bool over(uint64_t token); // never waits
     // Frees whatever no worker can see any more; never waits.
@@ -91,24 +96,35 @@ class Fib {
     // per batch, not per retirement: each bumps the token workers read).
     struct Retiree {
         uint64_t token;
+        uint64_t after; // a deleted next hop: the deferred IPv6 updates that may name it
         uint32_t id;
         bool group; // an ECMP group slot, else a next-hop id
     };
     std::deque<Retiree> retirees_;
     size_t untokened_ = 0; // at the back of retirees_
-    void retire(uint32_t id, bool group);
+    void retire(uint32_t id, bool group, uint64_t after = 0);
     uint64_t last_token_ = 0;
     uint64_t released_token_ = 0; // the newest token known to be over
     // rte_fib6 frees a tbl8 group on delete and may hand it to the next add at once; a
     // worker midway through a lookup could then read another prefix's next hop. So an
-    // IPv6 add waits for the grace period that covers the last IPv6 delete, if not over.
-    // The FIB programmer sends adds before deletes within a batch, and settle() at its end
-    // starts that grace period: the next batch's adds rarely wait. (Dir24 defers
-    // its own tbl8 groups.) Deleted next hops and replaced ECMP groups keep their contents
+    // IPv6 add comes after the grace period that covers the last IPv6 delete. The FIB
+    // programmer sends adds before deletes within a batch, and settle() at its end starts
+    // that grace period: the next batch's adds find it over, unless the worker was slow. (Dir24
+    // defers its own tbl8 groups.) Deleted next hops and replaced ECMP groups keep their contents
     // (a worker that looked up the old route still forwards it the old way) until reused.
     bool v6_deleted_ = false; // since the last token
     bool v6_pending_ = false; // v6_token_ not known to be over
     uint64_t v6_token_ = 0;
+    bool v6_blocked(); // an IPv6 add must wait; never waits itself
+    // The writer does not wait for that: an IPv6 update that would wait, and every one after
+    // it (their order matters), waits here and is applied by settle() or the next IPv6
+    // update once the grace period is over. A next hop deleted meanwhile may be what one of
+    // them adds: its own grace period begins only once they are in the table.
+    std::deque<Update> v6_deferred_;
+    uint64_t v6_queued_ = 0, v6_applied_ = 0; // deferred so far, and applied of them
+    // Applies deferred updates while no add must wait; all of them if `wait` (spinning).
+    void apply_deferred_v6(bool wait);
+    std::string deferred_errors_; // of deferred updates, not yet returned
     // DPDK 22.11's trie skips its tbl8 reservation when a new route has the same next
     // hop as its parent route, yet releases one when that route is deleted:
     // the counter underflows and every later add of a long prefix fails with ENOSPC.

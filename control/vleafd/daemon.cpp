@@ -51,7 +51,7 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
             std::string err = dp_->apply(u);
             if (!err.empty()) spdlog::error("fib: {}", err); // counted by the FIB
         },
-        fib::Programmer::Grace{[this] { dp_->fib().settle(); },
+        fib::Programmer::Grace{[this] { settle_fib(); },
                                [this](NhId id) { return dp_->fib().released(id); }});
     neigh::Callbacks cb;
     cb.send = [this](uint16_t ifid, std::vector<uint8_t> frame) { send_frame(ifid, frame); };
@@ -128,6 +128,10 @@ void Daemon::drain_routes(uint64_t now) {
         if (now_ms() - now >= kBudgetMs) break;
     }
     drain_evpn();
+}
+
+void Daemon::settle_fib() {
+    if (std::string err = dp_->fib().settle(); !err.empty()) spdlog::error("fib: {}", err);
 }
 
 Daemon::~Daemon() {
@@ -299,6 +303,7 @@ void Daemon::run(int signal_fd) {
         handle_learned(); // first, so that answers to punted ARP/ND find their MACs
         handle_punts(now);
         drain_routes(now);
+        settle_fib(); // deferred IPv6 routes whose wait is over, when no batch came
     }
     if (bgp_) bgp_->stop();
     close(tick);

@@ -229,6 +229,7 @@ json Daemon::show_fib_summary() const {
                   {"grace_waits", fc.grace_waits},
                   {"grace_wait_us", fc.grace_wait_ns / 1000},
                   {"nexthop_reuse_waits", fc.nh_reuse_waits},
+                  {"ipv6_deferred", fc.v6_deferred},
                   {"nexthops_reused", pc.nh_reused},
                   {"batches", pc.batches}}},
                 {"bgp", nullptr}};

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <rte_fib6.h>
 #include <rte_launch.h>
 
 #include <random>
@@ -272,6 +273,60 @@ TEST(FibUpdates, NexthopIdsAreReusedOnlyAfterTheirGracePeriod) {
                 (unsigned long)(stream.received[1] + stream.received[2]));
     EXPECT_GT(reused, kMoves / 10) << "ids were not reused: nothing was tested";
     EXPECT_EQ(fc.nh_reuse_waits, 0u) << "a freed id was reused before its grace period";
+}
+
+// IPv6 adds after a delete wait for its grace period without the writer waiting: with a
+// reader that does not report (this thread, online), they and every IPv6 update after
+// them are deferred, in order, and so is the release of a next hop they name; one report
+// later they are in the table.
+TEST(FibUpdates, Ipv6AddsAfterADeleteAreDeferredInOrderNotWaitedFor) {
+    Rig rig;
+    auto &prog = *rig.prog;
+    prog.add_interface(1, "out", rig.port[1], 0, {*Prefix::parse("fd00:1::1/64", true)});
+    const IpAddr gw1 = A("fd00:1::2"), gw2 = A("fd00:1::3");
+    prog.neighbor(1, gw1, mac(0x31));
+    prog.neighbor(1, gw2, mac(0x32));
+    auto P6 = [](const char *s) { return *Prefix::parse(s); };
+    auto lookup = [&](const char *addr) {
+        uint8_t ip[16];
+        std::memcpy(ip, A(addr).bytes.data(), 16);
+        uint64_t nh = 0;
+        rte_fib6_lookup_bulk(rig.fib->vrf(0)->v6, &ip, &nh, 1);
+        return nh;
+    };
+    prog.set_bgp(0, P6("2001:db8:1::/48"), &gw1, 1);
+    ASSERT_NE(lookup("2001:db8:1::1"), kNhNoRoute);
+    const uint64_t via2 = lookup("fd00:1::3"); // gw2's adjacency, through its host route
+
+    rte_rcu_qsbr_thread_online(rig.rcu, 0);
+    prog.del_bgp(0, P6("2001:db8:1::/48")); // deletes go at once
+    EXPECT_EQ(lookup("2001:db8:1::1"), kNhNoRoute);
+    prog.set_bgp(0, P6("2001:db8:2::/48"), &gw2, 1); // after a delete: deferred
+    prog.set_bgp(0, P6("2001:db8:3::/48"), &gw1, 1);
+    prog.del_bgp(0, P6("2001:db8:2::/48")); // after its add, not before
+    // gw2's host route goes (deferred too), and with it its adjacency, which the deferred
+    // add of 2001:db8:2::/48 names.
+    prog.neighbor(1, gw2, std::nullopt);
+    const auto &fc = rig.fib->counters();
+    EXPECT_EQ(fc.v6_deferred, 4u);
+    EXPECT_EQ(lookup("2001:db8:3::1"), kNhNoRoute) << "added before the grace period";
+
+    rte_rcu_qsbr_quiescent(rig.rcu, 0); // the first delete's grace period is over
+    EXPECT_FALSE(rig.fib->released(NhId(via2))) << "released before the add naming it is in";
+    EXPECT_EQ(rig.fib->settle(), "");
+    EXPECT_NE(lookup("2001:db8:3::1"), kNhNoRoute);
+    EXPECT_EQ(lookup("2001:db8:2::1"), kNhNoRoute);
+    EXPECT_NE(lookup("fd00:1::3"), via2);
+    EXPECT_FALSE(rig.fib->released(NhId(via2))) << "released with no grace period after";
+    rte_rcu_qsbr_quiescent(rig.rcu, 0);
+    EXPECT_TRUE(rig.fib->released(NhId(via2)));
+    prog.neighbor(1, A("fd00:1::5"), mac(0x35)); // the programmer reuses it now
+    EXPECT_EQ(lookup("fd00:1::5"), via2);
+    // fd00:1::1/128, fd00:1::/64, the hosts ::2 and ::5, and 2001:db8:3::/48
+    EXPECT_EQ(fc.routes_v6, 5u);
+    EXPECT_EQ(fc.grace_waits, 0u) << "the writer waited";
+    rte_rcu_qsbr_thread_offline(rig.rcu, 0);
+    EXPECT_TRUE(rig.errors.empty()) << rig.errors.front();
 }
 
 } // namespace

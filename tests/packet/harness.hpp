@@ -127,7 +127,9 @@ struct Rig {
                 auto e = fib->apply(u);
                 if (!e.empty()) errors.push_back(e);
             },
-            fib::Programmer::Grace{[this] { fib->settle(); },
+            fib::Programmer::Grace{[this] {
+                                       if (auto e = fib->settle(); !e.empty()) errors.push_back(e);
+                                   },
                                    [this](NhId id) { return fib->released(id); }});
         lb = std::make_unique<dp::Lb>(rcu, 1, lb_limits, 0);
         w = std::make_unique<dp::Worker>();
