@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <stdexcept>
 #include <thread>
 
 using namespace vleaf;
@@ -166,9 +167,7 @@ void run_case(bool v6, bool hold, size_t n, size_t batch) {
                 rig.errors.size());
 }
 
-} // namespace
-
-int main(int argc, char **argv) {
+int run(int argc, char **argv) {
     setvbuf(stdout, nullptr, _IOLBF, 0);
     size_t n = argc > 1 ? std::stoul(argv[1]) : 200000;
     size_t batch = argc > 2 ? std::stoul(argv[2]) : 32;
@@ -182,4 +181,15 @@ int main(int argc, char **argv) {
             for (bool hold : {true, false}) run_case(v6, hold, n, batch);
     finish_eal();
     return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception &e) { // a bad argument, or no EAL memory
+        std::fprintf(stderr, "bench_nexthop_churn: %s\n", e.what());
+        return 1;
+    }
 }

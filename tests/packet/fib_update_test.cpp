@@ -16,6 +16,7 @@
 #include <rte_launch.h>
 
 #include <random>
+#include <stdexcept>
 #include <thread>
 #include <unordered_set>
 
@@ -103,6 +104,27 @@ struct Stream {
     }
 };
 
+// The input port, and the two output ports with `gateways` resolved neighbors each.
+void add_ports(Rig &rig, unsigned gateways) {
+    auto &prog = *rig.prog;
+    prog.add_interface(0, "in", rig.port[0], 0, {*Prefix::parse("10.0.0.1/24", true)});
+    for (unsigned out = 1; out <= 2; out++) {
+        prog.add_interface(uint16_t(out), "out" + std::to_string(out), rig.port[out], 0,
+                           {*Prefix::parse("10.0." + std::to_string(out) + ".1/24", true)});
+        for (unsigned k = 0; k < gateways; k++)
+            prog.neighbor(uint16_t(out), gateway(out, k), mac(uint8_t(0x20 + out * 16 + k)));
+    }
+}
+
+// The worker on port 0's queue, and the stream feeding it.
+std::thread start(Rig &rig, Stream &stream) {
+    rig.w->rxq[0] = {rig.port[0], 0};
+    rig.w->n_rxq = 1;
+    if (rte_eal_remote_launch(dp::worker_main, rig.w.get(), kWorkerLcore) != 0)
+        throw std::runtime_error("worker lcore busy");
+    return std::thread([&stream] { stream.run(); });
+}
+
 // Lets the last packets through, stops the stream and the worker, and checks that every
 // packet left by the port it names: nothing dropped, punted, lost or misdirected.
 void finish(Rig &rig, Stream &stream, std::thread &traffic) {
@@ -130,13 +152,7 @@ void finish(Rig &rig, Stream &stream, std::thread &traffic) {
 TEST(FibUpdates, MillionUpdatesUnderTrafficNoDropNoMisdirection) {
     Rig rig(16384, 1 << 16);
     auto &prog = *rig.prog;
-    prog.add_interface(0, "in", rig.port[0], 0, {*Prefix::parse("10.0.0.1/24", true)});
-    for (unsigned out = 1; out <= 2; out++) {
-        prog.add_interface(uint16_t(out), "out" + std::to_string(out), rig.port[out], 0,
-                           {*Prefix::parse("10.0." + std::to_string(out) + ".1/24", true)});
-        for (unsigned k = 0; k < 3; k++)
-            prog.neighbor(uint16_t(out), gateway(out, k), mac(uint8_t(0x20 + out * 8 + k)));
-    }
+    add_ports(rig, 3);
     fib::RouteRing ring(4 * kBatch);
     fib::DrainCounters drained;
     auto msg = [](unsigned out, uint32_t addr, uint8_t len, unsigned hops) {
@@ -151,11 +167,8 @@ TEST(FibUpdates, MillionUpdatesUnderTrafficNoDropNoMisdirection) {
     fib::drain(ring, prog, kBatch, drained);
     ASSERT_TRUE(rig.errors.empty()) << rig.errors.front();
 
-    rig.w->rxq[0] = {rig.port[0], 0};
-    rig.w->n_rxq = 1;
-    ASSERT_EQ(rte_eal_remote_launch(dp::worker_main, rig.w.get(), kWorkerLcore), 0);
     Stream stream{rig};
-    std::thread traffic([&] { stream.run(); });
+    std::thread traffic = start(rig, stream);
 
     std::mt19937 rng(5);
     std::vector<std::pair<uint32_t, uint8_t>> live; // more-specific routes now in the FIB
@@ -227,13 +240,7 @@ TEST(FibUpdates, NexthopIdsAreReusedOnlyAfterTheirGracePeriod) {
     constexpr size_t kMoveBatch = 32;
     Rig rig(16384, 1 << 16);
     auto &prog = *rig.prog;
-    prog.add_interface(0, "in", rig.port[0], 0, {*Prefix::parse("10.0.0.1/24", true)});
-    for (unsigned out = 1; out <= 2; out++) {
-        prog.add_interface(uint16_t(out), "out" + std::to_string(out), rig.port[out], 0,
-                           {*Prefix::parse("10.0." + std::to_string(out) + ".1/24", true)});
-        for (unsigned k = 0; k < kGateways; k++)
-            prog.neighbor(uint16_t(out), gateway(out, k), mac(uint8_t(0x20 + out * 16 + k)));
-    }
+    add_ports(rig, kGateways);
     fib::RouteRing ring(4 * kBatch);
     fib::DrainCounters drained;
     std::mt19937 rng(7);
@@ -251,12 +258,9 @@ TEST(FibUpdates, NexthopIdsAreReusedOnlyAfterTheirGracePeriod) {
     fib::drain(ring, prog, kBatch, drained);
     ASSERT_TRUE(rig.errors.empty()) << rig.errors.front();
 
-    rig.w->rxq[0] = {rig.port[0], 0};
-    rig.w->n_rxq = 1;
-    ASSERT_EQ(rte_eal_remote_launch(dp::worker_main, rig.w.get(), kWorkerLcore), 0);
     Stream stream{rig};
     stream.host_mask = (kRoutes << 8) - 1; // only into the moving routes
-    std::thread traffic([&] { stream.run(); });
+    std::thread traffic = start(rig, stream);
     uint64_t reused0 = prog.counters().nh_reused;
     for (size_t done = 0; done < kMoves; done += kMoveBatch) {
         for (size_t k = 0; k < kMoveBatch; k++) move(1 + rng() % 2, rng() % kRoutes);
