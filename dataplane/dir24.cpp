@@ -61,6 +61,21 @@ uint32_t Dir24::covering(uint32_t ip, unsigned len, unsigned lo) const {
     return 0;
 }
 
+void Dir24::prefetch(uint32_t ip, uint8_t len, bool add) const {
+    if (len > 32) return;
+    ip &= mask(len);
+    __builtin_prefetch(&tbl24_[ip >> 8], 1);
+    rules_.prefetch(ip, len);
+    if (add) return;
+    // The covering rule a delete puts back: the probes of covering().
+    unsigned lo = len > 24 ? 25 : 0;
+    uint64_t cand = depths_ & ((uint64_t(1) << len) - 1) & ~((uint64_t(1) << lo) - 1);
+    for (; cand; cand &= cand - 1) {
+        unsigned d = unsigned(std::countr_zero(cand));
+        rules_.prefetch(ip & mask(d), uint8_t(d));
+    }
+}
+
 template <class Replace>
 void Dir24::write24(uint32_t first, uint32_t count, uint32_t e, Replace replace) {
     for (uint32_t i = first; i < first + count; i++) {

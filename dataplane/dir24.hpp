@@ -55,6 +55,9 @@ class Dir24 {
     // -EINVAL for a length over 32.
     int add(uint32_t ip, uint8_t len, NhId nh);
     int del(uint32_t ip, uint8_t len);
+    // Brings what add() (or del()) of ip/len will read into the cache: a writer applying
+    // a run of updates calls it some updates ahead, so that their cache misses overlap.
+    void prefetch(uint32_t ip, uint8_t len, bool add) const;
     uint32_t rules() const { return rules_.size(); }
     // tbl8 groups in use, and those waiting for a grace period.
     uint32_t groups_used() const {

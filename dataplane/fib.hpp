@@ -61,6 +61,12 @@ class Fib {
 
     // Applies one update; returns an error text, empty on success.
     std::string apply(const Update &u);
+    // Brings what apply() of a route add (or delete) of `p` will read into the cache; the
+    // FIB programmer calls it some routes ahead of their apply().
+    void prefetch(uint32_t vrf, const Prefix &p, bool add) const {
+        if (vrf < vrfs_.size() && vrfs_[vrf].v4 && p.addr.is_v4())
+            vrfs_[vrf].v4->prefetch(p.addr.v4_host(), p.len, add);
+    }
 
     const VrfTables *vrf(uint32_t id) const { return id < vrfs_.size() ? &vrfs_[id] : nullptr; }
     const Nh *nexthops() const { return nh_; }

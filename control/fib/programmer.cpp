@@ -5,6 +5,12 @@
 
 namespace vleaf::fib {
 
+namespace {
+// How many routes ahead of their update the tables are prefetched: enough to cover a
+// cache miss with the work of the updates in between, few enough that the lines stay.
+constexpr size_t kAhead = 8;
+} // namespace
+
 const char *route_type_name(RouteType t) {
     switch (t) {
     case RouteType::Connected:
@@ -32,11 +38,18 @@ void Programmer::commit() {
     if (nh_sets_.empty() && route_ops_.empty() && nh_dels_.empty() && vtep_dels_.empty()) return;
     counters_.batches++;
     for (const Update &u : nh_sets_) sink_(u);
-    for (const PendingRoute &o : route_ops_) {
-        if (o.add && !(o.existed && o.prev == o.nh))
+    auto sends_add = [](const PendingRoute &o) { return o.add && !(o.existed && o.prev == o.nh); };
+    for (size_t i = 0; i < route_ops_.size(); i++) {
+        if (i + kAhead < route_ops_.size()) {
+            const PendingRoute &next = route_ops_[i + kAhead];
+            if (!next.add) routes_.prefetch(next.key); // erased below
+            if (dp_.prefetch && sends_add(next)) dp_.prefetch(next.key.vrf, next.key.prefix, true);
+        }
+        const PendingRoute &o = route_ops_[i];
+        if (sends_add(o))
             sink_(Update::route_add(o.key.vrf, o.key.prefix, o.nh));
         else if (!o.add && o.existed)
-            dels_.push_back(Update::route_del(o.key.vrf, o.key.prefix));
+            dels_.push_back(o.key);
         if (!o.add) routes_.erase(o.key);
     }
     // A slot's `op` belongs to the batch it names; at the wrap none may name the next one.
@@ -44,12 +57,16 @@ void Programmer::commit() {
         routes_.for_each([](RouteSlot &r) { r.batch = 0; });
         batch_ = 1;
     }
-    for (const Update &u : dels_) sink_(u);
+    for (size_t i = 0; i < dels_.size(); i++) {
+        if (dp_.prefetch && i + kAhead < dels_.size())
+            dp_.prefetch(dels_[i + kAhead].vrf, dels_[i + kAhead].prefix, false);
+        sink_(Update::route_del(dels_[i].vrf, dels_[i].prefix));
+    }
     // No route leads to their tunnel next hops any more; their underlay next hops go next.
     for (const Update &u : vtep_dels_) sink_(u);
     for (NhId id : nh_dels_) sink_(Update::nexthop_del(id));
-    if (grace_.settle) {
-        grace_.settle();
+    if (dp_.settle) {
+        dp_.settle();
         held_.insert(held_.end(), freed_.begin(), freed_.end());
     } else {
         free_.insert(free_.end(), freed_.begin(), freed_.end());
@@ -66,7 +83,7 @@ void Programmer::commit() {
 
 void Programmer::release_held() {
     // Deleted in this order, so released in it.
-    while (!held_.empty() && grace_.released(held_.front())) {
+    while (!held_.empty() && dp_.released(held_.front())) {
         free_.push_back(held_.front());
         held_.pop_front();
     }

@@ -7,7 +7,7 @@
 // most one RCU grace period per batch: next-hop (and overlay) sets in the order made,
 // then route adds, then route deletes, then next-hop deletes. Within a batch only the last
 // operation on a prefix leaves (an add then a delete of a prefix the dataplane never had sends
-// nothing). A freed next-hop id is held until the dataplane has let go of it (Grace):
+// nothing). A freed next-hop id is held until the dataplane has let go of it (Dataplane):
 // workers may still hold it with its old meaning for one RCU grace period after the batch
 // that deleted it, and a reuse before that would make the table writer wait.
 #pragma once
@@ -49,13 +49,17 @@ class Programmer {
     // The sink applies each update before it returns. After each batch, `settle` lets the
     // dataplane start the grace period covering what the batch unlinked; `released` tells,
     // without waiting, whether the dataplane has let go of a deleted next-hop id. Without
-    // them, freed ids are reusable once their batch is out.
-    struct Grace {
+    // them, freed ids are reusable once their batch is out. `prefetch` is told about each
+    // route add (or delete) of a batch some routes before the sink gets it: the
+    // dataplane's tables are far larger than the caches, and fetching ahead overlaps the
+    // cache misses of consecutive updates.
+    struct Dataplane {
         std::function<void()> settle;
         std::function<bool(NhId)> released;
+        std::function<void(uint32_t vrf, const Prefix &, bool add)> prefetch;
     };
-    explicit Programmer(Sink sink, Grace grace = {})
-        : sink_(std::move(sink)), grace_(std::move(grace)) {}
+    explicit Programmer(Sink sink, Dataplane dp = {})
+        : sink_(std::move(sink)), dp_(std::move(dp)) {}
 
     // Groups the updates of several calls into one batch (commit() on the outermost
     // scope's end). Every public call outside a scope is a batch of its own.
@@ -118,6 +122,10 @@ class Programmer {
     void add_local(uint32_t vrf, const IpAddr &addr);
     // A neighbor became reachable (mac) or was lost (nullopt).
     void neighbor(uint16_t ifid, const IpAddr &ip, const std::optional<MacAddr> &mac);
+
+    // Brings the programmer's state of vrf/prefix into the cache, ahead of a set_bgp or
+    // del_bgp of it.
+    void prefetch(uint32_t vrf, const Prefix &prefix) const { routes_.prefetch({vrf, prefix}); }
 
     // BGP best paths. `via` are the BGP next hops of the best path and its multipath
     // siblings; each one in a connected subnet of the VRF becomes an adjacency (shared
@@ -228,7 +236,7 @@ class Programmer {
     std::vector<Hop> hops(NhId id) const;
 
     Sink sink_;
-    Grace grace_;
+    Dataplane dp_;
     std::map<uint16_t, Iface> ifs_;
     std::map<NhId, NhObj> nhs_;
     std::map<std::pair<uint16_t, IpAddr>, NhId> adj_;
@@ -247,7 +255,7 @@ class Programmer {
     uint32_t batch_ = 1;
     std::vector<Update> nh_sets_;
     std::vector<PendingRoute> route_ops_;
-    std::vector<Update> dels_; // scratch of commit()
+    std::vector<RouteKey> dels_; // scratch of commit()
     std::vector<NhId> nh_dels_;
     std::vector<NhId> freed_;            // join free_ once the batch is out
     std::vector<Prefix> underlay_dirty_; // default-VRF routes changed: VTEPs to re-resolve

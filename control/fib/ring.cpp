@@ -21,7 +21,17 @@ size_t drain(RouteRing &ring, Programmer &prog, size_t max, DrainCounters &c) {
         while (done < max) {
             std::span<const RouteMsg> msgs = ring.peek(std::min(kChunk, max - done));
             if (msgs.empty()) break;
-            for (const RouteMsg &m : msgs) {
+            // The programmer's route slots are cache misses: fetched kAhead messages early.
+            constexpr size_t kAhead = 8;
+            auto ahead = [&](size_t i) {
+                if (i < msgs.size() &&
+                    (msgs[i].op == RouteMsg::Op::Set || msgs[i].op == RouteMsg::Op::Del))
+                    prog.prefetch(msgs[i].vrf, msgs[i].prefix);
+            };
+            for (size_t i = 0; i < kAhead; i++) ahead(i);
+            for (size_t i = 0; i < msgs.size(); i++) {
+                ahead(i + kAhead);
+                const RouteMsg &m = msgs[i];
                 switch (m.op) {
                 case RouteMsg::Op::Set:
                     prog.set_bgp(m.vrf, m.prefix, m.via.data(), m.n_via);

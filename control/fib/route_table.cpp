@@ -1,7 +1,5 @@
 #include "control/fib/route_table.hpp"
 
-#include <cstring>
-
 namespace vleaf::fib {
 
 namespace {
@@ -9,15 +7,6 @@ constexpr size_t kInitialSlots = 64;
 } // namespace
 
 RouteTable::RouteTable() : slots_(kInitialSlots), mask_(kInitialSlots - 1) {}
-
-uint32_t RouteTable::hash(const RouteKey &k) {
-    uint64_t a, b;
-    std::memcpy(&a, k.prefix.addr.bytes.data(), 8);
-    std::memcpy(&b, k.prefix.addr.bytes.data() + 8, 8);
-    uint64_t h = (a ^ (uint64_t(k.vrf) << 40 | k.prefix.len)) * 0x9e3779b97f4a7c15ull;
-    h ^= (b + 0x632be59bd9b4e019ull) * 0xff51afd7ed558ccdull;
-    return uint32_t(h ^ (h >> 32));
-}
 
 size_t RouteTable::probe(const RouteKey &k, uint32_t h) const {
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {

@@ -51,8 +51,9 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
             std::string err = dp_->apply(u);
             if (!err.empty()) spdlog::error("fib: {}", err); // counted by the FIB
         },
-        fib::Programmer::Grace{[this] { settle_fib(); },
-                               [this](NhId id) { return dp_->fib().released(id); }});
+        fib::Programmer::Dataplane{
+            [this] { settle_fib(); }, [this](NhId id) { return dp_->fib().released(id); },
+            [this](uint32_t vrf, const Prefix &p, bool add) { dp_->fib().prefetch(vrf, p, add); }});
     neigh::Callbacks cb;
     cb.send = [this](uint16_t ifid, std::vector<uint8_t> frame) { send_frame(ifid, frame); };
     cb.changed = [this](uint16_t ifid, const IpAddr &ip, std::optional<MacAddr> mac) {
