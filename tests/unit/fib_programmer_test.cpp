@@ -91,7 +91,9 @@ TEST(ProgrammerGrace, FreedIdIsHeldUntilTheDataplaneLetsGoOfIt) {
     Model model;
     std::set<NhId> let_go;
     fib::Programmer f{[&](const Update &u) { model.apply(u); },
-                      {[] {}, [&](NhId id) { return let_go.count(id) > 0; }}};
+                      {.settle = [] {},
+                       .released = [&](NhId id) { return let_go.count(id) > 0; },
+                       .prefetch = {}}};
     f.add_interface(0, "a", 7, 0, {P("10.0.1.1/24")});
     f.neighbor(0, A("10.0.1.5"), M(5));
     NhId adj = model.routes.at({0, P("10.0.1.5/32")});
