@@ -8,8 +8,12 @@
 // The first loop checks the packets and looks their destinations up in the port's VRF
 // (inline, as l3fwd's rte_lpm_lookupx4: nothing in the loop waits for the result, so
 // the table loads overlap; with the LB stage, in bulk after it), writing nothing the
-// stages read before writing it themselves: a burst with any other packet goes through
-// the stages from the start. The second loop
+// stages read before writing it themselves: a burst with any other IPv4 packet goes
+// through the stages from the start. Frames that are not IPv4 at all (ARP, IPv6; on a
+// routed port a VLAN tag is not IPv4 either) are split off (OddSplit) and go through the
+// stages after the plain ones, as a burst of their own: that reorders no IPv4 flow. IPv4
+// oddities (TTL, options, fragments, martians) stay on the whole-burst path, which keeps
+// each flow in order. The second loop
 // forwards to Forward next hops (ECMP members too) with TTL left and within the egress
 // MTU, with the header pointers the first loop kept. At the first packet that is anything
 // else, the burst is left as parse and route leave it and forward4 and the stages after
@@ -98,16 +102,55 @@ struct PlainChecks {
     bool plain() const { return (odd | (neg >> 32)) == 0; }
 };
 
+// The frames that are not IPv4, taken out of a burst so that its IPv4 frames can take
+// the plain path: split() moves the IPv4 frames (and what the first loop kept for them)
+// to the front and the others behind them, both in their order, so that the whole burst
+// can still go through the stages; give_back() leaves the others alone in the burst.
+struct OddSplit {
+    static_assert(kMaxBurst <= 64);
+    uint64_t mask = 0; // bit per packet of the burst as received
+    unsigned n = 0;
+    rte_mbuf *m[kMaxBurst];
+
+    void add(unsigned i) { mask |= uint64_t(1) << i; }
+    // The number of IPv4 frames.
+    [[gnu::noinline]] unsigned split(Burst &b, uint8_t **frame) {
+        unsigned kept = 0;
+        for (unsigned i = 0; i < b.n; i++) {
+            if (mask >> i & 1) {
+                m[n++] = b.m[i];
+                continue;
+            }
+            b.m[kept] = b.m[i];
+            frame[kept] = frame[i];
+            b.dst4[kept] = b.dst4[i];
+            b.nh4[kept++] = b.nh4[i];
+        }
+        std::copy_n(m, n, b.m + kept);
+        return kept;
+    }
+    // False, for the stages to take the burst, unless there was nothing to split off.
+    bool give_back(Burst &b) const {
+        if (n == 0) return true;
+        std::copy_n(m, n, b.m);
+        b.n = static_cast<uint16_t>(n);
+        return false;
+    }
+};
+
 // plain4 on a burst whose stages are idle (kLb: but for the LB stage, which may give a
 // packet a new destination: its first loop looks nothing up, the LB stage's output is).
+// With kLb nothing is split off: the LB stage keeps one flow table for IPv4 and IPv6, and
+// the order in which packets reach it decides which of them a full table drops.
 template <bool kLb, class Rest> inline bool plain4_run(Burst &b, Worker &w, Rest &&rest) {
-    const unsigned n = b.n;
+    unsigned n = b.n;
     auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
     const VrfTables *t = w.fib->vrf(vrf);
     if (!t || !t->v4) return false; // no such VRF: route's no_route drops, by the stages
     const Dir24 &fib4 = *t->v4;
     uint8_t *frame[kMaxBurst];
     PlainChecks checks;
+    OddSplit odd;
     // VXLAN to our VTEP address is the stages' (decapsulation). Tested per packet so that
     // a tunnel burst leaves at its first packet instead of after the whole first loop
     // (~15 cycles/packet of decap + route, bench_pipeline's VxlanDecapRoute).
@@ -117,6 +160,14 @@ template <bool kLb, class Rest> inline bool plain4_run(Burst &b, Worker &w, Rest
         // The checks read the first 34 bytes: shorter frames are the stages' (runt).
         if (unlikely(m->data_len < sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr))) return false;
         auto *f = rte_pktmbuf_mtod(m, uint8_t *);
+        if constexpr (!kLb) {
+            uint16_t type;
+            std::memcpy(&type, f + offsetof(rte_ether_hdr, ether_type), 2);
+            if (unlikely(type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4))) {
+                odd.add(i);
+                return true;
+            }
+        }
         checks.add(m, f);
         uint32_t dst;
         std::memcpy(&dst, f + sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, dst_addr), 4);
@@ -135,8 +186,10 @@ template <bool kLb, class Rest> inline bool plain4_run(Burst &b, Worker &w, Rest
     }
     for (; i < n; i++)
         if (!check(i)) return false;
+    if (unlikely(odd.mask)) n = odd.split(b, frame);
     // Martians are the stages' too (any_martian4 also tests the VTEP address).
     if (!checks.plain() || n == 0 || any_martian4(b, n, rte_be_to_cpu_32(vtep_be))) return false;
+    b.n = static_cast<uint16_t>(n);
     if constexpr (kLb) {
         if (!plain4_lb(b, w, vrf, frame)) {
             route(b, w);
@@ -162,14 +215,14 @@ template <bool kLb, class Rest> inline bool plain4_run(Burst &b, Worker &w, Rest
             if (nh.kind() == NhKind::Ecmp) nh = ecmp_member(w, nh, id, flow_hash4(ip));
             if (nh.kind() != NhKind::Forward) {
                 plain4_staged(b, w, i, vrf, rest);
-                return true;
+                return odd.give_back(b);
             }
         }
         uint16_t port = nh.port();
         if (unlikely((uint8_t(ttl_word) <= 1) |
                      (rte_be_to_cpu_16(ip->total_length) > ports[port].mtu))) {
             plain4_staged(b, w, i, vrf, rest);
-            return true;
+            return odd.give_back(b);
         }
         ttl_decrement4(ip, ttl_word);
         rewrite_l2(f, nh);
@@ -180,11 +233,11 @@ template <bool kLb, class Rest> inline bool plain4_run(Burst &b, Worker &w, Rest
         tx_queue_all(w, b.out_port[0], b.m, n);
     else
         for (unsigned i = 0; i < n; i++) tx_queue(w, b.out_port[i], b.m[i]);
-    return true;
+    return odd.give_back(b);
 }
 
-// False: the burst is not plain, the stages take it whole. True: it has been forwarded,
-// or handed on to `rest` (see plain4_staged).
+// False: the stages take the burst as it is left, whole or the frames that are not IPv4
+// (OddSplit). True: it has been forwarded, or handed on to `rest` (see plain4_staged).
 template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
     switch (stages_idle4(b, w)) {
     case Idle4::Yes:

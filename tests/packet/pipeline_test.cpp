@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <numeric>
 #include <set>
@@ -96,17 +97,28 @@ TEST_F(Pipeline, TcpOverIpv4KeepsPayload) {
     expect_routed(v4({.proto = 6, .payload = 1000}), 1, kHost2);
 }
 
+// The stages keep a burst's order across families; plain4 sends the IPv4 packets of a
+// burst before the others (OddSplit), each family still in order.
 TEST_F(Pipeline, BurstOfMixedFamiliesKeepsOrder) {
     std::vector<Frame> in;
     in.reserve(32);
     for (int k = 0; k < 32; k++)
         in.push_back(k % 3 ? v4({.sport = uint16_t(k)}) : v6({.sport = uint16_t(k)}));
-    rig.run(0, in);
-    auto out = rig.take_tx(1);
-    ASSERT_EQ(out.size(), in.size());
-    for (size_t k = 0; k < in.size(); k++) {
-        EXPECT_EQ(bytes_of(out[k]), routed(in[k], kHost2, port_mac[1])) << k;
-        rte_pktmbuf_free(out[k]);
+    std::vector<Frame> v4_first = in;
+    std::stable_partition(v4_first.begin(), v4_first.end(),
+                          [](const Frame &f) { return f[12] == 0x08; });
+    for (bool staged : {true, false}) {
+        if (staged)
+            rig.run_stages(0, in);
+        else
+            rig.run(0, in);
+        auto out = rig.take_tx(1);
+        ASSERT_EQ(out.size(), in.size());
+        for (size_t k = 0; k < in.size(); k++) {
+            EXPECT_EQ(bytes_of(out[k]), routed((staged ? in : v4_first)[k], kHost2, port_mac[1]))
+                << k << (staged ? " staged" : "");
+            rte_pktmbuf_free(out[k]);
+        }
     }
 }
 
@@ -254,6 +266,14 @@ class PlainBurst : public Pipeline {
         rig.info[rig.port[2]].mtu = 1000;
     }
 
+    static bool is_ipv4(const Frame &f) { return f.size() >= 14 && f[12] == 0x08 && f[13] == 0; }
+    static Outcome ipv4_first(Outcome o) {
+        for (auto &s : o.sent) std::stable_partition(s.begin(), s.end(), is_ipv4);
+        std::stable_partition(o.punted.begin(), o.punted.end(),
+                              [](const auto &p) { return is_ipv4(p.second); });
+        return o;
+    }
+
     template <class Run> Outcome outcome(Run &&run) {
         std::vector<uint64_t> before(std::begin(rig.w->stats.drops), std::end(rig.w->stats.drops));
         run();
@@ -273,9 +293,11 @@ class PlainBurst : public Pipeline {
     }
 
     // The burst through Worker::process (plain4 first), and through the stages alone.
+    // plain4 may send the frames that are not IPv4 after the IPv4 ones (OddSplit): each
+    // port's frames and the punted ones are compared IPv4 first, in order within each.
     void expect_same_as_stages(const std::vector<Frame> &in, const std::string &what) {
-        Outcome fast = outcome([&] { rig.run(0, in); });
-        Outcome staged = outcome([&] { rig.run_stages(0, in); });
+        Outcome fast = ipv4_first(outcome([&] { rig.run(0, in); }));
+        Outcome staged = ipv4_first(outcome([&] { rig.run_stages(0, in); }));
         size_t out = 0;
         for (auto &s : fast.sent) out += s.size();
         EXPECT_EQ(out + fast.punted.size() +
@@ -321,6 +343,69 @@ TEST_F(PlainBurst, EndsAsInTheStagesWhateverPacketIsMixedIn) {
             for (unsigned k = 0; k < 32; k++) in.push_back(k == at ? frame : plain(k));
             expect_same_as_stages(in, name + " at " + std::to_string(at));
         }
+}
+
+// Frames that are not IPv4 (ARP, IPv6, a VLAN tag, another ether type), one or several,
+// anywhere in a plain burst, alone or with an IPv4 packet that the stages take over: every
+// packet ends as the stages alone would have it, IPv4 in the same order.
+TEST_F(PlainBurst, EndsAsInTheStagesWithFramesThatAreNotIPv4) {
+    auto plain = [&](unsigned k) {
+        return v4({.dst = "10.100." + std::to_string(k) + ".1", .sport = uint16_t(k)});
+    };
+    Frame arp = ether(kBroadcast, kHost1, 0x0806);
+    arp.resize(42, 0);
+    Frame vlan = tagged(plain(50), 7), lldp = l2(port_mac[0], kHost1, 0x88cc);
+    Frame v6_unresolved = v6({.dst = "fd00:2::77"});
+    const std::vector<std::pair<std::string, Frame>> ipv4_odd = {
+        {"", {}},
+        {"ttl 1", v4({.dst = "10.100.9.9", .ttl = 1})},
+        {"unresolved", v4({.dst = "10.0.2.77"})},
+        {"other port", v4({.dst = "10.0.3.2"})},
+        {"ecmp", v4({.dst = "10.200.1.1", .sport = 7})},
+        {"martian", v4({.dst = "224.0.0.5"})},
+        {"no route", v4({.dst = "192.0.2.1"})},
+    };
+    const std::vector<std::pair<std::string, std::map<unsigned, Frame>>> mixes = {
+        {"arp at 0", {{0, arp}}},
+        {"arp at 31", {{31, arp}}},
+        {"ipv6 at 5, arp at 6", {{5, v6()}, {6, arp}}},
+        {"vlan, lldp, unresolved ipv6", {{1, vlan}, {17, lldp}, {30, v6_unresolved}}},
+        {"every other one", {}},
+    };
+    for (auto &[mix_name, mix] : mixes)
+        for (auto &[odd_name, odd] : ipv4_odd) {
+            std::vector<Frame> in;
+            for (unsigned k = 0; k < 32; k++) {
+                auto it = mix.find(k);
+                if (mix.empty() && k % 2)
+                    in.push_back(k % 4 == 1 ? arp : v6({.sport = uint16_t(k)}));
+                else if (it != mix.end())
+                    in.push_back(it->second);
+                else if (k == 12 && !odd.empty())
+                    in.push_back(odd);
+                else
+                    in.push_back(plain(k));
+            }
+            std::string what = mix_name;
+            expect_same_as_stages(in, what.append(" ").append(odd_name));
+        }
+    std::vector<Frame> none_plain;
+    for (unsigned k = 0; k < 8; k++) none_plain.push_back(k % 2 ? arp : v6());
+    expect_same_as_stages(none_plain, "only arp and ipv6");
+}
+
+// The IPv4 packets of a burst with an IPv6 packet first leave before it: plain4 forwarded
+// them and left the IPv6 packet to the stages, which alone would send it first.
+TEST_F(PlainBurst, SplitsOffFramesThatAreNotIPv4) {
+    std::vector<Frame> in{v6()};
+    for (unsigned k = 0; k < 31; k++) in.push_back(v4({.dst = "10.100.0.1", .sport = uint16_t(k)}));
+    rig.run(0, in);
+    auto sent = rig.take_tx(1);
+    ASSERT_EQ(sent.size(), 32u);
+    for (unsigned k = 0; k < 32; k++) {
+        EXPECT_EQ(bytes_of(sent[k]), routed(in[(k + 1) % 32], kHost2, port_mac[1])) << k;
+        rte_pktmbuf_free(sent[k]);
+    }
 }
 
 // Plain bursts spread over two egress ports by ECMP, and bursts shorter than a prefetch.
