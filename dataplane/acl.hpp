@@ -50,6 +50,14 @@ inline bool acl_apply(Burst &b, unsigned worker, bool v6, unsigned n, const uint
     return dropped;
 }
 
+// The ingress policy of packets received on `port` and routed in `vrf`; null: none.
+inline const AclSet *acl_in_set(const AclState &st, uint16_t port, unsigned vrf) {
+    constexpr unsigned in = unsigned(AclDirection::In);
+    if (!st.any[in]) return nullptr;
+    const AclSet *by_port = st.port[in][port];
+    return by_port ? by_port : st.vrf[in][vrf];
+}
+
 inline void acl_in(Burst &b, Worker &w) {
     constexpr unsigned in = unsigned(AclDirection::In);
     const AclState *st = w.acl ? w.acl->state() : nullptr;

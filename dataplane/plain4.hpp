@@ -1,9 +1,9 @@
 // The common burst in two tight loops instead of the stages one by one: every packet a
 // plain IPv4 frame (parse's ipv4_plain, not to our VTEP address, not a martian) received
-// on a routed port (no access VLANs) while no ACL is configured, so that the stages
+// on a routed port (no access VLANs) while no egress ACL is configured, so that the stages
 // between parse and route, and those after forward, would pass it untouched, but for the
-// LB stage when services are configured on a single worker: it runs between the two loops,
-// on the burst as parse would leave it.
+// ingress ACL and the LB stage (when services are configured on a single worker): they
+// run between the two loops, in that order, on the burst as parse would leave it.
 //
 // The first loop checks the packets and looks their destinations up in the port's VRF
 // (inline, as l3fwd's rte_lpm_lookupx4: nothing in the loop waits for the result, so
@@ -20,6 +20,7 @@
 // it go on from that packet, so that every check and drop reason stays in one place.
 #pragma once
 
+#include "dataplane/acl.hpp"
 #include "dataplane/dispatch.hpp"
 #include "dataplane/forward.hpp"
 #include "dataplane/lb.hpp"
@@ -32,14 +33,14 @@
 namespace vleaf::dp {
 
 // Whether the stages that parse's plain packets go through without a route lookup (and
-// those after forward) have nothing to do on this burst: Lb when only the LB stage has, on
-// a single worker (with more, its handoff stage would send packets away first).
+// those after forward) have nothing to do on this burst, but for acl_in (plain4_acl): Lb
+// when the LB stage has, on a single worker (with more, its handoff stage would send
+// packets away first).
 enum class Idle4 : uint8_t { No, Yes, Lb };
 
-inline Idle4 stages_idle4(const Burst &b, const Worker &w) {
+inline Idle4 stages_idle4(const Burst &b, const Worker &w, const AclState *acl) {
     if (b.entry != Entry::Port || w.ov->access(b.port)) return Idle4::No;
-    const AclState *acl = w.acl ? w.acl->state() : nullptr;
-    if (acl && (acl->any[0] | acl->any[1])) return Idle4::No;
+    if (acl && acl->any[unsigned(AclDirection::Out)]) return Idle4::No;
     const LbState *lb = w.lb ? w.lb->state() : nullptr;
     if (!lb || lb->empty()) return Idle4::Yes;
     return w.handoff ? Idle4::No : Idle4::Lb;
@@ -65,6 +66,19 @@ template <class Rest>
     rest();
 }
 
+// A plain burst of which acl_in denied packets `deny` (bit per packet), through the stages
+// from there: lb (a no-op without services), route, forward, `rest`.
+template <class Rest>
+[[gnu::noinline]] void plain4_denied(Burst &b, Worker &w, uint8_t vrf, uint64_t deny, Rest &&rest) {
+    plain4_as_parsed(b, vrf);
+    for (; deny; deny &= deny - 1) b.drop(unsigned(__builtin_ctzll(deny)), Drop::acl_deny);
+    b.compact();
+    lb(b, w);
+    route(b, w);
+    forward4(b, w);
+    rest();
+}
+
 // The LB stage on a plain burst, given the burst as parse leaves it (route list in burst
 // order): LB packets get their new destination in dst4 (DSR: and an outer header, so
 // `frame` is read again). False when it dropped a packet: route and forward take the burst
@@ -76,6 +90,28 @@ inline bool plain4_lb(Burst &b, Worker &w, uint8_t vrf, uint8_t **frame) {
     if (b.n4 != n) return false;
     for (unsigned i = 0; i < n; i++) frame[i] = rte_pktmbuf_mtod(b.m[i], uint8_t *);
     return true;
+}
+
+// The ingress ACL on a plain burst, all of whose packets `acl` filters (acl_in's policy
+// of the port, else of its VRF). False when it denied a packet: then the burst has gone on
+// as the stages take it, the denied packets dropped as acl_in drops them.
+template <class Rest>
+inline bool plain4_acl(Burst &b, Worker &w, const AclSet &acl, uint8_t vrf, uint8_t *const *frame,
+                       Rest &&rest) {
+    const unsigned n = b.n;
+    const uint8_t *l3[kMaxBurst] = {}; // n > 0, but GCC cannot tell
+    uint16_t len[kMaxBurst] = {};
+    for (unsigned i = 0; i < n; i++) {
+        l3[i] = frame[i] + sizeof(rte_ether_hdr);
+        len[i] = static_cast<uint16_t>(b.m[i]->data_len - sizeof(rte_ether_hdr));
+    }
+    AclVerdict v[kMaxBurst];
+    acl.classify4(l3, len, n, v, w.rcu_id);
+    uint64_t deny = 0;
+    for (unsigned i = 0; i < n; i++) deny |= uint64_t(v[i].action == AclAction::Deny) << i;
+    if (likely(deny == 0)) return true;
+    plain4_denied(b, w, vrf, deny, rest);
+    return false;
 }
 
 // ipv4_plain's checks for a whole burst, or-ed without a branch per check: `odd` gathers
@@ -142,7 +178,8 @@ struct OddSplit {
 // packet a new destination: its first loop looks nothing up, the LB stage's output is).
 // With kLb nothing is split off: the LB stage keeps one flow table for IPv4 and IPv6, and
 // the order in which packets reach it decides which of them a full table drops.
-template <bool kLb, class Rest> inline bool plain4_run(Burst &b, Worker &w, Rest &&rest) {
+template <bool kLb, class Rest>
+inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
     unsigned n = b.n;
     auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
     const VrfTables *t = w.fib->vrf(vrf);
@@ -190,6 +227,7 @@ template <bool kLb, class Rest> inline bool plain4_run(Burst &b, Worker &w, Rest
     // Martians are the stages' too (any_martian4 also tests the VTEP address).
     if (!checks.plain() || n == 0 || any_martian4(b, n, rte_be_to_cpu_32(vtep_be))) return false;
     b.n = static_cast<uint16_t>(n);
+    if (acl && !plain4_acl(b, w, *acl, vrf, frame, rest)) return odd.give_back(b);
     if constexpr (kLb) {
         if (!plain4_lb(b, w, vrf, frame)) {
             route(b, w);
@@ -239,11 +277,14 @@ template <bool kLb, class Rest> inline bool plain4_run(Burst &b, Worker &w, Rest
 // False: the stages take the burst as it is left, whole or the frames that are not IPv4
 // (OddSplit). True: it has been forwarded, or handed on to `rest` (see plain4_staged).
 template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
-    switch (stages_idle4(b, w)) {
+    const AclState *st = w.acl ? w.acl->state() : nullptr;
+    const AclSet *acl =
+        st ? acl_in_set(*st, b.port, static_cast<uint8_t>(w.ports[b.port].vrf)) : nullptr;
+    switch (stages_idle4(b, w, st)) {
     case Idle4::Yes:
-        return plain4_run<false>(b, w, rest);
+        return plain4_run<false>(b, w, acl, rest);
     case Idle4::Lb:
-        return plain4_run<true>(b, w, rest);
+        return plain4_run<true>(b, w, acl, rest);
     case Idle4::No:
         break;
     }

@@ -671,6 +671,59 @@ TEST_F(Lb, PlainBurstEndsAsInTheStages) {
         }
 }
 
+// With an ingress ACL too, plain4 classifies the burst before the LB stage, as acl_in runs
+// before it: a denied request makes no flow and takes no backend, in both runs.
+TEST_F(Lb, PlainBurstWithAnIngressAclEndsAsInTheStages) {
+    reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}, {"10.0.2.3", 8080}}));
+    AclPolicy pol;
+    AclRule deny; // requests from odd source ports to the VIP
+    deny.src = *Prefix::parse("10.0.1.0/24", true), deny.dst = *Prefix::parse("10.96.0.10/32");
+    deny.proto = IPPROTO_TCP, deny.sport_lo = deny.sport_hi = 2001;
+    deny.action = AclAction::Deny;
+    AclRule count = deny;
+    count.sport_lo = 2000, count.sport_hi = 2003, count.action = AclAction::Count;
+    pol.rules = {deny, count};
+    rig.acl->set(1, AclAttach{AclDirection::In, true, rig.port[0]}, pol);
+    struct Outcome {
+        std::vector<Frame> sent[Rig::kPorts];
+        std::vector<uint64_t> drops, hits;
+        uint64_t dnat;
+    };
+    auto outcome = [&](auto &&run) {
+        std::vector<uint64_t> before(std::begin(rig.w->stats.drops), std::end(rig.w->stats.drops));
+        std::vector<uint64_t> hits = rig.acl->hits(1);
+        const uint64_t dnat = lb(&LbCounters::dnat);
+        run();
+        Outcome o;
+        for (unsigned p = 0; p < Rig::kPorts; p++) o.sent[p] = sent(p);
+        for (size_t d = 0; d < before.size(); d++)
+            o.drops.push_back(rig.w->stats.drops[d] - before[d]);
+        o.hits = rig.acl->hits(1);
+        for (size_t r = 0; r < hits.size(); r++) o.hits[r] -= hits[r];
+        o.dnat = lb(&LbCounters::dnat) - dnat;
+        return o;
+    };
+    for (unsigned denied : {0u, 1u, 4u}) { // every denied-th request, or none
+        std::vector<Frame> in;
+        for (unsigned k = 0; k < 32; k++) {
+            const uint16_t sp = denied && k % denied == 0 ? 2001 : uint16_t(3000 + k);
+            in.push_back(framed(port_mac[0], kHost1,
+                                ip_packet({"10.0.1.2", "10.96.0.10", IPPROTO_TCP, sp, 80})));
+        }
+        Outcome fast = outcome([&] { rig.run(0, in); });
+        Outcome staged = outcome([&] { rig.run_stages(0, in); });
+        const std::string what = "every " + std::to_string(denied) + " denied";
+        for (unsigned p = 0; p < Rig::kPorts; p++)
+            EXPECT_EQ(fast.sent[p], staged.sent[p]) << what << ", port " << p;
+        EXPECT_EQ(fast.drops, staged.drops) << what;
+        EXPECT_EQ(fast.hits, staged.hits) << what;
+        EXPECT_EQ(fast.dnat, staged.dnat) << what;
+        const uint64_t n_denied = denied ? (31 / denied + 1) : 0;
+        EXPECT_EQ(fast.drops[size_t(Drop::acl_deny)], n_denied) << what;
+        EXPECT_EQ(fast.dnat, 32 - n_denied) << what;
+    }
+}
+
 // Two workers, A (the rig's, index 0) and B (index 1), with one flow table each and handoff
 // rings of `ring` entries, run in turn by the test thread.
 class LbHandoff : public Lb {

@@ -255,6 +255,7 @@ struct Outcome {
     std::vector<Frame> sent[Rig::kPorts];
     std::vector<std::pair<uint8_t, Frame>> punted;
     std::vector<uint64_t> drops;
+    std::vector<std::vector<uint64_t>> acl_hits; // of each policy in PlainBurst::acl_ids
     bool operator==(const Outcome &) const = default;
 };
 
@@ -266,6 +267,10 @@ class PlainBurst : public Pipeline {
         rig.info[rig.port[2]].mtu = 1000;
     }
 
+    // ACL policies whose hit counters an outcome includes (what the burst added to them).
+    std::vector<uint32_t> acl_ids;
+    std::vector<std::vector<uint64_t>> acl_before;
+
     static bool is_ipv4(const Frame &f) { return f.size() >= 14 && f[12] == 0x08 && f[13] == 0; }
     static Outcome ipv4_first(Outcome o) {
         for (auto &s : o.sent) std::stable_partition(s.begin(), s.end(), is_ipv4);
@@ -276,6 +281,8 @@ class PlainBurst : public Pipeline {
 
     template <class Run> Outcome outcome(Run &&run) {
         std::vector<uint64_t> before(std::begin(rig.w->stats.drops), std::end(rig.w->stats.drops));
+        acl_before.clear();
+        for (uint32_t id : acl_ids) acl_before.push_back(rig.acl->hits(id));
         run();
         Outcome o;
         for (unsigned p = 0; p < Rig::kPorts; p++)
@@ -289,6 +296,11 @@ class PlainBurst : public Pipeline {
         }
         for (size_t d = 0; d < before.size(); d++)
             o.drops.push_back(rig.w->stats.drops[d] - before[d]);
+        for (size_t k = 0; k < acl_ids.size(); k++) {
+            std::vector<uint64_t> hits = rig.acl->hits(acl_ids[k]);
+            for (size_t r = 0; r < hits.size(); r++) hits[r] -= acl_before[k][r];
+            o.acl_hits.push_back(hits);
+        }
         return o;
     }
 
@@ -417,6 +429,68 @@ TEST_F(PlainBurst, EndsAsInTheStagesOverSeveralPortsAndShortBursts) {
         std::vector<Frame> few;
         for (unsigned k = 0; k < n; k++) few.push_back(v4({.dst = "10.100.0.1"}));
         expect_same_as_stages(few, std::to_string(n) + " packets");
+    }
+}
+
+// With an ingress policy (and no egress one), plain4 classifies a plain burst between its
+// loops. Whatever the policy denies, allows or counts, by the port's policy (rules pinning a
+// destination host: the exact-match part) or the VRF's (prefixes: rte_acl), with or without
+// an odd packet mixed in, the burst ends as in the stages with the same hit counters.
+TEST_F(PlainBurst, WithAnIngressAclEndsAsInTheStages) {
+    auto pinned = [](const char *dst, uint16_t dport, AclAction a) {
+        AclRule r;
+        r.src = P("10.0.0.0/8"), r.dst = P(dst), r.proto = IPPROTO_UDP;
+        r.dport_lo = r.dport_hi = dport, r.action = a;
+        return r;
+    };
+    AclPolicy by_port;
+    by_port.rules = {pinned("10.100.3.1/32", 2000, AclAction::Deny),
+                     pinned("10.100.4.1/32", 2000, AclAction::Count),
+                     pinned("10.100.5.1/32", 2000, AclAction::Allow),
+                     pinned("10.100.6.1/32", 2000, AclAction::Deny)};
+    by_port.rules[1].priority = -1;
+    AclPolicy by_vrf = by_port;
+    for (AclRule &r : by_vrf.rules) r.dst = Prefix{r.dst.addr, 24}.masked();
+    by_vrf.rules.push_back(pinned("10.100.0.0/16", 2000, AclAction::Allow));
+    by_vrf.rules.back().priority = 1;
+    by_vrf.default_action = AclAction::Deny; // ports other than 2000
+    auto plain = [&](unsigned k) {
+        return v4({.dst = "10.100." + std::to_string(k % 8) + ".1", .sport = uint16_t(k)});
+    };
+    const std::vector<std::pair<std::string, Frame>> odd = {
+        {"none", plain(1)},
+        {"denied", plain(3)},
+        {"by default", v4({.dst = "10.100.1.1", .dport = 80})},
+        {"ttl 1", v4({.dst = "10.100.9.9", .ttl = 1})},
+        {"ecmp", v4({.dst = "10.200.1.1", .sport = 7})},
+        {"no route", v4({.dst = "192.0.2.1"})},
+        {"ipv6", v6()},
+    };
+    struct Case {
+        const char *name;
+        AclAttach where;
+        const AclPolicy &policy;
+    };
+    for (const Case &c : {Case{"port", AclAttach{AclDirection::In, true, rig.port[0]}, by_port},
+                          Case{"vrf", AclAttach{AclDirection::In, false, 0}, by_vrf}}) {
+        rig.acl->set(1, c.where, c.policy);
+        acl_ids = {1};
+        for (auto &[name, frame] : odd)
+            for (unsigned at : {0u, 13u, 31u}) {
+                for (bool deny : {false, true}) { // packets to the denied hosts, or none
+                    std::vector<Frame> in;
+                    for (unsigned k = 0; k < 32; k++) {
+                        const bool to_denied = k % 8 == 3 || k % 8 == 6;
+                        in.push_back(k == at ? frame : plain(deny || !to_denied ? k : 2));
+                    }
+                    expect_same_as_stages(in, std::string(c.name) + ", " + name + " at " +
+                                                  std::to_string(at) + (deny ? ", denials" : ""));
+                }
+            }
+        std::vector<Frame> all_denied(32, plain(3)), short_burst(3, plain(4));
+        expect_same_as_stages(all_denied, std::string(c.name) + ", all denied");
+        expect_same_as_stages(short_burst, std::string(c.name) + ", 3 packets");
+        rig.acl->del(1);
     }
 }
 
