@@ -11,7 +11,8 @@
 // stages read before writing it themselves: a burst with any other IPv4 packet goes
 // through the stages from the start. Frames that are not IPv4 at all (ARP, IPv6; on a
 // routed port a VLAN tag is not IPv4 either) are split off (OddSplit) and go through the
-// stages after the plain ones, as a burst of their own: that reorders no IPv4 flow. IPv4
+// stages after the plain ones, as a burst of their own (with the LB stage, but IPv6): that
+// reorders no IPv4 flow. IPv4
 // oddities (TTL, options, fragments, martians) stay on the whole-burst path, which keeps
 // each flow in order. The second loop
 // forwards to Forward next hops (ECMP members too) with TTL left and within the egress
@@ -176,7 +177,7 @@ struct OddSplit {
 
 // plain4 on a burst whose stages are idle (kLb: but for the LB stage, which may give a
 // packet a new destination: its first loop looks nothing up, the LB stage's output is).
-// With kLb nothing is split off: the LB stage keeps one flow table for IPv4 and IPv6, and
+// With kLb IPv6 is not split off: the LB stage keeps one flow table for IPv4 and IPv6, and
 // the order in which packets reach it decides which of them a full table drops.
 template <bool kLb, class Rest>
 inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
@@ -197,13 +198,12 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
         // The checks read the first 34 bytes: shorter frames are the stages' (runt).
         if (unlikely(m->data_len < sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr))) return false;
         auto *f = rte_pktmbuf_mtod(m, uint8_t *);
-        if constexpr (!kLb) {
-            uint16_t type;
-            std::memcpy(&type, f + offsetof(rte_ether_hdr, ether_type), 2);
-            if (unlikely(type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4))) {
-                odd.add(i);
-                return true;
-            }
+        uint16_t type;
+        std::memcpy(&type, f + offsetof(rte_ether_hdr, ether_type), 2);
+        if (unlikely(type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4))) {
+            if (kLb && type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6)) return false;
+            odd.add(i);
+            return true;
         }
         checks.add(m, f);
         uint32_t dst;
@@ -233,7 +233,7 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
             route(b, w);
             forward4(b, w);
             rest();
-            return true;
+            return odd.give_back(b);
         }
         fib4.lookup_bulk(b.dst4, b.nh4, n);
     }

@@ -606,7 +606,8 @@ TEST_F(Lb, OtherTrafficIsRoutedUntouched) {
 // With services on a single worker, plain4 runs the LB stage between its two loops. A burst
 // of DNAT and DSR requests, replies and routed packets ends as the stages alone leave it,
 // with an odd packet anywhere: dropped by the LB stage (truncated, no backend: route and
-// forward take over), or dropped by forward after DNAT (TTL 1: plain4 hands over there).
+// forward take over), or dropped by forward after DNAT (TTL 1: plain4 hands over there);
+// and with an ARP request in it too, which plain4 leaves to the stages on its own.
 TEST_F(Lb, PlainBurstEndsAsInTheStages) {
     reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}, {"10.0.2.3", 8080}}));
     Service dsr = service("dsr", "10.96.0.20", 443, {{"10.244.7.9", 443}});
@@ -643,6 +644,7 @@ TEST_F(Lb, PlainBurstEndsAsInTheStages) {
     struct Outcome {
         std::vector<Frame> sent[Rig::kPorts];
         std::vector<uint64_t> drops;
+        std::vector<Frame> punted;
     };
     auto outcome = [&](auto &&run) {
         std::vector<uint64_t> before(std::begin(rig.w->stats.drops), std::end(rig.w->stats.drops));
@@ -651,23 +653,35 @@ TEST_F(Lb, PlainBurstEndsAsInTheStages) {
         for (unsigned p = 0; p < Rig::kPorts; p++) o.sent[p] = sent(p);
         for (size_t d = 0; d < before.size(); d++)
             o.drops.push_back(rig.w->stats.drops[d] - before[d]);
+        for (auto &pm : rig.take_punts()) {
+            o.punted.push_back(bytes_of(pm.m));
+            rte_pktmbuf_free(pm.m);
+        }
         return o;
     };
+    Frame arp = ether(MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, kHost1, 0x0806);
+    arp.resize(42, 0);
     for (auto &[name, frame] : odd)
-        for (unsigned at : {0u, 13u, 31u}) {
+        for (unsigned at : {0u, 13u, 31u, 32u + 0, 32u + 13, 32u + 31}) {
             std::vector<Frame> in;
+            const bool with_arp = at >= 32; // at packet 6, a routed one
             for (unsigned k = 0; k < 32; k++)
-                in.push_back(framed(port_mac[0], kHost1, k == at ? frame : packet(k)));
+                in.push_back(with_arp && k == 6
+                                 ? arp
+                                 : framed(port_mac[0], kHost1, k == at % 32 ? frame : packet(k)));
             const uint64_t staged_before = lb(&LbCounters::dnat) + lb(&LbCounters::dsr_encap);
             Outcome fast = outcome([&] { rig.run(0, in); });
             const uint64_t balanced =
                 lb(&LbCounters::dnat) + lb(&LbCounters::dsr_encap) - staged_before;
             Outcome staged = outcome([&] { rig.run_stages(0, in); });
-            const std::string what = name + " at " + std::to_string(at);
+            const std::string what =
+                name + " at " + std::to_string(at % 32) + (with_arp ? ", arp at 6" : "");
             EXPECT_GE(balanced, 15u) << what; // 16 requests, one of them perhaps the odd one
             for (unsigned p = 0; p < Rig::kPorts; p++)
                 EXPECT_EQ(fast.sent[p], staged.sent[p]) << what << ", port " << p;
             EXPECT_EQ(fast.drops, staged.drops) << what;
+            EXPECT_EQ(fast.punted, staged.punted) << what;
+            EXPECT_EQ(fast.punted.size(), with_arp ? 1u : 0u) << what;
         }
 }
 
