@@ -18,7 +18,9 @@
 // The prefixes: `internet` (default) has the prefix lengths of a full table (bench/
 // route_mix.cpp: 59 % /24, a /16-/23 tail, 10 % /25-/32 more-specifics); `24` is N /24s
 // in a row, the shape of the earlier figures.
-// References in the same run: the worker's loop with no updates (stalls, packets/s), and
+// References in the same run: the worker's loop with no updates (stalls, packets/s), with
+// empty tables first and after each throughput phase for as long as it took (the stalls
+// of a phase next to those of the same length without the writer, in a summary), and
 // bare adds/deletes of the same operations on a table nobody reads, rte_fib's and ours
 // (the floor of what the writer does per update). Wall-clock rates depend on what else runs on the
 // machine; the CPU time of the writer thread per update does much less.
@@ -283,6 +285,24 @@ struct Loop {
         return 0;
     }
 
+    // The phase's line of the stall summary.
+    struct Stalls {
+        const char *phase;
+        double secs = 0, own_secs = 0;   // wall; the worker's own (not switched out) time
+        uint64_t over = 0, over_own = 0; // iterations over kStallUs: all, not switched out
+        double worst_us = 0, worst_own_us = 0;
+    };
+    Stalls stalls(const char *phase, double secs) const {
+        double hz = double(rte_get_tsc_hz());
+        return {phase,
+                secs,
+                double(own_cycles[0] + own_cycles[1]) / hz,
+                long_switched + long_own[0] + long_own[1],
+                long_own[0] + long_own[1],
+                double(max_cycles) * 1e6 / hz,
+                double(max_own_cycles) * 1e6 / hz};
+    }
+
     void print(const char *what, double secs, const Around &around) const {
         double hz = double(rte_get_tsc_hz());
         std::printf("  worker %-22s %6.2f Mpps, worst iteration %7.1f us; iterations by us:", what,
@@ -304,6 +324,22 @@ struct Loop {
         around.print();
     }
 };
+
+// Writer phases next to the writer-free phase of the same length that follows each: the
+// stalls the VM imposes (kernel tick, other processes, host preemption) are in both, the
+// writer's only in the first. A maximum grows with the length of a phase, hence the same
+// length.
+void print_stalls(const std::vector<Loop::Stalls> &rows) {
+    std::printf("worker iterations over %.0f us, per second and the worst (own: not switched "
+                "out, per second of the worker's own time):\n",
+                kStallUs);
+    std::printf("  %-36s %7s %10s %10s %10s %10s\n", "phase", "wall s", "all /s", "worst us",
+                "own /s", "worst us");
+    for (const Loop::Stalls &r : rows)
+        std::printf("  %-36s %7.2f %10.0f %10.1f %10.0f %10.1f\n", r.phase, r.secs,
+                    r.secs > 0 ? double(r.over) / r.secs : 0.0, r.worst_us,
+                    r.own_secs > 0 ? double(r.over_own) / r.own_secs : 0.0, r.worst_own_us);
+}
 
 int loop_main(void *arg) {
     return static_cast<Loop *>(arg)->run();
@@ -343,9 +379,7 @@ Percentiles percentiles(std::vector<double> v) {
     return {v[v.size() / 2], v[v.size() * 99 / 100], v.back()};
 }
 
-} // namespace
-
-int main(int argc, char **argv) {
+int run(int argc, char **argv) {
     setvbuf(stdout, nullptr, _IOLBF, 0);
     size_t n_routes = argc > 1 ? std::stoul(argv[1]) : 1000000;
     std::string mix = argc > 2 ? argv[2] : "internet";
@@ -430,15 +464,23 @@ int main(int argc, char **argv) {
         std::printf("), worker on lcore %u, writer and BGP side on lcore 0\n", kLcore);
         print_placement();
 
-        // Reference: the worker with no table updates (its packets hit no route yet: the
-        // same pipeline, dropped as no_route at the end).
-        around.begin();
-        loop.measuring = true;
-        auto t = std::chrono::steady_clock::now();
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-        loop.measuring = false;
-        loop.print("idle tables", seconds_since(t), around);
-        loop.reset();
+        // Reference: the worker with no table updates, here with empty tables (its packets
+        // hit no route yet: the same pipeline, dropped as no_route at the end) and after
+        // each writer phase for as long as that phase (the tables then full).
+        std::vector<Loop::Stalls> stall_rows;
+        auto idle = [&](const char *what, double secs) {
+            around.begin();
+            loop.measuring = true;
+            auto t0 = std::chrono::steady_clock::now();
+            std::this_thread::sleep_for(std::chrono::duration<double>(secs));
+            loop.measuring = false;
+            double s = seconds_since(t0);
+            loop.print(what, s, around);
+            stall_rows.push_back(loop.stalls(what, s));
+            loop.reset();
+        };
+        idle("idle tables", 1);
+        std::chrono::steady_clock::time_point t;
 
         // The writer: what vleafd's daemon thread does with the ring. writer_cpu: its CPU
         // time in drains that applied something (not its polling of an empty ring).
@@ -496,7 +538,9 @@ int main(int argc, char **argv) {
                     (unsigned long)rig.errors.size(), writer_cpu,
                     writer_cpu * 1e6 / double(n_routes), bgp_cpu);
         loop.print("during the feed", feed_secs, around);
+        stall_rows.push_back(loop.stalls("during the feed", feed_secs));
         loop.reset();
+        idle("no writer, same length", feed_secs);
 
         // The adjacency of each gateway, as the worker sees it (for the latency probe):
         // what the gateway's own neighbor route leads to.
@@ -515,7 +559,7 @@ int main(int argc, char **argv) {
         std::vector<Op> ops = make_ops(state, all, n_routes, 9);
         std::vector<Op> short_ops =
             shortest.empty() ? std::vector<Op>{} : make_ops(state, shortest, n_routes / 10, 11);
-        auto churn = [&](const char *what, const std::vector<Op> &list) {
+        auto churn = [&](const char *what, const char *phase, const std::vector<Op> &list) {
             fed = false;
             uint64_t msgs_before = drained.messages, gp_before = rig.fib->counters().grace_periods;
             around.begin();
@@ -556,10 +600,14 @@ int main(int argc, char **argv) {
                 (unsigned long)rig.errors.size(), writer_cpu, double(list.size()) / writer_cpu,
                 writer_cpu * 1e6 / double(list.size()), bgp_cpu);
             loop.print("during the updates", secs, around);
+            stall_rows.push_back(loop.stalls(phase, secs));
             loop.reset();
+            idle("no writer, same length", secs);
         };
-        churn("updates", ops);
-        if (!short_ops.empty()) churn("updates of /16-/18 only", short_ops);
+        churn("updates", "during the updates", ops);
+        if (!short_ops.empty())
+            churn("updates of /16-/18 only", "during the /16-/18 updates", short_ops);
+        print_stalls(stall_rows);
 
         // 3. Single-route latency: UPDATE decoded, imported, sent, applied, forwarded.
         // Prefixes from 240.0.0.0/4, which no route of either mix covers.
@@ -729,4 +777,17 @@ int main(int argc, char **argv) {
     }
     finish_eal();
     return 0;
+}
+
+} // namespace
+
+// A bad argument (std::stoul) or a rig that cannot be set up ends the bench with its
+// reason.
+int main(int argc, char **argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "bench_fib_update: %s\n", e.what());
+        return 1;
+    }
 }

@@ -1,7 +1,5 @@
 #include "dataplane/acl_exact.hpp"
 
-#include "dataplane/crc.hpp"
-
 #include <rte_malloc.h>
 
 #include <algorithm>
@@ -25,14 +23,6 @@ inline uint16_t be16(const uint8_t *p) {
 }
 
 } // namespace
-
-template <unsigned Bytes> uint32_t AclExact<Bytes>::hash(const Word *addr, uint32_t tag) const {
-    if constexpr (Bytes == 4) {
-        return crc32c64(uint64_t(addr[0]) << 32 | tag, seed_);
-    } else {
-        return crc32c64(tag, crc32c64(addr[1], crc32c64(addr[0], seed_)));
-    }
-}
 
 template <unsigned Bytes>
 inline const typename AclExact<Bytes>::Bucket *
@@ -79,25 +69,25 @@ inline AclMatch AclExact<Bytes>::scan(const Bucket *b, const uint8_t *in) const 
 }
 
 template <unsigned Bytes>
-void AclExact<Bytes>::lookup(const uint8_t *const in[], unsigned n, AclMatch out[]) const {
+void AclExact<Bytes>::lookup(const uint8_t *const in[], unsigned n, AclMatch out[],
+                             const uint32_t *home) const {
+    static_assert(kKindPort == 0, "prefetch() leaves the kind out");
     uint32_t h[64];
     // Two passes over the burst, so that the bucket misses of all packets overlap instead
-    // of following one another: hash and prefetch the home bucket; then find the group and
-    // check its rules. When the packet's port has no group, the protocol's and then the
-    // address's are tried, without prefetch (port ranges, ICMP, protocol-less rules).
-    for (unsigned i = 0; i < n; i++) {
-        Word a[kWords];
-        std::memcpy(a, in[i] + key_, Bytes);
-        h[i] = hash(a, in[i][0] | kKindPort | uint32_t(be16(in[i] + kL4 + 2)) << 16);
-        const auto *line = reinterpret_cast<const char *>(&buckets_[h[i] & mask_]);
-        for (unsigned off = 0; off < sizeof(Bucket); off += 64) __builtin_prefetch(line + off);
+    // of following one another: hash and prefetch the home bucket (unless the caller did);
+    // then find the group and check its rules. When the packet's port has no group, the
+    // protocol's and then the address's are tried, without prefetch (port ranges, ICMP,
+    // protocol-less rules).
+    if (!home) {
+        for (unsigned i = 0; i < n; i++) h[i] = prefetch(in[i]);
+        home = h;
     }
     for (unsigned i = 0; i < n; i++) {
         Word a[kWords];
         std::memcpy(a, in[i] + key_, Bytes);
         const uint32_t proto = in[i][0];
         const Bucket *b =
-            resolve(a, proto | kKindPort | uint32_t(be16(in[i] + kL4 + 2)) << 16, h[i]);
+            resolve(a, proto | kKindPort | uint32_t(be16(in[i] + kL4 + 2)) << 16, home[i]);
         if (!b && any_port_) b = find(a, proto | kKindProto);
         if (!b && any_) b = find(a, kKindAny);
         out[i] = b ? scan(b, in[i]) : AclMatch{kNoRank, kNoRank, 0, 0};

@@ -25,9 +25,11 @@
 // stops at its home bucket unless that flag is set.
 #pragma once
 
+#include "dataplane/crc.hpp"
 #include "vleaf/acl.hpp"
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <type_traits>
 #include <vector>
@@ -68,8 +70,20 @@ template <unsigned Bytes> class AclExact {
     AclExact &operator=(const AclExact &) = delete;
 
     // The best decisive and Count rules of this part matching each of n <= 64 packets
-    // (`in`: the key layout above).
-    void lookup(const uint8_t *const in[], unsigned n, AclMatch out[]) const;
+    // (`in`: the key layout above). `home`: what prefetch() returned for each, or null.
+    void lookup(const uint8_t *const in[], unsigned n, AclMatch out[],
+                const uint32_t *home = nullptr) const;
+    // Prefetches the home bucket of a packet's most specific key and returns its hash, for
+    // lookup(): a caller that reads the headers anyway (plain4's first loop) calls it there,
+    // so that the bucket is on its way a whole loop before the lookup.
+    uint32_t prefetch(const uint8_t *in) const {
+        Word a[kWords];
+        std::memcpy(a, in + key_, Bytes);
+        const uint32_t h = hash(a, in[0] | uint32_t(in[kL4 + 2] << 8 | in[kL4 + 3]) << 16);
+        const auto *line = reinterpret_cast<const char *>(&buckets_[h & mask_]);
+        for (unsigned off = 0; off < sizeof(Bucket); off += 64) __builtin_prefetch(line + off);
+        return h;
+    }
 
   private:
     using Word = std::conditional_t<Bytes == 4, uint32_t, uint64_t>;
@@ -90,7 +104,12 @@ template <unsigned Bytes> class AclExact {
     static_assert(sizeof(Bucket) == (Bytes == 4 ? 64 : 128));
 
     AclExact() = default;
-    uint32_t hash(const Word *addr, uint32_t tag) const;
+    uint32_t hash(const Word *addr, uint32_t tag) const {
+        if constexpr (Bytes == 4)
+            return crc32c64(uint64_t(addr[0]) << 32 | tag, seed_);
+        else
+            return crc32c64(tag, crc32c64(addr[1], crc32c64(addr[0], seed_)));
+    }
     const Bucket *resolve(const Word *addr, uint32_t tag, uint32_t h) const;
     const Bucket *find(const Word *addr, uint32_t tag) const {
         return resolve(addr, tag, hash(addr, tag));

@@ -288,59 +288,73 @@ AclSet::~AclSet() {
 template <typename Key, unsigned Bytes>
 void AclSet::classify(const Part &part, const AclExact<Bytes> *exact, const uint8_t *const l3[],
                       const uint16_t len[], unsigned n, AclVerdict out[], unsigned worker) const {
-    uint64_t *row = hits_ + worker * stride_;
-    const uint32_t none = static_cast<uint32_t>(size()); // the default's counter
     for (unsigned base = 0; base < n; base += kChunk) {
         unsigned c = std::min(kChunk, n - base);
         Key keys[kChunk]; // filled only for packets not read in place
         const uint8_t *data[kChunk];
-        AclMatch r[kChunk];
         for (unsigned i = 0; i < c; i++) data[i] = input(l3[base + i], len[base + i], keys[i]);
-        if (exact)
-            exact->lookup(data, c, r);
-        else
-            std::fill_n(r, c, AclMatch{kNoRank, kNoRank, 0, 0});
-        if (part.ctx) {
-            // Only the packets for which a rule in rte_acl could still change the outcome.
-            const uint8_t *sub[kChunk];
-            uint8_t at[kChunk];
-            unsigned m = 0;
-            for (unsigned i = 0; i < c; i++)
-                if (r[i].decide > part.decide || r[i].count > part.count) {
-                    sub[m] = data[i];
-                    at[m++] = uint8_t(i);
-                }
-            uint32_t res[kChunk * RTE_ACL_RESULTS_MULTIPLIER];
-            if (m) rte_acl_classify(part.ctx, sub, res, m, part.categories);
-            for (unsigned j = 0; j < m; j++) {
-                AclMatch &x = r[at[j]];
-                const uint32_t *got = res + size_t(j) * part.categories;
-                // A match returns its rank + 1, 0 for none.
-                uint32_t d = got[0] - 1;
-                if (d < x.decide) x.decide = d, x.rule = by_rank_[d];
-                if (part.categories > 1) {
-                    uint32_t k = got[1] - 1;
-                    if (k < x.count) x.count = k, x.counted = by_rank_[k];
-                }
+        decide(part, exact, data, nullptr, c, out + base, worker);
+    }
+}
+
+template <unsigned Bytes>
+void AclSet::decide(const Part &part, const AclExact<Bytes> *exact, const uint8_t *const data[],
+                    const uint32_t *home, unsigned n, AclVerdict out[], unsigned worker) const {
+    uint64_t *row = hits_ + worker * stride_;
+    const uint32_t none = static_cast<uint32_t>(size()); // the default's counter
+    AclMatch r[kChunk];
+    if (exact)
+        exact->lookup(data, n, r, home);
+    else
+        std::fill_n(r, n, AclMatch{kNoRank, kNoRank, 0, 0});
+    if (part.ctx) {
+        // Only the packets for which a rule in rte_acl could still change the outcome.
+        const uint8_t *sub[kChunk];
+        uint8_t at[kChunk];
+        unsigned m = 0;
+        for (unsigned i = 0; i < n; i++)
+            if (r[i].decide > part.decide || r[i].count > part.count) {
+                sub[m] = data[i];
+                at[m++] = uint8_t(i);
+            }
+        uint32_t res[kChunk * RTE_ACL_RESULTS_MULTIPLIER];
+        if (m) rte_acl_classify(part.ctx, sub, res, m, part.categories);
+        for (unsigned j = 0; j < m; j++) {
+            AclMatch &x = r[at[j]];
+            const uint32_t *got = res + size_t(j) * part.categories;
+            // A match returns its rank + 1, 0 for none.
+            uint32_t d = got[0] - 1;
+            if (d < x.decide) x.decide = d, x.rule = by_rank_[d];
+            if (part.categories > 1) {
+                uint32_t k = got[1] - 1;
+                if (k < x.count) x.count = k, x.counted = by_rank_[k];
             }
         }
-        for (unsigned i = 0; i < c; i++) {
-            AclVerdict &v = out[base + i];
-            const bool decided = r[i].decide != kNoRank, counted = r[i].count != kNoRank;
-            v.rule = decided ? r[i].rule & ~kAclDenyBit : kAclDefault;
-            v.action = !decided                  ? default_
-                       : r[i].rule & kAclDenyBit ? AclAction::Deny
-                                                 : AclAction::Allow;
-            row[decided ? v.rule : none]++;
-            v.counted = counted ? r[i].counted : kAclDefault;
-            if (counted) row[v.counted]++;
-        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        AclVerdict &v = out[i];
+        const bool decided = r[i].decide != kNoRank, counted = r[i].count != kNoRank;
+        v.rule = decided ? r[i].rule & ~kAclDenyBit : kAclDefault;
+        v.action = !decided                  ? default_
+                   : r[i].rule & kAclDenyBit ? AclAction::Deny
+                                             : AclAction::Allow;
+        row[decided ? v.rule : none]++;
+        v.counted = counted ? r[i].counted : kAclDefault;
+        if (counted) row[v.counted]++;
     }
 }
 
 void AclSet::classify4(const uint8_t *const l3[], const uint16_t len[], unsigned n,
                        AclVerdict out[], unsigned worker) const {
     classify<Key4>(part4_, exact4_.get(), l3, len, n, out, worker);
+}
+
+void AclSet::classify4_plain(const uint8_t *const frame[], unsigned proto, const uint32_t home[],
+                             unsigned n, AclVerdict out[], unsigned worker) const {
+    static_assert(offsetof(Key4, proto) == 0);
+    const uint8_t *data[kChunk];
+    for (unsigned i = 0; i < n; i++) data[i] = frame[i] + proto;
+    decide(part4_, exact4_.get(), data, home, n, out, worker);
 }
 
 void AclSet::classify6(const uint8_t *const l3[], const uint16_t len[], unsigned n,

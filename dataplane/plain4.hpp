@@ -93,21 +93,21 @@ inline bool plain4_lb(Burst &b, Worker &w, uint8_t vrf, uint8_t **frame) {
     return true;
 }
 
+// Where AclSet::classify4_plain reads a plain frame (the IPv4 protocol byte), and how long
+// the frame must be for it (4 bytes after the IPv4 header).
+inline constexpr unsigned kAclKey = sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, next_proto_id);
+inline constexpr unsigned kAclFrame = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + 4;
+
 // The ingress ACL on a plain burst, all of whose packets `acl` filters (acl_in's policy
-// of the port, else of its VRF). False when it denied a packet: then the burst has gone on
-// as the stages take it, the denied packets dropped as acl_in drops them.
+// of the port, else of its VRF); `home`: AclSet::prefetch4 of each. False when it denied a
+// packet: then the burst has gone on as the stages take it, the denied packets dropped as
+// acl_in drops them.
 template <class Rest>
 inline bool plain4_acl(Burst &b, Worker &w, const AclSet &acl, uint8_t vrf, uint8_t *const *frame,
-                       Rest &&rest) {
+                       const uint32_t *home, Rest &&rest) {
     const unsigned n = b.n;
-    const uint8_t *l3[kMaxBurst] = {}; // n > 0, but GCC cannot tell
-    uint16_t len[kMaxBurst] = {};
-    for (unsigned i = 0; i < n; i++) {
-        l3[i] = frame[i] + sizeof(rte_ether_hdr);
-        len[i] = static_cast<uint16_t>(b.m[i]->data_len - sizeof(rte_ether_hdr));
-    }
     AclVerdict v[kMaxBurst];
-    acl.classify4(l3, len, n, v, w.rcu_id);
+    acl.classify4_plain(frame, kAclKey, home, n, v, w.rcu_id);
     uint64_t deny = 0;
     for (unsigned i = 0; i < n; i++) deny |= uint64_t(v[i].action == AclAction::Deny) << i;
     if (likely(deny == 0)) return true;
@@ -150,8 +150,8 @@ struct OddSplit {
     rte_mbuf *m[kMaxBurst];
 
     void add(unsigned i) { mask |= uint64_t(1) << i; }
-    // The number of IPv4 frames.
-    [[gnu::noinline]] unsigned split(Burst &b, uint8_t **frame) {
+    // The number of IPv4 frames. `home`: AclSet::prefetch4's, when there is an ACL.
+    [[gnu::noinline]] unsigned split(Burst &b, uint8_t **frame, uint32_t *home) {
         unsigned kept = 0;
         for (unsigned i = 0; i < b.n; i++) {
             if (mask >> i & 1) {
@@ -161,6 +161,7 @@ struct OddSplit {
             b.m[kept] = b.m[i];
             frame[kept] = frame[i];
             b.dst4[kept] = b.dst4[i];
+            if (home) home[kept] = home[i];
             b.nh4[kept++] = b.nh4[i];
         }
         std::copy_n(m, n, b.m + kept);
@@ -187,6 +188,7 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
     if (!t || !t->v4) return false; // no such VRF: route's no_route drops, by the stages
     const Dir24 &fib4 = *t->v4;
     uint8_t *frame[kMaxBurst];
+    uint32_t home[kMaxBurst]; // with an ACL
     PlainChecks checks;
     OddSplit odd;
     // VXLAN to our VTEP address is the stages' (decapsulation). Tested per packet so that
@@ -209,6 +211,11 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
         uint32_t dst;
         std::memcpy(&dst, f + sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, dst_addr), 4);
         if (unlikely(dst == vtep_be)) return false;
+        if (acl) {
+            // classify4_plain reads past the header: shorter frames are the stages'.
+            if (unlikely(m->data_len < kAclFrame)) return false;
+            home[i] = acl->prefetch4(f + kAclKey); // the bucket arrives while we go on
+        }
         frame[i] = f;
         b.dst4[i] = rte_be_to_cpu_32(dst);
         if constexpr (!kLb) b.nh4[i] = fib4.lookup(b.dst4[i]);
@@ -223,11 +230,11 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
     }
     for (; i < n; i++)
         if (!check(i)) return false;
-    if (unlikely(odd.mask)) n = odd.split(b, frame);
+    if (unlikely(odd.mask)) n = odd.split(b, frame, acl ? home : nullptr);
     // Martians are the stages' too (any_martian4 also tests the VTEP address).
     if (!checks.plain() || n == 0 || any_martian4(b, n, rte_be_to_cpu_32(vtep_be))) return false;
     b.n = static_cast<uint16_t>(n);
-    if (acl && !plain4_acl(b, w, *acl, vrf, frame, rest)) return odd.give_back(b);
+    if (acl && !plain4_acl(b, w, *acl, vrf, frame, home, rest)) return odd.give_back(b);
     if constexpr (kLb) {
         if (!plain4_lb(b, w, vrf, frame)) {
             route(b, w);

@@ -457,7 +457,14 @@ TEST_F(PlainBurst, WithAnIngressAclEndsAsInTheStages) {
     auto plain = [&](unsigned k) {
         return v4({.dst = "10.100." + std::to_string(k % 8) + ".1", .sport = uint16_t(k)});
     };
+    // A plain header and nothing after it: no L4 bytes for plain4's in-place classification.
+    Frame bare = plain(5);
+    bare.resize(14 + 20);
+    put16(bare, 14 + 2, 20);
+    put16(bare, 14 + 10, 0);
+    put16(bare, 14 + 10, checksum(&bare[14], 20));
     const std::vector<std::pair<std::string, Frame>> odd = {
+        {"header only", bare},
         {"none", plain(1)},
         {"denied", plain(3)},
         {"by default", v4({.dst = "10.100.1.1", .dport = 80})},
