@@ -1,10 +1,13 @@
 #include "dataplane/fib.hpp"
 
+#include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_malloc.h>
 #include <rte_rib6.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 namespace vleaf::dp {
 
@@ -69,19 +72,84 @@ void Fib::set_port_mac(uint16_t port, const rte_ether_addr &mac) {
     port_mac_.at(port) = mac;
 }
 
-void Fib::quiesce() {
-    rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
-    counters_.grace_periods++;
-    deleted_v6_since_quiesce_ = false;
-    for (NhId id : retired_nh_) nh_used_[id] = 0;
-    retired_nh_.clear();
-    free_groups_.insert(free_groups_.end(), retired_groups_.begin(), retired_groups_.end());
-    retired_groups_.clear();
+std::string Fib::settle() {
+    apply_deferred_v6(false);
+    take_token();
+    reclaim();
+    return std::exchange(deferred_errors_, {});
+}
+
+bool Fib::released(NhId id) {
+    reclaim();
+    return id < kMaxNh && nh_used_[id] == 0;
+}
+
+uint64_t Fib::take_token() {
+    // Retired in order, so those that may have a token come first.
+    size_t ready = 0;
+    while (ready < untokened_ &&
+           retirees_[retirees_.size() - untokened_ + ready].after <= v6_applied_)
+        ready++;
+    if (ready || v6_deleted_) {
+        last_token_ = rte_rcu_qsbr_start(rcu_);
+        counters_.grace_periods++;
+        size_t first = retirees_.size() - untokened_;
+        for (size_t k = first; k < first + ready; k++) retirees_[k].token = last_token_;
+        untokened_ -= ready;
+        if (v6_deleted_) {
+            v6_token_ = last_token_;
+            v6_pending_ = true;
+            v6_deleted_ = false;
+        }
+    }
+    return last_token_;
+}
+
+bool Fib::over(uint64_t token) {
+    if (token <= released_token_) return true;
+    if (rte_rcu_qsbr_check(rcu_, token, false) != 1) return false;
+    released_token_ = token;
+    return true;
+}
+
+void Fib::reclaim() {
+    while (!retirees_.empty() && retirees_.front().token && over(retirees_.front().token)) {
+        const Retiree &r = retirees_.front();
+        if (r.group)
+            free_groups_.push_back(r.id);
+        else
+            nh_used_[r.id] = 0;
+        retirees_.pop_front();
+    }
+    if (v6_pending_ && over(v6_token_)) v6_pending_ = false;
+}
+
+void Fib::wait(uint64_t token, bool nh) {
+    if (over(token)) return;
+    uint64_t t0 = rte_rdtsc();
+    rte_rcu_qsbr_check(rcu_, token, true);
+    released_token_ = token;
+    counters_.grace_waits++;
+    counters_.nh_reuse_waits += nh;
+    counters_.grace_wait_ns += (rte_rdtsc() - t0) * 1000000000ull / rte_get_tsc_hz();
+}
+
+void Fib::retire(uint32_t id, bool group, uint64_t after) {
+    retirees_.push_back({0, after, id, group});
+    untokened_++;
 }
 
 uint32_t Fib::alloc_group() {
-    if (free_groups_.empty() && !retired_groups_.empty()) quiesce();
-    if (free_groups_.empty()) return UINT32_MAX;
+    if (free_groups_.empty()) reclaim();
+    if (free_groups_.empty()) {
+        apply_deferred_v6(true);
+        take_token();
+        auto it = std::find_if(retirees_.begin(), retirees_.end(),
+                               [](const Retiree &r) { return r.group; });
+        if (it == retirees_.end()) return UINT32_MAX;
+        wait(it->token, false);
+        reclaim();
+    }
     uint32_t g = free_groups_.back();
     free_groups_.pop_back();
     counters_.ecmp_groups++;
@@ -92,7 +160,15 @@ uint32_t Fib::alloc_group() {
 std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
     if (id < kFirstDynamicNh || id >= kMaxNh)
         return "next hop id " + std::to_string(id) + " out of range";
-    if (nh_used_[id] == 2) quiesce();
+    if (nh_used_[id] == 2) reclaim();
+    if (nh_used_[id] == 2) { // reused before its grace period is known to be over
+        apply_deferred_v6(true);
+        take_token();
+        auto it = std::find_if(retirees_.begin(), retirees_.end(),
+                               [id](const Retiree &r) { return !r.group && r.id == id; });
+        wait(it->token, true);
+        reclaim();
+    }
     Nh next{};
     next.kind = n.kind;
     next.port = n.port;
@@ -131,7 +207,7 @@ std::string Fib::set_nexthop(NhId id, const Nexthop &n) {
     nh_used_[id] = 1;
     nh_store(&nh_[id], next);
     if (had && old.kind == NhKind::Ecmp) {
-        retired_groups_.push_back(old.group());
+        retire(old.group(), true);
         counters_.ecmp_groups--;
     }
     return {};
@@ -142,9 +218,9 @@ std::string Fib::del_nexthop(NhId id) {
         return "next hop " + std::to_string(id) + " does not exist";
     Nh old = nh_load(&nh_[id]);
     nh_used_[id] = 2;
-    retired_nh_.push_back(id);
+    retire(id, false, v6_queued_);
     if (old.kind == NhKind::Ecmp) {
-        retired_groups_.push_back(old.group());
+        retire(old.group(), true);
         counters_.ecmp_groups--;
     }
     counters_.nexthops--;
@@ -164,13 +240,15 @@ NhId Fib::alias(NhId nh) {
     for (int pass = 0; pass < 2; pass++) {
         while (alias_cursor_ >= kFirstDynamicNh && nh_used_[alias_cursor_] != 0) alias_cursor_--;
         if (alias_cursor_ >= kFirstDynamicNh) break;
-        quiesce(); // releases the aliases used so far
+        // Every spare slot is taken or retired: wait for the aliases used so far.
+        wait(take_token(), false);
+        reclaim();
         alias_cursor_ = kMaxNh - 1;
     }
     NhId a = alias_cursor_--;
     nh_store(&nh_[a], nh_load(&nh_[nh]));
     nh_used_[a] = 2; // retired at once: free again after the next grace period
-    retired_nh_.push_back(a);
+    retire(a, false);
     return a;
 }
 
@@ -178,25 +256,64 @@ std::string Fib::route(const Update &u, bool add) {
     if (u.vrf >= vrfs_.size() || !vrfs_[u.vrf].v4) return "no VRF " + std::to_string(u.vrf);
     if (add && (u.nh >= kMaxNh || nh_used_[u.nh] != 1))
         return u.prefix.str() + ": next hop " + std::to_string(u.nh) + " does not exist";
-    auto &t = vrfs_[u.vrf];
     const auto &p = u.prefix;
-    int rc;
     if (p.addr.is_v4()) {
-        rc = add ? t.v4->add(p.addr.v4_host(), p.len, u.nh) : t.v4->del(p.addr.v4_host(), p.len);
+        Dir24 &t = *vrfs_[u.vrf].v4;
+        int rc = add ? t.add(p.addr.v4_host(), p.len, u.nh) : t.del(p.addr.v4_host(), p.len);
         if (rc > 0 || (rc == 0 && !add)) counters_.routes_v4 += add ? 1 : -1;
-    } else {
-        // A delete tells by its result whether the route was there (-ENOENT): only adds
-        // pay for another walk of the rte_rib6 tree to know it.
-        if (add && deleted_v6_since_quiesce_) quiesce();
-        const uint8_t *ip = p.addr.bytes.data();
-        rte_rib6 *rib = rte_fib6_get_rib(t.v6);
-        bool existed = !add || rte_rib6_lookup_exact(rib, ip, p.len) != nullptr;
-        if (add && !existed && parent_nh(rib, ip, p.len) == u.nh)
-            rc = rte_fib6_add(t.v6, ip, p.len, alias(u.nh));
-        rc = add ? rte_fib6_add(t.v6, ip, p.len, u.nh) : rte_fib6_delete(t.v6, ip, p.len);
-        if (rc == 0 && add != existed) counters_.routes_v6 += add ? 1 : -1;
-        if (rc == 0 && !add) deleted_v6_since_quiesce_ = true;
+        if (rc < 0)
+            return p.str() + ": " + (add ? "add" : "delete") + " failed: " + rte_strerror(-rc);
+        return {};
     }
+    apply_deferred_v6(false);
+    if (!v6_deferred_.empty() || (add && v6_blocked())) {
+        v6_deferred_.push_back(u);
+        v6_queued_++;
+        counters_.v6_deferred++;
+        return {};
+    }
+    return route6(u, add);
+}
+
+bool Fib::v6_blocked() {
+    if (v6_deleted_) take_token();
+    if (v6_pending_ && over(v6_token_)) v6_pending_ = false;
+    return v6_pending_;
+}
+
+void Fib::apply_deferred_v6(bool wait_over) {
+    while (!v6_deferred_.empty()) {
+        Update u = v6_deferred_.front();
+        bool add = u.op == Update::Op::RouteAdd;
+        if (add && v6_blocked()) {
+            if (!wait_over) return;
+            wait(v6_token_, false);
+            v6_pending_ = false;
+        }
+        v6_deferred_.pop_front();
+        v6_applied_++;
+        std::string err = route6(u, add);
+        if (err.empty()) continue;
+        counters_.applied--; // counted when it was accepted
+        counters_.failed++;
+        deferred_errors_ += (deferred_errors_.empty() ? "" : "; ") + err;
+    }
+}
+
+std::string Fib::route6(const Update &u, bool add) {
+    // A delete tells by its result whether the route was there (-ENOENT): only adds pay
+    // for another walk of the rte_rib6 tree to know it.
+    rte_fib6 *t = vrfs_[u.vrf].v6;
+    const Prefix &p = u.prefix;
+    const uint8_t *ip = p.addr.bytes.data();
+    rte_rib6 *rib = rte_fib6_get_rib(t);
+    bool existed = !add || rte_rib6_lookup_exact(rib, ip, p.len) != nullptr;
+    int rc;
+    if (add && !existed && parent_nh(rib, ip, p.len) == u.nh)
+        rc = rte_fib6_add(t, ip, p.len, alias(u.nh));
+    rc = add ? rte_fib6_add(t, ip, p.len, u.nh) : rte_fib6_delete(t, ip, p.len);
+    if (rc == 0 && add != existed) counters_.routes_v6 += add ? 1 : -1;
+    if (rc == 0 && !add) v6_deleted_ = true;
     if (rc < 0) return p.str() + ": " + (add ? "add" : "delete") + " failed: " + rte_strerror(-rc);
     return {};
 }
@@ -224,6 +341,8 @@ std::string Fib::apply(const Update &u) {
         counters_.applied++;
     else
         counters_.failed++;
+    if (!deferred_errors_.empty())
+        err += (err.empty() ? "" : "; ") + std::exchange(deferred_errors_, {});
     return err;
 }
 

@@ -17,6 +17,7 @@
 #include <rte_rib6.h>
 
 #include <array>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,7 +36,11 @@ struct FibCounters {
     uint64_t routes_v6 = 0;
     uint64_t nexthops = 0;
     uint64_t ecmp_groups = 0;
-    uint64_t grace_periods = 0;
+    uint64_t grace_periods = 0;  // begun: one per batch that unlinked anything
+    uint64_t grace_waits = 0;    // the writer spun for one not over yet when it needed it
+    uint64_t grace_wait_ns = 0;  // and how long in all
+    uint64_t nh_reuse_waits = 0; // of those spins, for a next-hop id reused too early
+    uint64_t v6_deferred = 0;    // IPv6 route updates applied later instead of waiting
 };
 
 class Fib {
@@ -70,21 +75,62 @@ class Fib {
     const Overlay &overlay() const { return *overlay_; }
     Overlay &overlay() { return *overlay_; }
 
+    // For the FIB programmer after each batch, and for the writer when idle: a grace period
+    // covering everything unlinked so far begins (if anything was), what no worker can see
+    // any more is freed, and deferred IPv6 updates whose wait is over are applied. Returns
+    // the errors of deferred updates (apply() returns those applied meanwhile).
+    std::string settle();
+    // Whether deleted next-hop id `id` is free again (no worker can hold it); never waits.
+    bool released(NhId id);
+
   private:
     std::string set_nexthop(NhId id, const Nexthop &n);
     std::string del_nexthop(NhId id);
     std::string route(const Update &u, bool add);
+    std::string route6(const Update &u, bool add);
     uint32_t alloc_group();
-    // Waits until no worker can still see what was unlinked, then makes it reusable.
-    void quiesce();
+    // Gives the retirements since the last token that may have one (and an IPv6 delete) a
+    // token; returns the newest.
+    uint64_t take_token();
+    bool over(uint64_t token); // never waits
+    // Frees whatever no worker can see any more; never waits.
+    void reclaim();
+    // Spins until the grace period `token` is over (counted); `nh`: for a next-hop reuse.
+    void wait(uint64_t token, bool nh);
+    // Retired things wait here, oldest first, with the token of the grace period that
+    // covers them: 0 until settle() or a reuse that cannot wait for it takes one (one token
+    // per batch, not per retirement: each bumps the token workers read).
+    struct Retiree {
+        uint64_t token;
+        uint64_t after; // a deleted next hop: the deferred IPv6 updates that may name it
+        uint32_t id;
+        bool group; // an ECMP group slot, else a next-hop id
+    };
+    std::deque<Retiree> retirees_;
+    size_t untokened_ = 0; // at the back of retirees_
+    void retire(uint32_t id, bool group, uint64_t after = 0);
+    uint64_t last_token_ = 0;
+    uint64_t released_token_ = 0; // the newest token known to be over
     // rte_fib6 frees a tbl8 group on delete and may hand it to the next add at once; a
-    // worker midway through a lookup could then read another prefix's next hop. Deleted
-    // next hops and replaced ECMP groups keep their contents (a worker that looked up
-    // the old route still forwards it the old way) until their ids are reused. So
-    // deletes only retire things, and one grace period separates any retirements from
-    // the next reuse: the FIB programmer sends adds before deletes within a batch, so
-    // that is at most one grace period per batch. (Dir24 defers its own tbl8 groups.)
-    bool deleted_v6_since_quiesce_ = false;
+    // worker midway through a lookup could then read another prefix's next hop. So an
+    // IPv6 add comes after the grace period that covers the last IPv6 delete. The FIB
+    // programmer sends adds before deletes within a batch, and settle() at its end starts
+    // that grace period: the next batch's adds find it over, unless the worker was slow. (Dir24
+    // defers its own tbl8 groups.) Deleted next hops and replaced ECMP groups keep their contents
+    // (a worker that looked up the old route still forwards it the old way) until reused.
+    bool v6_deleted_ = false; // since the last token
+    bool v6_pending_ = false; // v6_token_ not known to be over
+    uint64_t v6_token_ = 0;
+    bool v6_blocked(); // an IPv6 add must wait; never waits itself
+    // The writer does not wait for that: an IPv6 update that would wait, and every one after
+    // it (their order matters), waits here and is applied by settle() or the next IPv6
+    // update once the grace period is over. A next hop deleted meanwhile may be what one of
+    // them adds: its own grace period begins only once they are in the table.
+    std::deque<Update> v6_deferred_;
+    uint64_t v6_queued_ = 0, v6_applied_ = 0; // deferred so far, and applied of them
+    // Applies deferred updates while no add must wait; all of them if `wait` (spinning).
+    void apply_deferred_v6(bool wait);
+    std::string deferred_errors_; // of deferred updates, not yet returned
     // DPDK 22.11's trie skips its tbl8 reservation when a new route has the same next
     // hop as its parent route, yet releases one when that route is deleted:
     // the counter underflows and every later add of a long prefix fails with ENOSPC.
@@ -94,8 +140,6 @@ class Fib {
     static uint64_t parent_nh(rte_rib6 *rib, const uint8_t *ip, uint8_t len);
     NhId alias(NhId nh);
     NhId alias_cursor_ = kMaxNh - 1;
-    std::vector<NhId> retired_nh_;
-    std::vector<uint32_t> retired_groups_;
 
     std::vector<VrfTables> vrfs_;
     std::vector<std::unique_ptr<Dir24>> v4_;

@@ -71,15 +71,13 @@ inline bool lb_encap(rte_mbuf *m, bool v6, const uint8_t *src, const uint8_t *ds
     return true;
 }
 
-// A packet the stage looks up: to a VIP (svc: its index in LbState::svc) or perhaps a reply
-// of a DNAT flow (svc = kLbReply).
-inline constexpr uint32_t kLbReply = UINT32_MAX;
-
+// A packet the stage looks up: to a VIP (svc: its service) or perhaps a reply of a DNAT flow
+// (svc null).
 struct LbCand {
     FlowKey key;
-    uint32_t sig;
-    uint32_t svc;
+    const LbService *svc;
     uint8_t *l3;
+    uint32_t sig;
     uint8_t at;   // packet index
     uint8_t slot; // its index in idx4 / idx6
     uint8_t proto;
@@ -128,12 +126,22 @@ template <bool V6> inline bool lb_truncated(const rte_mbuf *m, const uint8_t *l3
     return H::l3_len(l3) < need || m->data_len < sizeof(rte_ether_hdr) + need;
 }
 
+// Whether an IPv4 packet (`addrs` and `ports` as loaded from its header) may be a reply of
+// a DNAT flow: its source is a backend's address and port.
+inline bool lb_from_backend4(const LbState &st, uint64_t addrs, uint32_t ports) {
+    return test_bit(st.bport_bits, rte_be_to_cpu_16(uint16_t(ports))) &&
+           test_bit(st.baddr_bits, addr_bit4(uint32_t(addrs)));
+}
+
 // Picks the burst's TCP/UDP packets to a VIP and those that may be replies of DNAT flows,
 // makes their keys and prefetches their primary buckets. Other traffic costs two bit tests.
 // A key is the packet's own 5-tuple, so the line is prefetched before the VIP index lookup
-// rather than after it.
+// rather than after it. A burst's packets to a VIP mostly go to a few services in runs: the
+// index is looked up once per run.
 inline void lb_pick4(Burst &b, const LbState &st, const LbFlows &fl, LbCand *c, unsigned &n,
                      bool &dropped) {
+    uint64_t last = ~uint64_t(0); // VIP, port, protocol, VRF: never all ones
+    const LbService *last_svc = nullptr;
     for (unsigned k = 0; k < b.n4; k++) {
         const unsigned i = b.idx4[k];
         uint8_t *l3 = rte_pktmbuf_mtod_offset(b.m[i], uint8_t *, sizeof(rte_ether_hdr));
@@ -149,33 +157,35 @@ inline void lb_pick4(Burst &b, const LbState &st, const LbFlows &fl, LbCand *c, 
         const uint8_t vrf = b.vrf4[k];
         const bool to_vip = test_bit(st.vport_bits, rte_be_to_cpu_16(dport)) &&
                             test_bit(st.vaddr_bits, addr_bit4(dst));
-        auto from_backend = [&] {
-            return test_bit(st.bport_bits, rte_be_to_cpu_16(sport)) &&
-                   test_bit(st.baddr_bits, addr_bit4(uint32_t(addrs)));
-        };
-        if (!to_vip && !from_backend()) continue;
+        if (!to_vip && !lb_from_backend4(st, addrs, ports)) continue;
         const uint64_t tuple = flow_tuple_word(sport, dport, proto, vrf);
         FlowKey key{addrs, tuple | flow_kind(to_vip ? kFlowRequest4 : kFlowReply4)};
         uint32_t sig = flow_sig(key);
         flow_prefetch_bucket(fl, flow_bucket1(fl, sig));
-        uint32_t s = kLbReply;
+        const LbService *s = nullptr;
         if (to_vip) {
-            s = st.vips.find({{dst, 0, vrf | uint64_t(dport) << 32 | uint64_t(proto) << 48}});
-            if (s == LbIndex::kNone) { // the bit filters' false positive
-                if (!from_backend()) continue;
-                s = kLbReply;
+            const uint64_t port_proto = uint64_t(dport) | uint64_t(proto) << 16;
+            const uint64_t vip = dst | port_proto << 32 | uint64_t(vrf) << 56;
+            if (vip != last) {
+                last = vip;
+                const uint32_t at = st.vips.find({{dst, 0, vrf | port_proto << 32}});
+                last_svc = at == LbIndex::kNone ? nullptr : st.svc[at];
+            }
+            s = last_svc;
+            if (!s) { // the bit filters' false positive
+                if (!lb_from_backend4(st, addrs, ports)) continue;
                 key.k1 = tuple | flow_kind(kFlowReply4);
                 sig = flow_sig(key);
             }
         }
         if (lb_truncated<false>(b.m[i], l3, proto)) {
-            if (s != kLbReply) {
+            if (s) {
                 b.drop(i, Drop::lb_truncated);
                 dropped = true;
             }
             continue;
         }
-        c[n++] = {key, sig, s, l3, uint8_t(i), uint8_t(k), proto, vrf};
+        c[n++] = {key, s, l3, sig, uint8_t(i), uint8_t(k), proto, vrf};
     }
 }
 
@@ -195,7 +205,8 @@ inline void lb_pick6(Burst &b, const LbState &st, const LbFlows &fl, LbCand *c, 
         if (test_bit(st.vport_bits, rte_be_to_cpu_16(ports[1])) &&
             test_bit(st.vaddr_bits, addr_bit(dst, true)))
             s = st.vips.find(lb_key(dst, true, vrf, ports[1], proto));
-        if (s != LbIndex::kNone) {
+        const LbService *svc = s == LbIndex::kNone ? nullptr : st.svc[s];
+        if (svc) {
             if (lb_truncated<true>(b.m[i], l3, proto)) {
                 b.drop(i, Drop::lb_truncated);
                 dropped = true;
@@ -206,13 +217,12 @@ inline void lb_pick6(Burst &b, const LbState &st, const LbFlows &fl, LbCand *c, 
                 !test_bit(st.baddr_bits, addr_bit(src, true)) ||
                 lb_truncated<true>(b.m[i], l3, proto))
                 continue;
-            s = kLbReply;
         }
-        k6[n] = flow_key6_of(l3, s == kLbReply ? kFlowReply6 : kFlowRequest6, vrf);
+        k6[n] = flow_key6_of(l3, svc ? kFlowRequest6 : kFlowReply6, vrf);
         const FlowKey key = flow_key6(k6[n]);
         const uint32_t sig = flow_sig(key);
         flow_prefetch_bucket(fl, flow_bucket1(fl, sig));
-        c[n++] = {key, sig, s, l3, uint8_t(i), uint8_t(k), proto, vrf};
+        c[n++] = {key, svc, l3, sig, uint8_t(i), uint8_t(k), proto, vrf};
     }
 }
 
@@ -260,14 +270,14 @@ inline bool lb_send(Burst &b, const LbCand &c, const LbService &s, const void *t
 // A packet whose way was found: false when it is a request pinned under another mode or
 // another service of the same VIP (then lb_balance() pins it again).
 template <bool V6>
-inline bool lb_hit(Burst &b, const LbState &st, const LbFlows &fl, const LbCand &c, FlowWay &w,
-                   uint32_t now, bool &dropped, LbCounters &cnt) {
-    if (c.svc == kLbReply) {
+inline bool lb_hit(Burst &b, const LbFlows &fl, const LbCand &c, FlowWay &w, uint32_t now,
+                   bool &dropped, LbCounters &cnt) {
+    if (!c.svc) {
         flow_touch(w, now);
         lb_reverse<V6>(fl, c, w, cnt);
         return true;
     }
-    const LbService &s = *st.svc[c.svc];
+    const LbService &s = *c.svc;
     if (w.mode != s.mode || w.svc != uint8_t(s.id)) return false;
     flow_touch(w, now);
     cnt.flow_hits++;
@@ -319,16 +329,16 @@ inline uint32_t maglev_hash(uint8_t *l3, bool v6, uint8_t proto) {
 // pinned under another mode) the service's Maglev table, and pinning of the flow and, for
 // DNAT, of its reply.
 template <bool V6>
-inline void lb_balance(Burst &b, const LbState &st, LbFlows &fl, const LbCand &c,
-                       const FlowKey6 &k6, uint32_t now, bool &dropped, LbCounters &cnt) {
+inline void lb_balance(Burst &b, LbFlows &fl, const LbCand &c, const FlowKey6 &k6, uint32_t now,
+                       bool &dropped, LbCounters &cnt) {
     using H = LbHdr<V6>;
     FlowWay *w = V6 ? flow_find6(fl, c.key, c.sig, k6) : flow_find(fl, c.key, c.sig);
-    if (c.svc == kLbReply) {
-        if (w) lb_hit<V6>(b, st, fl, c, *w, now, dropped, cnt);
+    if (!c.svc) {
+        if (w) lb_hit<V6>(b, fl, c, *w, now, dropped, cnt);
         return; // else not a flow vleaf translated: routed as is
     }
-    if (w && lb_hit<V6>(b, st, fl, c, *w, now, dropped, cnt)) return;
-    const LbService &s = *st.svc[c.svc];
+    if (w && lb_hit<V6>(b, fl, c, *w, now, dropped, cnt)) return;
+    const LbService &s = *c.svc;
     uint32_t idx = s.table[svc::slot_of(maglev_hash(c.l3, V6, c.proto), s.table_size)];
     if (idx == svc::kNoBackend) {
         b.drop(c.at, Drop::lb_no_backend);
@@ -384,6 +394,8 @@ inline void lb(Burst &b, Worker &w) {
     if (!st || st->empty()) return;
     LbFlows &fl = *w.flows;
     LbCounters &cnt = w.stats.lb;
+    // rdtsc takes ~100 cycles on this project's VMs: issued first, it overlaps with the keys.
+    const uint32_t now = flow_now();
 
     // Three passes, so that the flow table's cache misses overlap: keys and primary bucket
     // prefetches for the whole burst; then the flows found in their primary bucket (most
@@ -396,13 +408,12 @@ inline void lb(Burst &b, Worker &w) {
     lb_pick4(b, *st, fl, c, n, dropped);
     const unsigned n4 = n;
     lb_pick6(b, *st, fl, c, k6, n, dropped);
-    const uint32_t now = flow_now();
     uint8_t rest[kMaxBurst];
     unsigned nrest = 0;
     for (unsigned j = 0; j < n; j++) {
         const uint32_t b1 = flow_bucket1(fl, c[j].sig);
         FlowWay *way = flow_in(fl, b1, c[j].key);
-        if (j < n4 && way && lb_hit<false>(b, *st, fl, c[j], *way, now, dropped, cnt)) continue;
+        if (j < n4 && way && lb_hit<false>(b, fl, c[j], *way, now, dropped, cnt)) continue;
         if (j >= n4 && way) rte_prefetch0(&fl.e6[way->to]);
         flow_prefetch_bucket(fl, flow_bucket2(fl, b1, c[j].sig));
         rest[nrest++] = uint8_t(j);
@@ -410,9 +421,9 @@ inline void lb(Burst &b, Worker &w) {
     for (unsigned r = 0; r < nrest; r++) {
         const unsigned j = rest[r];
         if (j < n4)
-            lb_balance<false>(b, *st, fl, c[j], k6[j], now, dropped, cnt);
+            lb_balance<false>(b, fl, c[j], k6[j], now, dropped, cnt);
         else
-            lb_balance<true>(b, *st, fl, c[j], k6[j], now, dropped, cnt);
+            lb_balance<true>(b, fl, c[j], k6[j], now, dropped, cnt);
     }
     if (dropped) b.compact();
     lb_age(fl, now, cnt);

@@ -43,7 +43,7 @@ void Programmer::commit() {
         if (i + kAhead < route_ops_.size()) {
             const PendingRoute &next = route_ops_[i + kAhead];
             if (!next.add) routes_.prefetch(next.key); // erased below
-            if (prefetch_ && sends_add(next)) prefetch_(next.key.vrf, next.key.prefix, true);
+            if (dp_.prefetch && sends_add(next)) dp_.prefetch(next.key.vrf, next.key.prefix, true);
         }
         const PendingRoute &o = route_ops_[i];
         if (sends_add(o))
@@ -58,14 +58,19 @@ void Programmer::commit() {
         batch_ = 1;
     }
     for (size_t i = 0; i < dels_.size(); i++) {
-        if (prefetch_ && i + kAhead < dels_.size())
-            prefetch_(dels_[i + kAhead].vrf, dels_[i + kAhead].prefix, false);
+        if (dp_.prefetch && i + kAhead < dels_.size())
+            dp_.prefetch(dels_[i + kAhead].vrf, dels_[i + kAhead].prefix, false);
         sink_(Update::route_del(dels_[i].vrf, dels_[i].prefix));
     }
     // No route leads to their tunnel next hops any more; their underlay next hops go next.
     for (const Update &u : vtep_dels_) sink_(u);
     for (NhId id : nh_dels_) sink_(Update::nexthop_del(id));
-    free_.insert(free_.end(), freed_.begin(), freed_.end());
+    if (dp_.settle) {
+        dp_.settle();
+        held_.insert(held_.end(), freed_.begin(), freed_.end());
+    } else {
+        free_.insert(free_.end(), freed_.begin(), freed_.end());
+    }
     free_vteps_.insert(free_vteps_.end(), freed_vteps_.begin(), freed_vteps_.end());
     vtep_dels_.clear();
     freed_vteps_.clear();
@@ -76,10 +81,24 @@ void Programmer::commit() {
     freed_.clear();
 }
 
+void Programmer::release_held() {
+    // Deleted in this order, so released in it.
+    while (!held_.empty() && dp_.released(held_.front())) {
+        free_.push_back(held_.front());
+        held_.pop_front();
+    }
+}
+
 NhId Programmer::alloc() {
+    if (free_.empty()) release_held();
+    if (free_.empty() && next_ == kMaxNh && !held_.empty()) {
+        free_.push_back(held_.front()); // no fresh id left: the writer will wait for it
+        held_.pop_front();
+    }
     if (!free_.empty()) {
         NhId id = free_.back();
         free_.pop_back();
+        counters_.nh_reused++;
         return id;
     }
     return next_++;

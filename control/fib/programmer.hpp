@@ -7,13 +7,16 @@
 // most one RCU grace period per batch: next-hop (and overlay) sets in the order made,
 // then route adds, then route deletes, then next-hop deletes. Within a batch only the last
 // operation on a prefix leaves (an add then a delete of a prefix the dataplane never had sends
-// nothing), and a freed next-hop id is not reused before the batch that freed it is out.
+// nothing). A freed next-hop id is held until the dataplane has let go of it (Dataplane):
+// workers may still hold it with its old meaning for one RCU grace period after the batch
+// that deleted it, and a reuse before that would make the table writer wait.
 #pragma once
 
 #include "control/fib/route_table.hpp"
 #include "vleaf/update.hpp"
 
 #include <array>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -37,17 +40,26 @@ struct ProgrammerCounters {
     uint64_t resyncs = 0;
     uint64_t resync_removed = 0;        // BGP routes the dataplane had and the RIB did not
     uint64_t vtep_underlay_changes = 0; // a remote VTEP's route moved to another next hop
+    uint64_t nh_reused = 0;             // next-hop ids reused once the dataplane let go of them
 };
 
 class Programmer {
   public:
     using Sink = std::function<void(const Update &)>;
-    // Told about each route add (or delete) of a batch some routes before the sink gets
-    // it: the dataplane's tables are far larger than the caches, and fetching ahead
-    // overlaps the cache misses of consecutive updates.
-    using Prefetch = std::function<void(uint32_t vrf, const Prefix &, bool add)>;
-    explicit Programmer(Sink sink, Prefetch prefetch = {})
-        : sink_(std::move(sink)), prefetch_(std::move(prefetch)) {}
+    // The sink applies each update before it returns. After each batch, `settle` lets the
+    // dataplane start the grace period covering what the batch unlinked; `released` tells,
+    // without waiting, whether the dataplane has let go of a deleted next-hop id. Without
+    // them, freed ids are reusable once their batch is out. `prefetch` is told about each
+    // route add (or delete) of a batch some routes before the sink gets it: the
+    // dataplane's tables are far larger than the caches, and fetching ahead overlaps the
+    // cache misses of consecutive updates.
+    struct Dataplane {
+        std::function<void()> settle;
+        std::function<bool(NhId)> released;
+        std::function<void(uint32_t vrf, const Prefix &, bool add)> prefetch;
+    };
+    explicit Programmer(Sink sink, Dataplane dp = {})
+        : sink_(std::move(sink)), dp_(std::move(dp)) {}
 
     // Groups the updates of several calls into one batch (commit() on the outermost
     // scope's end). Every public call outside a scope is a batch of its own.
@@ -202,6 +214,8 @@ class Programmer {
     void add_iface(uint16_t ifid, const std::string &name, uint16_t port, uint32_t vrf,
                    const std::vector<Prefix> &addresses, std::optional<uint16_t> bd);
     NhId alloc();
+    // Moves the held ids the dataplane has let go of to free_.
+    void release_held();
     void publish(NhId id);
     void unref(NhId id);
     void drop_unused(NhId id);
@@ -222,13 +236,14 @@ class Programmer {
     std::vector<Hop> hops(NhId id) const;
 
     Sink sink_;
-    Prefetch prefetch_;
+    Dataplane dp_;
     std::map<uint16_t, Iface> ifs_;
     std::map<NhId, NhObj> nhs_;
     std::map<std::pair<uint16_t, IpAddr>, NhId> adj_;
     std::map<std::vector<NhId>, NhId> groups_;
     RouteTable routes_;
     std::vector<NhId> free_;
+    std::deque<NhId> held_; // freed ids the dataplane may still hold, oldest first
     NhId next_ = kFirstDynamicNh;
     size_t bgp_routes_ = 0;
     std::map<uint32_t, std::array<size_t, 2>> counts_;

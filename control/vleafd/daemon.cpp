@@ -51,7 +51,9 @@ Daemon::Daemon(const config::Config &cfg) : cfg_(cfg) {
             std::string err = dp_->apply(u);
             if (!err.empty()) spdlog::error("fib: {}", err); // counted by the FIB
         },
-        [this](uint32_t vrf, const Prefix &p, bool add) { dp_->fib().prefetch(vrf, p, add); });
+        fib::Programmer::Dataplane{
+            [this] { settle_fib(); }, [this](NhId id) { return dp_->fib().released(id); },
+            [this](uint32_t vrf, const Prefix &p, bool add) { dp_->fib().prefetch(vrf, p, add); }});
     neigh::Callbacks cb;
     cb.send = [this](uint16_t ifid, std::vector<uint8_t> frame) { send_frame(ifid, frame); };
     cb.changed = [this](uint16_t ifid, const IpAddr &ip, std::optional<MacAddr> mac) {
@@ -127,6 +129,10 @@ void Daemon::drain_routes(uint64_t now) {
         if (now_ms() - now >= kBudgetMs) break;
     }
     drain_evpn();
+}
+
+void Daemon::settle_fib() {
+    if (std::string err = dp_->fib().settle(); !err.empty()) spdlog::error("fib: {}", err);
 }
 
 Daemon::~Daemon() {
@@ -298,6 +304,7 @@ void Daemon::run(int signal_fd) {
         handle_learned(); // first, so that answers to punted ARP/ND find their MACs
         handle_punts(now);
         drain_routes(now);
+        settle_fib(); // deferred IPv6 routes whose wait is over, when no batch came
     }
     if (bgp_) bgp_->stop();
     close(tick);

@@ -101,6 +101,8 @@ class Daemon {
     void handle_tap(size_t ifid);
     void to_kernel(size_t ifid, rte_mbuf *m);
     void drain_routes(uint64_t now);
+    // After a FIB batch, and in every loop: see dp::Fib::settle.
+    void settle_fib();
 
     nlohmann::json show_interfaces() const;
     nlohmann::json show_routes(const nlohmann::json &args) const;

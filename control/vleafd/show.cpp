@@ -226,6 +226,11 @@ json Daemon::show_fib_summary() const {
                   {"updates_applied", fc.applied},
                   {"updates_failed", fc.failed},
                   {"grace_periods", fc.grace_periods},
+                  {"grace_waits", fc.grace_waits},
+                  {"grace_wait_us", fc.grace_wait_ns / 1000},
+                  {"nexthop_reuse_waits", fc.nh_reuse_waits},
+                  {"ipv6_deferred", fc.v6_deferred},
+                  {"nexthops_reused", pc.nh_reused},
                   {"batches", pc.batches}}},
                 {"bgp", nullptr}};
     if (!bgp_) return out;

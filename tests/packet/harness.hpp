@@ -127,7 +127,12 @@ struct Rig {
                 auto e = fib->apply(u);
                 if (!e.empty()) errors.push_back(e);
             },
-            [this](uint32_t vrf, const Prefix &p, bool add) { fib->prefetch(vrf, p, add); });
+            fib::Programmer::Dataplane{
+                [this] {
+                    if (auto e = fib->settle(); !e.empty()) errors.push_back(e);
+                },
+                [this](NhId id) { return fib->released(id); },
+                [this](uint32_t vrf, const Prefix &p, bool add) { fib->prefetch(vrf, p, add); }});
         lb = std::make_unique<dp::Lb>(rcu, 1, lb_limits, 0);
         w = std::make_unique<dp::Worker>();
         w->lb = lb.get();

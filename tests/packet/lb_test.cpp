@@ -333,6 +333,52 @@ TEST_F(Lb, EstablishedFlowsKeepTheirBackendWhenItIsRemoved) {
     EXPECT_EQ(lb(&LbCounters::flows_created), 800u); // 400 DNAT flows, two entries each
 }
 
+// The stage looks a VIP up once per run of packets to the same VIP, port, protocol and VRF:
+// services interleaved in runs and singly, and packets that pass the bit filters but match
+// no service between them, each get their own service's backend, first as new flows, then
+// as established ones.
+TEST_F(Lb, ServicesInterleavedInABurstEachGetTheirOwnBackend) {
+    reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}}));
+    reg->add(service("web81", "10.96.0.10", 81, {{"10.0.2.3", 8081}}));
+    reg->add(service("api", "10.96.0.11", 80, {{"10.0.2.4", 9090}}));
+    reg->add(service("dns", "10.96.0.11", 80, {{"10.0.2.5", 5353}}, IPPROTO_UDP));
+    struct To {
+        const char *vip;
+        uint16_t port;
+        uint8_t proto;
+        const char *backend; // null: no service (10.96.0.11:81, UDP 10.96.0.10:80)
+        uint16_t bport;
+    };
+    const To pattern[] = {{"10.96.0.10", 80, IPPROTO_TCP, "10.0.2.2", 8080},
+                          {"10.96.0.10", 80, IPPROTO_TCP, "10.0.2.2", 8080},
+                          {"10.96.0.10", 81, IPPROTO_TCP, "10.0.2.3", 8081},
+                          {"10.96.0.11", 80, IPPROTO_TCP, "10.0.2.4", 9090},
+                          {"10.96.0.11", 80, IPPROTO_UDP, "10.0.2.5", 5353},
+                          {"10.96.0.11", 81, IPPROTO_TCP, nullptr, 0},
+                          {"10.96.0.10", 80, IPPROTO_UDP, nullptr, 0},
+                          {"10.96.0.11", 80, IPPROTO_TCP, "10.0.2.4", 9090}};
+    std::vector<Frame> in, want;
+    unsigned requests = 0;
+    for (unsigned k = 0; k < 32; k++) {
+        const To &t = pattern[(k + k / 8) % 8]; // rotated by one every 8 packets
+        const auto sport = uint16_t(3000 + k);
+        in.push_back(
+            framed(port_mac[0], kHost1, ip_packet({"10.0.1.2", t.vip, t.proto, sport, t.port})));
+        if (!t.backend) continue;
+        requests++;
+        want.push_back(framed(kHost2, port_mac[1],
+                              ip_packet({"10.0.1.2", t.backend, t.proto, sport, t.bport, 63})));
+    }
+    for (int round = 0; round < 2; round++) {
+        const uint64_t unrouted = rig.drops(Drop::no_route);
+        rig.run(0, in);
+        EXPECT_EQ(sent(1), want) << "round " << round;
+        EXPECT_EQ(rig.drops(Drop::no_route), unrouted + 32 - requests) << "round " << round;
+    }
+    EXPECT_EQ(lb(&LbCounters::flows_created), 2 * requests); // in the first round only
+    EXPECT_EQ(lb(&LbCounters::flow_hits), requests);
+}
+
 // Flows are keyed by their 5-tuple: a VIP given to a new service does not inherit the old
 // service's flows.
 TEST_F(Lb, VipGivenToANewServiceStartsItsFlowsAfresh) {

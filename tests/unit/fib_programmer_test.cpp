@@ -85,6 +85,28 @@ TEST_F(ProgrammerTest, LostNeighborRemovesHostRouteAndUnusedAdjacency) {
     EXPECT_EQ(model.routes.at({0, P("10.0.1.6/32")}), adj);
 }
 
+// With the dataplane's grace periods: a freed id comes back only once the dataplane has
+// let go of it; meanwhile new ids are fresh ones.
+TEST(ProgrammerGrace, FreedIdIsHeldUntilTheDataplaneLetsGoOfIt) {
+    Model model;
+    std::set<NhId> let_go;
+    fib::Programmer f{[&](const Update &u) { model.apply(u); },
+                      {.settle = [] {},
+                       .released = [&](NhId id) { return let_go.count(id) > 0; },
+                       .prefetch = {}}};
+    f.add_interface(0, "a", 7, 0, {P("10.0.1.1/24")});
+    f.neighbor(0, A("10.0.1.5"), M(5));
+    NhId adj = model.routes.at({0, P("10.0.1.5/32")});
+    f.neighbor(0, A("10.0.1.5"), std::nullopt);
+    ASSERT_FALSE(model.nhs.count(adj));
+    f.neighbor(0, A("10.0.1.6"), M(6));
+    EXPECT_NE(model.routes.at({0, P("10.0.1.6/32")}), adj) << "reused while workers may hold it";
+    let_go.insert(adj);
+    f.neighbor(0, A("10.0.1.7"), M(7));
+    EXPECT_EQ(model.routes.at({0, P("10.0.1.7/32")}), adj);
+    EXPECT_EQ(f.counters().nh_reused, 1u);
+}
+
 TEST_F(ProgrammerTest, GatewayOutsideConnectedSubnetsIsRejectedWithoutLeaks) {
     size_t nhs = model.nhs.size();
     EXPECT_NE(f.add_static(0, P("10.9.0.0/16"), {A("10.0.1.2"), A("192.0.2.1")}, {}, false)
