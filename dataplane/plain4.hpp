@@ -12,11 +12,10 @@
 // through the stages from the start. Frames that are not IPv4 at all (ARP, IPv6; on a
 // routed port a VLAN tag is not IPv4 either) are split off (OddSplit) and go through the
 // stages after the plain ones, as a burst of their own (with the LB stage, but IPv6): that
-// reorders no IPv4 flow. IPv4
-// oddities (TTL, options, fragments, martians) stay on the whole-burst path, which keeps
-// each flow in order. The second loop
-// forwards to Forward next hops (ECMP members too) with TTL left and within the egress
-// MTU, with the header pointers the first loop kept. At the first packet that is anything
+// reorders no IPv4 flow. IPv4 oddities (TTL, options, fragments, martians) stay on the
+// whole-burst path, which keeps each flow in order. The second loop forwards to Forward
+// next hops (ECMP members too) with TTL left and within the egress MTU, with the header
+// pointers the first loop kept. At the first packet that is anything
 // else, the burst is left as parse and route leave it and forward4 and the stages after
 // it go on from that packet, so that every check and drop reason stays in one place.
 #pragma once
