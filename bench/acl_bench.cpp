@@ -21,6 +21,7 @@
 //   whole /26 block (a namespace) instead of one pod, so those 2 % stay in rte_acl. In 2
 //   they rank after every pod rule, so only the packets that no pod rule decides go
 //   through rte_acl; in 3 they are interleaved, so every packet goes through both parts.
+#include "bench/eal_main.hpp"
 #include "dataplane/acl_set.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
@@ -283,13 +284,10 @@ BENCHMARK(BM_AclPipeline)
     ->ArgNames({"rules", "dir", "mix"});
 
 int main(int argc, char **argv) {
-    // vleafd runs on hugepages: the 6-17 MB tries on 4 KB pages would measure TLB misses.
-    bool huge = hugepages_free(512);
-    std::printf("memory: %s\n", huge ? "hugepages" : "4 KB pages (--no-huge)");
-    init_eal(argv[0], huge ? 512 : 2048, huge);
-    benchmark::Initialize(&argc, argv);
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    finish_eal();
-    return 0;
+    return bench_main(argc, argv, [&] {
+        // vleafd runs on hugepages: the 6-17 MB tries on 4 KB pages would measure TLB misses.
+        bool huge = hugepages_free(512);
+        std::printf("memory: %s\n", huge ? "hugepages" : "4 KB pages (--no-huge)");
+        init_eal(argv[0], huge ? 512 : 2048, huge);
+    });
 }

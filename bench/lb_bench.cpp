@@ -3,6 +3,7 @@
 // DNAT or DSR encapsulation, then route and forward, side by side in the same run with plain
 // routing of the same packets (no services, and services that the packets do not hit).
 // BM_LbHandoff: the handoff stage (lb_handoff.hpp) A/B, see run_handoff().
+#include "bench/eal_main.hpp"
 #include "control/services/maglev.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
@@ -326,13 +327,10 @@ BENCHMARK(BM_LbDsr)->Arg(1 << 20)->ArgName("flows");
 BENCHMARK(BM_LbHandoff)->ArgsProduct({{1, 2}, {1000, 1 << 20}})->ArgNames({"workers", "flows"});
 
 int main(int argc, char **argv) {
-    // Hugepages when 768 MB are free: 2M flow entries on 4 KB pages measure TLB misses.
-    bool huge = hugepages_free(768);
-    std::printf("memory: %s\n", huge ? "hugepages" : "4 KB pages (--no-huge)");
-    init_eal(argv[0], huge ? 768 : 2048, huge);
-    benchmark::Initialize(&argc, argv);
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    finish_eal();
-    return 0;
+    return bench_main(argc, argv, [&] {
+        // Hugepages when 768 MB are free: 2M flow entries on 4 KB pages measure TLB misses.
+        bool huge = hugepages_free(768);
+        std::printf("memory: %s\n", huge ? "hugepages" : "4 KB pages (--no-huge)");
+        init_eal(argv[0], huge ? 768 : 2048, huge);
+    });
 }

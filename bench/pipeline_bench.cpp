@@ -2,6 +2,7 @@
 // stages over real mbufs and tables filled by the real FIB programmer. A macswap
 // forwarder (what testpmd's macswap mode does per packet) runs in the same process as
 // the floor any forwarder pays to touch a packet.
+#include "bench/eal_main.hpp"
 #include "bench/route_mix.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
@@ -433,10 +434,5 @@ BENCHMARK(BM_VxlanDecapRoute)->Arg(10000)->ArgName("routes");
 BENCHMARK(BM_VxlanRouteEncap)->Arg(10000)->ArgName("routes");
 
 int main(int argc, char **argv) {
-    init_eal(argv[0], 2048);
-    benchmark::Initialize(&argc, argv);
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    finish_eal();
-    return 0;
+    return bench_main(argc, argv, [&] { init_eal(argv[0], 2048); });
 }
