@@ -26,6 +26,7 @@
 // machine; the CPU time of the writer thread per update does much less.
 //
 //   bench_fib_update [routes=1000000] [internet|24]
+#include "bench/guarded_main.hpp"
 #include "bench/route_mix.hpp"
 #include "control/bgp/rib.hpp"
 #include "control/common/sched_stat.hpp"
@@ -781,13 +782,6 @@ int run(int argc, char **argv) {
 
 } // namespace
 
-// A bad argument (std::stoul) or a rig that cannot be set up ends the bench with its
-// reason.
 int main(int argc, char **argv) {
-    try {
-        return run(argc, argv);
-    } catch (const std::exception &e) {
-        std::fprintf(stderr, "bench_fib_update: %s\n", e.what());
-        return 1;
-    }
+    return guarded_main(argc, argv, run);
 }

@@ -12,6 +12,7 @@
 // the time it spent in them, the worker's packets/s.
 //
 //   bench_nexthop_churn [moves=200000] [batch=32] [rounds=3]
+#include "bench/guarded_main.hpp"
 #include "control/fib/ring.hpp"
 #include "tests/packet/frames.hpp"
 #include "tests/packet/harness.hpp"
@@ -186,10 +187,5 @@ int run(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
-    try {
-        return run(argc, argv);
-    } catch (const std::exception &e) { // a bad argument, or no EAL memory
-        std::fprintf(stderr, "bench_nexthop_churn: %s\n", e.what());
-        return 1;
-    }
+    return guarded_main(argc, argv, run);
 }
