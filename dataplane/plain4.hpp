@@ -114,11 +114,12 @@ inline bool plain4_acl(Burst &b, Worker &w, const AclSet &acl, uint8_t vrf, uint
     return false;
 }
 
-// ipv4_plain's checks for a whole burst, or-ed without a branch per check: `odd` gathers
-// header bits that differ from a plain frame's, `neg` length differences (total length
-// within the frame, at least a header), whose high bits a negative one sets.
+// ipv4_plain's checks for a whole burst, or-ed without a branch per check into one word
+// (one register in the first loop, which has none to spare): header bits that differ from
+// a plain frame's, and the high half of length differences (total length within the
+// frame, at least a header), which a negative one sets.
 struct PlainChecks {
-    uint64_t odd = 0, neg = 0;
+    uint64_t odd = 0;
     void add(const rte_mbuf *m, const uint8_t *frame) {
         uint64_t h; // frame bytes 12-19: ether type, version/IHL, TOS, total length, id
         uint16_t frag, total_be;
@@ -132,10 +133,11 @@ struct PlainChecks {
                       RTE_MBUF_F_RX_IP_CKSUM_GOOD == 1 << 7);
         odd |= m->ol_flags & ~(m->ol_flags >> 3) & RTE_MBUF_F_RX_IP_CKSUM_BAD;
         uint64_t total = rte_be_to_cpu_16(total_be);
-        neg |=
-            (uint64_t(m->pkt_len) - sizeof(rte_ether_hdr) - total) | (total - sizeof(rte_ipv4_hdr));
+        odd |= ((uint64_t(m->pkt_len) - sizeof(rte_ether_hdr) - total) |
+                (total - sizeof(rte_ipv4_hdr))) >>
+               32;
     }
-    bool plain() const { return (odd | (neg >> 32)) == 0; }
+    bool plain() const { return odd == 0; }
 };
 
 // The frames that are not IPv4, taken out of a burst so that its IPv4 frames can take
@@ -179,7 +181,7 @@ struct OddSplit {
 // packet a new destination: its first loop looks nothing up, the LB stage's output is).
 // With kLb IPv6 is not split off: the LB stage keeps one flow table for IPv4 and IPv6, and
 // the order in which packets reach it decides which of them a full table drops.
-template <bool kLb, class Rest>
+template <bool kLb, bool kAcl, class Rest>
 inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
     unsigned n = b.n;
     auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
@@ -210,7 +212,7 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
         uint32_t dst;
         std::memcpy(&dst, f + sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, dst_addr), 4);
         if (unlikely(dst == vtep_be)) return false;
-        if (acl) {
+        if constexpr (kAcl) {
             // classify4_plain reads past the header: shorter frames are the stages'.
             if (unlikely(m->data_len < kAclFrame)) return false;
             home[i] = acl->prefetch4(f + kAclKey); // the bucket arrives while we go on
@@ -220,20 +222,17 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
         if constexpr (!kLb) b.nh4[i] = fib4.lookup(b.dst4[i]);
         return true;
     };
-    for (unsigned k = 0; k < kPrefetchAhead && k < n; k++)
-        rte_prefetch0(rte_pktmbuf_mtod(b.m[k], void *));
-    unsigned i = 0;
-    for (; i + kPrefetchAhead < n; i++) {
-        rte_prefetch0(rte_pktmbuf_mtod(b.m[i + kPrefetchAhead], void *));
+    // No prefetch ahead (as l3fwd's LPM path): the packets' loads are independent, so
+    // the core overlaps them by itself, and the prefetch's own loads cost ~4 cycles a
+    // packet in bench_pipeline (PlainBurstWithArp, bench/README.md).
+    for (unsigned i = 0; i < n; i++)
         if (!check(i)) return false;
-    }
-    for (; i < n; i++)
-        if (!check(i)) return false;
-    if (unlikely(odd.mask)) n = odd.split(b, frame, acl ? home : nullptr);
+    if (unlikely(odd.mask)) n = odd.split(b, frame, kAcl ? home : nullptr);
     // Martians are the stages' too (any_martian4 also tests the VTEP address).
     if (!checks.plain() || n == 0 || any_martian4(b, n, rte_be_to_cpu_32(vtep_be))) return false;
     b.n = static_cast<uint16_t>(n);
-    if (acl && !plain4_acl(b, w, *acl, vrf, frame, home, rest)) return odd.give_back(b);
+    if constexpr (kAcl)
+        if (!plain4_acl(b, w, *acl, vrf, frame, home, rest)) return odd.give_back(b);
     if constexpr (kLb) {
         if (!plain4_lb(b, w, vrf, frame)) {
             route(b, w);
@@ -286,11 +285,14 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
     const AclState *st = w.acl ? w.acl->state() : nullptr;
     const AclSet *acl =
         st ? acl_in_set(*st, b.port, static_cast<uint8_t>(w.ports[b.port].vrf)) : nullptr;
+    // One instance per mode, so that the loops test no configuration per packet.
     switch (stages_idle4(b, w, st)) {
     case Idle4::Yes:
-        return plain4_run<false>(b, w, acl, rest);
+        return acl ? plain4_run<false, true>(b, w, acl, rest)
+                   : plain4_run<false, false>(b, w, nullptr, rest);
     case Idle4::Lb:
-        return plain4_run<true>(b, w, acl, rest);
+        return acl ? plain4_run<true, true>(b, w, acl, rest)
+                   : plain4_run<true, false>(b, w, nullptr, rest);
     case Idle4::No:
         break;
     }
