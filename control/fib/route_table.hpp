@@ -5,6 +5,7 @@
 // batch, so the batch finds the earlier operations on a prefix without a search.
 #pragma once
 
+#include "vleaf/prefetch.hpp"
 #include "vleaf/update.hpp"
 
 #include <cstring>
@@ -43,8 +44,8 @@ class RouteTable {
     // Brings the slot where the probe for `k` starts into the cache.
     void prefetch(const RouteKey &k) const {
         const RouteSlot *s = &slots_[hash(k) & mask_];
-        __builtin_prefetch(s, 1);
-        __builtin_prefetch(reinterpret_cast<const char *>(s + 1) - 1, 1); // it may span two lines
+        prefetch_write(s);
+        prefetch_write(reinterpret_cast<const char *>(s + 1) - 1); // it may span two lines
     }
     template <class F> void for_each(F f) const {
         for (const RouteSlot &s : slots_)
