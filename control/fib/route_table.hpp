@@ -5,6 +5,7 @@
 // batch, so the batch finds the earlier operations on a prefix without a search.
 #pragma once
 
+#include "vleaf/huge_pages.hpp"
 #include "vleaf/prefetch.hpp"
 #include "vleaf/update.hpp"
 
@@ -68,7 +69,8 @@ class RouteTable {
     size_t probe(const RouteKey &k, uint32_t h) const; // its slot, or the empty one to use
     void grow();
 
-    std::vector<RouteSlot> slots_;
+    using Slots = std::vector<RouteSlot, HugePageAllocator<RouteSlot>>;
+    Slots slots_;
     size_t mask_;
     size_t used_ = 0;
 };
