@@ -131,8 +131,8 @@ template <class Rest>
 // packet; null: no policy), one classify call per distinct policy; `home[i]`: the
 // AclSet::prefetch4 of each with its own policy.
 [[gnu::noinline]] inline uint64_t plain4_out_deny(const Worker &w, unsigned n,
-                                                  const AclSet *const *sets,
-                                                  uint8_t *const *frame, const uint32_t *home) {
+                                                  const AclSet *const *sets, uint8_t *const *frame,
+                                                  const uint32_t *home) {
     uint64_t deny = 0;
     uint64_t todo = n == 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;
     while (todo) {
@@ -150,8 +150,7 @@ template <class Rest>
         if (!s) continue;
         AclVerdict v[kMaxBurst];
         s->classify4_plain(f, kAclKey, h, m, v, w.rcu_id);
-        for (unsigned k = 0; k < m; k++)
-            deny |= uint64_t(v[k].action == AclAction::Deny) << who[k];
+        for (unsigned k = 0; k < m; k++) deny |= uint64_t(v[k].action == AclAction::Deny) << who[k];
     }
     return deny;
 }
@@ -245,8 +244,7 @@ struct OddSplit {
 // the order in which packets reach it decides which of them a full table drops.
 // `acl`: the ingress policy of the burst; `out`: the egress policies, when there are any.
 template <bool kLb, class Rest>
-inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, const AclState *out,
-                       Rest &&rest) {
+inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, const AclState *out, Rest &&rest) {
     unsigned n = b.n;
     auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
     const VrfTables *t = w.fib->vrf(vrf);

@@ -447,7 +447,8 @@ class PlainBurstAcl : public PlainBurst {
     static std::string host(unsigned h) { return "10.100." + std::to_string(h) + ".1/32"; }
     static AclPolicy by_host(const std::vector<unsigned> &deny) {
         AclPolicy p;
-        p.rules = {pinned(host(4), 2000, AclAction::Count), pinned(host(5), 2000, AclAction::Allow)};
+        p.rules = {pinned(host(4), 2000, AclAction::Count),
+                   pinned(host(5), 2000, AclAction::Allow)};
         p.rules[0].priority = -1;
         for (unsigned h : deny) p.rules.push_back(pinned(host(h), 2000, AclAction::Deny));
         return p;
@@ -491,7 +492,8 @@ class PlainBurstAcl : public PlainBurst {
             for (unsigned at : {0u, 13u, 31u})
                 for (const std::vector<unsigned> &to : hosts) {
                     std::vector<Frame> in;
-                    std::string what = policies + ", " + name + " at " + std::to_string(at);
+                    std::string what = policies;
+                    what.append(", ").append(name).append(" at ").append(std::to_string(at));
                     for (unsigned h : to) what += ", to " + std::to_string(h);
                     for (unsigned k = 0; k < 32; k++) {
                         const bool sent_to = std::find(to.begin(), to.end(), k % 8) != to.end();
