@@ -4,6 +4,7 @@
 // a miss per level. Writer only: workers never read it.
 #pragma once
 
+#include "vleaf/huge_pages.hpp"
 #include "vleaf/update.hpp"
 
 #include <bit>
@@ -86,7 +87,7 @@ class RuleHash {
     static uint64_t key(uint32_t ip, uint8_t len) { return uint64_t(ip) << 8 | (len + 1u); }
     size_t home(uint64_t k) const { return size_t((k * 0x9E3779B97F4A7C15ull) >> shift_); }
 
-    std::vector<uint64_t> slots_; // key << 24 | next hop; 0: empty
+    std::vector<uint64_t, HugePageAllocator<uint64_t>> slots_; // key << 24 | next hop; 0: empty
     size_t mask_;
     unsigned shift_;
     uint32_t size_ = 0;

@@ -60,7 +60,7 @@ void RouteTable::erase(const RouteKey &k) {
 }
 
 void RouteTable::grow() {
-    std::vector<RouteSlot> old(slots_.size() * 2);
+    Slots old(slots_.size() * 2);
     old.swap(slots_);
     mask_ = slots_.size() - 1;
     for (const RouteSlot &s : old)

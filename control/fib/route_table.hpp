@@ -5,6 +5,8 @@
 // batch, so the batch finds the earlier operations on a prefix without a search.
 #pragma once
 
+#include "vleaf/huge_pages.hpp"
+#include "vleaf/prefetch.hpp"
 #include "vleaf/update.hpp"
 
 #include <cstring>
@@ -43,8 +45,8 @@ class RouteTable {
     // Brings the slot where the probe for `k` starts into the cache.
     void prefetch(const RouteKey &k) const {
         const RouteSlot *s = &slots_[hash(k) & mask_];
-        __builtin_prefetch(s, 1);
-        __builtin_prefetch(reinterpret_cast<const char *>(s + 1) - 1, 1); // it may span two lines
+        prefetch_write(s);
+        prefetch_write(reinterpret_cast<const char *>(s + 1) - 1); // it may span two lines
     }
     template <class F> void for_each(F f) const {
         for (const RouteSlot &s : slots_)
@@ -67,7 +69,8 @@ class RouteTable {
     size_t probe(const RouteKey &k, uint32_t h) const; // its slot, or the empty one to use
     void grow();
 
-    std::vector<RouteSlot> slots_;
+    using Slots = std::vector<RouteSlot, HugePageAllocator<RouteSlot>>;
+    Slots slots_;
     size_t mask_;
     size_t used_ = 0;
 };

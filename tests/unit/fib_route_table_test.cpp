@@ -1,6 +1,8 @@
 // The programmer's open-addressing route table against std::map: inserts that grow it,
-// erases that shift later slots of a chain back, lookups of keys present and gone.
+// erases that shift later slots of a chain back, lookups of keys present and gone; the
+// huge-page allocator of its slots.
 #include "control/fib/route_table.hpp"
+#include "vleaf/huge_pages.hpp"
 
 #include <gtest/gtest.h>
 
@@ -72,6 +74,43 @@ TEST(RouteTable, VrfAndLengthAreOfTheKey) {
     t.erase(key(1, 0x0a000000, 8));
     EXPECT_EQ(t.find(key(1, 0x0a000000, 8)), nullptr);
     EXPECT_EQ(t.find(key(0, 0x0a000000, 8))->nh, 5u);
+}
+
+// Past 2 MiB the slots move to a mapping of their own (HugePageAllocator): a table grown
+// through that size keeps every route.
+TEST(RouteTable, KeepsItsRoutesAcrossTheHugePageSize) {
+    RouteTable t;
+    constexpr uint32_t kRoutes = 200000; // 512k slots of 48 bytes: 24 MiB
+    for (uint32_t k = 0; k < kRoutes; k++) {
+        RouteSlot &s = t.slot(key(0, k << 8, 24));
+        s.nh = k;
+        s.present = true;
+    }
+    for (uint32_t k = 0; k < kRoutes; k += 2) t.erase(key(0, k << 8, 24));
+    for (uint32_t k = 0; k < kRoutes; k++) {
+        const RouteSlot *s = t.find(key(0, k << 8, 24));
+        ASSERT_EQ(s != nullptr, k % 2 == 1) << k;
+        if (s) {
+            EXPECT_EQ(s->nh, k);
+        }
+    }
+}
+
+TEST(HugePageAllocator, LargeArraysAreAlignedValueInitializedAndMovable) {
+    using Big = std::vector<uint64_t, HugePageAllocator<uint64_t>>;
+    constexpr size_t kHuge = HugePageAllocator<uint64_t>::kHugePage;
+    Big v(kHuge / sizeof(uint64_t) + 3); // one huge page and a bit: two are mapped
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data()) % kHuge, 0u);
+    for (size_t i = 0; i < v.size(); i += 511) ASSERT_EQ(v[i], 0u) << i;
+    v.front() = 1;
+    v.back() = 2;
+    v.resize(3 * kHuge / sizeof(uint64_t)); // a new mapping; the old one is unmapped
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data()) % kHuge, 0u);
+    EXPECT_EQ(v.front(), 1u);
+    EXPECT_EQ(v[kHuge / sizeof(uint64_t) + 2], 2u);
+    EXPECT_EQ(v.back(), 0u);
+    Big small(16, 7); // under 2 MiB: from the heap
+    EXPECT_EQ(small[15], 7u);
 }
 
 } // namespace
