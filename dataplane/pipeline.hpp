@@ -17,9 +17,10 @@
 
 namespace vleaf::dp {
 
-// The stages after forward.
-template <class Each> inline void stages_out(Burst &b, Worker &w, Each &&each) {
-    each(StageAclOut, [&] { acl_out(b, w); });
+// The stages after forward (Done: but acl_out, which plain4 did).
+template <class Each>
+inline void stages_out(Burst &b, Worker &w, Each &&each, OutAcl acl = OutAcl::Pending) {
+    if (acl == OutAcl::Pending) each(StageAclOut, [&] { acl_out(b, w); });
     each(StageBridgeOut, [&] { bridge_out(b, w); });
     each(StageEncap, [&] { vxlan_encap(b, w); });
     each(StageDispatch, [&] { dispatch(b, w); });
@@ -56,7 +57,7 @@ inline void pipeline(Burst &b, Worker &w) {
         stages(b, w, [&](Stage s, auto &&call) { time_stage(w, s, call); });
     } else {
         auto call = [](Stage, auto &&run) { run(); };
-        if (!plain4(b, w, [&] { stages_out(b, w, call); })) stages(b, w, call);
+        if (!plain4(b, w, [&](OutAcl acl) { stages_out(b, w, call, acl); })) stages(b, w, call);
     }
 }
 

@@ -1,9 +1,10 @@
 // The common burst in two tight loops instead of the stages one by one: every packet a
 // plain IPv4 frame (parse's ipv4_plain, not to our VTEP address, not a martian) received
-// on a routed port (no access VLANs) while no egress ACL is configured, so that the stages
-// between parse and route, and those after forward, would pass it untouched, but for the
-// ingress ACL and the LB stage (when services are configured on a single worker): they
-// run between the two loops, in that order, on the burst as parse would leave it.
+// on a routed port (no access VLANs), so that the stages between parse and route, and those
+// after forward, would pass it untouched, but for the ACLs and the LB stage (when services
+// are configured on a single worker). The ingress ACL and the LB stage run between the two
+// loops, in that order, on the burst as parse would leave it; the egress ACL after the
+// second loop, which knows each packet's egress port, before anything is sent.
 //
 // The first loop checks the packets and looks their destinations up in the port's VRF
 // (inline, as l3fwd's rte_lpm_lookupx4: nothing in the loop waits for the result, so
@@ -33,14 +34,17 @@
 namespace vleaf::dp {
 
 // Whether the stages that parse's plain packets go through without a route lookup (and
-// those after forward) have nothing to do on this burst, but for acl_in (plain4_acl): Lb
-// when the LB stage has, on a single worker (with more, its handoff stage would send
-// packets away first).
+// those after forward) have nothing to do on this burst, but for the ACLs (plain4_acl,
+// plain4_acl_out): Lb when the LB stage has, on a single worker (with more, its handoff
+// stage would send packets away first).
 enum class Idle4 : uint8_t { No, Yes, Lb };
 
-inline Idle4 stages_idle4(const Burst &b, const Worker &w, const AclState *acl) {
+// What plain4's `rest` runs: the stages after forward, or (Done: plain4 classified the
+// burst with its egress policies already) those after acl_out.
+enum class OutAcl : uint8_t { Pending, Done };
+
+inline Idle4 stages_idle4(const Burst &b, const Worker &w) {
     if (b.entry != Entry::Port || w.ov->access(b.port)) return Idle4::No;
-    if (acl && acl->any[unsigned(AclDirection::Out)]) return Idle4::No;
     const LbState *lb = w.lb ? w.lb->state() : nullptr;
     if (!lb || lb->empty()) return Idle4::Yes;
     return w.handoff ? Idle4::No : Idle4::Lb;
@@ -63,7 +67,7 @@ template <class Rest>
 [[gnu::noinline]] void plain4_staged(Burst &b, Worker &w, unsigned from, uint8_t vrf, Rest &&rest) {
     plain4_as_parsed(b, vrf);
     forward4(b, w, from);
-    rest();
+    rest(OutAcl::Pending);
 }
 
 // A plain burst of which acl_in denied packets `deny` (bit per packet), through the stages
@@ -76,7 +80,7 @@ template <class Rest>
     lb(b, w);
     route(b, w);
     forward4(b, w);
-    rest();
+    rest(OutAcl::Pending);
 }
 
 // The LB stage on a plain burst, given the burst as parse leaves it (route list in burst
@@ -111,6 +115,65 @@ inline bool plain4_acl(Burst &b, Worker &w, const AclSet &acl, uint8_t vrf, uint
     for (unsigned i = 0; i < n; i++) deny |= uint64_t(v[i].action == AclAction::Deny) << i;
     if (likely(deny == 0)) return true;
     plain4_denied(b, w, vrf, deny, rest);
+    return false;
+}
+
+// A forwarded plain burst of which acl_out would deny packets `deny`, as the stages leave it
+// after acl_out: the stages after it go on from there.
+template <class Rest>
+[[gnu::noinline]] void plain4_out_denied(Burst &b, uint8_t vrf, uint64_t deny, Rest &&rest) {
+    plain4_as_parsed(b, vrf); // forward4 leaves a Forward packet's state as it finds it
+    for (; deny; deny &= deny - 1) b.drop(unsigned(__builtin_ctzll(deny)), Drop::acl_deny);
+    rest(OutAcl::Done);
+}
+
+// The packets of a forwarded plain burst that their egress policies sets[i] deny (bit per
+// packet; null: no policy), one classify call per distinct policy; `home[i]`: the
+// AclSet::prefetch4 of each with its own policy.
+[[gnu::noinline]] inline uint64_t plain4_out_deny(const Worker &w, unsigned n,
+                                                  const AclSet *const *sets, uint8_t *const *frame,
+                                                  const uint32_t *home) {
+    uint64_t deny = 0;
+    uint64_t todo = n == 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1;
+    while (todo) {
+        const AclSet *s = sets[__builtin_ctzll(todo)];
+        uint8_t *f[kMaxBurst];
+        uint32_t h[kMaxBurst];
+        uint8_t who[kMaxBurst];
+        unsigned m = 0;
+        for (uint64_t left = todo; left; left &= left - 1) {
+            const auto i = unsigned(__builtin_ctzll(left));
+            if (sets[i] != s) continue;
+            todo &= ~(uint64_t(1) << i);
+            f[m] = frame[i], h[m] = home[i], who[m++] = uint8_t(i);
+        }
+        if (!s) continue;
+        AclVerdict v[kMaxBurst];
+        s->classify4_plain(f, kAclKey, h, m, v, w.rcu_id);
+        for (unsigned k = 0; k < m; k++) deny |= uint64_t(v[k].action == AclAction::Deny) << who[k];
+    }
+    return deny;
+}
+
+// The egress ACL on a forwarded plain burst: packet i filtered by sets[i] (acl_out's policy
+// of its egress port, else of its VRF; null: none), `home[i]` its AclSet::prefetch4. Usually
+// one policy takes the whole burst. False when it denied a packet: then the burst has gone
+// on as the stages take it after acl_out.
+template <class Rest>
+inline bool plain4_acl_out(Burst &b, Worker &w, const AclSet *const *sets, uint8_t *const *frame,
+                           const uint32_t *home, uint8_t vrf, Rest &&rest) {
+    const unsigned n = b.n;
+    uint64_t deny = 0;
+    if (likely(std::all_of(sets + 1, sets + n, [&](const AclSet *s) { return s == sets[0]; }))) {
+        if (!sets[0]) return true;
+        AclVerdict v[kMaxBurst];
+        sets[0]->classify4_plain(frame, kAclKey, home, n, v, w.rcu_id);
+        for (unsigned i = 0; i < n; i++) deny |= uint64_t(v[i].action == AclAction::Deny) << i;
+    } else {
+        deny = plain4_out_deny(w, n, sets, frame, home);
+    }
+    if (likely(deny == 0)) return true;
+    plain4_out_denied(b, vrf, deny, rest);
     return false;
 }
 
@@ -179,15 +242,18 @@ struct OddSplit {
 // packet a new destination: its first loop looks nothing up, the LB stage's output is).
 // With kLb IPv6 is not split off: the LB stage keeps one flow table for IPv4 and IPv6, and
 // the order in which packets reach it decides which of them a full table drops.
+// `acl`: the ingress policy of the burst; `out`: the egress policies, when there are any.
 template <bool kLb, class Rest>
-inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
+inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, const AclState *out, Rest &&rest) {
     unsigned n = b.n;
     auto vrf = static_cast<uint8_t>(w.ports[b.port].vrf);
     const VrfTables *t = w.fib->vrf(vrf);
     if (!t || !t->v4) return false; // no such VRF: route's no_route drops, by the stages
     const Dir24 &fib4 = *t->v4;
     uint8_t *frame[kMaxBurst];
-    uint32_t home[kMaxBurst]; // with an ACL
+    uint32_t home[kMaxBurst]; // with an ACL: of the ingress one, then of the egress ones
+    // classify4_plain reads past the header: with an ACL, shorter frames are the stages'.
+    const bool acl_frame = acl || out;
     PlainChecks checks;
     OddSplit odd;
     // VXLAN to our VTEP address is the stages' (decapsulation). Tested per packet so that
@@ -210,11 +276,8 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
         uint32_t dst;
         std::memcpy(&dst, f + sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, dst_addr), 4);
         if (unlikely(dst == vtep_be)) return false;
-        if (acl) {
-            // classify4_plain reads past the header: shorter frames are the stages'.
-            if (unlikely(m->data_len < kAclFrame)) return false;
-            home[i] = acl->prefetch4(f + kAclKey); // the bucket arrives while we go on
-        }
+        if (acl_frame && unlikely(m->data_len < kAclFrame)) return false;
+        if (acl) home[i] = acl->prefetch4(f + kAclKey); // the bucket arrives while we go on
         frame[i] = f;
         b.dst4[i] = rte_be_to_cpu_32(dst);
         if constexpr (!kLb) b.nh4[i] = fib4.lookup(b.dst4[i]);
@@ -238,7 +301,7 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
         if (!plain4_lb(b, w, vrf, frame)) {
             route(b, w);
             forward4(b, w);
-            rest();
+            rest(OutAcl::Pending);
             return odd.give_back(b);
         }
         fib4.lookup_bulk(b.dst4, b.nh4, n);
@@ -248,6 +311,9 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
     const PortInfo *ports = w.ports;
     static_assert(RTE_MAX_ETHPORTS <= 64);
     uint64_t out_ports = 0; // bit per egress port
+    constexpr unsigned kOut = unsigned(AclDirection::Out);
+    const AclSet *out_sets[kMaxBurst];
+    const AclSet *out_vrf = out ? out->vrf[kOut][vrf] : nullptr;
     for (unsigned i = 0; i < n; i++) {
         auto id = static_cast<uint32_t>(b.nh4[i]);
         NhView nh = nh_view(table, id);
@@ -272,7 +338,15 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, Rest &&rest) {
         rewrite_l2(f, nh);
         b.out_port[i] = port;
         out_ports |= uint64_t(1) << port;
+        if (out) {
+            const AclSet *s = out->port[kOut][port];
+            out_sets[i] = s ? s : out_vrf;
+            // acl_out's key fields are those of the header as received: TTL and checksum are
+            // not among them. The bucket arrives while the loop goes on.
+            if (out_sets[i]) home[i] = out_sets[i]->prefetch4(f + kAclKey);
+        }
     }
+    if (out && !plain4_acl_out(b, w, out_sets, frame, home, vrf, rest)) return odd.give_back(b);
     if (likely(std::has_single_bit(out_ports)))
         tx_queue_all(w, b.out_port[0], b.m, n);
     else
@@ -286,11 +360,12 @@ template <class Rest> inline bool plain4(Burst &b, Worker &w, Rest &&rest) {
     const AclState *st = w.acl ? w.acl->state() : nullptr;
     const AclSet *acl =
         st ? acl_in_set(*st, b.port, static_cast<uint8_t>(w.ports[b.port].vrf)) : nullptr;
-    switch (stages_idle4(b, w, st)) {
+    const AclState *out = st && st->any[unsigned(AclDirection::Out)] ? st : nullptr;
+    switch (stages_idle4(b, w)) {
     case Idle4::Yes:
-        return plain4_run<false>(b, w, acl, rest);
+        return plain4_run<false>(b, w, acl, out, rest);
     case Idle4::Lb:
-        return plain4_run<true>(b, w, acl, rest);
+        return plain4_run<true>(b, w, acl, out, rest);
     case Idle4::No:
         break;
     }

@@ -432,72 +432,175 @@ TEST_F(PlainBurst, EndsAsInTheStagesOverSeveralPortsAndShortBursts) {
     }
 }
 
-// With an ingress policy (and no egress one), plain4 classifies a plain burst between its
-// loops. Whatever the policy denies, allows or counts, by the port's policy (rules pinning a
-// destination host: the exact-match part) or the VRF's (prefixes: rte_acl), with or without
-// an odd packet mixed in, the burst ends as in the stages with the same hit counters.
-TEST_F(PlainBurst, WithAnIngressAclEndsAsInTheStages) {
-    auto pinned = [](const char *dst, uint16_t dport, AclAction a) {
+// Plain bursts with ACLs. The policies take UDP port 2000: by host, rules that pin
+// destination hosts 10.100.h.1 (the exact-match part) denying `deny`, counting host 4 (ahead
+// of the others) and allowing host 5; by prefix, the same on the hosts' /24s plus an Allow
+// of 10.100.0.0/16 after them (rte_acl), other ports denied by default.
+class PlainBurstAcl : public PlainBurst {
+  protected:
+    static AclRule pinned(const std::string &dst, uint16_t dport, AclAction a) {
         AclRule r;
-        r.src = P("10.0.0.0/8"), r.dst = P(dst), r.proto = IPPROTO_UDP;
+        r.src = P("10.0.0.0/8"), r.dst = P(dst.c_str()), r.proto = IPPROTO_UDP;
         r.dport_lo = r.dport_hi = dport, r.action = a;
         return r;
-    };
-    AclPolicy by_port;
-    by_port.rules = {pinned("10.100.3.1/32", 2000, AclAction::Deny),
-                     pinned("10.100.4.1/32", 2000, AclAction::Count),
-                     pinned("10.100.5.1/32", 2000, AclAction::Allow),
-                     pinned("10.100.6.1/32", 2000, AclAction::Deny)};
-    by_port.rules[1].priority = -1;
-    AclPolicy by_vrf = by_port;
-    for (AclRule &r : by_vrf.rules) r.dst = Prefix{r.dst.addr, 24}.masked();
-    by_vrf.rules.push_back(pinned("10.100.0.0/16", 2000, AclAction::Allow));
-    by_vrf.rules.back().priority = 1;
-    by_vrf.default_action = AclAction::Deny; // ports other than 2000
-    auto plain = [&](unsigned k) {
+    }
+    static std::string host(unsigned h) { return "10.100." + std::to_string(h) + ".1/32"; }
+    static AclPolicy by_host(const std::vector<unsigned> &deny) {
+        AclPolicy p;
+        p.rules = {pinned(host(4), 2000, AclAction::Count),
+                   pinned(host(5), 2000, AclAction::Allow)};
+        p.rules[0].priority = -1;
+        for (unsigned h : deny) p.rules.push_back(pinned(host(h), 2000, AclAction::Deny));
+        return p;
+    }
+    static AclPolicy by_prefix(const std::vector<unsigned> &deny) {
+        AclPolicy p = by_host(deny);
+        for (AclRule &r : p.rules) r.dst = Prefix{r.dst.addr, 24}.masked();
+        p.rules.push_back(pinned("10.100.0.0/16", 2000, AclAction::Allow));
+        p.rules.back().priority = 1;
+        p.default_action = AclAction::Deny; // ports other than 2000
+        return p;
+    }
+    Frame plain(unsigned k) {
         return v4({.dst = "10.100." + std::to_string(k % 8) + ".1", .sport = uint16_t(k)});
-    };
-    // A plain header and nothing after it: no L4 bytes for plain4's in-place classification.
-    Frame bare = plain(5);
-    bare.resize(14 + 20);
-    put16(bare, 14 + 2, 20);
-    put16(bare, 14 + 10, 0);
-    put16(bare, 14 + 10, checksum(&bare[14], 20));
-    const std::vector<std::pair<std::string, Frame>> odd = {
-        {"header only", bare},
-        {"none", plain(1)},
-        {"denied", plain(3)},
-        {"by default", v4({.dst = "10.100.1.1", .dport = 80})},
-        {"ttl 1", v4({.dst = "10.100.9.9", .ttl = 1})},
-        {"ecmp", v4({.dst = "10.200.1.1", .sport = 7})},
-        {"no route", v4({.dst = "192.0.2.1"})},
-        {"ipv6", v6()},
-    };
+    }
+
+    // Plain bursts to hosts 0-7 (those to hosts 3 and 6 sent to `hosts`' of them, the others
+    // to host 2), each with an odd frame at 0, 13 or 31; all to host 3; 3 packets.
+    void expect_acl_bursts_as_in_the_stages(const std::string &policies,
+                                            const std::vector<std::vector<unsigned>> &hosts) {
+        // A plain header and nothing after it: no L4 bytes for in-place classification.
+        Frame bare = plain(5);
+        bare.resize(14 + 20);
+        put16(bare, 14 + 2, 20);
+        put16(bare, 14 + 10, 0);
+        put16(bare, 14 + 10, checksum(&bare[14], 20));
+        Frame arp = ether(kBroadcast, kHost1, 0x0806);
+        arp.resize(42, 0);
+        const std::vector<std::pair<std::string, Frame>> odd = {
+            {"header only", bare},
+            {"none", plain(1)},
+            {"denied", plain(3)},
+            {"by default", v4({.dst = "10.100.1.1", .dport = 80})},
+            {"ttl 1", v4({.dst = "10.100.9.9", .ttl = 1})},
+            {"ecmp", v4({.dst = "10.200.1.1", .sport = 7})},
+            {"no route", v4({.dst = "192.0.2.1"})},
+            {"ipv6", v6()},
+            {"arp", arp},
+        };
+        for (auto &[name, frame] : odd)
+            for (unsigned at : {0u, 13u, 31u})
+                for (const std::vector<unsigned> &to : hosts) {
+                    std::vector<Frame> in;
+                    std::string what = policies;
+                    what.append(", ").append(name).append(" at ").append(std::to_string(at));
+                    for (unsigned h : to) what += ", to " + std::to_string(h);
+                    for (unsigned k = 0; k < 32; k++) {
+                        const bool sent_to = std::find(to.begin(), to.end(), k % 8) != to.end();
+                        const bool redirected = (k % 8 == 3 || k % 8 == 6) && !sent_to;
+                        in.push_back(k == at ? frame : plain(redirected ? 2 : k));
+                    }
+                    expect_same_as_stages(in, what);
+                }
+        std::vector<Frame> all_denied(32, plain(3)), short_burst(3, plain(4));
+        expect_same_as_stages(all_denied, policies + ", all to host 3");
+        expect_same_as_stages(short_burst, policies + ", 3 packets");
+    }
+};
+
+// With an ingress policy, plain4 classifies a plain burst between its loops. Whatever the
+// policy denies, allows or counts, by the port's policy (the exact-match part) or the VRF's
+// (rte_acl), with or without an odd packet mixed in, the burst ends as in the stages with
+// the same hit counters.
+TEST_F(PlainBurstAcl, WithAnIngressAclEndsAsInTheStages) {
     struct Case {
         const char *name;
         AclAttach where;
-        const AclPolicy &policy;
+        AclPolicy policy;
     };
-    for (const Case &c : {Case{"port", AclAttach{AclDirection::In, true, rig.port[0]}, by_port},
-                          Case{"vrf", AclAttach{AclDirection::In, false, 0}, by_vrf}}) {
+    for (const Case &c :
+         {Case{"port", AclAttach{AclDirection::In, true, rig.port[0]}, by_host({3, 6})},
+          Case{"vrf", AclAttach{AclDirection::In, false, 0}, by_prefix({3, 6})}}) {
         rig.acl->set(1, c.where, c.policy);
         acl_ids = {1};
-        for (auto &[name, frame] : odd)
-            for (unsigned at : {0u, 13u, 31u}) {
-                for (bool deny : {false, true}) { // packets to the denied hosts, or none
-                    std::vector<Frame> in;
-                    for (unsigned k = 0; k < 32; k++) {
-                        const bool to_denied = k % 8 == 3 || k % 8 == 6;
-                        in.push_back(k == at ? frame : plain(deny || !to_denied ? k : 2));
-                    }
-                    expect_same_as_stages(in, std::string(c.name) + ", " + name + " at " +
-                                                  std::to_string(at) + (deny ? ", denials" : ""));
-                }
-            }
-        std::vector<Frame> all_denied(32, plain(3)), short_burst(3, plain(4));
-        expect_same_as_stages(all_denied, std::string(c.name) + ", all denied");
-        expect_same_as_stages(short_burst, std::string(c.name) + ", 3 packets");
+        expect_acl_bursts_as_in_the_stages(c.name, {{}, {3, 6}});
         rig.acl->del(1);
+    }
+}
+
+// With egress policies, plain4 classifies a plain burst after its second loop, by the
+// policy of each packet's egress port, else of its VRF: alone, with the egress port's or the
+// VRF's, and with an ingress policy that denies other packets (both, one or none of them
+// denying), each burst ends as in the stages with the same hit counters.
+TEST_F(PlainBurstAcl, WithAnEgressAclEndsAsInTheStages) {
+    const AclAttach in_port{AclDirection::In, true, rig.port[0]};
+    const AclAttach out_port{AclDirection::Out, true, rig.port[1]};
+    const AclAttach out_vrf{AclDirection::Out, false, 0};
+    struct Case {
+        std::string name;
+        std::vector<std::pair<AclAttach, AclPolicy>> policies;
+    };
+    const std::vector<Case> cases = {
+        {"egress port", {{out_port, by_host({3, 6})}}},
+        {"egress vrf", {{out_vrf, by_prefix({3, 6})}}},
+        {"egress port over vrf", {{out_port, by_host({6})}, {out_vrf, by_prefix({3})}}},
+        {"ingress port, egress vrf", {{in_port, by_host({3})}, {out_vrf, by_prefix({6})}}},
+        {"ingress port, egress port", {{in_port, by_prefix({6})}, {out_port, by_host({3})}}},
+    };
+    for (const Case &c : cases) {
+        acl_ids.clear();
+        for (auto &[where, policy] : c.policies) {
+            acl_ids.push_back(uint32_t(acl_ids.size() + 1));
+            rig.acl->set(acl_ids.back(), where, policy);
+        }
+        expect_acl_bursts_as_in_the_stages(c.name, {{}, {3}, {6}, {3, 6}});
+        for (uint32_t id : acl_ids) rig.acl->del(id);
+    }
+}
+
+// ECMP spreads a plain burst over ports 1 and 2: with a policy on one of them only, on both,
+// or on one and the VRF's for the other, each port's packets are classified by their own
+// policy (or none), as acl_out does.
+TEST_F(PlainBurstAcl, WithEgressAclsOnSeveralPortsEndsAsInTheStages) {
+    auto by_sport = [](uint16_t deny, uint16_t count) {
+        AclRule r;
+        r.src = P("10.0.0.0/8"), r.dst = P("10.200.0.0/16"), r.proto = IPPROTO_UDP;
+        r.sport_lo = r.sport_hi = deny, r.action = AclAction::Deny;
+        AclRule c = r;
+        c.sport_lo = 0, c.sport_hi = count, c.action = AclAction::Count;
+        AclPolicy p;
+        p.rules = {r, c};
+        return p;
+    };
+    const AclAttach port1{AclDirection::Out, true, rig.port[1]};
+    const AclAttach port2{AclDirection::Out, true, rig.port[2]};
+    const AclAttach vrf{AclDirection::Out, false, 0};
+    struct Case {
+        std::string name;
+        std::vector<std::pair<AclAttach, AclPolicy>> policies;
+    };
+    const std::vector<Case> cases = {
+        {"port 1", {{port1, by_sport(5, 9)}}},
+        {"port 2", {{port2, by_sport(6, 12)}}},
+        {"ports 1 and 2", {{port1, by_sport(5, 9)}, {port2, by_sport(6, 12)}}},
+        {"port 1 and vrf", {{port1, by_sport(5, 9)}, {vrf, by_sport(6, 12)}}},
+    };
+    for (const Case &c : cases) {
+        acl_ids.clear();
+        for (auto &[where, policy] : c.policies) {
+            acl_ids.push_back(uint32_t(acl_ids.size() + 1));
+            rig.acl->set(acl_ids.back(), where, policy);
+        }
+        for (uint16_t deny_from : {0, 5, 6}) { // sport 5 or 6 sent from `deny_from` on
+            std::vector<Frame> in;
+            for (uint16_t k = 0; k < 32; k++) {
+                const bool denied_port = k == 5 || k == 6;
+                const auto sport = uint16_t(denied_port && k < deny_from ? 40 + k : k);
+                in.push_back(v4({.dst = "10.200.1.1", .sport = sport}));
+            }
+            expect_same_as_stages(in, c.name + ", from " + std::to_string(deny_from));
+        }
+        for (uint32_t id : acl_ids) rig.acl->del(id);
     }
 }
 
