@@ -177,11 +177,12 @@ inline bool plain4_acl_out(Burst &b, Worker &w, const AclSet *const *sets, uint8
     return false;
 }
 
-// ipv4_plain's checks for a whole burst, or-ed without a branch per check: `odd` gathers
-// header bits that differ from a plain frame's, `neg` length differences (total length
-// within the frame, at least a header), whose high bits a negative one sets.
+// ipv4_plain's checks for a whole burst, or-ed without a branch per check into one word
+// (one register in the first loop, which has none to spare): header bits that differ from
+// a plain frame's, and the high half of length differences (total length within the
+// frame, at least a header), which a negative one sets.
 struct PlainChecks {
-    uint64_t odd = 0, neg = 0;
+    uint64_t odd = 0;
     void add(const rte_mbuf *m, const uint8_t *frame) {
         uint64_t h; // frame bytes 12-19: ether type, version/IHL, TOS, total length, id
         uint16_t frag, total_be;
@@ -195,10 +196,11 @@ struct PlainChecks {
                       RTE_MBUF_F_RX_IP_CKSUM_GOOD == 1 << 7);
         odd |= m->ol_flags & ~(m->ol_flags >> 3) & RTE_MBUF_F_RX_IP_CKSUM_BAD;
         uint64_t total = rte_be_to_cpu_16(total_be);
-        neg |=
-            (uint64_t(m->pkt_len) - sizeof(rte_ether_hdr) - total) | (total - sizeof(rte_ipv4_hdr));
+        odd |= ((uint64_t(m->pkt_len) - sizeof(rte_ether_hdr) - total) |
+                (total - sizeof(rte_ipv4_hdr))) >>
+               32;
     }
-    bool plain() const { return (odd | (neg >> 32)) == 0; }
+    bool plain() const { return odd == 0; }
 };
 
 // The frames that are not IPv4, taken out of a burst so that its IPv4 frames can take
@@ -283,14 +285,10 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, const AclState *o
         if constexpr (!kLb) b.nh4[i] = fib4.lookup(b.dst4[i]);
         return true;
     };
-    for (unsigned k = 0; k < kPrefetchAhead && k < n; k++)
-        rte_prefetch0(rte_pktmbuf_mtod(b.m[k], void *));
-    unsigned i = 0;
-    for (; i + kPrefetchAhead < n; i++) {
-        rte_prefetch0(rte_pktmbuf_mtod(b.m[i + kPrefetchAhead], void *));
-        if (!check(i)) return false;
-    }
-    for (; i < n; i++)
+    // No prefetch ahead (as l3fwd's LPM path): the packets' loads are independent, so
+    // the core overlaps them by itself, and the prefetch's own loads cost ~4 cycles a
+    // packet in bench_pipeline (PlainBurstWithArp, bench/README.md).
+    for (unsigned i = 0; i < n; i++)
         if (!check(i)) return false;
     if (unlikely(odd.mask)) n = odd.split(b, frame, acl ? home : nullptr);
     // Martians are the stages' too (any_martian4 also tests the VTEP address).

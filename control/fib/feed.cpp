@@ -4,11 +4,6 @@
 
 namespace vleaf::fib {
 
-namespace {
-// Past this many remembered prefixes a drained backlog gives its memory back.
-constexpr size_t kKeepCapacity = 1 << 16;
-} // namespace
-
 size_t Feed::KeyHash::operator()(const Key &k) const {
     uint64_t a, b;
     std::memcpy(&a, k.prefix.addr.bytes.data(), 8);
@@ -53,8 +48,7 @@ bool Feed::push(const RouteMsg &m) {
 }
 
 void Feed::remember(const Key &k) {
-    if (!backlog_.insert(k).second) return;
-    order_.push_back(k);
+    if (!backlog_.add(k)) return;
     c_.backlogged++;
     c_.backlog_max = std::max<uint64_t>(c_.backlog_max, backlog_.size());
     // While resyncing the backlog is the RIB itself: no limit then.
@@ -70,17 +64,8 @@ void Feed::on_change(const bgp::RibChange &ch) {
     remember(k);
 }
 
-void Feed::forget() {
-    // Not `backlog_ = {}`: that assigns an empty initializer list, which keeps the
-    // capacity, and clearing a set that once held a full table zeroes all its buckets
-    // (milliseconds at 1M, on every flush that followed).
-    std::unordered_set<Key, KeyHash>().swap(backlog_);
-    std::vector<Key>().swap(order_);
-    next_ = 0;
-}
-
 void Feed::request_resync() {
-    forget();
+    backlog_.release();
     resync_ = Resync::Begin;
     c_.resyncs++;
 }
@@ -100,17 +85,21 @@ void Feed::flush() {
         }
     }
     if (resync_ != Resync::Begin) {
-        while (next_ < order_.size()) {
-            const Key &k = order_[next_];
+        // The RIB entries of a backlog are as far apart as the prefixes: fetched kAhead
+        // keys early, so that their cache misses overlap.
+        constexpr size_t kAhead = 8;
+        auto ahead = [&](size_t i) {
+            if (i < backlog_.size()) rib_.prefetch(backlog_.at(i).family, backlog_.at(i).prefix);
+        };
+        for (size_t i = 0; i < kAhead; i++) ahead(i);
+        while (!backlog_.empty()) {
+            ahead(kAhead);
+            const Key &k = backlog_.at(0);
             const bgp::RouteEntry *e = rib_.find(k.family, k.prefix);
             if (!push(make(k, e ? e->best() : std::span<const bgp::Path>{}))) break;
-            backlog_.erase(k);
-            next_++;
+            backlog_.pop();
         }
-        if (next_ == order_.size()) {
-            if (order_.capacity() > kKeepCapacity) forget();
-            order_.clear();
-            next_ = 0;
+        if (backlog_.empty()) {
             RouteMsg end;
             end.op = RouteMsg::Op::ResyncEnd;
             end.stamp_ns = steady_ns();

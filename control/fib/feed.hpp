@@ -12,11 +12,10 @@
 #pragma once
 
 #include "control/bgp/rib.hpp"
+#include "control/fib/backlog.hpp"
 #include "control/fib/ring.hpp"
 
 #include <functional>
-#include <unordered_set>
-#include <vector>
 
 namespace vleaf::fib {
 
@@ -63,17 +62,13 @@ class Feed {
     RouteMsg make(const Key &k, std::span<const bgp::Path> best) const;
     bool push(const RouteMsg &m);
     void remember(const Key &k);
-    // Empties the backlog and gives its memory back.
-    void forget();
 
     bgp::Rib &rib_;
     RouteRing &ring_;
     size_t limit_;
     std::function<void()> wake_;
     size_t since_wake_ = 0;
-    std::unordered_set<Key, KeyHash> backlog_;
-    std::vector<Key> order_; // backlog_ in arrival order; order_[next_..] still to send
-    size_t next_ = 0;
+    Backlog<Key, KeyHash> backlog_;
     Resync resync_ = Resync::Idle;
     FeedCounters c_;
 };

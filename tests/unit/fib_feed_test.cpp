@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <random>
 #include <set>
 #include <thread>
@@ -216,6 +217,47 @@ TEST_F(FeedTest, OurOwnAnnouncementsStayOutOfTheFib) {
     pump();
     EXPECT_EQ(prog.bgp_routes(), 0u);
     EXPECT_FALSE(model.routes.count({0, P("10.96.0.10/32")}));
+}
+
+// The backlog against a plain model (a queue of keys, each waiting at most once), through
+// enough keys to rebuild its table many times and empty it now and then, with keys that
+// come back while waiting, after being sent, and after the table was rebuilt.
+TEST(Backlog, KeepsArrivalOrderAndEachKeyOnceAcrossRebuilds) {
+    struct Hash {
+        size_t operator()(uint32_t k) const { return k / 4; } // collisions on purpose
+    };
+    fib::Backlog<uint32_t, Hash> b;
+    std::deque<uint32_t> want;
+    std::set<uint32_t> waiting;
+    std::mt19937 rng(5);
+    size_t emptied = 0;
+    for (int step = 0; step < 200000; step++) {
+        // Phases of growth (up to ~6000 waiting) and of draining.
+        bool grow = (step / 20000) % 2 == 0;
+        if (rng() % 4 != 0 || !grow) {
+            uint32_t k = rng() % (grow ? 20000 : 50);
+            bool added = b.add(k);
+            ASSERT_EQ(added, waiting.insert(k).second) << "key " << k << " at step " << step;
+            if (added) want.push_back(k);
+        }
+        if (rng() % (grow ? 3 : 1) == 0 && !want.empty()) {
+            ASSERT_EQ(b.at(0), want.front());
+            waiting.erase(want.front());
+            want.pop_front();
+            b.pop();
+            emptied += want.empty();
+        }
+        ASSERT_EQ(b.size(), want.size());
+        ASSERT_EQ(b.empty(), want.empty());
+        if (!want.empty()) {
+            ASSERT_EQ(b.at(want.size() - 1), want.back());
+        }
+    }
+    EXPECT_GT(emptied, 10u);
+    b.release();
+    EXPECT_TRUE(b.empty());
+    EXPECT_TRUE(b.add(1));
+    EXPECT_FALSE(b.add(1));
 }
 
 // The embedded speaker's thread: calls and posts run on it in order, an event from the
