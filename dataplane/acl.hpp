@@ -64,8 +64,9 @@ inline void acl_in(Burst &b, Worker &w) {
     // Held packets coming back after neighbor resolution passed already.
     if (!st || !st->any[in] || b.entry == Entry::Routed) return;
     const AclSet *by_port = st->port[in][b.port];
-    const AclSet *sets[kMaxBurst] = {}; // GCC 12 warns (maybe-uninitialized) otherwise
+    const AclSet *sets[kMaxBurst];
     for (unsigned k = 0; k < b.n4; k++) sets[k] = by_port ? by_port : st->vrf[in][b.vrf4[k]];
+    // `b.n4 &&`: without it GCC 12 sees `sets` read unset (-Wmaybe-uninitialized).
     bool dropped = b.n4 && acl_apply(b, w.rcu_id, false, b.n4, b.idx4, sets);
     for (unsigned k = 0; k < b.n6; k++) sets[k] = by_port ? by_port : st->vrf[in][b.vrf6[k]];
     dropped |= acl_apply(b, w.rcu_id, true, b.n6, b.idx6, sets);

@@ -438,6 +438,20 @@ TEST_F(PlainBurst, EndsAsInTheStagesOverSeveralPortsAndShortBursts) {
 // of 10.100.0.0/16 after them (rte_acl), other ports denied by default.
 class PlainBurstAcl : public PlainBurst {
   protected:
+    struct PolicyCase {
+        std::string name;
+        std::vector<std::pair<AclAttach, AclPolicy>> policies;
+    };
+    // Installs the case's policies as ids 1, 2, ... (acl_ids), runs `check`, removes them.
+    template <class Check> void with_policies(const PolicyCase &c, Check &&check) {
+        acl_ids.clear();
+        for (const auto &[where, policy] : c.policies) {
+            acl_ids.push_back(uint32_t(acl_ids.size() + 1));
+            rig.acl->set(acl_ids.back(), where, policy);
+        }
+        check();
+        for (uint32_t id : acl_ids) rig.acl->del(id);
+    }
     static AclRule pinned(const std::string &dst, uint16_t dport, AclAction a) {
         AclRule r;
         r.src = P("10.0.0.0/8"), r.dst = P(dst.c_str()), r.proto = IPPROTO_UDP;
@@ -513,19 +527,12 @@ class PlainBurstAcl : public PlainBurst {
 // (rte_acl), with or without an odd packet mixed in, the burst ends as in the stages with
 // the same hit counters.
 TEST_F(PlainBurstAcl, WithAnIngressAclEndsAsInTheStages) {
-    struct Case {
-        const char *name;
-        AclAttach where;
-        AclPolicy policy;
+    const std::vector<PolicyCase> cases = {
+        {"port", {{AclAttach{AclDirection::In, true, rig.port[0]}, by_host({3, 6})}}},
+        {"vrf", {{AclAttach{AclDirection::In, false, 0}, by_prefix({3, 6})}}},
     };
-    for (const Case &c :
-         {Case{"port", AclAttach{AclDirection::In, true, rig.port[0]}, by_host({3, 6})},
-          Case{"vrf", AclAttach{AclDirection::In, false, 0}, by_prefix({3, 6})}}) {
-        rig.acl->set(1, c.where, c.policy);
-        acl_ids = {1};
-        expect_acl_bursts_as_in_the_stages(c.name, {{}, {3, 6}});
-        rig.acl->del(1);
-    }
+    for (const PolicyCase &c : cases)
+        with_policies(c, [&] { expect_acl_bursts_as_in_the_stages(c.name, {{}, {3, 6}}); });
 }
 
 // With egress policies, plain4 classifies a plain burst after its second loop, by the
@@ -536,26 +543,17 @@ TEST_F(PlainBurstAcl, WithAnEgressAclEndsAsInTheStages) {
     const AclAttach in_port{AclDirection::In, true, rig.port[0]};
     const AclAttach out_port{AclDirection::Out, true, rig.port[1]};
     const AclAttach out_vrf{AclDirection::Out, false, 0};
-    struct Case {
-        std::string name;
-        std::vector<std::pair<AclAttach, AclPolicy>> policies;
-    };
-    const std::vector<Case> cases = {
+    const std::vector<PolicyCase> cases = {
         {"egress port", {{out_port, by_host({3, 6})}}},
         {"egress vrf", {{out_vrf, by_prefix({3, 6})}}},
         {"egress port over vrf", {{out_port, by_host({6})}, {out_vrf, by_prefix({3})}}},
         {"ingress port, egress vrf", {{in_port, by_host({3})}, {out_vrf, by_prefix({6})}}},
         {"ingress port, egress port", {{in_port, by_prefix({6})}, {out_port, by_host({3})}}},
     };
-    for (const Case &c : cases) {
-        acl_ids.clear();
-        for (auto &[where, policy] : c.policies) {
-            acl_ids.push_back(uint32_t(acl_ids.size() + 1));
-            rig.acl->set(acl_ids.back(), where, policy);
-        }
-        expect_acl_bursts_as_in_the_stages(c.name, {{}, {3}, {6}, {3, 6}});
-        for (uint32_t id : acl_ids) rig.acl->del(id);
-    }
+    for (const PolicyCase &c : cases)
+        with_policies(c, [&] {
+            expect_acl_bursts_as_in_the_stages(c.name, {{}, {3}, {6}, {3, 6}});
+        });
 }
 
 // ECMP spreads a plain burst over ports 1 and 2: with a policy on one of them only, on both,
@@ -575,33 +573,24 @@ TEST_F(PlainBurstAcl, WithEgressAclsOnSeveralPortsEndsAsInTheStages) {
     const AclAttach port1{AclDirection::Out, true, rig.port[1]};
     const AclAttach port2{AclDirection::Out, true, rig.port[2]};
     const AclAttach vrf{AclDirection::Out, false, 0};
-    struct Case {
-        std::string name;
-        std::vector<std::pair<AclAttach, AclPolicy>> policies;
-    };
-    const std::vector<Case> cases = {
+    const std::vector<PolicyCase> cases = {
         {"port 1", {{port1, by_sport(5, 9)}}},
         {"port 2", {{port2, by_sport(6, 12)}}},
         {"ports 1 and 2", {{port1, by_sport(5, 9)}, {port2, by_sport(6, 12)}}},
         {"port 1 and vrf", {{port1, by_sport(5, 9)}, {vrf, by_sport(6, 12)}}},
     };
-    for (const Case &c : cases) {
-        acl_ids.clear();
-        for (auto &[where, policy] : c.policies) {
-            acl_ids.push_back(uint32_t(acl_ids.size() + 1));
-            rig.acl->set(acl_ids.back(), where, policy);
-        }
-        for (uint16_t deny_from : {0, 5, 6}) { // sport 5 or 6 sent from `deny_from` on
-            std::vector<Frame> in;
-            for (uint16_t k = 0; k < 32; k++) {
-                const bool denied_port = k == 5 || k == 6;
-                const auto sport = uint16_t(denied_port && k < deny_from ? 40 + k : k);
-                in.push_back(v4({.dst = "10.200.1.1", .sport = sport}));
+    for (const PolicyCase &c : cases)
+        with_policies(c, [&] {
+            for (uint16_t deny_from : {0, 5, 6}) { // sport 5 or 6 sent from `deny_from` on
+                std::vector<Frame> in;
+                for (uint16_t k = 0; k < 32; k++) {
+                    const bool denied_port = k == 5 || k == 6;
+                    const auto sport = uint16_t(denied_port && k < deny_from ? 40 + k : k);
+                    in.push_back(v4({.dst = "10.200.1.1", .sport = sport}));
+                }
+                expect_same_as_stages(in, c.name + ", from " + std::to_string(deny_from));
             }
-            expect_same_as_stages(in, c.name + ", from " + std::to_string(deny_from));
-        }
-        for (uint32_t id : acl_ids) rig.acl->del(id);
-    }
+        });
 }
 
 } // namespace
