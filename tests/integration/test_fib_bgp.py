@@ -235,8 +235,10 @@ def scenario(lab, check):
     check("r2 announces again: the stream comes back", follows, s, "r2", "r2 re-announces", t)
 
     def peer_killed():
-        s.gobgp["r2"].proc.signal(signal.SIGKILL)  # the kernel resets the TCP session
+        # The clock first: read after the signal, it can already be later than the
+        # stream's first datagram at r3 when this process is scheduled out in between.
         t = time.monotonic()
+        s.gobgp["r2"].proc.signal(signal.SIGKILL)  # the kernel resets the TCP session
         wait_for(lambda: s.bgp_routes().get(PREFIX) == ["10.0.3.2"], WITHDRAW_BOUND + 5,
                  "FIB to lose r2's route", interval=0.02)
         took = time.monotonic() - t
