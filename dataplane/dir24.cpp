@@ -1,5 +1,8 @@
 #include "dataplane/dir24.hpp"
 
+#include "vleaf/huge_pages.hpp"
+
+#include <rte_eal.h>
 #include <rte_malloc.h>
 
 #include <bit>
@@ -15,26 +18,50 @@ uint32_t mask(unsigned len) {
 } // namespace
 
 Dir24::Dir24(uint32_t max_rules, uint32_t tbl8_groups, rte_rcu_qsbr *rcu, int socket)
-    : n_groups_(tbl8_groups), max_rules_(max_rules), rcu_(rcu), rules_(max_rules),
-      group_rules_(tbl8_groups), group_base_(tbl8_groups) {
+    : n_groups_(tbl8_groups), max_rules_(max_rules), huge_(rte_eal_has_hugepages() != 0), rcu_(rcu),
+      rules_(max_rules), group_rules_(tbl8_groups), group_base_(tbl8_groups) {
     if (tbl8_groups >= uint32_t(1) << (32 - kGroupShift))
         throw std::invalid_argument("DIR-24-8: too many tbl8 groups");
-    tbl24_ = static_cast<uint32_t *>(
-        rte_zmalloc_socket("vleaf_tbl24", sizeof(uint32_t) << 24, 64, socket));
-    tbl8_ = static_cast<uint32_t *>(
-        rte_malloc_socket("vleaf_tbl8", sizeof(uint32_t) * 256 * tbl8_groups, 64, socket));
+    tbl24_ = alloc_table("vleaf_tbl24", size_t(1) << 24, socket);
+    tbl8_ = alloc_table("vleaf_tbl8", size_t(256) * tbl8_groups, socket);
     if (!tbl24_ || !tbl8_) {
-        rte_free(tbl24_);
-        rte_free(tbl8_);
-        throw std::runtime_error("DIR-24-8 tables: out of DPDK memory");
+        free_table(tbl24_, size_t(1) << 24);
+        free_table(tbl8_, size_t(256) * tbl8_groups);
+        throw std::runtime_error("DIR-24-8 tables: out of memory");
     }
     free_.reserve(tbl8_groups);
     for (uint32_t g = tbl8_groups; g-- > 0;) free_.push_back(g);
 }
 
 Dir24::~Dir24() {
-    rte_free(tbl24_);
-    rte_free(tbl8_);
+    free_table(tbl24_, size_t(1) << 24);
+    free_table(tbl8_, size_t(256) * n_groups_);
+}
+
+// Without hugepages (--no-huge) EAL's memory is a shared memfd in 4 KiB pages, which
+// transparent huge pages do not back (shmem_enabled is "never" by default): every
+// random tbl24 or tbl8 access of the writer and the workers then also misses the TLB. An
+// anonymous mapping of our own gets transparent huge pages there.
+uint32_t *Dir24::alloc_table(const char *name, size_t entries, int socket) const {
+    if (huge_)
+        return static_cast<uint32_t *>(
+            rte_zmalloc_socket(name, sizeof(uint32_t) * entries, 64, socket));
+    try {
+        // tbl24 is a mapping of its own, which the kernel zeroes; tbl8 groups are written
+        // whole before use.
+        static_assert(sizeof(uint32_t) << 24 >= HugePageAllocator<uint32_t>::kHugePage);
+        return HugePageAllocator<uint32_t>{}.allocate(entries);
+    } catch (const std::bad_alloc &) {
+        return nullptr;
+    }
+}
+
+void Dir24::free_table(uint32_t *t, size_t entries) const {
+    if (!t) return;
+    if (huge_)
+        rte_free(t);
+    else
+        HugePageAllocator<uint32_t>{}.deallocate(t, entries);
 }
 
 void Dir24::count_depth(unsigned len, int delta) {

@@ -26,7 +26,8 @@ namespace vleaf::dp {
 class Dir24 {
   public:
     // tbl8_groups: /24s holding longer prefixes at a time (plus those awaiting a grace
-    // period). The tables come from DPDK memory on `socket`.
+    // period). The tables come from DPDK memory on `socket` when EAL has hugepages, else
+    // from a mapping with transparent huge pages.
     Dir24(uint32_t max_rules, uint32_t tbl8_groups, rte_rcu_qsbr *rcu, int socket);
     ~Dir24();
     Dir24(const Dir24 &) = delete;
@@ -87,6 +88,8 @@ class Dir24 {
     // whose depth passes `replace`.
     template <class Replace>
     void write24(uint32_t first, uint32_t count, uint32_t e, Replace replace);
+    uint32_t *alloc_table(const char *name, size_t entries, int socket) const;
+    void free_table(uint32_t *t, size_t entries) const;
     uint32_t alloc_group();
     void retire_group(uint32_t g);
     void count_depth(unsigned len, int delta);
@@ -95,6 +98,7 @@ class Dir24 {
     uint32_t *tbl8_ = nullptr;
     uint32_t n_groups_;
     uint32_t max_rules_;
+    bool huge_; // EAL has hugepages: the tables are DPDK memory
     rte_rcu_qsbr *rcu_;
     RuleHash rules_;
     uint32_t depth_rules_[33] = {};

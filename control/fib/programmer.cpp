@@ -257,6 +257,7 @@ void Programmer::add_iface(uint16_t ifid, const std::string &name, uint16_t port
     Scope batch(*this);
     NhId conn = alloc();
     ifs_[ifid] = Iface{name, port, vrf, addresses, conn, bd};
+    index_subnets();
     NhObj o;
     o.type = NhObj::Type::Connected;
     o.ifid = ifid;
@@ -279,12 +280,33 @@ void Programmer::add_local(uint32_t vrf, const IpAddr &addr) {
     set_route(vrf, Prefix{addr, static_cast<uint8_t>(addr.max_len())}, RouteType::Local, kNhLocal);
 }
 
+void Programmer::index_subnets() {
+    subnets_.clear();
+    for (auto &[id, itf] : ifs_)
+        for (const Prefix &a : itf.addresses) {
+            // Prefix::contains compares masked addresses; an IPv4 prefix masks only its
+            // first 4 bytes and compares the rest as they are.
+            std::array<uint8_t, 16> mask;
+            mask.fill(0xff);
+            Prefix ones{a.addr, a.len};
+            ones.addr.bytes = mask;
+            mask = ones.masked().addr.bytes;
+            Subnet sn{itf.vrf, a.addr.family, id, {}, {}};
+            std::memcpy(sn.mask.data(), mask.data(), 16);
+            std::memcpy(sn.net.data(), a.addr.bytes.data(), 16);
+            sn.net[0] &= sn.mask[0];
+            sn.net[1] &= sn.mask[1];
+            subnets_.push_back(sn);
+        }
+}
+
 std::optional<uint16_t> Programmer::connected_if(uint32_t vrf, const IpAddr &ip) const {
-    for (auto &[id, itf] : ifs_) {
-        if (itf.vrf != vrf) continue;
-        for (auto &a : itf.addresses)
-            if (a.contains(ip)) return id;
-    }
+    std::array<uint64_t, 2> a;
+    std::memcpy(a.data(), ip.bytes.data(), 16);
+    for (const Subnet &sn : subnets_)
+        if (sn.vrf == vrf && sn.family == ip.family && ((a[0] ^ sn.net[0]) & sn.mask[0]) == 0 &&
+            ((a[1] ^ sn.net[1]) & sn.mask[1]) == 0)
+            return sn.ifid;
     return std::nullopt;
 }
 

@@ -19,7 +19,15 @@ enum class RouteType : uint8_t { Connected, Local, Static, Neighbor, Blackhole, 
 struct RouteKey {
     uint32_t vrf;
     Prefix prefix;
-    bool operator==(const RouteKey &) const = default;
+    // What the defaulted one compares, without its call of memcmp for the address (a
+    // probe compares a key per slot it passes).
+    bool operator==(const RouteKey &o) const {
+        uint64_t a[2], b[2];
+        std::memcpy(a, prefix.addr.bytes.data(), 16);
+        std::memcpy(b, o.prefix.addr.bytes.data(), 16);
+        return vrf == o.vrf && prefix.len == o.prefix.len &&
+               prefix.addr.family == o.prefix.addr.family && ((a[0] ^ b[0]) | (a[1] ^ b[1])) == 0;
+    }
 };
 
 struct RouteSlot {
@@ -42,11 +50,15 @@ class RouteTable {
     // The slot of `k`, a new one (not present) if there was none. Moves other slots.
     RouteSlot &slot(const RouteKey &k);
     void erase(const RouteKey &k);
-    // Brings the slot where the probe for `k` starts into the cache.
+    // Brings the slot where the probe for `k` starts, and the next one, into the cache:
+    // at the table's load a probe or an erase's backward shift often reads the second.
     void prefetch(const RouteKey &k) const {
-        const RouteSlot *s = &slots_[hash(k) & mask_];
-        prefetch_write(s);
-        prefetch_write(reinterpret_cast<const char *>(s + 1) - 1); // it may span two lines
+        size_t i = hash(k) & mask_;
+        size_t n = i < mask_ ? 2 : 1;
+        const char *s = reinterpret_cast<const char *>(&slots_[i]);
+        // A slot may span two lines.
+        for (size_t off = 0; off < n * sizeof(RouteSlot); off += 32) prefetch_write(s + off);
+        prefetch_write(s + n * sizeof(RouteSlot) - 1);
     }
     template <class F> void for_each(F f) const {
         for (const RouteSlot &s : slots_)

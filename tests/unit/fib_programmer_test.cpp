@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
+#include <random>
 #include <set>
 
 using namespace vleaf;
@@ -127,6 +129,51 @@ TEST_F(ProgrammerTest, ResolveTargets) {
     ASSERT_TRUE(t);
     EXPECT_EQ(t->ip, A("10.0.2.2"));
     EXPECT_FALSE(f.resolve_target(kNhLocal, A("10.0.1.1")));
+}
+
+// A BGP next hop resolves on the first interface (by id, then address) of the route's
+// VRF whose subnet holds it, as Prefix::contains decides: overlapping subnets, odd
+// lengths, both families, another VRF, addresses on either side of each boundary.
+TEST(ProgrammerSubnets, NexthopsResolveOnTheFirstInterfaceWhoseSubnetHoldsThem) {
+    Model model;
+    fib::Programmer f{[&](const Update &u) { model.apply(u); }};
+    struct Itf {
+        uint16_t id;
+        uint32_t vrf;
+        std::vector<Prefix> addresses;
+    };
+    std::vector<Itf> ifs{{5, 0, {P("10.1.0.1/16"), P("fd00::1/64")}},
+                         {2, 0, {P("10.1.2.1/23"), P("10.9.0.1/31")}},
+                         {9, 1, {P("10.1.2.1/24"), P("fd00::1/127")}},
+                         {3, 0, {P("fd00::8000:0:0:1/65"), P("192.168.7.9/32")}}};
+    for (auto &i : ifs)
+        f.add_interface(i.id, "if" + std::to_string(i.id), i.id, i.vrf, i.addresses);
+    std::sort(ifs.begin(), ifs.end(), [](auto &a, auto &b) { return a.id < b.id; });
+    std::mt19937 rng(1);
+    uint32_t route = 0;
+    for (auto &i : ifs)
+        for (const Prefix &a : i.addresses)
+            for (int k = 0; k < 64; k++) {
+                // An address of the subnet with one of its bits flipped: inside, or just out.
+                IpAddr ip = a.addr;
+                unsigned bit = rng() % unsigned(ip.max_len());
+                ip.bytes[bit / 8] ^= uint8_t(0x80 >> (bit % 8));
+                for (uint32_t vrf : {0u, 1u}) {
+                    std::optional<uint16_t> want;
+                    for (auto &j : ifs)
+                        for (const Prefix &b : j.addresses)
+                            if (!want && j.vrf == vrf && b.contains(ip)) want = j.id;
+                    Prefix dst{IpAddr::v4((100u << 24) | ++route), 32};
+                    f.set_bgp(vrf, dst, &ip, 1);
+                    auto it = model.routes.find({vrf, dst});
+                    ASSERT_EQ(it != model.routes.end(), want.has_value()) << ip.str();
+                    if (!want) continue;
+                    auto t = f.resolve_target(it->second, ip);
+                    ASSERT_TRUE(t);
+                    EXPECT_EQ(t->ifid, *want) << ip.str() << " in VRF " << vrf;
+                    EXPECT_EQ(t->ip, ip);
+                }
+            }
 }
 
 TEST_F(ProgrammerTest, RouteViewListsNexthops) {
