@@ -98,6 +98,7 @@ nlohmann::json Speaker::show_summary() const {
                         {"rejected_unknown", counters_.rejected_unknown},
                         {"rejected_collision", counters_.rejected_collision},
                         {"dynamic_created", counters_.dynamic_created}};
+    j["read_pauses"] = counters_.read_pauses;
     json peers = json::array();
     for (auto &sp : sessions_) {
         const Session &s = *sp;
