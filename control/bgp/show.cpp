@@ -389,7 +389,7 @@ uint32_t uint_arg(const nlohmann::json &args, const char *key) {
     return args[key].get<uint32_t>();
 }
 
-void add_show_commands(api::Server &api, ShowRunner run) {
+void add_show_commands(api::Server &api, const ShowRunner &run) {
     api.add("show bgp summary", [run](const json &) {
         return run([](const Speaker &sp) { return sp.show_summary(); });
     });
