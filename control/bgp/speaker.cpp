@@ -321,7 +321,7 @@ void Speaker::on_accept() {
                 ++counters_.rejected_collision;
                 Bytes b;
                 encode_notification({err::kCease, err::kCollisionResolution, {}}, b);
-                (void)!write(fd, b.data(), b.size());
+                (void)!::send(fd, b.data(), b.size(), MSG_NOSIGNAL);
                 close(fd);
             }
             break;
@@ -443,7 +443,9 @@ void Speaker::read_conn(Conn &c) {
 
 bool Speaker::flush_conn(Conn &c) {
     while (c.unsent()) {
-        ssize_t n = write(c.fd, c.wbuf.data() + c.wpos, c.unsent());
+        // MSG_NOSIGNAL: a peer that reset the connection must end the session, not the
+        // process (vleafd, unlike vleaf-bgpd, leaves SIGPIPE at its default).
+        ssize_t n = ::send(c.fd, c.wbuf.data() + c.wpos, c.unsent(), MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
             if (errno == EINTR) continue;
@@ -488,7 +490,7 @@ void Speaker::run_actions(Conn &c, const FsmActions &actions) {
         case FsmAction::Disconnect:
             // A NOTIFICATION queued just before gets one chance to leave.
             if (c.fd >= 0 && !c.connecting && c.unsent()) {
-                (void)!write(c.fd, c.wbuf.data() + c.wpos, c.unsent());
+                (void)!::send(c.fd, c.wbuf.data() + c.wpos, c.unsent(), MSG_NOSIGNAL);
             }
             close_conn(c);
             break;
