@@ -133,15 +133,14 @@ inline bool lb_from_backend4(const LbState &st, uint64_t addrs, uint32_t ports) 
            test_bit(st.baddr_bits, addr_bit4(uint32_t(addrs)));
 }
 
-// Picks the burst's TCP/UDP packets to a VIP and those that may be replies of DNAT flows,
-// makes their keys and prefetches their primary buckets. Other traffic costs two bit tests.
-// A key is the packet's own 5-tuple, so the line is prefetched before the VIP index lookup
-// rather than after it. A burst's packets to a VIP mostly go to a few services in runs: the
-// index is looked up once per run.
-inline void lb_pick4(Burst &b, const LbState &st, const LbFlows &fl, LbCand *c, unsigned &n,
-                     bool &dropped) {
-    uint64_t last = ~uint64_t(0); // VIP, port, protocol, VRF: never all ones
-    const LbService *last_svc = nullptr;
+// The first pass over the burst's IPv4 packets: picks the TCP/UDP packets to a VIP and
+// those that may be replies of DNAT flows, makes their keys and prefetches their primary
+// buckets; lb_vips4 finds the requests' services. Other traffic costs two bit tests. A key
+// is the packet's own 5-tuple, so its bucket does not wait for the VIP index lookup. The
+// pass is short on purpose: with a big table each prefetch waits for its page walk (nested
+// in a VM) before it retires, and the reorder buffer holds several of these iterations, so
+// the burst's walks overlap one another and lb_vips4's work overlaps the last of them.
+inline void lb_pick4(const Burst &b, const LbState &st, const LbFlows &fl, LbCand *c, unsigned &n) {
     for (unsigned k = 0; k < b.n4; k++) {
         const unsigned i = b.idx4[k];
         uint8_t *l3 = rte_pktmbuf_mtod_offset(b.m[i], uint8_t *, sizeof(rte_ether_hdr));
@@ -152,41 +151,60 @@ inline void lb_pick4(Burst &b, const LbState &st, const LbFlows &fl, LbCand *c, 
         uint32_t ports;
         std::memcpy(&addrs, l3 + 12, 8);
         std::memcpy(&ports, l3 + 20, 4);
-        const uint32_t dst = uint32_t(addrs >> 32);
-        const uint16_t sport = uint16_t(ports), dport = uint16_t(ports >> 16);
+        const uint16_t dport = uint16_t(ports >> 16);
+        FlowKind kind = kFlowRequest4;
+        if (!test_bit(st.vport_bits, rte_be_to_cpu_16(dport)) ||
+            !test_bit(st.vaddr_bits, addr_bit4(uint32_t(addrs >> 32)))) {
+            if (!lb_from_backend4(st, addrs, ports)) continue;
+            kind = kFlowReply4;
+        }
         const uint8_t vrf = b.vrf4[k];
-        const bool to_vip = test_bit(st.vport_bits, rte_be_to_cpu_16(dport)) &&
-                            test_bit(st.vaddr_bits, addr_bit4(dst));
-        if (!to_vip && !lb_from_backend4(st, addrs, ports)) continue;
-        const uint64_t tuple = flow_tuple_word(sport, dport, proto, vrf);
-        FlowKey key{addrs, tuple | flow_kind(to_vip ? kFlowRequest4 : kFlowReply4)};
-        uint32_t sig = flow_sig(key);
+        const FlowKey key{addrs,
+                          flow_tuple_word(uint16_t(ports), dport, proto, vrf) | flow_kind(kind)};
+        const uint32_t sig = flow_sig(key);
         flow_prefetch_bucket(fl, flow_bucket1(fl, sig));
-        const LbService *s = nullptr;
-        if (to_vip) {
-            const uint64_t port_proto = uint64_t(dport) | uint64_t(proto) << 16;
-            const uint64_t vip = dst | port_proto << 32 | uint64_t(vrf) << 56;
+        c[n++] = {key, nullptr, l3, sig, uint8_t(i), uint8_t(k), proto, vrf};
+    }
+}
+
+// The services of lb_pick4's requests; drops truncated ones, and leaves out requests that
+// are the bit filters' false positives and cannot be replies either, and truncated replies.
+// A burst's packets to a VIP mostly go to a few services in runs: the index is looked up
+// once per run.
+inline void lb_vips4(Burst &b, const LbState &st, LbCand *c, unsigned &n, bool &dropped) {
+    uint64_t last = ~uint64_t(0); // VIP, port, protocol, VRF: never all ones
+    const LbService *last_svc = nullptr;
+    unsigned kept = 0;
+    for (unsigned j = 0; j < n; j++) {
+        LbCand &x = c[j];
+        if (x.key.k1 >> 56 == kFlowRequest4) {
+            const uint32_t dst = uint32_t(x.key.k0 >> 32);
+            // Destination port and protocol, as in the key's tuple word.
+            const uint64_t port_proto = (x.key.k1 >> 16) & 0xffffff;
+            const uint64_t vip = dst | port_proto << 32 | uint64_t(x.vrf) << 56;
             if (vip != last) {
                 last = vip;
-                const uint32_t at = st.vips.find({{dst, 0, vrf | port_proto << 32}});
+                const uint32_t at = st.vips.find({{dst, 0, x.vrf | port_proto << 32}});
                 last_svc = at == LbIndex::kNone ? nullptr : st.svc[at];
             }
-            s = last_svc;
-            if (!s) { // the bit filters' false positive
-                if (!lb_from_backend4(st, addrs, ports)) continue;
-                key.k1 = tuple | flow_kind(kFlowReply4);
-                sig = flow_sig(key);
+            x.svc = last_svc;
+            if (!x.svc) { // the bit filters' false positive
+                if (!lb_from_backend4(st, x.key.k0, uint32_t(x.key.k1))) continue;
+                x.key.k1 = (x.key.k1 & ~flow_kind(FlowKind(0xff))) | flow_kind(kFlowReply4);
+                x.sig = flow_sig(x.key);
             }
         }
-        if (lb_truncated<false>(b.m[i], l3, proto)) {
-            if (s) {
-                b.drop(i, Drop::lb_truncated);
+        if (lb_truncated<false>(b.m[x.at], x.l3, x.proto)) {
+            if (x.svc) {
+                b.drop(x.at, Drop::lb_truncated);
                 dropped = true;
             }
             continue;
         }
-        c[n++] = {key, s, l3, sig, uint8_t(i), uint8_t(k), proto, vrf};
+        if (kept != j) c[kept] = x;
+        kept++;
     }
+    n = kept;
 }
 
 // The same for IPv6, whose way keys are fingerprints of longer keys (kept in k6).
@@ -397,15 +415,17 @@ inline void lb(Burst &b, Worker &w) {
     // rdtsc takes ~100 cycles on this project's VMs: issued first, it overlaps with the keys.
     const uint32_t now = flow_now();
 
-    // Three passes, so that the flow table's cache misses overlap: keys and primary bucket
-    // prefetches for the whole burst; then the flows found in their primary bucket (most
+    // Passes over the burst, so that the flow table's cache misses overlap: keys and primary
+    // bucket prefetches for the whole burst (IPv4: the services looked up after all the
+    // prefetches, see lb_pick4); then the flows found in their primary bucket (most
     // established IPv4 flows) are done while the others' second lines are prefetched; then
     // the others.
     LbCand c[kMaxBurst];
     FlowKey6 k6[kMaxBurst]; // IPv6 candidates only
     unsigned n = 0;
     bool dropped = false;
-    lb_pick4(b, *st, fl, c, n, dropped);
+    lb_pick4(b, *st, fl, c, n);
+    lb_vips4(b, *st, c, n, dropped);
     const unsigned n4 = n;
     lb_pick6(b, *st, fl, c, k6, n, dropped);
     uint8_t rest[kMaxBurst];

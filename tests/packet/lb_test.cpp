@@ -593,6 +593,23 @@ TEST_F(Lb, OnlyRepliesOfTranslatedFlowsGetTheVip) {
     EXPECT_EQ(lb(&LbCounters::reverse_nat), 0u);
 }
 
+// A reply whose destination (the client) is another service's VIP and port, of another
+// protocol, passes the VIP filters and finds no service: it is still a DNAT flow's reply.
+TEST_F(Lb, ReplyToAnAddressAndPortLikeAVipGetsTheVip) {
+    reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}}));
+    reg->add(service("dns", "10.0.1.2", 40000, {{"10.0.2.3", 53}}, IPPROTO_UDP));
+    rig.run(0, {framed(port_mac[0], kHost1,
+                       ip_packet({"10.0.1.2", "10.96.0.10", IPPROTO_TCP, 40000, 80}))});
+    ASSERT_EQ(sent(1).size(), 1u);
+    L4 reply{"10.0.2.2", "10.0.1.2", IPPROTO_TCP, 8080, 40000};
+    rig.run(1, {framed(port_mac[1], kHost2, ip_packet(reply))});
+    L4 back{"10.96.0.10", "10.0.1.2", IPPROTO_TCP, 80, 40000, 63};
+    auto out = sent(0);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0], framed(kHost1, port_mac[0], ip_packet(back)));
+    EXPECT_EQ(lb(&LbCounters::reverse_nat), 1u);
+}
+
 TEST_F(Lb, OtherTrafficIsRoutedUntouched) {
     reg->add(service("web", "10.96.0.10", 80, {{"10.0.2.2", 8080}}));
     Frame in =
