@@ -2,8 +2,10 @@
 # One-lcore system benchmark: dpdk-testpmd (io forwarding, the I/O ceiling), DPDK's l3fwd
 # (LPM) and vleafd forward the same 64-byte IPv4/UDP frames, replayed by net_pcap with
 # infinite_rx, back out of the same port (net_pcap without tx_pcap counts and frees them).
-# Every forwarder runs on lcore 1 in turn, ROUNDS times interleaved; the table shows the
-# median Mpps (port opackets over SECONDS, read through DPDK telemetry after WARMUP).
+# Every forwarder runs on lcore 1 in turn, ROUNDS times, in a new random order each round
+# (the host drifts and a row's neighbours matter: a fixed order biases the rows); the
+# tables show the median Mpps (port opackets over SECONDS, read through DPDK telemetry
+# after WARMUP) and each round's ratios, which compare rows that ran back to back.
 #
 #   bench/system/run.sh [-r ROUNDS] [-s SECONDS] [-w WARMUP] [-n ROUTES] [-p PACKETS]
 # Environment: BUILD_DIR (meson build with vleafd and tools/vleafctl; default build),
@@ -23,7 +25,7 @@ L3FWD_DIR=${L3FWD_DIR:-$BUILD_DIR/l3fwd}
 PY=/usr/bin/python3 # scapy lives in Debian's python, not in another python3 on PATH
 
 ROUNDS=3 SECONDS_=5 WARMUP=2 ROUTES=512 PACKETS=1024
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 2; }
 while getopts "r:s:w:n:p:h" opt; do
     case $opt in
     r) ROUNDS=$OPTARG ;;
@@ -203,7 +205,9 @@ fi
 echo "system benchmark: $(date -u +%F), $ROUTES routes, $PACKETS frames of 64 B, $MEM_DESC," \
     "forwarding on lcore 1, $ROUNDS rounds x ${SECONDS_}s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$ROUNDS"); do
-    for name in "${NAMES[@]}"; do measure "$name" "$round" || true; done
+    mapfile -t order < <(printf '%s\n' "${NAMES[@]}" | shuf)
+    echo "${order[*]}" >"$WORK/order_$round"
+    for name in "${order[@]}"; do measure "$name" "$round" || true; done
 done
 
 "$PY" - "$WORK" "$ROUNDS" "${NAMES[@]}" <<'EOF'
@@ -216,6 +220,13 @@ def load(path):
         with open(path) as f:
             return json.load(f)
     except (OSError, ValueError):
+        return None
+
+def load_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
         return None
 
 def mpps(name):
@@ -253,4 +264,41 @@ for n in names:
         n, f"{m:.2f}" if m else "failed", f"{m / base:.2f}" if m and base else "-",
         len(mpps(n)), rounds, " ".join(f"{r:.2f}" for r in mpps(n)),
         f"{c:.2f}" if c else "-", f"{cyc:.1f}" if cyc else "-"))
+
+# Ratios within each round: the rows of one round ran back to back, so their ratio is
+# less exposed to the host's drift than a ratio of medians. In brackets the same of the
+# rates per CPU-second of the forwarding lcore, which preemption does not lower.
+pairs = [(a, b) for a, b in (("vleafd", "l3fwd"), ("vleafd_ref", "l3fwd"),
+                             ("vleafd", "vleafd_ref"), ("l3fwd", "testpmd"))
+         if a in names and b in names]
+
+def round_rate(name, k, key):
+    r = load(f"{work}/{name}_{k}.json")
+    return r[key] / 1e6 if r and r.get(key) else None
+
+def ratio(a, b, k, key):
+    x, y = round_rate(a, k, key), round_rate(b, k, key)
+    return x / y if x and y else None
+
+def fmt(v, digits):
+    return f"{v:.{digits}f}" if v else "-"
+
+print("\n| round | order | " + " | ".join(names) + " | " +
+      " | ".join(f"{a} / {b}" for a, b in pairs) + " |")
+print("|---" * (2 + len(names) + len(pairs)) + "|")
+ratios = {(p, key): [] for p in pairs for key in ("opps", "opps_cpu")}
+for k in range(1, rounds + 1):
+    order = (load_text(f"{work}/order_{k}") or "").split()
+    cells = [fmt(round_rate(n, k, "opps"), 2) for n in names]
+    for a, b in pairs:
+        for key in ("opps", "opps_cpu"):
+            if (v := ratio(a, b, k, key)):
+                ratios[((a, b), key)].append(v)
+        cells.append(f"{fmt(ratio(a, b, k, 'opps'), 3)} ({fmt(ratio(a, b, k, 'opps_cpu'), 3)})")
+    print(f"| {k} | {' '.join(order)} | " + " | ".join(cells) + " |")
+print()
+for ((a, b), key), v in ratios.items():
+    if v:
+        print(f"{a} / {b}{' per CPU-second' if key == 'opps_cpu' else ''}: median"
+              f" {statistics.median(v):.3f} over {len(v)} rounds (range {min(v):.3f}-{max(v):.3f})")
 EOF

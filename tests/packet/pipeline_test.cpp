@@ -251,6 +251,29 @@ TEST_F(Pipeline, RoutesWithdrawnAndReplaced) {
 
 // What a burst did: frames sent per port, frames punted with their reason, drops by
 // reason (counter increments).
+// What a port does not take of a burst is freed and counted as tx_full.
+TEST_F(Pipeline, TxCountsAndFreesWhatThePortRefuses) {
+    // Ring port 1 takes 4095 mbufs (ring of 4096): fill it but for 10.
+    std::vector<rte_mbuf *> filler(4085);
+    ASSERT_EQ(rte_pktmbuf_alloc_bulk(rig.pool, filler.data(), unsigned(filler.size())), 0);
+    ASSERT_EQ(rte_ring_enqueue_bulk(rig.tx[1], reinterpret_cast<void **>(filler.data()),
+                                    unsigned(filler.size()), nullptr),
+              filler.size());
+    std::vector<Frame> in;
+    for (uint16_t k = 0; k < 32; k++) in.push_back(v4({.sport = k}));
+    const unsigned free_before = rte_mempool_avail_count(rig.pool);
+    const uint64_t tx_before = rig.w->stats.tx, full_before = rig.drops(Drop::tx_full);
+    rig.run(0, in);
+    EXPECT_EQ(rig.w->stats.tx - tx_before, 10u);
+    EXPECT_EQ(rig.drops(Drop::tx_full) - full_before, 22u);
+    // The burst's 32 mbufs came from the pool; the 22 refused are back in it.
+    EXPECT_EQ(rte_mempool_avail_count(rig.pool), free_before - 10);
+    auto sent = rig.take_tx(1);
+    ASSERT_EQ(sent.size(), 4095u);
+    EXPECT_EQ(bytes_of(sent.back()), routed(in[9], kHost2, port_mac[1]));
+    for (rte_mbuf *m : sent) rte_pktmbuf_free(m);
+}
+
 struct Outcome {
     std::vector<Frame> sent[Rig::kPorts];
     std::vector<std::pair<uint8_t, Frame>> punted;
