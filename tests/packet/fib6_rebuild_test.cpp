@@ -56,7 +56,7 @@ struct Tables {
         live[p] = nh;
         return fib->apply(Update::route_add(0, p, nh));
     }
-    std::string del(const Prefix &p) {
+    std::string del(Prefix p) { // a copy: `p` may be a key of `live`
         live.erase(p);
         return fib->apply(Update::route_del(0, p));
     }
