@@ -293,13 +293,13 @@ void AclSet::classify(const Part &part, const AclExact<Bytes> *exact, const uint
         Key keys[kChunk]; // filled only for packets not read in place
         const uint8_t *data[kChunk];
         for (unsigned i = 0; i < c; i++) data[i] = input(l3[base + i], len[base + i], keys[i]);
-        decide(part, exact, data, nullptr, c, out + base, worker);
+        decide<true>(part, exact, data, nullptr, c, out + base, worker);
     }
 }
 
-template <unsigned Bytes>
-void AclSet::decide(const Part &part, const AclExact<Bytes> *exact, const uint8_t *const data[],
-                    const uint32_t *home, unsigned n, AclVerdict out[], unsigned worker) const {
+template <bool kVerdicts, unsigned Bytes>
+uint64_t AclSet::decide(const Part &part, const AclExact<Bytes> *exact, const uint8_t *const data[],
+                        const uint32_t *home, unsigned n, AclVerdict out[], unsigned worker) const {
     uint64_t *row = hits_ + worker * stride_;
     const uint32_t none = static_cast<uint32_t>(size()); // the default's counter
     AclMatch r[kChunk];
@@ -331,17 +331,20 @@ void AclSet::decide(const Part &part, const AclExact<Bytes> *exact, const uint8_
             }
         }
     }
+    const bool deny_default = default_ == AclAction::Deny;
+    uint64_t deny = 0;
     for (unsigned i = 0; i < n; i++) {
-        AclVerdict &v = out[i];
         const bool decided = r[i].decide != kNoRank, counted = r[i].count != kNoRank;
-        v.rule = decided ? r[i].rule & ~kAclDenyBit : kAclDefault;
-        v.action = !decided                  ? default_
-                   : r[i].rule & kAclDenyBit ? AclAction::Deny
-                                             : AclAction::Allow;
-        row[decided ? v.rule : none]++;
-        v.counted = counted ? r[i].counted : kAclDefault;
-        if (counted) row[v.counted]++;
+        const uint32_t rule = decided ? r[i].rule & ~kAclDenyBit : kAclDefault;
+        const bool denied = decided ? (r[i].rule & kAclDenyBit) != 0 : deny_default;
+        deny |= uint64_t(denied) << i;
+        row[decided ? rule : none]++;
+        if (counted) row[r[i].counted]++;
+        if constexpr (kVerdicts)
+            out[i] = {denied ? AclAction::Deny : AclAction::Allow, rule,
+                      counted ? r[i].counted : kAclDefault};
     }
+    return deny;
 }
 
 void AclSet::classify4(const uint8_t *const l3[], const uint16_t len[], unsigned n,
@@ -349,12 +352,12 @@ void AclSet::classify4(const uint8_t *const l3[], const uint16_t len[], unsigned
     classify<Key4>(part4_, exact4_.get(), l3, len, n, out, worker);
 }
 
-void AclSet::classify4_plain(const uint8_t *const frame[], unsigned proto, const uint32_t home[],
-                             unsigned n, AclVerdict out[], unsigned worker) const {
+uint64_t AclSet::deny4_plain(const uint8_t *const frame[], unsigned proto, const uint32_t home[],
+                             unsigned n, unsigned worker) const {
     static_assert(offsetof(Key4, proto) == 0);
     const uint8_t *data[kChunk];
     for (unsigned i = 0; i < n; i++) data[i] = frame[i] + proto;
-    decide(part4_, exact4_.get(), data, home, n, out, worker);
+    return decide<false>(part4_, exact4_.get(), data, home, n, nullptr, worker);
 }
 
 void AclSet::classify6(const uint8_t *const l3[], const uint16_t len[], unsigned n,

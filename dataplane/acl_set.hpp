@@ -69,8 +69,10 @@ class AclSet {
     // classify4 for a burst of n <= 64 plain IPv4 headers (IHL 5, not a later fragment, at
     // least 4 bytes after the header in the frame), read in place: `frame[i] + proto` points
     // at the protocol byte of header i (offset 9), `home[i]` is what prefetch4 returned.
-    void classify4_plain(const uint8_t *const frame[], unsigned proto, const uint32_t home[],
-                         unsigned n, AclVerdict out[], unsigned worker) const;
+    // Counts hits as classify4 does and returns the denied packets (bit i: packet i) instead
+    // of verdicts, which is all plain4 needs.
+    uint64_t deny4_plain(const uint8_t *const frame[], unsigned proto, const uint32_t home[],
+                         unsigned n, unsigned worker) const;
     // For classify4_plain: prefetches what the exact-match part will read for the plain
     // IPv4 header whose protocol byte is at `key`.
     uint32_t prefetch4(const uint8_t *key) const { return exact4_ ? exact4_->prefetch(key) : 0; }
@@ -98,10 +100,11 @@ class AclSet {
     template <typename Key, unsigned Bytes>
     void classify(const Part &part, const AclExact<Bytes> *exact, const uint8_t *const l3[],
                   const uint16_t len[], unsigned n, AclVerdict out[], unsigned worker) const;
-    // The verdicts of n <= 64 packets read at data[i] (acl_set.cpp's key layout).
-    template <unsigned Bytes>
-    void decide(const Part &part, const AclExact<Bytes> *exact, const uint8_t *const data[],
-                const uint32_t *home, unsigned n, AclVerdict out[], unsigned worker) const;
+    // The verdicts of n <= 64 packets read at data[i] (acl_set.cpp's key layout), in `out`
+    // with kVerdicts, and the denied packets (bit per packet).
+    template <bool kVerdicts, unsigned Bytes>
+    uint64_t decide(const Part &part, const AclExact<Bytes> *exact, const uint8_t *const data[],
+                    const uint32_t *home, unsigned n, AclVerdict out[], unsigned worker) const;
 
     Part part4_, part6_;
     std::unique_ptr<AclExact<4>> exact4_;

@@ -50,6 +50,7 @@ void Acl::publish() {
         for (const auto &[id, live] : live_) {
             auto dir = static_cast<unsigned>(live.where.dir);
             (live.where.port ? next->port[dir] : next->vrf[dir])[live.where.id] = live.set.get();
+            next->only[dir] = next->any[dir] ? nullptr : live.set.get();
             next->any[dir] = true;
         }
     }

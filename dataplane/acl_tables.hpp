@@ -29,6 +29,10 @@ struct AclState {
     const AclSet *port[2][RTE_MAX_ETHPORTS] = {};
     const AclSet *vrf[2][kAclVrfs] = {};
     bool any[2] = {};
+    // The direction's policy when it is the only one attached in that direction (every
+    // packet is filtered by it or by none), else null: plain4 can then hash the packets for
+    // it before it knows their egress ports.
+    const AclSet *only[2] = {};
 };
 
 class Acl {

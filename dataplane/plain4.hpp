@@ -96,7 +96,7 @@ inline bool plain4_lb(Burst &b, Worker &w, uint8_t vrf, uint8_t **frame) {
     return true;
 }
 
-// Where AclSet::classify4_plain reads a plain frame (the IPv4 protocol byte), and how long
+// Where AclSet::deny4_plain reads a plain frame (the IPv4 protocol byte), and how long
 // the frame must be for it (4 bytes after the IPv4 header).
 inline constexpr unsigned kAclKey = sizeof(rte_ether_hdr) + offsetof(rte_ipv4_hdr, next_proto_id);
 inline constexpr unsigned kAclFrame = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr) + 4;
@@ -108,11 +108,7 @@ inline constexpr unsigned kAclFrame = sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hd
 template <class Rest>
 inline bool plain4_acl(Burst &b, Worker &w, const AclSet &acl, uint8_t vrf, uint8_t *const *frame,
                        const uint32_t *home, Rest &&rest) {
-    const unsigned n = b.n;
-    AclVerdict v[kMaxBurst];
-    acl.classify4_plain(frame, kAclKey, home, n, v, w.rcu_id);
-    uint64_t deny = 0;
-    for (unsigned i = 0; i < n; i++) deny |= uint64_t(v[i].action == AclAction::Deny) << i;
+    const uint64_t deny = acl.deny4_plain(frame, kAclKey, home, b.n, w.rcu_id);
     if (likely(deny == 0)) return true;
     plain4_denied(b, w, vrf, deny, rest);
     return false;
@@ -148,28 +144,37 @@ template <class Rest>
             f[m] = frame[i], h[m] = home[i], who[m++] = uint8_t(i);
         }
         if (!s) continue;
-        AclVerdict v[kMaxBurst];
-        s->classify4_plain(f, kAclKey, h, m, v, w.rcu_id);
-        for (unsigned k = 0; k < m; k++) deny |= uint64_t(v[k].action == AclAction::Deny) << who[k];
+        for (uint64_t d = s->deny4_plain(f, kAclKey, h, m, w.rcu_id); d; d &= d - 1)
+            deny |= uint64_t(1) << who[__builtin_ctzll(d)];
     }
     return deny;
 }
 
-// The egress ACL on a forwarded plain burst: packet i filtered by sets[i] (acl_out's policy
-// of its egress port, else of its VRF; null: none), `home[i]` its AclSet::prefetch4. Usually
-// one policy takes the whole burst. False when it denied a packet: then the burst has gone
-// on as the stages take it after acl_out.
+// The egress ACL on a forwarded plain burst, packet i filtered by acl_out's policy of its
+// egress port, else of the VRF (null: none), `home[i]` its AclSet::prefetch4; `out_ports`:
+// bit per egress port. With one egress policy in `st` (AclState::only) every packet's is that
+// one or none, and the first loop hashed them all for it; with more, the second loop put
+// each packet's in `sets`. Usually one port takes the whole burst: one policy, looked up
+// once. False when it denied a packet: then the burst has gone on as the stages take it
+// after acl_out.
 template <class Rest>
-inline bool plain4_acl_out(Burst &b, Worker &w, const AclSet *const *sets, uint8_t *const *frame,
-                           const uint32_t *home, uint8_t vrf, Rest &&rest) {
+inline bool plain4_acl_out(Burst &b, Worker &w, const AclState &st, uint64_t out_ports,
+                           const AclSet **sets, uint8_t *const *frame, const uint32_t *home,
+                           uint8_t vrf, Rest &&rest) {
+    constexpr unsigned kOut = unsigned(AclDirection::Out);
     const unsigned n = b.n;
     uint64_t deny = 0;
-    if (likely(std::all_of(sets + 1, sets + n, [&](const AclSet *s) { return s == sets[0]; }))) {
-        if (!sets[0]) return true;
-        AclVerdict v[kMaxBurst];
-        sets[0]->classify4_plain(frame, kAclKey, home, n, v, w.rcu_id);
-        for (unsigned i = 0; i < n; i++) deny |= uint64_t(v[i].action == AclAction::Deny) << i;
+    if (likely(std::has_single_bit(out_ports))) {
+        const AclSet *s = st.port[kOut][std::countr_zero(out_ports)];
+        if (!s) s = st.vrf[kOut][vrf];
+        if (!s) return true;
+        deny = s->deny4_plain(frame, kAclKey, home, n, w.rcu_id);
     } else {
+        if (st.only[kOut])
+            for (unsigned i = 0; i < n; i++) {
+                const AclSet *s = st.port[kOut][b.out_port[i]];
+                sets[i] = s ? s : st.vrf[kOut][vrf];
+            }
         deny = plain4_out_deny(w, n, sets, frame, home);
     }
     if (likely(deny == 0)) return true;
@@ -214,8 +219,10 @@ struct OddSplit {
     rte_mbuf *m[kMaxBurst];
 
     void add(unsigned i) { mask |= uint64_t(1) << i; }
-    // The number of IPv4 frames. `home`: AclSet::prefetch4's, when there is an ACL.
-    [[gnu::noinline]] unsigned split(Burst &b, uint8_t **frame, uint32_t *home) {
+    // The number of IPv4 frames. `home`, `home_out`: AclSet::prefetch4's of the ingress
+    // policy and of the only egress one, when there are.
+    [[gnu::noinline]] unsigned split(Burst &b, uint8_t **frame, uint32_t *home,
+                                     uint32_t *home_out) {
         unsigned kept = 0;
         for (unsigned i = 0; i < b.n; i++) {
             if (mask >> i & 1) {
@@ -226,6 +233,7 @@ struct OddSplit {
             frame[kept] = frame[i];
             b.dst4[kept] = b.dst4[i];
             if (home) home[kept] = home[i];
+            if (home_out) home_out[kept] = home_out[i];
             b.nh4[kept++] = b.nh4[i];
         }
         std::copy_n(m, n, b.m + kept);
@@ -245,6 +253,9 @@ struct OddSplit {
 // With kLb IPv6 is not split off: the LB stage keeps one flow table for IPv4 and IPv6, and
 // the order in which packets reach it decides which of them a full table drops.
 // `acl`: the ingress policy of the burst; `out`: the egress policies, when there are any.
+// The ingress policy's buckets are prefetched in the first loop; the egress ones too when
+// there is only one egress policy (AclState::only), else in the second loop, per packet by
+// its egress port.
 template <bool kLb, class Rest>
 inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, const AclState *out, Rest &&rest) {
     unsigned n = b.n;
@@ -253,7 +264,9 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, const AclState *o
     if (!t || !t->v4) return false; // no such VRF: route's no_route drops, by the stages
     const Dir24 &fib4 = *t->v4;
     uint8_t *frame[kMaxBurst];
-    uint32_t home[kMaxBurst]; // with an ACL: of the ingress one, then of the egress ones
+    uint32_t home[kMaxBurst], home_out[kMaxBurst]; // prefetch4's of the ingress, egress ACL
+    constexpr unsigned kOut = unsigned(AclDirection::Out);
+    const AclSet *out_one = out ? out->only[kOut] : nullptr;
     // classify4_plain reads past the header: with an ACL, shorter frames are the stages'.
     const bool acl_frame = acl || out;
     PlainChecks checks;
@@ -280,6 +293,9 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, const AclState *o
         if (unlikely(dst == vtep_be)) return false;
         if (acl_frame && unlikely(m->data_len < kAclFrame)) return false;
         if (acl) home[i] = acl->prefetch4(f + kAclKey); // the bucket arrives while we go on
+        // acl_out's key fields are those of the header as received: TTL and checksum are
+        // not among them.
+        if (out_one) home_out[i] = out_one->prefetch4(f + kAclKey);
         frame[i] = f;
         b.dst4[i] = rte_be_to_cpu_32(dst);
         if constexpr (!kLb) b.nh4[i] = fib4.lookup(b.dst4[i]);
@@ -290,7 +306,8 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, const AclState *o
     // packet in bench_pipeline (PlainBurstWithArp, bench/README.md).
     for (unsigned i = 0; i < n; i++)
         if (!check(i)) return false;
-    if (unlikely(odd.mask)) n = odd.split(b, frame, acl ? home : nullptr);
+    if (unlikely(odd.mask))
+        n = odd.split(b, frame, acl ? home : nullptr, out_one ? home_out : nullptr);
     // Martians are the stages' too (any_martian4 also tests the VTEP address).
     if (!checks.plain() || n == 0 || any_martian4(b, n, rte_be_to_cpu_32(vtep_be))) return false;
     b.n = static_cast<uint16_t>(n);
@@ -309,8 +326,8 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, const AclState *o
     const PortInfo *ports = w.ports;
     static_assert(RTE_MAX_ETHPORTS <= 64);
     uint64_t out_ports = 0; // bit per egress port
-    constexpr unsigned kOut = unsigned(AclDirection::Out);
     const AclSet *out_sets[kMaxBurst];
+    const bool out_each = out && !out_one; // egress policies looked up per packet
     const AclSet *out_vrf = out ? out->vrf[kOut][vrf] : nullptr;
     for (unsigned i = 0; i < n; i++) {
         auto id = static_cast<uint32_t>(b.nh4[i]);
@@ -336,15 +353,14 @@ inline bool plain4_run(Burst &b, Worker &w, const AclSet *acl, const AclState *o
         rewrite_l2(f, nh);
         b.out_port[i] = port;
         out_ports |= uint64_t(1) << port;
-        if (out) {
+        if (out_each) {
             const AclSet *s = out->port[kOut][port];
             out_sets[i] = s ? s : out_vrf;
-            // acl_out's key fields are those of the header as received: TTL and checksum are
-            // not among them. The bucket arrives while the loop goes on.
-            if (out_sets[i]) home[i] = out_sets[i]->prefetch4(f + kAclKey);
+            if (out_sets[i]) home_out[i] = out_sets[i]->prefetch4(f + kAclKey);
         }
     }
-    if (out && !plain4_acl_out(b, w, out_sets, frame, home, vrf, rest)) return odd.give_back(b);
+    if (out && !plain4_acl_out(b, w, *out, out_ports, out_sets, frame, home_out, vrf, rest))
+        return odd.give_back(b);
     if (likely(std::has_single_bit(out_ports)))
         tx_queue_all(w, b.out_port[0], b.m, n);
     else

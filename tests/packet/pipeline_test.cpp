@@ -561,15 +561,22 @@ TEST_F(PlainBurstAcl, WithAnIngressAclEndsAsInTheStages) {
 // With egress policies, plain4 classifies a plain burst after its second loop, by the
 // policy of each packet's egress port, else of its VRF: alone, with the egress port's or the
 // VRF's, and with an ingress policy that denies other packets (both, one or none of them
-// denying), each burst ends as in the stages with the same hit counters.
+// denying), each burst ends as in the stages with the same hit counters. A single egress
+// policy (hashed for in the first loop) may also be another port's or another VRF's, and
+// with two the port's may be another one's, so that the VRF's filters the burst.
 TEST_F(PlainBurstAcl, WithAnEgressAclEndsAsInTheStages) {
     const AclAttach in_port{AclDirection::In, true, rig.port[0]};
     const AclAttach out_port{AclDirection::Out, true, rig.port[1]};
+    const AclAttach out_port2{AclDirection::Out, true, rig.port[2]};
     const AclAttach out_vrf{AclDirection::Out, false, 0};
+    const AclAttach out_vrf1{AclDirection::Out, false, 1};
     const std::vector<PolicyCase> cases = {
         {"egress port", {{out_port, by_host({3, 6})}}},
         {"egress vrf", {{out_vrf, by_prefix({3, 6})}}},
+        {"egress on another port", {{out_port2, by_host({3, 6})}}},
+        {"egress on another vrf", {{out_vrf1, by_prefix({3, 6})}}},
         {"egress port over vrf", {{out_port, by_host({6})}, {out_vrf, by_prefix({3})}}},
+        {"egress vrf, another port", {{out_port2, by_host({6})}, {out_vrf, by_prefix({3})}}},
         {"ingress port, egress vrf", {{in_port, by_host({3})}, {out_vrf, by_prefix({6})}}},
         {"ingress port, egress port", {{in_port, by_prefix({6})}, {out_port, by_host({3})}}},
     };
@@ -580,8 +587,8 @@ TEST_F(PlainBurstAcl, WithAnEgressAclEndsAsInTheStages) {
 }
 
 // ECMP spreads a plain burst over ports 1 and 2: with a policy on one of them only, on both,
-// or on one and the VRF's for the other, each port's packets are classified by their own
-// policy (or none), as acl_out does.
+// on one and the VRF's for the other, or the VRF's for both, each port's packets are
+// classified by their own policy (or none), as acl_out does.
 TEST_F(PlainBurstAcl, WithEgressAclsOnSeveralPortsEndsAsInTheStages) {
     auto by_sport = [](uint16_t deny, uint16_t count) {
         AclRule r;
@@ -601,6 +608,7 @@ TEST_F(PlainBurstAcl, WithEgressAclsOnSeveralPortsEndsAsInTheStages) {
         {"port 2", {{port2, by_sport(6, 12)}}},
         {"ports 1 and 2", {{port1, by_sport(5, 9)}, {port2, by_sport(6, 12)}}},
         {"port 1 and vrf", {{port1, by_sport(5, 9)}, {vrf, by_sport(6, 12)}}},
+        {"vrf", {{vrf, by_sport(6, 12)}}},
     };
     for (const PolicyCase &c : cases)
         with_policies(c, [&] {
