@@ -110,6 +110,7 @@ if [ -x "$VLEAFD" ]; then
 log_level: warn
 burst: 32
 mempool: {mbufs: 16383, cache: 256, data_room: 2176}
+punt_police: {arp_nd: 5} # the pcap's ARP request, replayed with every 1024 frames, is set-up, not load
 ports:
   - {name: p0, device: "$VDEV", rx_queues: 1, rss: false, promiscuous: true}
 interfaces:

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace vleaf {
@@ -24,6 +25,9 @@ uint64_t now_ms() {
 namespace {
 constexpr unsigned kPuntBatch = 64;
 constexpr uint64_t kTickMs = 50;
+// Rounds with nothing to do (about a millisecond each) after which the loop waits for the
+// tick.
+constexpr unsigned kQuietRounds = 10;
 
 // Destination address of a punted IP packet, for resolution.
 std::optional<IpAddr> destination(rte_mbuf *m) {
@@ -120,15 +124,19 @@ bool Daemon::withdraw(const Prefix &p) {
 // The table writer's share of the loop: route messages from the BGP thread, a batch at a
 // time, with the punts served between batches, for at most a few milliseconds before
 // the loop serves the taps (the BGP sessions themselves go through them) and the API.
-void Daemon::drain_routes(uint64_t now) {
-    if (!bgp_) return;
+size_t Daemon::drain_routes(uint64_t now) {
+    if (!bgp_) return 0;
     constexpr size_t kBatch = 4096;
     constexpr uint64_t kBudgetMs = 5;
-    while (fib::drain(bgp_->routes(), *fib_, kBatch, drain_) == kBatch) {
+    size_t drained = 0, n;
+    while ((n = fib::drain(bgp_->routes(), *fib_, kBatch, drain_)) > 0) {
+        drained += n;
+        if (n < kBatch) break;
         handle_punts(now);
         if (now_ms() - now >= kBudgetMs) break;
     }
     drain_evpn();
+    return drained;
 }
 
 void Daemon::settle_fib() {
@@ -183,10 +191,11 @@ void Daemon::to_kernel(size_t ifid, rte_mbuf *m) {
         exc_.to_kernel_drops++;
 }
 
-void Daemon::handle_punts(uint64_t now) {
+unsigned Daemon::handle_punts(uint64_t now) {
     dp::PuntMsg msg[kPuntBatch];
-    unsigned n;
+    unsigned n, served = 0;
     while ((n = dp_->poll_punts(msg, kPuntBatch)) > 0) {
+        served += n;
         for (unsigned k = 0; k < n; k++) {
             rte_mbuf *m = msg[k].m;
             int ifid = dp_->interface_of_port(msg[k].port);
@@ -235,6 +244,7 @@ void Daemon::handle_punts(uint64_t now) {
         }
         if (n < kPuntBatch) break;
     }
+    return served;
 }
 
 void Daemon::handle_tap(size_t ifid) {
@@ -274,13 +284,20 @@ void Daemon::run(int signal_fd) {
         if (ifs[k].tap) watch(ifs[k].tap->fd(), static_cast<int64_t>(k));
 
     bool running = true;
+    unsigned quiet = 0; // rounds in a row with nothing to do but the tick
     while (running) {
         epoll_event evs[16];
-        // Punts have no file descriptor: a short timeout bounds their latency.
-        int n = epoll_wait(ep, evs, 16, 1);
+        // Punts and learned MACs have no file descriptor, and route batches and grace
+        // periods go on after their wake-up: while anything comes, a 1 ms timeout bounds
+        // their latency; after kQuietRounds idle rounds the loop waits for the tick, so that
+        // an idle daemon does not wake a thousand times a second (on a shared machine that
+        // cost the worker lcore 15 % of its CPU: bench/README.md, "Rows in random order").
+        int n = epoll_wait(ep, evs, 16, quiet < kQuietRounds ? 1 : int(kTickMs));
         uint64_t now = now_ms();
+        bool busy = false;
         for (int k = 0; k < n; k++) {
             auto tag = static_cast<int64_t>(evs[k].data.u64);
+            busy |= tag != -2;
             if (tag == -1) {
                 signalfd_siginfo si;
                 if (read(signal_fd, &si, sizeof si) == sizeof si)
@@ -301,10 +318,12 @@ void Daemon::run(int signal_fd) {
                 handle_tap(static_cast<size_t>(tag));
             }
         }
-        handle_learned(); // first, so that answers to punted ARP/ND find their MACs
-        handle_punts(now);
-        drain_routes(now);
+        // Learned MACs first, so that answers to punted ARP/ND find their MACs.
+        busy |= handle_learned() > 0;
+        busy |= handle_punts(now) > 0;
+        busy |= drain_routes(now) > 0;
         settle_fib(); // deferred IPv6 routes whose wait is over, when no batch came
+        quiet = busy ? 0 : std::min(quiet + 1, kQuietRounds);
     }
     if (bgp_) bgp_->stop();
     close(tick);

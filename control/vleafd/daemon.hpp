@@ -71,7 +71,7 @@ class Daemon {
     // configuration; learning, aging and ARP/ND in bridge domains at run time.
     void program_vxlan();
     void vxlan_tick(uint64_t now);
-    void handle_learned();
+    unsigned handle_learned(); // how many messages it served
     void handle_bd_punt(const dp::PuntMsg &msg, uint64_t now);
     // EVPN leaf (evpn.cpp): the speaker's EVPN state into the overlay tables, local MACs
     // and their IPs out to it.
@@ -97,10 +97,10 @@ class Daemon {
     void register_acls();
     void setup_offload(); // offload.cpp: before program_acls, whose changes it follows
     void register_offload();
-    void handle_punts(uint64_t now);
+    unsigned handle_punts(uint64_t now); // how many punts it served
     void handle_tap(size_t ifid);
     void to_kernel(size_t ifid, rte_mbuf *m);
-    void drain_routes(uint64_t now);
+    size_t drain_routes(uint64_t now); // how many route messages it applied
     // After a FIB batch, and in every loop: see dp::Fib::settle.
     void settle_fib();
 

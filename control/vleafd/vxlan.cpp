@@ -110,10 +110,11 @@ void Daemon::program_vxlan() {
     }
 }
 
-void Daemon::handle_learned() {
+unsigned Daemon::handle_learned() {
     dp::LearnMsg msg[64];
-    unsigned n;
+    unsigned n, served = 0;
     while ((n = dp_->overlay().drain_learned(msg, 64)) > 0) {
+        served += n;
         for (unsigned k = 0; k < n; k++) {
             auto bd = static_cast<uint16_t>(msg[k].key >> 48);
             MacDest d;
@@ -146,6 +147,7 @@ void Daemon::handle_learned() {
         }
         if (n < 64) break;
     }
+    return served;
 }
 
 void Daemon::vxlan_tick(uint64_t now) {
