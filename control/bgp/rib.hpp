@@ -191,12 +191,18 @@ class Rib {
     static void ref(const AttrData *a) { AttrPool::ref(a); }
     void unref(const AttrData *a) { pool_.unref(a); }
 
-    // Brings the prefix's entry into the cache ahead of its update or withdraw.
+    // Brings the prefix's entry into the cache ahead of its update or withdraw, and has
+    // the prefetch listeners do the same with what they keep of the prefix (the FIB
+    // feed's backlog slot, the next cache miss of a change).
     void prefetch(RouteFamily f, const Prefix &p) const {
         if (f == RouteFamily::Ipv4Unicast)
             v4_.prefetch(v4_key(p));
         else
             v6_.prefetch(v6_key(p));
+        for (auto &l : prefetchers_) l(f, p);
+    }
+    void on_prefetch(std::function<void(RouteFamily, const Prefix &)> fn) {
+        prefetchers_.push_back(std::move(fn));
     }
     // Adds or replaces the path (peer, path_id) of a prefix. `attrs` from intern().
     void update(PeerId peer, RouteFamily f, const Prefix &p, uint32_t path_id,
@@ -292,6 +298,7 @@ class Rib {
     std::map<EvpnNlri, RouteEntry, EvpnKeyLess> evpn_;
     size_t total_paths_ = 0;
     std::vector<std::function<void(const RibChange &)>> listeners_;
+    std::vector<std::function<void(RouteFamily, const Prefix &)>> prefetchers_;
     bool deferring_ = false;
     std::vector<Path> before_;              // scratch of modify()
     std::vector<const AttrData *> release_; // attribute sets to unref after notifying

@@ -42,6 +42,7 @@ struct Conn {
     Bytes wbuf; // bytes to send [wpos, wbuf.size())
     size_t wpos = 0;
     bool want_write = false; // EPOLLOUT registered
+    bool want_read = true;   // EPOLLIN registered (see Speaker::pause_reads)
     Watch watch;
 
     size_t unsent() const { return wbuf.size() - wpos; }

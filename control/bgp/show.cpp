@@ -98,6 +98,7 @@ nlohmann::json Speaker::show_summary() const {
                         {"rejected_unknown", counters_.rejected_unknown},
                         {"rejected_collision", counters_.rejected_collision},
                         {"dynamic_created", counters_.dynamic_created}};
+    j["read_pauses"] = counters_.read_pauses;
     json peers = json::array();
     for (auto &sp : sessions_) {
         const Session &s = *sp;
@@ -388,7 +389,7 @@ uint32_t uint_arg(const nlohmann::json &args, const char *key) {
     return args[key].get<uint32_t>();
 }
 
-void add_show_commands(api::Server &api, ShowRunner run) {
+void add_show_commands(api::Server &api, const ShowRunner &run) {
     api.add("show bgp summary", [run](const json &) {
         return run([](const Speaker &sp) { return sp.show_summary(); });
     });

@@ -15,7 +15,7 @@ using ShowRunner = std::function<nlohmann::json(const ShowView &)>;
 
 // Registers show bgp summary | neighbors [address=A] | routes ipv4|ipv6|evpn [prefix=P]
 // [vrf=V] and show evpn vni | mac [vni=N] | imet.
-void add_show_commands(api::Server &api, ShowRunner run);
+void add_show_commands(api::Server &api, const ShowRunner &run);
 
 // Request arguments: "" / 0 when absent; std::invalid_argument naming the key if mistyped.
 std::string str_arg(const nlohmann::json &args, const char *key);

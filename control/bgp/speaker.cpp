@@ -105,13 +105,36 @@ void Speaker::watch(int fd, Watch *w, uint32_t events) {
 
 void Speaker::set_interest(Conn &c) {
     if (c.fd < 0) return;
-    bool want = c.connecting || c.unsent() > 0;
-    if (want == c.want_write) return;
+    bool write = c.connecting || c.unsent() > 0;
+    // Level-triggered: a connection left unread must leave the interest set, or every
+    // epoll_wait would return at once.
+    bool read = !(reads_paused_ && c.session.up && !c.connecting);
+    if (write == c.want_write && read == c.want_read) return;
     epoll_event ev{};
-    ev.events = want ? EPOLLIN | EPOLLOUT : EPOLLIN;
+    ev.events = (read ? uint32_t(EPOLLIN) : 0) | (write ? uint32_t(EPOLLOUT) : 0);
     ev.data.ptr = &c.watch;
     epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
-    c.want_write = want;
+    c.want_write = write;
+    c.want_read = read;
+}
+
+void Speaker::set_interest_all() {
+    for (auto &s : sessions_)
+        for (auto *c : {s->main.get(), s->other.get()})
+            if (c) set_interest(*c);
+}
+
+void Speaker::pause_reads(Clock::duration d) {
+    auto now = Clock::now();
+    if (!reads_paused_) {
+        reads_paused_ = true;
+        paused_since_ = now;
+        ++counters_.read_pauses;
+        set_interest_all();
+    } else if (now - paused_since_ >= kMaxReadPause) {
+        return; // the pause lapses at paused_until_: a round of reads is due
+    }
+    paused_until_ = now + d;
 }
 
 void Speaker::add_fd(int fd, std::function<void()> on_readable) {
@@ -298,7 +321,7 @@ void Speaker::on_accept() {
                 ++counters_.rejected_collision;
                 Bytes b;
                 encode_notification({err::kCease, err::kCollisionResolution, {}}, b);
-                (void)!write(fd, b.data(), b.size());
+                (void)!::send(fd, b.data(), b.size(), MSG_NOSIGNAL);
                 close(fd);
             }
             break;
@@ -312,6 +335,7 @@ void Speaker::adopt(Session &s, std::unique_ptr<Conn> &slot, int fd, bool outgoi
     c.outgoing = outgoing;
     c.connecting = false;
     c.want_write = false;
+    c.want_read = true;
     c.rbuf.clear();
     c.wbuf.clear();
     c.wpos = 0;
@@ -338,6 +362,7 @@ void Speaker::start_connect(Session &s) {
     c.outgoing = true;
     c.connecting = true;
     c.want_write = true;
+    c.want_read = true;
     c.watch.on_event = [this, &c](uint32_t ev) { on_conn_event(c, ev); };
     watch(fd, &c.watch, EPOLLIN | EPOLLOUT);
 }
@@ -418,7 +443,9 @@ void Speaker::read_conn(Conn &c) {
 
 bool Speaker::flush_conn(Conn &c) {
     while (c.unsent()) {
-        ssize_t n = write(c.fd, c.wbuf.data() + c.wpos, c.unsent());
+        // MSG_NOSIGNAL: a peer that reset the connection must end the session, not the
+        // process (vleafd, unlike vleaf-bgpd, leaves SIGPIPE at its default).
+        ssize_t n = ::send(c.fd, c.wbuf.data() + c.wpos, c.unsent(), MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
             if (errno == EINTR) continue;
@@ -463,7 +490,7 @@ void Speaker::run_actions(Conn &c, const FsmActions &actions) {
         case FsmAction::Disconnect:
             // A NOTIFICATION queued just before gets one chance to leave.
             if (c.fd >= 0 && !c.connecting && c.unsent()) {
-                (void)!write(c.fd, c.wbuf.data() + c.wpos, c.unsent());
+                (void)!::send(c.fd, c.wbuf.data() + c.wpos, c.unsent(), MSG_NOSIGNAL);
             }
             close_conn(c);
             break;
@@ -882,6 +909,7 @@ int Speaker::wait_ms(int max_wait_ms) const {
             if (d && *d < until) until = *d;
     }
     if (defer_deadline_ && *defer_deadline_ < until) until = *defer_deadline_;
+    if (reads_paused_ && paused_until_ < until) until = paused_until_;
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
     return int(std::clamp<int64_t>(ms + 1, 0, max_wait_ms));
 }
@@ -903,6 +931,10 @@ void Speaker::reap() {
 }
 
 void Speaker::poll(int max_wait_ms) {
+    if (reads_paused_ && Clock::now() >= paused_until_) {
+        reads_paused_ = false;
+        set_interest_all();
+    }
     epoll_event evs[64];
     int n = epoll_wait(epfd_, evs, 64, wait_ms(max_wait_ms));
     for (int i = 0; i < n; ++i) static_cast<Watch *>(evs[i].data.ptr)->on_event(evs[i].events);

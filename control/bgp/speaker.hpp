@@ -25,6 +25,7 @@ struct SpeakerCounters {
     uint64_t rejected_unknown = 0;   // connection from an address no peer matches
     uint64_t rejected_collision = 0; // RFC 4271 6.8
     uint64_t dynamic_created = 0;
+    uint64_t read_pauses = 0; // pause_reads() that stopped reading
 };
 
 class Speaker {
@@ -51,6 +52,15 @@ class Speaker {
     // One loop iteration: waits at most `max_wait_ms` for events, handles them, fires
     // due timers and flushes output.
     void poll(int max_wait_ms);
+    // Flow control, when what the peers send cannot be passed on fast enough (the FIB
+    // feed's backlog is large): the Established sessions' connections are not read for
+    // `d` (TCP's window then holds the peers back), or until the pause is renewed.
+    // Timers, keepalives and our own sending go on. A pause renewed for kMaxReadPause
+    // lapses nevertheless, so that a round of reads comes through at least that often
+    // and the peers' keepalives reach us well within any hold time (3 s at least).
+    static constexpr std::chrono::milliseconds kMaxReadPause{1000};
+    void pause_reads(Clock::duration d);
+    bool reads_paused() const { return reads_paused_; }
     // Stops every session with a Cease/Administrative Shutdown NOTIFICATION (so that
     // peers flush our routes at once instead of waiting for their hold timer).
     void shutdown();
@@ -108,6 +118,8 @@ class Speaker {
     void set_listen_md5(const PeerConfig &pc, bool remove);
     void watch(int fd, Watch *w, uint32_t events);
     void set_interest(Conn &c);
+    // Applies set_interest() to every connection (the read pause began or ended).
+    void set_interest_all();
 
     // Connections
     void on_accept();
@@ -166,7 +178,9 @@ class Speaker {
     bool restarting_ = false;
     bool forwarding_preserved_ = false;
     std::optional<TimePoint> defer_deadline_;
-    std::string deferral_ended_; // why route selection resumed
+    bool reads_paused_ = false;
+    TimePoint paused_since_{}, paused_until_{}; // pause_reads()
+    std::string deferral_ended_;                // why route selection resumed
     int epfd_ = -1;
     int listen_fd_ = -1;
     uint16_t listen_port_ = 0;

@@ -11,6 +11,8 @@ namespace vleaf::fib {
 
 namespace {
 constexpr size_t kEventRing = 4096;
+// How long the peers' connections rest at a time while a backlog is past its mark.
+constexpr auto kReadPause = std::chrono::milliseconds(5);
 
 void signal_fd(int fd) {
     uint64_t one = 1;
@@ -26,7 +28,7 @@ void clear_fd(int fd) {
 BgpThread::BgpThread(const bgp::BgpConfig &cfg, const config::FibRings &rings,
                      std::map<std::string, uint32_t> evpn_vrfs)
     : speaker_(cfg), routes_(rings.ring_size), events_(kEventRing),
-      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      pause_mark_(rings.backlog_limit / 4), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
       mail_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
       feed_(speaker_.rib(), routes_, rings.backlog_limit, [this] { signal_fd(wake_fd_); }),
       evpn_ring_(rings.ring_size), evpn_(speaker_, evpn_ring_, std::move(evpn_vrfs),
@@ -63,6 +65,10 @@ void BgpThread::run() {
     feed_.flush();
     evpn_.flush();
     while (!stop_.load(std::memory_order_relaxed)) {
+        // Flow control: past the mark, more UPDATEs read now would only grow the backlog
+        // toward the resync limit while the writer catches up.
+        if (feed_.backlog() > pause_mark_ || evpn_.backlog() > pause_mark_)
+            speaker_.pause_reads(kReadPause);
         // While prefixes wait for ring space, come back every millisecond to send them.
         speaker_.poll(feed_.pending() || evpn_.pending() ? 1 : 100);
         serve_events();

@@ -67,6 +67,7 @@ class BgpThread {
     bgp::Speaker speaker_;
     RouteRing routes_;
     EventRing events_;
+    size_t pause_mark_; // backlog beyond which the peers are not read (flow control)
     int wake_fd_ = -1;
     int mail_fd_ = -1;
     Feed feed_;

@@ -17,6 +17,10 @@ size_t Feed::KeyHash::operator()(const Key &k) const {
 Feed::Feed(bgp::Rib &rib, RouteRing &ring, size_t backlog_limit, std::function<void()> wake)
     : rib_(rib), ring_(ring), limit_(backlog_limit), wake_(std::move(wake)) {
     rib_.on_change([this](const bgp::RibChange &ch) { on_change(ch); });
+    // While anything waits, the prefix's change will go through the backlog.
+    rib_.on_prefetch([this](bgp::RouteFamily f, const Prefix &p) {
+        if (pending()) backlog_.prefetch(Key{f, 0, p});
+    });
 }
 
 RouteMsg Feed::make(const Key &k, std::span<const bgp::Path> best) const {

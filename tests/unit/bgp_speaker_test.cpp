@@ -398,3 +398,47 @@ TEST_F(BgpSpeaker, RestartingSpeakerWaitsForTheDeferralTimer) {
     }));
     EXPECT_EQ(b->show_summary()["graceful_restart"]["deferral_ended"], "select_defer_time ran out");
 }
+
+// Flow control: while a speaker's reads are paused, a peer's UPDATE waits in TCP; a pause
+// renewed for longer than the hold time still lets a round of reads through every
+// kMaxReadPause, so the peer's keepalives keep the session up.
+TEST_F(BgpSpeaker, PausedReadsHoldUpdatesBackButKeepTheSession) {
+    auto peer3s = [](int self, int n, uint32_t asn) {
+        return "  - {address: 127.0.0." + std::to_string(n) +
+               ", remote_as: " + std::to_string(asn) + ", port: " + std::to_string(kPort) +
+               ", update_source: 127.0.0." + std::to_string(self) +
+               ", timers: {connect_retry: 1, hold: 3}}\n";
+    };
+    auto a = speaker(1, 65001, peer3s(1, 2, 65002));
+    auto b = speaker(2, 65002, peer3s(2, 1, 65001));
+    ASSERT_TRUE(
+        run_until({a.get(), b.get()}, [&] { return established(*a, 2) && established(*b, 1); }));
+    using std::chrono::milliseconds;
+    constexpr auto kPause = milliseconds(5);
+    auto start = Clock::now();
+    a->pause_reads(kPause);
+    Announce x;
+    x.prefix = *Prefix::parse("10.9.0.0/16");
+    b->originate_prefix(x);
+    std::optional<Clock::duration> arrived;
+    while (Clock::now() - start < std::chrono::seconds(4)) { // longer than the hold time
+        a->pause_reads(kPause);
+        a->poll(1);
+        b->poll(1);
+        if (!arrived && !route(*a, "10.9.0.0/16").is_null()) arrived = Clock::now() - start;
+    }
+    EXPECT_TRUE(established(*a, 2));
+    EXPECT_TRUE(established(*b, 1));
+    EXPECT_EQ(neighbor(*a, 2)["counters"]["dropped"], 0);
+    EXPECT_EQ(neighbor(*b, 1)["counters"]["dropped"], 0);
+    ASSERT_TRUE(arrived) << "a round of reads every kMaxReadPause";
+    EXPECT_GE(*arrived, Speaker::kMaxReadPause) << "read while the pause was renewed";
+    EXPECT_LE(*arrived, 2 * Speaker::kMaxReadPause);
+    EXPECT_GE(a->show_summary()["read_pauses"].get<int>(), 3);
+    // Not renewed, the pause ends within kPause and the withdrawal comes through.
+    b->withdraw_prefix(x.prefix);
+    auto t = Clock::now();
+    ASSERT_TRUE(run_until({a.get(), b.get()}, [&] { return route(*a, "10.9.0.0/16").is_null(); }));
+    EXPECT_LT(Clock::now() - t, milliseconds(500));
+    EXPECT_FALSE(a->reads_paused());
+}

@@ -6,6 +6,8 @@
 #include "tests/unit/fib_model.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <deque>
 #include <random>
@@ -291,6 +293,53 @@ TEST(BgpThread, ServesCallsAndEventsAndStops) {
     t.stop();
     // Without the thread, a call runs on the caller: nothing else touches the speaker.
     EXPECT_EQ(t.call([&] { return nlohmann::json(t.speaker().rib().prefixes(V4)); }), 0);
+}
+
+// Flow control through the embedded speaker: a peer's burst that leaves the backlog past
+// a quarter of its limit pauses the reads (no resync), and once the writer catches up
+// everything arrives and the reads resume.
+TEST(BgpThread, PausesReadingWhileTheBacklogIsLarge) {
+    const std::string port = std::to_string(20000 + getpid() % 30000);
+    auto conf = [&](int self, int other, uint32_t asn, uint32_t peer_as) {
+        return parse_config(YAML::Load(
+            "asn: " + std::to_string(asn) + "\nrouter_id: 10.0.0." + std::to_string(self) +
+            "\nlisten_address: 127.0.0." + std::to_string(self) + "\nlisten_port: " + port +
+            "\npeers:\n  - {address: 127.0.0." + std::to_string(other) + ", remote_as: " +
+            std::to_string(peer_as) + ", port: " + port + ", update_source: 127.0.0." +
+            std::to_string(self) + ", timers: {connect_retry: 1}}\n"));
+    };
+    fib::BgpThread t(conf(11, 12, 65001, 65002), config::FibRings{64, 1000}); // mark: 250
+    t.start();
+    Speaker peer(conf(12, 11, 65002, 65001));
+    peer.start();
+    constexpr int kRoutes = 800; // past the mark, short of the resync limit
+    for (int k = 0; k < kRoutes; k++) {
+        bgp::Announce a;
+        a.prefix = Prefix{IpAddr::v4(0x0a000000u | uint32_t(k) << 8), 24};
+        peer.originate_prefix(a);
+    }
+    auto pauses = [&] {
+        return t.call([&] { return t.speaker().show_summary()["read_pauses"]; }).get<int>();
+    };
+    // Nobody drains the route ring meanwhile: the routes pile up in the backlog.
+    for (int k = 0; k < 5000 && pauses() == 0; k++) peer.poll(1);
+    EXPECT_GT(pauses(), 0) << "the backlog went past the mark";
+    test::Model model;
+    fib::Programmer prog{[&](const vleaf::Update &u) { model.apply(u); }};
+    prog.add_interface(0, "lo", 7, 0, {*Prefix::parse("127.0.0.11/8", true)});
+    fib::DrainCounters drained;
+    for (int k = 0; k < 5000 && prog.bgp_routes() < size_t(kRoutes); k++) {
+        peer.poll(1);
+        fib::drain(t.routes(), prog, 64, drained);
+    }
+    EXPECT_EQ(prog.bgp_routes(), size_t(kRoutes));
+    EXPECT_EQ(drained.resyncs, 0u);
+    EXPECT_EQ(t.call([&] { return nlohmann::json(t.feed().counters().resyncs); }), 0);
+    for (int k = 0; k < 100 && t.call([&] { return nlohmann::json(t.speaker().reads_paused()); });
+         k++)
+        peer.poll(1);
+    EXPECT_FALSE(t.call([&] { return nlohmann::json(t.speaker().reads_paused()); }));
+    t.stop();
 }
 
 } // namespace
