@@ -6,6 +6,7 @@
 #include <rte_rib6.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <stdexcept>
 #include <utility>
 
@@ -20,10 +21,11 @@ std::string table_name(const char *what, uint32_t vrf) {
 } // namespace
 
 Fib::Fib(const std::vector<VrfSpec> &specs, rte_rcu_qsbr *rcu, int socket)
-    : rcu_(rcu), overlay_(std::make_unique<Overlay>(rcu, socket)) {
+    : socket_(socket), rcu_(rcu), overlay_(std::make_unique<Overlay>(rcu, socket)) {
     uint32_t n_vrfs = 0;
     for (auto &s : specs) n_vrfs = std::max(n_vrfs, s.id + 1);
     vrfs_.resize(n_vrfs);
+    max_v6_.resize(n_vrfs);
     for (auto &s : specs) {
         auto &t = vrfs_[s.id];
         // A group per /24 holding longer prefixes: 1/8 of the routes covers Internet-like
@@ -32,14 +34,8 @@ Fib::Fib(const std::vector<VrfSpec> &specs, rte_rcu_qsbr *rcu, int socket)
             std::make_unique<Dir24>(s.max_v4, std::max<uint32_t>(1024, s.max_v4 / 8), rcu, socket));
         t.v4 = v4_.back().get();
 
-        rte_fib6_conf c6{};
-        c6.type = RTE_FIB6_TRIE;
-        c6.default_nh = kNhNoRoute;
-        c6.max_routes = static_cast<int>(s.max_v6);
-        c6.trie.nh_sz = RTE_FIB6_TRIE_4B;
-        c6.trie.num_tbl8 = std::max<uint32_t>(1024, s.max_v6);
-        auto n6 = table_name("fib6_", s.id);
-        t.v6 = rte_fib6_create(n6.c_str(), socket, &c6);
+        max_v6_[s.id] = s.max_v6;
+        t.v6 = create6(s.id);
         // The arguments are valid by construction, and DPDK's clean-up after a failed
         // allocation (rte_rib6_free) overwrites rte_errno with EINVAL: a failure is memory.
         if (!t.v6)
@@ -62,6 +58,7 @@ Fib::Fib(const std::vector<VrfSpec> &specs, rte_rcu_qsbr *rcu, int socket)
 
 Fib::~Fib() {
     for (auto &t : vrfs_) rte_fib6_free(t.v6);
+    for (auto &o : old_v6_) rte_fib6_free(o.t);
     rte_free(nh_);
     rte_free(groups_);
 }
@@ -122,6 +119,10 @@ void Fib::reclaim() {
         retirees_.pop_front();
     }
     if (v6_pending_ && over(v6_token_)) v6_pending_ = false;
+    while (!old_v6_.empty() && over(old_v6_.front().token)) {
+        rte_fib6_free(old_v6_.front().t);
+        old_v6_.pop_front();
+    }
 }
 
 void Fib::wait(uint64_t token, bool nh) {
@@ -300,21 +301,94 @@ void Fib::apply_deferred_v6(bool wait_over) {
     }
 }
 
+int Fib::add6(rte_fib6 *t, const uint8_t *ip, uint8_t len, NhId nh, bool published) {
+    if (parent_nh(rte_fib6_get_rib(t), ip, len) == nh) {
+        // kMaxNh: no next hop has that id, and it is gone before anyone reads `t`.
+        int rc = rte_fib6_add(t, ip, len, published ? alias(nh) : kMaxNh);
+        if (rc < 0) return rc;
+    }
+    return rte_fib6_add(t, ip, len, nh);
+}
+
+rte_fib6 *Fib::create6(uint32_t vrf) {
+    rte_fib6_conf c6{};
+    c6.type = RTE_FIB6_TRIE;
+    c6.default_nh = kNhNoRoute;
+    c6.max_routes = static_cast<int>(max_v6_[vrf]);
+    c6.trie.nh_sz = RTE_FIB6_TRIE_4B;
+    c6.trie.num_tbl8 = std::max<uint32_t>(1024, max_v6_[vrf]);
+    // rte_rib6 names its node pool "MP_" + this, in at most 25 characters; a table 10^7
+    // rebuilds old, the only one that could have the same name, is long freed.
+    auto name = table_name("fib6_", vrf) + "." + std::to_string(v6_generation_++ % 10000000);
+    return rte_fib6_create(name.c_str(), socket_, &c6);
+}
+
+std::string Fib::rebuild6(uint32_t vrf) {
+    uint64_t t0 = rte_rdtsc();
+    rte_fib6 *fresh = create6(vrf);
+    if (!fresh && !old_v6_.empty()) { // what is missing may be a replaced table's memory
+        wait(old_v6_.back().token, false);
+        reclaim();
+        fresh = create6(vrf);
+    }
+    if (!fresh) return "no DPDK memory for a second IPv6 table to rebuild the VRF's into";
+    struct Route {
+        std::array<uint8_t, 16> ip;
+        uint8_t len;
+        uint64_t nh;
+    };
+    std::vector<Route> routes;
+    rte_rib6 *rib = rte_fib6_get_rib(vrfs_[vrf].v6);
+    const uint8_t any[16] = {};
+    auto keep = [&routes](const rte_rib6_node *n) {
+        Route r{};
+        rte_rib6_get_ip(n, r.ip.data());
+        rte_rib6_get_depth(n, &r.len);
+        rte_rib6_get_nh(n, &r.nh);
+        routes.push_back(r);
+    };
+    if (const rte_rib6_node *n = rte_rib6_lookup_exact(rib, any, 0)) keep(n); // not a "next"
+    for (rte_rib6_node *n = nullptr; (n = rte_rib6_get_nxt(rib, any, 0, n, RTE_RIB6_GET_NXT_ALL));)
+        keep(n);
+    // Parents first, as the trie reserves for a route by its parent's length.
+    std::sort(routes.begin(), routes.end(),
+              [](const Route &a, const Route &b) { return a.len < b.len; });
+    for (const Route &r : routes)
+        if (int rc = add6(fresh, r.ip.data(), r.len, NhId(r.nh), false); rc < 0) {
+            rte_fib6_free(fresh);
+            return std::string("the VRF's live routes do not fit a fresh table: ") +
+                   rte_strerror(-rc);
+        }
+    rte_fib6 *old = vrfs_[vrf].v6;
+    __atomic_store_n(&vrfs_[vrf].v6, fresh, __ATOMIC_RELEASE);
+    last_token_ = rte_rcu_qsbr_start(rcu_);
+    counters_.grace_periods++;
+    old_v6_.push_back({last_token_, old});
+    counters_.v6_rebuilds++;
+    counters_.v6_rebuild_ns += (rte_rdtsc() - t0) * 1000000000ull / rte_get_tsc_hz();
+    return {};
+}
+
 std::string Fib::route6(const Update &u, bool add) {
     // A delete tells by its result whether the route was there (-ENOENT): only adds pay
     // for another walk of the rte_rib6 tree to know it.
     rte_fib6 *t = vrfs_[u.vrf].v6;
     const Prefix &p = u.prefix;
     const uint8_t *ip = p.addr.bytes.data();
-    rte_rib6 *rib = rte_fib6_get_rib(t);
-    bool existed = !add || rte_rib6_lookup_exact(rib, ip, p.len) != nullptr;
-    int rc;
-    if (add && !existed && parent_nh(rib, ip, p.len) == u.nh)
-        rc = rte_fib6_add(t, ip, p.len, alias(u.nh));
-    rc = add ? rte_fib6_add(t, ip, p.len, u.nh) : rte_fib6_delete(t, ip, p.len);
+    bool existed = !add || rte_rib6_lookup_exact(rte_fib6_get_rib(t), ip, p.len) != nullptr;
+    int rc = !add      ? rte_fib6_delete(t, ip, p.len)
+             : existed ? rte_fib6_add(t, ip, p.len, u.nh)
+                       : add6(t, ip, p.len, u.nh, true);
+    std::string why;
+    if (rc == -ENOSPC && !existed) {
+        why = rebuild6(u.vrf);
+        if (why.empty()) rc = add6(vrfs_[u.vrf].v6, ip, p.len, u.nh, true);
+    }
     if (rc == 0 && add != existed) counters_.routes_v6 += add ? 1 : -1;
     if (rc == 0 && !add) v6_deleted_ = true;
-    if (rc < 0) return p.str() + ": " + (add ? "add" : "delete") + " failed: " + rte_strerror(-rc);
+    if (rc < 0)
+        return p.str() + ": " + (add ? "add" : "delete") + " failed: " + rte_strerror(-rc) +
+               (why.empty() ? "" : " (" + why + ")");
     return {};
 }
 

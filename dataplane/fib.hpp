@@ -3,8 +3,8 @@
 // costs a couple of cache misses instead of rte_rib's tree walks. IPv6: rte_fib6 (trie),
 // whose rte_rib6 tree keeps adding 1M routes O(n log n) where rte_lpm6 is O(n^2).
 // Readers (workers) never lock: next hops are replaced atomically, and anything a worker
-// may still hold (tbl8 groups a delete freed, ECMP groups, deleted next hops) is reused
-// only after an RCU grace period.
+// may still hold (tbl8 groups a delete freed, ECMP groups, deleted next hops, a replaced
+// IPv6 table) is reused only after an RCU grace period.
 #pragma once
 
 #include "dataplane/dir24.hpp"
@@ -26,7 +26,8 @@ namespace vleaf::dp {
 
 struct VrfTables {
     Dir24 *v4 = nullptr;
-    rte_fib6 *v6 = nullptr;
+    rte_fib6 *v6 = nullptr; // replaced whole when rebuilt: workers read it with fib6()
+    rte_fib6 *fib6() const { return __atomic_load_n(&v6, __ATOMIC_ACQUIRE); }
 };
 
 struct FibCounters {
@@ -41,6 +42,8 @@ struct FibCounters {
     uint64_t grace_wait_ns = 0;  // and how long in all
     uint64_t nh_reuse_waits = 0; // of those spins, for a next-hop id reused too early
     uint64_t v6_deferred = 0;    // IPv6 route updates applied later instead of waiting
+    uint64_t v6_rebuilds = 0;    // IPv6 tables rebuilt after ENOSPC (see Fib::rebuild6)
+    uint64_t v6_rebuild_ns = 0;  // the writer's time in them
 };
 
 class Fib {
@@ -82,6 +85,8 @@ class Fib {
     std::string settle();
     // Whether deleted next-hop id `id` is free again (no worker can hold it); never waits.
     bool released(NhId id);
+    // IPv6 updates deferred (see v6_deferred_) and not in the table yet.
+    size_t v6_backlog() const { return v6_deferred_.size(); }
 
   private:
     std::string set_nexthop(NhId id, const Nexthop &n);
@@ -135,11 +140,29 @@ class Fib {
     // hop as its parent route, yet releases one when that route is deleted:
     // the counter underflows and every later add of a long prefix fails with ENOSPC.
     // Such a route is added first with an alias of its next hop (a copy in a spare slot,
-    // so packets forward the same), which takes the accounted path; the second add then
-    // only rewrites the next hop.
+    // so packets forward the same; in a table no worker reads yet, any other value), which
+    // takes the accounted path; the second add then only rewrites the next hop.
     static uint64_t parent_nh(rte_rib6 *rib, const uint8_t *ip, uint8_t len);
     NhId alias(NhId nh);
     NhId alias_cursor_ = kMaxNh - 1;
+    // Adds a route `t` does not hold yet; `published`: workers may read `t`.
+    int add6(rte_fib6 *t, const uint8_t *ip, uint8_t len, NhId nh, bool published);
+    // A route added the accounted way gets nothing back when deleted (trie_modify looks up
+    // the deleted route itself where it wants its parent's depth), so adds of prefixes
+    // longer than /24 fail with ENOSPC once a VRF has seen about num_tbl8/5 /64 inserts,
+    // however few are live. On that ENOSPC the VRF gets a fresh table holding its live
+    // routes, published whole by one pointer store; the old one is freed after a grace
+    // period. Returns why not, or "".
+    std::string rebuild6(uint32_t vrf);
+    rte_fib6 *create6(uint32_t vrf);
+    std::vector<uint32_t> max_v6_; // per VRF
+    int socket_;
+    uint32_t v6_generation_ = 0; // of the newest table, for a name no live table has
+    struct OldTable {
+        uint64_t token;
+        rte_fib6 *t;
+    };
+    std::deque<OldTable> old_v6_; // replaced, oldest first, freed after their grace period
 
     std::vector<VrfTables> vrfs_;
     std::vector<std::unique_ptr<Dir24>> v4_;

@@ -57,7 +57,7 @@ inline void route(Burst &b, const Worker &w) {
     using Dst6 = uint8_t[16];
     route_family(*w.fib, b.n6, b.vrf6, b.dst6, b.nh6,
                  [](const VrfTables *t, Dst6 *d, uint64_t *nh, unsigned n) {
-                     rte_fib6_lookup_bulk(t->v6, d, nh, n);
+                     rte_fib6_lookup_bulk(t->fib6(), d, nh, n);
                  });
 }
 

@@ -230,6 +230,8 @@ json Daemon::show_fib_summary() const {
                   {"grace_wait_us", fc.grace_wait_ns / 1000},
                   {"nexthop_reuse_waits", fc.nh_reuse_waits},
                   {"ipv6_deferred", fc.v6_deferred},
+                  {"ipv6_rebuilds", fc.v6_rebuilds},
+                  {"ipv6_rebuild_us", fc.v6_rebuild_ns / 1000},
                   {"nexthops_reused", pc.nh_reused},
                   {"batches", pc.batches}}},
                 {"bgp", nullptr}};
