@@ -70,10 +70,12 @@ inline void learn(Burst &b, Worker &w, unsigned i, uint64_t key, int32_t slot, u
         msg.family = b.outer_v6[i] ? 6 : 4;
         std::memcpy(msg.addr, b.outer_src[i], b.outer_v6[i] ? 16 : 4);
     }
-    if (rte_ring_enqueue_elem(w.ov->learn_ring(), &msg, sizeof msg) == 0)
+    if (rte_ring_enqueue_elem(w.ov->learn_ring(), &msg, sizeof msg) == 0) {
         w.stats.learn_sent++;
-    else
+        w.wake_control();
+    } else {
         w.stats.learn_dropped++;
+    }
 }
 
 inline void bridge_in(Burst &b, Worker &w) {

@@ -226,6 +226,7 @@ Dataplane::Dataplane(const config::Config &cfg) {
         w->ports = port_info_;
         w->rcu = rcu_;
         w->punt = punt_;
+        w->bell = &bell_;
         w->inject = k == 0 ? inject_ : nullptr; // worker 0 has a TX queue on every port
         w->stop = &stop_;
         w->lb = lb_.get();
@@ -295,6 +296,10 @@ Dataplane::~Dataplane() {
 
 unsigned Dataplane::poll_punts(PuntMsg *out, unsigned max) {
     return punt_ ? rte_ring_dequeue_burst_elem(punt_, out, sizeof(PuntMsg), max, nullptr) : 0;
+}
+
+bool Dataplane::exceptions_pending() const {
+    return (punt_ && rte_ring_count(punt_) != 0) || fib_->overlay().learn_pending();
 }
 
 rte_mbuf *Dataplane::copy_in(std::span<const uint8_t> frame) {

@@ -52,6 +52,10 @@ class Dataplane {
 
     // Exception path, control thread only.
     unsigned poll_punts(PuntMsg *out, unsigned max);
+    // Workers ring it when they hand over punts or MACs while the control loop sleeps.
+    Doorbell &doorbell() { return bell_; }
+    // Punts or MACs to learn waiting: the loop checks after arming the doorbell.
+    bool exceptions_pending() const;
     bool transmit(uint16_t port, std::span<const uint8_t> frame); // copy and send as is
     // Copy into bridge domain `bd` (forwarded or flooded), never back out of `port`/`vlan`.
     bool transmit_bd(uint16_t bd, uint16_t port, uint16_t vlan, std::span<const uint8_t> frame);
@@ -73,6 +77,7 @@ class Dataplane {
     rte_mempool *pool_ = nullptr;
     rte_rcu_qsbr *rcu_ = nullptr;
     rte_ring *punt_ = nullptr;
+    Doorbell bell_;
     rte_ring *inject_ = nullptr;
     std::vector<rte_ring *> handoff_; // by worker, with more than one (lb_handoff.hpp)
     std::unique_ptr<Fib> fib_;

@@ -51,6 +51,7 @@ inline void punt_now(Worker &w, PuntMsg msg) {
     if (!police_punt(w, msg, w.clock())) return;
     if (rte_ring_enqueue_elem(w.punt, &msg, sizeof msg) == 0) {
         w.stats.punts[msg.reason]++;
+        w.wake_control();
         return;
     }
     w.stats.drops[static_cast<int>(Drop::punt_ring_full)]++;
@@ -100,6 +101,7 @@ inline void dispatch(Burst &b, Worker &w) {
     if (np) {
         unsigned ok = rte_ring_enqueue_burst_elem(w.punt, punted, sizeof(PuntMsg), np, nullptr);
         for (unsigned k = 0; k < ok; k++) w.stats.punts[punted[k].reason]++;
+        if (ok) w.wake_control();
         for (unsigned k = ok; k < np; k++) {
             w.stats.drops[static_cast<int>(Drop::punt_ring_full)]++;
             rte_pktmbuf_free(punted[k].m);

@@ -172,6 +172,7 @@ class Overlay {
 
     // Control side.
     unsigned drain_learned(LearnMsg *out, unsigned max);
+    bool learn_pending() const { return rte_ring_count(learn_) != 0; }
     // Removes dynamic MACs not seen for `max_age` cycles; returns how many, and their
     // keys (mac_key) in `aged` when given.
     unsigned age(uint64_t now_tsc, uint64_t max_age, std::vector<uint64_t> *aged = nullptr);

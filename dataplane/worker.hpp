@@ -4,6 +4,7 @@
 
 #include "dataplane/acl_tables.hpp"
 #include "dataplane/burst.hpp"
+#include "dataplane/doorbell.hpp"
 #include "dataplane/lb_tables.hpp"
 #include "dataplane/police.hpp"
 
@@ -116,6 +117,7 @@ struct Worker {
     rte_rcu_qsbr *rcu = nullptr;
     rte_ring *punt = nullptr;   // to control, shared by all workers (MP/SC)
     rte_ring *inject = nullptr; // from control: PuntMsg, reason 0 = transmit, 1 = process
+    Doorbell *bell = nullptr;   // rung after handing the control thread punts or MACs
     const std::atomic<bool> *stop = nullptr;
     const Lb *lb = nullptr;   // services; null: the LB stage passes everything
     LbFlows *flows = nullptr; // this worker's own flow table
@@ -166,6 +168,10 @@ struct Worker {
     // The lcore's kernel thread id once it runs: whose scheduler accounting tells how
     // long forwarding stopped because something else held the worker's CPU.
     std::atomic<int> tid{0};
+
+    void wake_control() {
+        if (bell) bell->ring();
+    }
 
     int run();              // the lcore loop
     void process(Burst &b); // one burst through the pipeline, then transmitted

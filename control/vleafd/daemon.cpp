@@ -265,7 +265,8 @@ void Daemon::run(int signal_fd) {
     int tick = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     itimerspec its{{0, long(kTickMs) * 1000000}, {0, long(kTickMs) * 1000000}};
     timerfd_settime(tick, 0, &its, nullptr);
-    // epoll data: -1 signals, -2 timer, -3 api, -4 route ring, k >= 0 the tap of interface k.
+    // epoll data: -1 signals, -2 timer, -3 api, -4 route ring, -5 the workers' doorbell,
+    // k >= 0 the tap of interface k.
     auto watch = [ep](int fd, int64_t tag) {
         epoll_event ev{};
         ev.events = EPOLLIN;
@@ -275,6 +276,8 @@ void Daemon::run(int signal_fd) {
     watch(signal_fd, -1);
     watch(tick, -2);
     watch(api_->fd(), -3);
+    dp::Doorbell &bell = dp_->doorbell();
+    watch(bell.fd(), -5);
     if (bgp_) {
         watch(bgp_->wake_fd(), -4);
         bgp_->start();
@@ -287,12 +290,19 @@ void Daemon::run(int signal_fd) {
     unsigned quiet = 0; // rounds in a row with nothing to do but the tick
     while (running) {
         epoll_event evs[16];
-        // Punts and learned MACs have no file descriptor, and route batches and grace
-        // periods go on after their wake-up: while anything comes, a 1 ms timeout bounds
-        // their latency; after kQuietRounds idle rounds the loop waits for the tick, so that
-        // an idle daemon does not wake a thousand times a second (on a shared machine that
-        // cost the worker lcore 15 % of its CPU: bench/README.md, "Rows in random order").
-        int n = epoll_wait(ep, evs, 16, quiet < kQuietRounds ? 1 : int(kTickMs));
+        // Route batches and grace periods go on after their wake-up, and punts and learned
+        // MACs come on rings: while anything comes, a 1 ms timeout bounds their latency.
+        // After kQuietRounds idle rounds the loop waits for the tick, so that an idle
+        // daemon does not wake a thousand times a second (on a shared machine that cost
+        // the worker lcore 15 % of its CPU: bench/README.md, "Rows in random order"), and
+        // a worker that punts meanwhile rings the doorbell.
+        int timeout = 1;
+        if (quiet >= kQuietRounds) {
+            bell.arm();
+            timeout = dp_->exceptions_pending() ? 0 : int(kTickMs);
+        }
+        int n = epoll_wait(ep, evs, 16, timeout);
+        bell.disarm();
         uint64_t now = now_ms();
         bool busy = false;
         for (int k = 0; k < n; k++) {
@@ -314,6 +324,8 @@ void Daemon::run(int signal_fd) {
                 api_->poll();
             } else if (tag == -4) {
                 bgp_->clear_wake();
+            } else if (tag == -5) {
+                bell.clear();
             } else {
                 handle_tap(static_cast<size_t>(tag));
             }

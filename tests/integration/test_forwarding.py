@@ -107,6 +107,19 @@ def check_ping(ns, dst, count=5):
            f"{ns.name} -> {dst}: {received}/{sent} replies, {count} wanted")
 
 
+def check_doorbell(d, topo):
+    # Idle, the control loop sleeps up to its 50 ms tick; a punt (here an echo request to
+    # our own address, 0.5 s apart) must wake it through the workers' doorbell.
+    before = d.show("stats")["exception"]["doorbell_wakes"]
+    out = topo.h1.run(["ping", "-n", "-q", "-c", "4", "-i", "0.5", "-w", "10", "10.0.1.1"],
+                      check=False, timeout=20).stdout
+    after = d.show("stats")["exception"]["doorbell_wakes"]
+    rtt = [line for line in out.splitlines() if line.startswith("rtt")]
+    print(f"     doorbell wakes {before} -> {after}; {rtt[0] if rtt else out}", flush=True)
+    expect(" 0% packet loss" in out, f"pings to 10.0.1.1 lost: {out}")
+    expect(after >= before + 1, f"doorbell_wakes {before} -> {after}: no punt woke the sleeping loop")
+
+
 def check_tcp(topo, addr, nbytes, port):
     (sent, sent_hash), (got, got_hash) = tcp_transfer(topo.h1, topo.h2, addr, port, nbytes)
     expect(sent == nbytes, f"sent {sent} of {nbytes} bytes")
@@ -221,6 +234,7 @@ def scenario(lab, check):
     check("ping static route target IPv6", check_ping, topo.h1, "fd00:100::1")
     check("ping vleafd's own IPv4 (kernel via tap)", check_ping, topo.h1, "10.0.1.1")
     check("ping vleafd's own IPv6 (kernel via tap)", check_ping, topo.h1, "fd00:1::1")
+    check("a punt wakes the idle control loop (doorbell_wakes)", check_doorbell, d, topo)
     check("TCP 4 MB h1 -> h2 IPv4, sha256 equal", check_tcp, topo, "10.0.2.2", 4 << 20, 5001)
     check("TCP 2 MB h1 -> h2 IPv6, sha256 equal", check_tcp, topo, "fd00:2::2", 2 << 20, 5002)
     check("vleafctl show interfaces", check_interfaces, d, topo)

@@ -6,6 +6,7 @@
 #include "tests/packet/harness.hpp"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 
 using namespace vleaf;
 using namespace vleaf::test;
@@ -119,6 +120,35 @@ TEST_F(Police, UnpolicedWorkerPuntsEverything) {
     // A worker nobody configured (the other packet tests) polices nothing.
     EXPECT_EQ(send(arp(), 320), 320u);
     EXPECT_EQ(rig.drops(Drop::punt_policed_arp_nd), 0u);
+}
+
+// The control loop sleeps up to its 50 ms tick when idle (control/vleafd/daemon.cpp): a
+// punt while it sleeps wakes it through the doorbell, and punts while it is awake, or after
+// the first of its sleep, cost the worker no write(2).
+TEST_F(Police, PuntsRingTheDoorbellOncePerSleep) {
+    dp::Doorbell bell;
+    rig.w->bell = &bell;
+    auto readable = [&bell] {
+        pollfd p{bell.fd(), POLLIN, 0};
+        return poll(&p, 1, 0) == 1;
+    };
+    EXPECT_EQ(send(arp(), 32), 32u); // awake
+    EXPECT_EQ(bell.wakes(), 0u);
+    EXPECT_FALSE(readable());
+    bell.arm();
+    EXPECT_EQ(send(to_us(6, 40000, 179), 1), 1u);
+    EXPECT_EQ(bell.wakes(), 1u);
+    EXPECT_TRUE(readable());
+    EXPECT_EQ(send(arp(), 64), 64u); // rung already: the loop is on its way
+    EXPECT_EQ(bell.wakes(), 1u);
+    bell.clear();
+    bell.disarm();
+    EXPECT_FALSE(readable());
+    bell.arm(); // the next sleep
+    EXPECT_EQ(send(to_us(1, 0x0800, 1), 1), 1u);
+    EXPECT_EQ(bell.wakes(), 2u);
+    EXPECT_TRUE(readable());
+    rig.w->bell = nullptr;
 }
 
 } // namespace
