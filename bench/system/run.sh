@@ -11,9 +11,11 @@
 # Environment: BUILD_DIR (meson build with vleafd and tools/vleafctl; default build),
 #   MEM_MODE (auto: hugepages if >= 256 are free, else --no-huge; or huge, nohuge),
 #   VLEAFD, VLEAFCTL (override the binaries), VLEAFD_REF (another vleafd binary, e.g. of
-#   the previous commit, measured interleaved with the others as row vleafd_ref), WORK
-#   (scratch directory, default a new one under /tmp, removed on exit unless KEEP_WORK=1),
-#   L3FWD_DIR (where l3fwd is built and cached; default $BUILD_DIR/l3fwd).
+#   the previous commit, measured interleaved with the others as row vleafd_ref),
+#   L3FWD_REF (another l3fwd binary, e.g. the static one `make static` builds in its
+#   source directory, as row l3fwd_ref), WORK (scratch directory, default a new one under
+#   /tmp, removed on exit unless KEEP_WORK=1), L3FWD_DIR (where l3fwd is built and cached;
+#   default $BUILD_DIR/l3fwd).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -162,8 +164,10 @@ measure() {
             --file-prefix "$prefix" --log-level=error --vdev="$VDEV" -- \
             --total-num-mbufs=16384 --forward-mode=io --port-topology=loop --auto-start
         ;;
-    l3fwd)
-        start "$name" "$prefix" "$L3FWD" -l 1 "${MEM[@]}" --no-pci \
+    l3fwd | l3fwd_ref)
+        local l3=$L3FWD
+        [ "$name" = l3fwd ] || l3=$L3FWD_REF
+        start "$name" "$prefix" "$l3" -l 1 "${MEM[@]}" --no-pci \
             --file-prefix "$prefix" --log-level=error --vdev="$VDEV" -- \
             -p 0x1 -P --config="(0,0,1)" --parse-ptype \
             --rule_ipv4="$WORK/l3fwd_v4.cfg" --rule_ipv6="$WORK/l3fwd_v6.cfg"
@@ -202,6 +206,10 @@ NAMES=(testpmd l3fwd)
 if [ -n "${VLEAFD_REF:-}" ] && [ $have_vleafd = 1 ]; then
     [ -x "$VLEAFD_REF" ] || { echo "run.sh: VLEAFD_REF $VLEAFD_REF is not executable" >&2; exit 1; }
     NAMES+=(vleafd_ref)
+fi
+if [ -n "${L3FWD_REF:-}" ]; then
+    [ -x "$L3FWD_REF" ] || { echo "run.sh: L3FWD_REF $L3FWD_REF is not executable" >&2; exit 1; }
+    NAMES+=(l3fwd_ref)
 fi
 echo "system benchmark: $(date -u +%F), $ROUTES routes, $PACKETS frames of 64 B, $MEM_DESC," \
     "forwarding on lcore 1, $ROUNDS rounds x ${SECONDS_}s, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -270,7 +278,8 @@ for n in names:
 # less exposed to the host's drift than a ratio of medians. In brackets the same of the
 # rates per CPU-second of the forwarding lcore, which preemption does not lower.
 pairs = [(a, b) for a, b in (("vleafd", "l3fwd"), ("vleafd_ref", "l3fwd"),
-                             ("vleafd", "vleafd_ref"), ("l3fwd", "testpmd"))
+                             ("vleafd", "vleafd_ref"), ("vleafd", "l3fwd_ref"),
+                             ("l3fwd_ref", "l3fwd"), ("l3fwd", "testpmd"))
          if a in names and b in names]
 
 def round_rate(name, k, key):
